@@ -1,0 +1,63 @@
+"""``python -m scoring serve MODEL_DIR --port P [--host H] [--workers N]``
+and ``python -m scoring build-context MODEL_DIR DEST [--base-image IMAGE]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from .config import Settings, SettingsError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scoring", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve an MLflow model directory")
+    serve.add_argument("model_dir")
+    serve.add_argument("--host", default=None, help="bind address (SCORING_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="TCP port (SCORING_PORT, default 8080)")
+    serve.add_argument("--workers", type=int, default=None, help="worker processes (SCORING_WORKERS, default 1)")
+    worker = sub.add_parser("_worker", help=argparse.SUPPRESS)
+    worker.add_argument("model_dir")
+    ctx = sub.add_parser("build-context", help="assemble an image build context and print its digest")
+    ctx.add_argument("model_dir")
+    ctx.add_argument("dest_dir")
+    ctx.add_argument("--base-image", default=None)
+    args = parser.parse_args(argv)
+
+    if args.command == "build-context":
+        from .build_context import DEFAULT_BASE_IMAGE, assemble_build_context
+
+        result = assemble_build_context(args.model_dir, args.dest_dir, base_image=args.base_image or DEFAULT_BASE_IMAGE)
+        print(json.dumps({"path": str(result.path), "digest": result.digest, "build_args": result.build_args}))
+        return 0
+
+    try:
+        settings = Settings.from_env()
+        if args.command == "serve":
+            settings = settings.replace(host=args.host, port=args.port, workers=args.workers)
+    except SettingsError as exc:
+        print(f"scoring: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
+    )
+    if args.command == "_worker":
+        from .app import run_worker
+
+        return run_worker(args.model_dir, settings, reuse_port=True)
+    if settings.workers > 1:
+        from .supervisor import supervise
+
+        return supervise(args.model_dir, settings)
+    from .app import run_worker
+
+    return run_worker(args.model_dir, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

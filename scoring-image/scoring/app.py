@@ -1,0 +1,354 @@
+"""Routes, readiness, dynamic micro-batching and the worker's lifecycle.
+
+Micro-batching: validated requests queue up; one predict call takes everything queued (up to
+``max_batch_rows`` rows) and runs on the event loop thread. While it runs, new requests wait in the
+kernel's socket buffers; the next loop turn reads them all and they form the next batch. So the
+batch size follows the load by itself: one row at a time when idle, dozens under load, with no
+timer on the fast path (``max_batch_wait_ms`` > 0 adds one, to trade latency for bigger batches).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from . import __version__
+from .config import Settings
+from .errors import NotReady, PayloadTooLarge, ScoringError
+from .http import HttpServer, Request, make_socket
+from .model import LoadedModel, ModelError
+from .protocol import ParsedInput, parse_invocations, parse_predict
+
+__all__ = ["ScoringApp", "run_worker"]
+
+log = logging.getLogger("scoring")
+_perf = time.perf_counter
+_SCORING_ROUTES = ("/invocations", "/predict")
+_JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+@dataclass(slots=True)
+class _Job:
+    req: Request
+    route: str
+    columns: list[list[Any]]
+    rows: int
+
+
+class ScoringApp:
+    """The request handler behind ``HttpServer``; one per worker process."""
+
+    def __init__(self, model_dir: str, settings: Settings) -> None:
+        from .metrics import Metrics
+        from .telemetry import Telemetry
+
+        self.settings = settings
+        self.model = LoadedModel(model_dir, unknown_columns=settings.unknown_columns)
+        self.metrics = Metrics()
+        self.loop = asyncio.get_running_loop()
+        self.telemetry = Telemetry(
+            path=settings.telemetry_path,
+            sample_rate=settings.telemetry_sample_rate,
+            max_rows=settings.telemetry_max_rows,
+            deployment=settings.deployment,
+            model_name=settings.model_name,
+            model_version=settings.model_version,
+            revision=settings.revision,
+            loop=self.loop,
+        )
+        self.server = HttpServer(
+            self, max_body_bytes=settings.max_body_bytes, keepalive_timeout_s=settings.keepalive_timeout_s
+        )
+        self.state = "loading"  # loading -> ready -> draining; or failed
+        self.queue: deque[_Job] = deque()
+        self.queued_rows = 0
+        self._batch_handle: asyncio.Handle | asyncio.TimerHandle | None = None
+        self._in_predict = False
+        self.stopped: asyncio.Future[int] = self.loop.create_future()
+        self._column_names: list[str] | None = None
+        self._rid_prefix = f"{os.getpid():x}-{uuid.uuid4().hex[:8]}-"
+        self._rid_counter = 0
+
+    # ---------------------------------------------------------------- lifecycle
+    def start_loading(self) -> None:
+        threading.Thread(target=self._load, name="model-loader", daemon=True).start()
+
+    def _load(self) -> None:
+        try:
+            started = time.monotonic()
+            self.model.load()
+            self.model.warm_up()
+            self._column_names = [s.name for s in self.model.specs] if self.model.specs else None
+            log.info("model ready in %.1fs", time.monotonic() - started)
+            self.loop.call_soon_threadsafe(self._mark_ready)
+        except BaseException as exc:  # noqa: BLE001 - any load failure must end the worker visibly
+            log.exception("model failed to load or warm up: %s", exc)
+            self.loop.call_soon_threadsafe(self._mark_failed)
+
+    def _mark_ready(self) -> None:
+        if self.state == "loading":
+            self.state = "ready"
+            self.metrics.ready.set(1)
+
+    def _mark_failed(self) -> None:
+        self.state = "failed"
+        if not self.stopped.done():
+            self.stopped.set_result(3)
+
+    def begin_shutdown(self) -> None:
+        if self.state == "draining":
+            return
+        log.info(
+            "SIGTERM: draining (delay %.1fs, timeout %.1fs)",
+            self.settings.shutdown_delay_s,
+            self.settings.shutdown_timeout_s,
+        )
+        self.state = "draining"
+        self.metrics.ready.set(0)
+        self.loop.create_task(self._shutdown())
+
+    async def _shutdown(self) -> None:
+        if self.settings.shutdown_delay_s:
+            await asyncio.sleep(self.settings.shutdown_delay_s)  # let load balancers see "not ready"
+        self.server.stop_accepting()
+        self.server.drain()
+        ok = await self.server.wait_closed(
+            self.settings.shutdown_timeout_s, lambda: bool(self.queue) or self._in_predict
+        )
+        self.telemetry.flush()
+        if not ok:
+            log.warning("shutdown timeout: closed connections with work still pending")
+        if not self.stopped.done():
+            self.stopped.set_result(0)
+
+    # ---------------------------------------------------------------- routing
+    def handle(self, req: Request) -> None:
+        rid = req.headers.get("x-request-id")
+        if rid and len(rid) <= 128:
+            req.request_id = rid
+        else:
+            self._rid_counter += 1
+            req.request_id = self._rid_prefix + str(self._rid_counter)
+        path = req.path
+        if path in _SCORING_ROUTES:
+            if req.method != "POST":
+                return self._simple(req, path, 405, {"error_code": "BAD_REQUEST", "message": f"{path} accepts POST"})
+            return self._score(req, path)
+        if req.method not in ("GET", "HEAD"):
+            if path in _GET_ROUTES:
+                return self._simple(req, path, 405, {"error_code": "BAD_REQUEST", "message": f"{path} accepts GET"})
+        if path == "/health/live":
+            return self._simple(req, path, 200, {"status": "alive"})
+        if path in ("/health/ready", "/ping", "/health"):
+            ready = self.state == "ready"
+            return self._simple(req, path, 200 if ready else 503, {"status": self.state})
+        if path == "/metrics":
+            body = self.metrics.render()
+            self.metrics.observe_request(path, 200, _perf() - req.t0)
+            return req.respond(200, body, b"text/plain; version=0.0.4; charset=utf-8")
+        if path == "/version":
+            return self._simple(req, path, 200, self.version())
+        return self._simple(req, "other", 404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No route {path}"})
+
+    def version(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "deployment": s.deployment,
+            "model_name": s.model_name,
+            "model_version": s.model_version,
+            "revision": s.revision,
+            "image_digest": s.image_digest,
+            "server_version": __version__,
+            "model_run_id": self.model.info.get("run_id"),
+            "model_uuid": self.model.info.get("model_uuid"),
+            "mlflow_version": self.model.info.get("mlflow_version"),
+            "flavors": self.model.info.get("flavors"),
+        }
+
+    def _simple(self, req: Request, route: str, status: int, payload: dict[str, Any]) -> None:
+        req.respond(status, orjson.dumps(payload, option=_JSON_OPTS))
+        self.metrics.observe_request(route, status, _perf() - req.t0)
+
+    def too_large(self, req: Request) -> None:
+        self.handle_error(
+            req,
+            req.path if req.path in _SCORING_ROUTES else "other",
+            PayloadTooLarge(f"Request body exceeds the limit of {self.settings.max_body_bytes} bytes"),
+        )
+
+    def protocol_error(self, req: Request, status: int) -> None:
+        self.metrics.observe_request("other", status, _perf() - req.t0)
+
+    # ---------------------------------------------------------------- scoring
+    def _score(self, req: Request, route: str) -> None:
+        try:
+            if self.state != "ready":
+                if self.state == "loading":
+                    raise NotReady("Model is still loading")
+                if self.state != "draining":
+                    raise NotReady(f"Server is {self.state}")
+            ctype = req.headers.get("content-type")
+            if route == "/predict":
+                parsed = parse_predict(req.body, ctype)
+            else:
+                parsed = parse_invocations(req.body, ctype)
+            if self.model.accepts_fast(parsed):
+                columns = self.model.validate(parsed)
+                if parsed.rows == 0:
+                    return self._answer(req, route, [], 0, 0, None)
+                self._enqueue(_Job(req, route, columns, parsed.rows))
+            else:
+                self._score_generic(req, route, parsed)
+        except ScoringError as exc:
+            self.handle_error(req, route, exc)
+
+    def _score_generic(self, req: Request, route: str, parsed: ParsedInput) -> None:
+        started = _perf()
+        self._in_predict = True
+        try:
+            predictions = self.model.predict_generic(parsed)
+        finally:
+            self._in_predict = False
+        self.metrics.observe_batch(parsed.rows, 1, _perf() - started)
+        self._answer(req, route, predictions, parsed.rows, parsed.rows, None)
+
+    def _enqueue(self, job: _Job) -> None:
+        self.queue.append(job)
+        self.queued_rows += job.rows
+        if self._in_predict:
+            return  # the running batch reschedules when it ends
+        wait = self.settings.max_batch_wait_ms
+        if self._batch_handle is None:
+            if wait > 0 and self.queued_rows < self.settings.max_batch_rows and self.model.batchable:
+                self._batch_handle = self.loop.call_later(wait / 1000.0, self._run_batch)
+            else:
+                self._batch_handle = self.loop.call_soon(self._run_batch)
+        elif self.queued_rows >= self.settings.max_batch_rows and isinstance(self._batch_handle, asyncio.TimerHandle):
+            self._batch_handle.cancel()
+            self._batch_handle = self.loop.call_soon(self._run_batch)
+
+    def _take_batch(self) -> list[_Job]:
+        limit = self.settings.max_batch_rows if self.model.batchable else 0
+        jobs = [self.queue.popleft()]
+        rows = jobs[0].rows
+        while self.queue and rows + self.queue[0].rows <= limit:
+            job = self.queue.popleft()
+            jobs.append(job)
+            rows += job.rows
+        self.queued_rows -= rows
+        return jobs
+
+    def _run_batch(self) -> None:
+        self._batch_handle = None
+        if not self.queue:
+            return
+        jobs = self._take_batch()
+        rows = sum(j.rows for j in jobs)
+        started = _perf()
+        self._in_predict = True
+        try:
+            try:
+                results = self.model.predict_batch([j.columns for j in jobs], [j.rows for j in jobs])
+            except ModelError:
+                if len(jobs) == 1:
+                    raise
+                # One bad request must not fail its neighbours: retry each on its own.
+                results = []
+                for job in jobs:
+                    try:
+                        results.append(self.model.predict_batch([job.columns], [job.rows])[0])
+                    except ModelError as exc:
+                        results.append(exc)
+        except ModelError as exc:
+            results = [exc]
+        except Exception as exc:  # a bug, not the model: still answer every request
+            log.exception("batch of %d request(s) failed", len(jobs))
+            results = [ModelError(f"Internal error: {type(exc).__name__}: {exc}")] * len(jobs)
+        finally:
+            self._in_predict = False
+        self.metrics.observe_batch(rows, len(jobs), _perf() - started)
+        for job, result in zip(jobs, results, strict=True):
+            if isinstance(result, ScoringError):
+                self.handle_error(job.req, job.route, result)
+            else:
+                self._answer(job.req, job.route, result, job.rows, rows, job.columns)
+        if self.queue:
+            self._batch_handle = self.loop.call_soon(self._run_batch)
+
+    def _answer(
+        self, req: Request, route: str, predictions: Any, rows: int, batch_rows: int, columns: list[list[Any]] | None
+    ) -> None:
+        try:
+            body = orjson.dumps({"predictions": predictions}, option=_JSON_OPTS)
+        except TypeError as exc:
+            return self.handle_error(req, route, ModelError(f"Model output is not JSON-serializable: {exc}"))
+        req.respond(200, body)
+        latency = _perf() - req.t0
+        self.metrics.observe_request(route, 200, latency)
+        self.telemetry.record(
+            request_id=req.request_id,
+            route=route,
+            status=200,
+            latency_s=latency,
+            rows=rows,
+            batch_rows=batch_rows,
+            columns=self._column_names if columns is not None else None,
+            inputs=columns,
+            outputs=predictions if isinstance(predictions, list) else None,
+        )
+
+    def handle_error(self, req: Request, route: str, exc: ScoringError) -> None:
+        if not req.request_id:
+            self._rid_counter += 1
+            req.request_id = self._rid_prefix + str(self._rid_counter)
+        message = exc.message
+        if exc.status >= 500 and not isinstance(exc, NotReady):
+            log.error("request %s failed: %s", req.request_id, message, exc_info=exc.__cause__ or exc)
+            message = f"{message} (request id {req.request_id})"
+        payload = {"error_code": exc.error_code, "message": message, "request_id": req.request_id}
+        headers = [(b"retry-after", b"1")] if isinstance(exc, NotReady) else None
+        req.respond(exc.status, orjson.dumps(payload), headers=headers)
+        latency = _perf() - req.t0
+        self.metrics.observe_request(route, exc.status, latency)
+        if route in _SCORING_ROUTES:
+            self.telemetry.record(
+                request_id=req.request_id, route=route, status=exc.status, latency_s=latency, rows=0, error=message
+            )
+
+
+_GET_ROUTES = ("/health/live", "/health/ready", "/ping", "/health", "/metrics", "/version")
+
+
+async def _serve(model_dir: str, settings: Settings, reuse_port: bool) -> int:
+    app = ScoringApp(model_dir, settings)
+    sock = make_socket(settings.host, settings.port, reuse_port=reuse_port)
+    await app.server.start(sock)
+    log.info("listening on %s:%d (pid %d)", settings.host, sock.getsockname()[1], os.getpid())
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        app.loop.add_signal_handler(sig, app.begin_shutdown)
+    app.start_loading()
+    code = await app.stopped
+    app.telemetry.close()
+    log.info("stopped (exit %d)", code)
+    return code
+
+
+def run_worker(model_dir: str, settings: Settings, *, reuse_port: bool = False) -> int:
+    """Serve until SIGTERM/SIGINT; returns the process exit code (3 if the model failed to load)."""
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a pinned dependency
+        runner = asyncio.run
+    return runner(_serve(model_dir, settings, reuse_port))

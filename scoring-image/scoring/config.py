@@ -1,0 +1,109 @@
+"""Server settings, read from ``SCORING_*`` environment variables (see docs/scoring.md)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+__all__ = ["Settings", "SettingsError"]
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the variable."""
+
+
+def _env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _env_float(name: str, default: float, *, minimum: float = 0.0, maximum: float | None = None) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name) or default
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the server. ``from_env()`` reads them; the CLI may override host/port/workers."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    # Micro-batching: rows merged into one predict call, and how long a small batch may wait for more.
+    max_batch_rows: int = 256
+    max_batch_wait_ms: float = 0.0
+    # Requests larger than this get a 413.
+    max_body_bytes: int = 10 * 1024 * 1024
+    # "reject" answers 422 for columns the signature does not name; "ignore" drops them (MLflow's behaviour).
+    unknown_columns: str = "reject"
+    keepalive_timeout_s: float = 75.0
+    # SIGTERM: keep serving (readiness 503) for shutdown_delay_s, then wait up to shutdown_timeout_s for in-flight work.
+    shutdown_delay_s: float = 0.0
+    shutdown_timeout_s: float = 30.0
+    # Telemetry: one JSON line per scoring request to stdout ("-") or a file path.
+    telemetry_path: str = "-"
+    telemetry_sample_rate: float = 0.01
+    telemetry_max_rows: int = 10
+    # Identity, reported by /version and in every telemetry line.
+    deployment: str = ""
+    model_name: str = ""
+    model_version: str = ""
+    revision: str = ""
+    image_digest: str = ""
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            host=_env_str("SCORING_HOST", cls.host),
+            port=_env_int("SCORING_PORT", cls.port),
+            workers=_env_int("SCORING_WORKERS", cls.workers, minimum=1),
+            max_batch_rows=_env_int("SCORING_MAX_BATCH_ROWS", cls.max_batch_rows, minimum=1),
+            max_batch_wait_ms=_env_float("SCORING_MAX_BATCH_WAIT_MS", cls.max_batch_wait_ms, maximum=1000.0),
+            max_body_bytes=_env_int("SCORING_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1),
+            unknown_columns=_env_choice("SCORING_UNKNOWN_COLUMNS", cls.unknown_columns, ("reject", "ignore")),
+            keepalive_timeout_s=_env_float("SCORING_KEEPALIVE_TIMEOUT_S", cls.keepalive_timeout_s, minimum=0.1),
+            shutdown_delay_s=_env_float("SCORING_SHUTDOWN_DELAY_S", cls.shutdown_delay_s),
+            shutdown_timeout_s=_env_float("SCORING_SHUTDOWN_TIMEOUT_S", cls.shutdown_timeout_s),
+            telemetry_path=_env_str("SCORING_TELEMETRY_PATH", cls.telemetry_path) or "-",
+            telemetry_sample_rate=_env_float("SCORING_TELEMETRY_SAMPLE_RATE", cls.telemetry_sample_rate, maximum=1.0),
+            telemetry_max_rows=_env_int("SCORING_TELEMETRY_MAX_ROWS", cls.telemetry_max_rows),
+            deployment=_env_str("SCORING_DEPLOYMENT", ""),
+            model_name=_env_str("SCORING_MODEL_NAME", ""),
+            model_version=_env_str("SCORING_MODEL_VERSION", ""),
+            revision=_env_str("SCORING_REVISION", ""),
+            image_digest=_env_str("SCORING_IMAGE_DIGEST", ""),
+            log_level=_env_choice("SCORING_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        )
+
+    def replace(self, **changes: object) -> Settings:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update({k: v for k, v in changes.items() if v is not None})
+        return Settings(**values)  # type: ignore[arg-type]
