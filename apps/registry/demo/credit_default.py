@@ -33,7 +33,16 @@ PAYMENT_COLUMNS = [f"payment_amount_{i}" for i in range(1, 7)]
 CATEGORICAL_COLUMNS = ["sex", "education", "marriage", *REPAYMENT_COLUMNS]
 NUMERIC_COLUMNS = ["credit_limit", "age", *BILL_COLUMNS, *PAYMENT_COLUMNS]
 # Column order of the reference inference sample.
-INPUT_COLUMNS = ["credit_limit", "sex", "education", "marriage", "age", *REPAYMENT_COLUMNS, *BILL_COLUMNS, *PAYMENT_COLUMNS]
+INPUT_COLUMNS = [
+    "credit_limit",
+    "sex",
+    "education",
+    "marriage",
+    "age",
+    *REPAYMENT_COLUMNS,
+    *BILL_COLUMNS,
+    *PAYMENT_COLUMNS,
+]
 TARGET = "default"
 
 
@@ -59,13 +68,13 @@ def make_frame(rows: int, *, seed: int = 0, shift: float = 0.0) -> pd.DataFrame:
     limit = np.asarray(data["credit_limit"], dtype=float)
     for column in BILL_COLUMNS:
         data[column] = (limit * rng.beta(2, 5, rows) * (1 + shift)).round(2)
-    for column, bill in zip(PAYMENT_COLUMNS, BILL_COLUMNS):
+    for column, bill in zip(PAYMENT_COLUMNS, BILL_COLUMNS, strict=False):
         data[column] = (np.asarray(data[bill]) * rng.beta(1.2, 6, rows)).round(2)
     frame = pd.DataFrame(data)[INPUT_COLUMNS]
 
     delays = sum(frame[c].str.startswith("delay").astype(int) for c in REPAYMENT_COLUMNS)
     utilisation = frame["bill_amount_1"] / frame["credit_limit"]
-    logit = -2.2 + 0.55 * delays + 1.8 * utilisation - 0.01 * (frame["age"] - 35)
+    logit = -3.0 + 0.9 * delays + 3.0 * utilisation - 0.02 * (frame["age"] - 35)
     frame[TARGET] = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype("int64")
     return frame
 

@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+
+def product(request: HttpRequest) -> dict[str, str]:
+    return {"product_name": "Modelplane"}

@@ -1,0 +1,36 @@
+"""Domain errors raised by services and selectors; the API and the UI each turn them into one answer."""
+
+from __future__ import annotations
+
+__all__ = ["ApplicationError", "NotFoundError", "ConflictError", "UnavailableError"]
+
+
+class ApplicationError(Exception):
+    """A request that cannot be done as asked; ``message`` is written for the person who asked."""
+
+    status_code = 400
+    code = "invalid"
+
+    def __init__(self, message: str, *, code: str | None = None, extra: dict | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.extra = extra or {}
+
+
+class NotFoundError(ApplicationError):
+    status_code = 404
+    code = "not_found"
+
+
+class ConflictError(ApplicationError):
+    status_code = 409
+    code = "conflict"
+
+
+class UnavailableError(ApplicationError):
+    """A backend (the MLflow registry, the broker, a cluster) cannot be reached or refused us."""
+
+    status_code = 503
+    code = "unavailable"

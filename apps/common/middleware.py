@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from apps.common.errors import ApplicationError
+
+
+class ApplicationErrorMiddleware:
+    """Pages turn a domain error (unknown model, registry down) into a page saying so, with its status code."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, ApplicationError) or request.path_info.startswith("/api/"):
+            return None
+        return render(
+            request,
+            "common/error.html",
+            {"title": _TITLES.get(exception.status_code, "Cannot do that"), "error": exception},
+            status=exception.status_code,
+        )
+
+
+_TITLES = {404: "Not found", 409: "Conflict", 503: "Service unavailable"}

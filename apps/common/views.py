@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET
+
+from apps.common import selectors
+from apps.common.tasks import heartbeat as heartbeat_task
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("registry:model_list")
+
+
+@require_GET
+@login_not_required
+def healthz(request: HttpRequest) -> HttpResponse:
+    """Liveness for load balancers and Kubernetes probes; says nothing about the system."""
+    return HttpResponse("ok", content_type="text/plain")
+
+
+def system_status(request: HttpRequest) -> HttpResponse:
+    """What the control plane is connected to, and whether a worker is alive (a heartbeat is queued on each visit)."""
+    transaction.on_commit(lambda: heartbeat_task.delay())
+    return render(request, "common/status.html", {"status": selectors.system_status_get(), "debug": settings.DEBUG})
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if request.path_info.startswith("/api/"):
+        return HttpResponse(
+            '{"detail": "Not found.", "code": "not_found"}', status=404, content_type="application/json"
+        )
+    return render(request, "common/error.html", {"title": "Not found", "error": None}, status=404)

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+
+class ColumnSpecSerializer(serializers.Serializer):
+    name = serializers.CharField(allow_null=True)
+    type = serializers.CharField()
+    required = serializers.BooleanField()
+
+
+class SignatureSerializer(serializers.Serializer):
+    inputs = ColumnSpecSerializer(many=True)
+    outputs = ColumnSpecSerializer(many=True)
+    params = ColumnSpecSerializer(many=True)
+
+
+class ModelSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    created_at = serializers.DateTimeField(allow_null=True)
+    updated_at = serializers.DateTimeField(allow_null=True)
+    latest_version = serializers.CharField(allow_null=True)
+    aliases = serializers.DictField(child=serializers.CharField(), help_text="alias -> version")
+    stages = serializers.DictField(child=serializers.CharField(), help_text="legacy stage -> latest version in it")
+    tags = serializers.DictField(child=serializers.CharField())
+    url = serializers.SerializerMethodField()
+
+    def get_url(self, obj) -> str:
+        from django.urls import reverse
+
+        request = self.context.get("request")
+        path = reverse("registry-api:model_detail", kwargs={"name": obj.name})
+        return request.build_absolute_uri(path) if request else path
+
+
+class RunSerializer(serializers.Serializer):
+    run_id = serializers.CharField()
+    experiment_id = serializers.CharField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    ended_at = serializers.DateTimeField(allow_null=True)
+    metrics = serializers.DictField(child=serializers.FloatField())
+    params = serializers.DictField(child=serializers.CharField())
+    tags = serializers.DictField(child=serializers.CharField())
+    ui_url = serializers.CharField(allow_null=True)
+
+
+class VersionSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.CharField()
+    description = serializers.CharField()
+    created_at = serializers.DateTimeField(allow_null=True)
+    updated_at = serializers.DateTimeField(allow_null=True)
+    stage = serializers.CharField(allow_null=True)
+    status = serializers.CharField()
+    aliases = serializers.ListField(child=serializers.CharField())
+    tags = serializers.DictField(child=serializers.CharField())
+    run_id = serializers.CharField(allow_null=True)
+    source = serializers.CharField()
+    user = serializers.CharField()
+
+
+class VersionDetailSerializer(VersionSerializer):
+    run = RunSerializer(allow_null=True)
+    signature = SignatureSerializer(allow_null=True)
+
+
+def paginated(serializer: type[serializers.Serializer], name: str) -> type[serializers.Serializer]:
+    """The list envelope: DRF's cursor shape (``next``, ``previous``, ``results``; MLflow gives no total)."""
+    return type(
+        name,
+        (serializers.Serializer,),
+        {
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": serializer(many=True),
+        },
+    )
+
+
+ModelPageSerializer = paginated(ModelSerializer, "PaginatedModelList")
+VersionPageSerializer = paginated(VersionSerializer, "PaginatedVersionList")

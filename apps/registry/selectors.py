@@ -1,0 +1,140 @@
+"""Reads of the MLflow registry, for pages and the API alike.
+
+Cost per call is fixed however big the registry is: a models page is one registry call; a model page is
+one call for the model, one for its page of versions, and the source runs of that page fetched
+concurrently. Immutable things (finished runs, signatures) are cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+
+from django.conf import settings
+from django.core.cache import cache
+
+from apps.common.errors import NotFoundError
+from apps.registry.client import get_client
+from apps.registry.types import ModelSummary, Page, RunInfo, Signature, VersionInfo
+
+__all__ = [
+    "registered_model_list",
+    "registered_model_get",
+    "model_version_list",
+    "model_version_get",
+    "model_version_detail_get",
+    "run_get",
+    "runs_get",
+    "signature_get",
+    "registry_display_uri",
+    "model_page_get",
+    "ModelPage",
+    "VersionDetail",
+]
+
+FINISHED_RUN_STATES = {"FINISHED", "FAILED", "KILLED"}
+
+
+def _key(*parts: str) -> str:
+    digest = hashlib.sha256("\x1f".join((settings.MLFLOW_REGISTRY_URI, *parts)).encode()).hexdigest()
+    return f"registry:{digest}"
+
+
+def registry_display_uri() -> str:
+    return get_client().display_uri
+
+
+def registered_model_list(
+    *, search: str = "", order: str = "updated", page_token: str | None = None, page_size: int | None = None
+) -> Page[ModelSummary]:
+    return get_client().search_models(
+        search=search.strip(), order=order, page_token=page_token, page_size=page_size or settings.REGISTRY_PAGE_SIZE
+    )
+
+
+def registered_model_get(*, name: str) -> ModelSummary:
+    return get_client().get_model(name)
+
+
+def model_version_list(*, name: str, page_token: str | None = None, page_size: int | None = None) -> Page[VersionInfo]:
+    return get_client().search_versions(name, page_token=page_token, page_size=page_size or settings.REGISTRY_PAGE_SIZE)
+
+
+def model_version_get(*, name: str, version: str) -> VersionInfo:
+    return get_client().get_version(name, version)
+
+
+def runs_get(*, run_ids: list[str]) -> dict[str, RunInfo | None]:
+    """Source runs by id; finished runs come from the cache after the first read."""
+    found: dict[str, RunInfo | None] = {}
+    keys = {run_id: _key("run", run_id) for run_id in run_ids if run_id}
+    cached = cache.get_many(list(keys.values()))
+    missing = [run_id for run_id, key in keys.items() if key not in cached]
+    found.update({run_id: cached[key] for run_id, key in keys.items() if key in cached})
+    fetched = get_client().get_runs(missing) if missing else {}
+    cache.set_many(
+        {keys[run_id]: run for run_id, run in fetched.items() if run and run.status in FINISHED_RUN_STATES},
+        timeout=settings.REGISTRY_CACHE_SECONDS,
+    )
+    found.update(fetched)
+    return found
+
+
+def run_get(*, run_id: str) -> RunInfo:
+    run = runs_get(run_ids=[run_id]).get(run_id)
+    if run is None:
+        raise NotFoundError(f"Run {run_id!r} was not found in the MLflow tracking server.")
+    return run
+
+
+def signature_get(*, name: str, version: str) -> Signature | None:
+    """The signature logged with a model version. A version's files never change, so it is cached long."""
+    key = _key("signature", name, version)
+    hit = cache.get(key, default=...)
+    if hit is not ...:
+        return hit
+    signature = get_client().get_signature(name, version)
+    cache.set(key, signature, timeout=settings.REGISTRY_CACHE_SECONDS * 12)
+    return signature
+
+
+@dataclass(frozen=True)
+class ModelPage:
+    model: ModelSummary
+    versions: Page[VersionInfo]
+    runs: dict[str, RunInfo | None]
+    metric_names: list[str]
+    signature: Signature | None
+    signature_version: str | None
+
+
+MAX_METRIC_COLUMNS = 6
+
+
+def model_page_get(*, name: str, page_token: str | None = None) -> ModelPage:
+    model = registered_model_get(name=name)
+    versions = model_version_list(name=name, page_token=page_token)
+    # Some registries leave aliases out of version searches; the model's alias map is authoritative.
+    by_version: dict[str, list[str]] = {}
+    for alias, number in model.aliases.items():
+        by_version.setdefault(number, []).append(alias)
+    items = [replace(v, aliases=sorted(set(v.aliases) | set(by_version.get(v.version, [])))) for v in versions.items]
+    versions = Page(items=items, next_token=versions.next_token)
+    runs = runs_get(run_ids=[v.run_id for v in versions.items if v.run_id])
+    metric_names = sorted({m for run in runs.values() if run for m in run.metrics})[:MAX_METRIC_COLUMNS]
+    signature_version = model.latest_version or (versions.items[0].version if versions.items else None)
+    signature = signature_get(name=name, version=signature_version) if signature_version else None
+    return ModelPage(model, versions, runs, metric_names, signature, signature_version)
+
+
+@dataclass(frozen=True)
+class VersionDetail:
+    version: VersionInfo
+    run: RunInfo | None
+    signature: Signature | None
+
+
+def model_version_detail_get(*, name: str, version: str) -> VersionDetail:
+    info = model_version_get(name=name, version=version)
+    run = runs_get(run_ids=[info.run_id]).get(info.run_id) if info.run_id else None
+    return VersionDetail(version=info, run=run, signature=signature_get(name=name, version=info.version))

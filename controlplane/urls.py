@@ -1,0 +1,23 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from apps.common import views as common_views
+
+api_v1 = [
+    path("", include("apps.registry.api.urls")),
+]
+
+urlpatterns = [
+    path("", common_views.home, name="home"),
+    path("status/", common_views.system_status, name="status"),
+    path("healthz", common_views.healthz, name="healthz"),
+    path("accounts/", include("apps.accounts.urls")),
+    path("", include("apps.registry.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
+
+handler404 = "apps.common.views.page_not_found"

@@ -1,0 +1,92 @@
+"""Personas and real backing services for the whole suite.
+
+alice is an ML lead (requests promotions), bob a reviewer (approves), carol a viewer, dave an admin.
+The MLflow registries are real: a SQLite registry per session, and a real ``mlflow server`` over HTTP.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from apps.accounts.choices import Role
+from apps.accounts.models import User
+from apps.accounts.services import api_token_create
+from tests.registries import Registry, http_registry, sqlite_registry
+
+PASSWORD = "correct horse battery staple"
+
+
+def _user(username: str, role: str) -> User:
+    return User.objects.create_user(username=username, password=PASSWORD, role=role, is_staff=role == Role.ADMIN)
+
+
+@pytest.fixture
+def alice(db) -> User:
+    return _user("alice", Role.LEAD)
+
+
+@pytest.fixture
+def bob(db) -> User:
+    return _user("bob", Role.REVIEWER)
+
+
+@pytest.fixture
+def carol(db) -> User:
+    return _user("carol", Role.VIEWER)
+
+
+@pytest.fixture
+def dave(db) -> User:
+    return _user("dave", Role.ADMIN)
+
+
+@pytest.fixture
+def carol_client(client, carol):
+    client.force_login(carol)
+    return client
+
+
+@pytest.fixture
+def api_client(carol) -> APIClient:
+    """An API client authenticated as carol (viewer) with a real token header."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=carol, name='tests').key}")
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    cache.clear()
+    yield
+
+
+@pytest.fixture(scope="session")
+def sqlite_registry_session(tmp_path_factory) -> Registry:
+    return sqlite_registry(tmp_path_factory.mktemp("mlflow-sqlite"))
+
+
+@pytest.fixture(scope="session")
+def http_registry_session(tmp_path_factory):
+    with http_registry(tmp_path_factory.mktemp("mlflow-http")) as registry:
+        yield registry
+
+
+def _use(settings, registry: Registry) -> Registry:
+    settings.MLFLOW_TRACKING_URI = registry.tracking_uri
+    settings.MLFLOW_REGISTRY_URI = registry.tracking_uri
+    settings.MLFLOW_ARTIFACT_ROOT = registry.artifact_root
+    return registry
+
+
+@pytest.fixture
+def registry(settings, sqlite_registry_session) -> Registry:
+    """The demo models in a real SQLite MLflow registry, configured as the control plane's registry."""
+    return _use(settings, sqlite_registry_session)
+
+
+@pytest.fixture(params=["sqlite", "http"])
+def any_registry(request, settings) -> Registry:
+    """The same demo models behind a SQLite URI and behind a real MLflow tracking server over HTTP."""
+    return _use(settings, request.getfixturevalue(f"{request.param}_registry_session"))

@@ -1,0 +1,97 @@
+"""Real MLflow registries for tests: a SQLite file, and an ``mlflow server`` process on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from apps.registry.demo.seed import demo_models_ensure
+
+TEST_ROWS = 600
+
+
+@dataclass(frozen=True)
+class Registry:
+    tracking_uri: str
+    artifact_root: str
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def sqlite_registry(directory: Path) -> Registry:
+    registry = Registry(tracking_uri=f"sqlite:///{directory / 'mlflow.sqlite3'}", artifact_root=str(directory / "art"))
+    demo_models_ensure(
+        tracking_uri=registry.tracking_uri,
+        registry_uri=registry.tracking_uri,
+        artifact_root=registry.artifact_root,
+        rows=TEST_ROWS,
+        log=lambda line: None,
+    )
+    return registry
+
+
+@contextlib.contextmanager
+def mlflow_server(directory: Path) -> Iterator[str]:
+    port = free_port()
+    log = open(directory / "server.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("mlflow")),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{directory / 'server.sqlite3'}",
+            "--artifacts-destination",
+            str(directory / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"},
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"mlflow server exited: {(directory / 'server.log').read_text()[-2000:]}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{url}/health", timeout=1).ok:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("mlflow server did not become healthy in 90 s")
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@contextlib.contextmanager
+def http_registry(directory: Path) -> Iterator[Registry]:
+    with mlflow_server(directory) as url:
+        registry = Registry(tracking_uri=url, artifact_root="")
+        demo_models_ensure(tracking_uri=url, registry_uri=url, artifact_root="", rows=TEST_ROWS, log=lambda line: None)
+        yield registry
