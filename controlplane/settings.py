@@ -154,6 +154,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Browse the MLflow registry, deploy model versions, approve promotions, read monitoring series.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

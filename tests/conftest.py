@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.cache import cache
+from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from apps.accounts.choices import Role
@@ -54,6 +55,12 @@ def api_client(carol) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=carol, name='tests').key}")
     return client
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _static_files():
+    """Pages are rendered with the production static storage (hashed names), so collect once."""
+    call_command("collectstatic", interactive=False, verbosity=0)
 
 
 @pytest.fixture(autouse=True)

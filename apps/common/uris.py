@@ -26,6 +26,8 @@ def mask_uri(uri: str) -> str:
             (k, "***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in parse_qsl(query, keep_blank_values=True)
         ]
         query = urlencode(pairs, safe="*")
+    if (netloc, query) == (parts.netloc, parts.query):
+        return uri  # urlunsplit would also drop the empty authority of sqlite:////abs/path
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
