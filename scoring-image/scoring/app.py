@@ -256,21 +256,12 @@ class ScoringApp:
         rows = sum(j.rows for j in jobs)
         started = _perf()
         self._in_predict = True
+        results: list[Any]
         try:
-            try:
-                results = self.model.predict_batch([j.columns for j in jobs], [j.rows for j in jobs])
-            except ModelError:
-                if len(jobs) == 1:
-                    raise
-                # One bad request must not fail its neighbours: retry each on its own.
-                results = []
-                for job in jobs:
-                    try:
-                        results.append(self.model.predict_batch([job.columns], [job.rows])[0])
-                    except ModelError as exc:
-                        results.append(exc)
-        except ModelError as exc:
-            results = [exc]
+            results = self.model.predict_batch([j.columns for j in jobs], [j.rows for j in jobs])
+        except ScoringError as exc:
+            # One bad request must not fail its neighbours: retry each on its own.
+            results = [exc] if len(jobs) == 1 else [self._predict_alone(job) for job in jobs]
         except Exception as exc:  # a bug, not the model: still answer every request
             log.exception("batch of %d request(s) failed", len(jobs))
             results = [ModelError(f"Internal error: {type(exc).__name__}: {exc}")] * len(jobs)
@@ -284,6 +275,12 @@ class ScoringApp:
                 self._answer(job.req, job.route, result, job.rows, rows, job.columns)
         if self.queue:
             self._batch_handle = self.loop.call_soon(self._run_batch)
+
+    def _predict_alone(self, job: _Job) -> Any:
+        try:
+            return self.model.predict_batch([job.columns], [job.rows])[0]
+        except ScoringError as exc:
+            return exc
 
     def _answer(
         self, req: Request, route: str, predictions: Any, rows: int, batch_rows: int, columns: list[list[Any]] | None

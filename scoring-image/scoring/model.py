@@ -19,13 +19,15 @@ from typing import Any
 from .errors import BadRequest, InvalidInput, ScoringError
 from .protocol import ParsedInput, parse_invocations
 
-__all__ = ["ColumnSpec", "LoadedModel", "ModelError", "jsonable"]
+__all__ = ["ColumnSpec", "LoadedModel", "ModelError", "ModelRejectedInput", "jsonable"]
 
 log = logging.getLogger("scoring.model")
 
 # MLflow DataType names the fast path validates and converts itself.
 SIMPLE_KINDS = ("string", "long", "integer", "double", "float", "boolean", "datetime")
 _MAX_PROBLEMS = 5
+_FLOAT_MAX = 1.7976931348623157e308
+_INT_RANGES = {"long": (-(2**63), 2**63 - 1), "integer": (-(2**31), 2**31 - 1)}
 
 
 class ModelError(ScoringError):
@@ -213,7 +215,7 @@ class LoadedModel:
         try:
             out = self._predict_frame(self.frame(parts, sizes))
         except Exception as exc:
-            raise ModelError(f"Model prediction failed: {type(exc).__name__}: {str(exc)[:500]}") from exc
+            raise _model_failure(exc) from exc
         rows = _row_values(out, total)
         if rows is None:
             if len(parts) == 1:
@@ -250,8 +252,20 @@ class LoadedModel:
                 raise InvalidInput(f"Invalid input: {exc.message[:1000]}") from None
             raise ModelError(f"Model prediction failed: {exc.message[:500]}") from exc
         except Exception as exc:
-            raise ModelError(f"Model prediction failed: {type(exc).__name__}: {str(exc)[:500]}") from exc
+            raise _model_failure(exc) from exc
         return jsonable(out)
+
+
+class ModelRejectedInput(InvalidInput):
+    """The model raised ValueError/TypeError on values that passed the signature check (e.g. a number
+    too large for the estimator's float32): by Python convention a bad argument, so a 422."""
+
+
+def _model_failure(exc: Exception) -> ScoringError:
+    detail = f"{type(exc).__name__}: {str(exc)[:500]}"
+    if isinstance(exc, (ValueError, TypeError)):
+        return ModelRejectedInput(f"The model rejected the input: {detail}")
+    return ModelError(f"Model prediction failed: {detail}")
 
 
 def _synthetic(kind: str) -> Any:
@@ -292,21 +306,31 @@ def _check_column(spec: ColumnSpec, values: list[Any]) -> tuple[list[Any], str |
                 return values, _bad(spec, i, v)
         return values, None
     if kind in ("double", "float"):
-        if all(type(v) is float or type(v) is int for v in values):
+        if all(type(v) is float for v in values):
             return values, None
         for i, v in enumerate(values):
-            if not (type(v) is float or type(v) is int or (v is None and not spec.required)):
-                return values, _bad(spec, i, v)
+            if type(v) is float or (v is None and not spec.required):
+                continue
+            if type(v) is int:
+                if -_FLOAT_MAX <= v <= _FLOAT_MAX:
+                    continue
+                return values, f"column {spec.name!r} value at row {i} is out of range for {kind}"
+            return values, _bad(spec, i, v)
         return values, None
     if kind in ("long", "integer"):
-        if all(type(v) is int for v in values):
+        low, high = _INT_RANGES[kind]
+        if all(type(v) is int and low <= v <= high for v in values):
             return values, None
         converted = []
         for i, v in enumerate(values):
-            if type(v) is int or (v is None and not spec.required):
+            if type(v) is float and v.is_integer():
+                v = int(v)
+            if type(v) is int:
+                if not low <= v <= high:
+                    return values, f"column {spec.name!r} value at row {i} is out of range for {kind}"
                 converted.append(v)
-            elif type(v) is float and v.is_integer():
-                converted.append(int(v))
+            elif v is None and not spec.required:
+                converted.append(v)
             else:
                 return values, _bad(spec, i, v)
         return converted, None
