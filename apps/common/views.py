@@ -1,14 +1,11 @@
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
-from apps.common import selectors
-from apps.common.tasks import heartbeat as heartbeat_task
+from apps.common import selectors, services
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -24,8 +21,9 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 def system_status(request: HttpRequest) -> HttpResponse:
     """What the control plane is connected to, and whether a worker is alive (a heartbeat is queued on each visit)."""
-    transaction.on_commit(lambda: heartbeat_task.delay())
-    return render(request, "common/status.html", {"status": selectors.system_status_get(), "debug": settings.DEBUG})
+    broker_error = services.heartbeat_request()
+    context = {"status": selectors.system_status_get(), "broker_error": broker_error}
+    return render(request, "common/status.html", context)
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
