@@ -53,13 +53,14 @@ def assemble_build_context(
     model_version: str = "",
     source_run: str = "",
     lean_mlflow: bool = True,
+    server_root: str | os.PathLike[str] = SERVER_ROOT,
 ) -> BuildContext:
     """Write ``dest_dir`` (must be missing or empty) and return its path, digest and build arguments.
 
     Layout: ``Dockerfile``, ``model/`` (a copy of ``model_dir``), ``requirements/model.txt`` (the
     model's ``requirements.txt``; with ``lean_mlflow`` an ``mlflow`` pin becomes the same
     ``mlflow-skinny`` pin, which is all that loading a pyfunc model needs), ``requirements/server.txt``
-    and ``server/scoring/`` (the server package).
+    and ``server/scoring/`` (the server package, from ``server_root``: this checkout's ``scoring-image/``).
     """
     model_dir = Path(model_dir)
     dest = Path(dest_dir)
@@ -70,11 +71,12 @@ def assemble_build_context(
     dest.mkdir(parents=True, exist_ok=True)
 
     _copy_tree(model_dir, dest / "model")
-    _copy_tree(SERVER_ROOT / "scoring", dest / "server" / "scoring")
-    shutil.copyfile(SERVER_ROOT / "Dockerfile", dest / "Dockerfile")
+    server_root = Path(server_root)
+    _copy_tree(server_root / "scoring", dest / "server" / "scoring")
+    shutil.copyfile(server_root / "Dockerfile", dest / "Dockerfile")
     (dest / "requirements").mkdir()
     (dest / "requirements" / "model.txt").write_text(_model_requirements(model_dir, lean_mlflow=lean_mlflow))
-    shutil.copyfile(SERVER_ROOT / "requirements.txt", dest / "requirements" / "server.txt")
+    shutil.copyfile(server_root / "requirements.txt", dest / "requirements" / "server.txt")
 
     build_args = {
         "BASE_IMAGE": base_image,
