@@ -1,0 +1,596 @@
+"""The Kubernetes target: a Deployment, Service, HorizontalPodAutoscaler and PodDisruptionBudget per deployment.
+
+Rendering (pure functions returning manifests as dicts) is kept apart from I/O so that it is unit-testable and
+validates offline. ``apply`` uses server-side apply with one fixed field manager, so applying the same spec twice
+changes nothing and a new revision updates the objects in place (a rolling update). ``wait_ready`` polls the
+Deployment and the new revision's pods and turns what the kubelet and the scheduler report into sentences a person
+can act on. The ``kubernetes`` client is imported only in this module (STYLE.md 2.4).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import kubernetes.client
+import kubernetes.config
+import urllib3
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from apps.deployments.backends import PermanentBackendError, TransientBackendError
+from apps.deployments.targets.base import DeploymentTarget, Log, RolloutResult, ServingSpec
+
+__all__ = [
+    "KubernetesTarget",
+    "FIELD_MANAGER",
+    "CONTAINER_PORT",
+    "render_manifests",
+    "render_deployment",
+    "render_service",
+    "render_hpa",
+    "render_pdb",
+    "recommended_labels",
+    "selector_labels",
+    "diagnose_pods",
+]
+
+FIELD_MANAGER = "modelplane"
+CONTAINER_NAME = "scoring-server"
+CONTAINER_PORT = 8080
+SERVICE_PORT = 80
+RUN_AS_USER = 10001  # the scoring image's user (scoring-image/Dockerfile)
+CPU_TARGET_PERCENT = 70
+REVISION_LABEL = "modelplane.io/revision"
+ANNOTATION_MODEL_URI = "modelplane.io/model-uri"
+ANNOTATION_REVISION = "modelplane.io/revision"
+ANNOTATION_IMAGE_DIGEST = "modelplane.io/image-digest"
+APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
+DEFAULT_ENDPOINT = "http://{deployment}.{namespace}.svc.cluster.local"
+
+Manifest = dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------------------- rendering
+def _label_value(value: str) -> str:
+    """Label values are at most 63 characters of [A-Za-z0-9._-], starting and ending alphanumeric."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", value)[:63]
+    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", cleaned)
+
+
+def selector_labels(spec: ServingSpec) -> dict[str, str]:
+    """The immutable part: a Deployment's selector cannot change after creation, so no version in it."""
+    return {"app.kubernetes.io/name": "scoring-server", "app.kubernetes.io/instance": spec.deployment}
+
+
+def recommended_labels(spec: ServingSpec) -> dict[str, str]:
+    return {
+        **selector_labels(spec),
+        "app.kubernetes.io/version": _label_value(spec.model_version),
+        "app.kubernetes.io/component": "model-server",
+        "app.kubernetes.io/part-of": "modelplane",
+        "app.kubernetes.io/managed-by": "modelplane",
+    }
+
+
+def _annotations(spec: ServingSpec) -> dict[str, str]:
+    return {
+        ANNOTATION_MODEL_URI: spec.model_uri,
+        ANNOTATION_REVISION: spec.revision,
+        ANNOTATION_IMAGE_DIGEST: spec.image_digest,
+    }
+
+
+def _metadata(spec: ServingSpec) -> dict[str, Any]:
+    return {
+        "name": spec.deployment,
+        "namespace": spec.namespace,
+        "labels": recommended_labels(spec),
+        "annotations": _annotations(spec),
+    }
+
+
+def _container_env(spec: ServingSpec) -> list[dict[str, str]]:
+    env = {
+        "SCORING_HOST": "0.0.0.0",
+        "SCORING_PORT": str(CONTAINER_PORT),
+        # Readiness turns 503 at SIGTERM; keep serving while the endpoint removal reaches every proxy.
+        "SCORING_SHUTDOWN_DELAY_S": "5",
+        **spec.env,
+        "SCORING_DEPLOYMENT": spec.deployment,
+        "SCORING_MODEL_NAME": spec.model_name,
+        "SCORING_MODEL_VERSION": spec.model_version,
+        "SCORING_REVISION": spec.revision,
+        "SCORING_IMAGE_DIGEST": spec.image_digest,
+    }
+    return [{"name": name, "value": value} for name, value in env.items()]
+
+
+def _probe(path: str, *, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": failures,
+    }
+
+
+def _container(spec: ServingSpec) -> dict[str, Any]:
+    return {
+        "name": CONTAINER_NAME,
+        "image": spec.image,
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
+        "env": _container_env(spec),
+        "resources": {
+            "requests": {"cpu": spec.cpu_request, "memory": spec.memory_request},
+            "limits": {"cpu": spec.cpu_limit, "memory": spec.memory_limit},
+        },
+        # Loading a model can take minutes: the startup probe holds liveness off until the server answers.
+        "startupProbe": _probe("/health/live", period=5, failures=60),
+        "livenessProbe": _probe("/health/live", period=10, failures=3),
+        "readinessProbe": _probe("/health/ready", period=5, failures=2),
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+
+
+def render_deployment(
+    spec: ServingSpec, *, replicas: int | None = None, image_pull_secrets: tuple[str, ...] = ()
+) -> Manifest:
+    """The Deployment. ``replicas`` defaults to the spec's, clamped to the autoscaling bounds."""
+    if replicas is None:
+        replicas = spec.replicas
+    replicas = min(max(replicas, spec.min_replicas), max(spec.max_replicas, spec.min_replicas))
+    pod_labels = {**recommended_labels(spec), REVISION_LABEL: _label_value(spec.revision)}
+    pod_spec: dict[str, Any] = {
+        "containers": [_container(spec)],
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS_USER,
+            "runAsGroup": RUN_AS_USER,
+            "fsGroup": RUN_AS_USER,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "automountServiceAccountToken": False,
+        # SCORING_SHUTDOWN_DELAY_S (5 s) + the server's drain timeout (30 s) + margin.
+        "terminationGracePeriodSeconds": 45,
+    }
+    if image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": name} for name in image_pull_secrets]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(spec),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector_labels(spec)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "progressDeadlineSeconds": spec.progress_deadline_seconds,
+            "revisionHistoryLimit": 5,
+            "template": {
+                "metadata": {"labels": pod_labels, "annotations": _annotations(spec)},
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def render_service(spec: ServingSpec) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(spec),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(spec),
+            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def render_hpa(spec: ServingSpec) -> Manifest:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(spec),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.deployment},
+            "minReplicas": spec.min_replicas,
+            "maxReplicas": max(spec.max_replicas, spec.min_replicas),
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": CPU_TARGET_PERCENT},
+                    },
+                }
+            ],
+        },
+    }
+
+
+def render_pdb(spec: ServingSpec) -> Manifest:
+    # maxUnavailable rather than minAvailable: with one replica, minAvailable 1 would block every node drain.
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(spec),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(spec)}},
+    }
+
+
+def render_manifests(
+    spec: ServingSpec, *, replicas: int | None = None, image_pull_secrets: tuple[str, ...] = ()
+) -> list[Manifest]:
+    """Everything ``apply`` sends, in the order it sends it."""
+    return [
+        render_service(spec),
+        render_pdb(spec),
+        render_deployment(spec, replicas=replicas, image_pull_secrets=image_pull_secrets),
+        render_hpa(spec),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------- diagnosis
+def _short_pull_reason(text: str) -> str:
+    lowered = text.lower()
+    for needles, reason in (
+        (("unauthorized", "401", "authentication required", "no basic auth credentials"), "unauthorized"),
+        (("denied", "403", "forbidden"), "access denied"),
+        (("not found", "manifest unknown", "404", "does not exist"), "not found"),
+        (("no such host", "i/o timeout", "connection refused", "dial tcp"), "registry unreachable"),
+        (("invalidimagename", "invalid reference format"), "invalid image name"),
+    ):
+        if any(needle in lowered for needle in needles):
+            return reason
+    return text.strip() or "unknown reason"
+
+
+def _conditions(obj: Manifest) -> dict[str, dict[str, Any]]:
+    return {c.get("type", ""): c for c in (obj.get("status") or {}).get("conditions") or []}
+
+
+def _age_seconds(timestamp: str | None, now: datetime) -> float:
+    if not timestamp:
+        return 0.0
+    try:
+        then = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    return (now - then).total_seconds()
+
+
+def diagnose_pods(
+    pods: list[Manifest],
+    events: list[Manifest],
+    *,
+    read_log: Callable[[str, str], str],
+    unschedulable_grace_seconds: float = 0.0,
+    now: datetime | None = None,
+) -> str | None:
+    """A sentence naming why the rollout cannot succeed, or None while it still may.
+
+    ``events`` are the namespace's events about these pods; ``read_log(pod, container)`` returns the last
+    log lines of the container's previous (crashed) run."""
+    now = now or datetime.now(UTC)
+    events_by_pod: dict[str, list[Manifest]] = {}
+    for event in events:
+        events_by_pod.setdefault((event.get("involvedObject") or {}).get("name", ""), []).append(event)
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        pod_events = events_by_pod.get(name, [])
+        found = _diagnose_containers(pod, pod_events, read_log) or _diagnose_scheduling(
+            pod, pod_events, unschedulable_grace_seconds, now
+        )
+        if found:
+            return found
+    return None
+
+
+def _diagnose_containers(pod: Manifest, events: list[Manifest], read_log: Callable[[str, str], str]) -> str | None:
+    status = pod.get("status") or {}
+    images = {c["name"]: c.get("image", "") for c in (pod.get("spec") or {}).get("containers") or []}
+    for cs in status.get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        reason = waiting.get("reason", "")
+        image = images.get(cs.get("name", ""), "") or cs.get("image", "")
+        if reason in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName"):
+            detail = " ".join(
+                [waiting.get("message", "")]
+                + [e.get("message", "") for e in events if e.get("reason") in ("Failed", "ErrImagePull")]
+            )
+            return f"image pull failed: {_short_pull_reason(detail or reason)} for {image}"
+        if reason == "CrashLoopBackOff":
+            return f"container crash-looping: {_crash_detail(pod, cs, read_log)}"
+        if reason in ("CreateContainerConfigError", "CreateContainerError", "RunContainerError"):
+            return f"container cannot start: {waiting.get('message') or reason}"
+    return None
+
+
+def _crash_detail(pod: Manifest, cs: dict[str, Any], read_log: Callable[[str, str], str]) -> str:
+    terminated = (cs.get("lastState") or {}).get("terminated") or {}
+    lines = read_log(pod["metadata"]["name"], cs.get("name", "")).strip()
+    if terminated.get("reason") == "OOMKilled":
+        prefix = "out of memory (OOMKilled)"
+        return f"{prefix}; last log lines:\n{lines}" if lines else prefix
+    if lines:
+        return lines
+    if terminated:
+        return f"exited with code {terminated.get('exitCode')} ({terminated.get('reason') or 'no reason given'})"
+    return "no log output"
+
+
+def _diagnose_scheduling(pod: Manifest, events: list[Manifest], grace: float, now: datetime) -> str | None:
+    scheduled = _conditions(pod).get("PodScheduled")
+    if not scheduled or scheduled.get("status") != "False" or scheduled.get("reason") != "Unschedulable":
+        return None
+    # A cluster autoscaler may still add a node: give it a while before calling the rollout failed.
+    if _age_seconds(scheduled.get("lastTransitionTime"), now) < grace:
+        return None
+    message = scheduled.get("message") or next(
+        (e.get("message", "") for e in reversed(events) if e.get("reason") == "FailedScheduling"), ""
+    )
+    return f"pods cannot be scheduled: {message or 'no node fits'}"
+
+
+# ---------------------------------------------------------------------------------------------- the target
+class KubernetesTarget(DeploymentTarget):
+    """Options: ``api_url`` (+ ``token``, ``verify_ssl``, ``ca_cert``), else ``kubeconfig`` (+ ``context``),
+    else the in-cluster service account. Also ``endpoint_url_template`` (``{deployment}``, ``{namespace}``),
+    ``image_pull_secrets``, ``poll_interval_seconds``, ``request_timeout_seconds``, ``log_tail_lines``,
+    ``unschedulable_grace_seconds``."""
+
+    name = "kubernetes"
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.endpoint_url_template: str = options.get("endpoint_url_template") or DEFAULT_ENDPOINT
+        secrets = options.get("image_pull_secrets") or ()
+        if isinstance(secrets, str):
+            secrets = [s.strip() for s in secrets.split(",") if s.strip()]
+        self.image_pull_secrets: tuple[str, ...] = tuple(secrets)
+        self.poll_interval: float = float(options.get("poll_interval_seconds", 2.0))
+        self.request_timeout: float = float(options.get("request_timeout_seconds", 30.0))
+        self.log_tail_lines: int = int(options.get("log_tail_lines", 10))
+        self.unschedulable_grace: float = float(options.get("unschedulable_grace_seconds", 60.0))
+        self._client: kubernetes.client.ApiClient | None = None
+
+    # ------------------------------------------------------------------ client
+    def _configuration(self) -> kubernetes.client.Configuration:
+        cfg = kubernetes.client.Configuration()
+        try:
+            if self.options.get("api_url"):
+                cfg.host = str(self.options["api_url"]).rstrip("/")
+                if self.options.get("token"):
+                    cfg.api_key = {"BearerToken": self.options["token"]}
+                    cfg.api_key_prefix = {"BearerToken": "Bearer"}
+                cfg.verify_ssl = bool(self.options.get("verify_ssl", True))
+                if self.options.get("ca_cert"):
+                    cfg.ssl_ca_cert = self.options["ca_cert"]
+            elif self.options.get("kubeconfig"):
+                kubernetes.config.load_kube_config(
+                    config_file=self.options["kubeconfig"],
+                    context=self.options.get("context") or None,
+                    client_configuration=cfg,
+                    persist_config=False,
+                )
+            else:
+                kubernetes.config.load_incluster_config(client_configuration=cfg)
+        except (ConfigException, OSError) as exc:
+            raise PermanentBackendError(f"cannot configure the Kubernetes client: {exc}") from exc
+        cfg.retries = 1  # the task layer retries transient failures with backoff
+        return cfg
+
+    @property
+    def client(self) -> kubernetes.client.ApiClient:
+        if self._client is None:
+            self._client = kubernetes.client.ApiClient(self._configuration())
+        return self._client
+
+    def _call(self, what: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call a typed API method and return the JSON answer as plain dicts (or text for logs).
+
+        Raw answers avoid deserialising into the client's models, which would reject partial objects."""
+        try:
+            response = method(*args, _preload_content=False, _request_timeout=self.request_timeout, **kwargs)
+        except ApiException as exc:
+            raise _api_error(what, exc) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise TransientBackendError(f"cannot reach the Kubernetes API to {what}: {exc}") from exc
+        data = response.data
+        if "json" not in (response.headers.get("content-type") or "json"):
+            return data.decode("utf-8", "replace")
+        return json.loads(data) if data else {}
+
+    def _apis(self) -> dict[str, tuple[Any, str]]:
+        """kind -> (typed API, method suffix)."""
+        return {
+            "Service": (kubernetes.client.CoreV1Api(self.client), "service"),
+            "PodDisruptionBudget": (kubernetes.client.PolicyV1Api(self.client), "pod_disruption_budget"),
+            "Deployment": (kubernetes.client.AppsV1Api(self.client), "deployment"),
+            "HorizontalPodAutoscaler": (
+                kubernetes.client.AutoscalingV2Api(self.client),
+                "horizontal_pod_autoscaler",
+            ),
+        }
+
+    def _read_deployment(self, spec: ServingSpec) -> Manifest | None:
+        apps = kubernetes.client.AppsV1Api(self.client)
+        try:
+            return self._call("read the Deployment", apps.read_namespaced_deployment, spec.deployment, spec.namespace)
+        except PermanentBackendError as exc:
+            if getattr(exc, "status", None) == 404:
+                return None
+            raise
+
+    # ------------------------------------------------------------------ the interface
+    def apply(self, spec: ServingSpec, log: Log) -> None:
+        if not spec.image:
+            raise PermanentBackendError(f"no image to deploy for {spec.revision}")
+        live = self._read_deployment(spec)
+        # Keep the replica count the autoscaler chose: applying spec.replicas again would scale down mid-rollout.
+        replicas = ((live or {}).get("spec") or {}).get("replicas")
+        apis = self._apis()
+        for manifest in render_manifests(spec, replicas=replicas, image_pull_secrets=self.image_pull_secrets):
+            kind = manifest["kind"]
+            api, suffix = apis[kind]
+            result = self._call(
+                f"apply the {kind}",
+                getattr(api, f"patch_namespaced_{suffix}"),
+                spec.deployment,
+                spec.namespace,
+                manifest,
+                field_manager=FIELD_MANAGER,
+                force=True,
+                _content_type=APPLY_CONTENT_TYPE,
+            )
+            meta = result.get("metadata") or {}
+            log(f"applied {kind} {spec.namespace}/{spec.deployment} (resourceVersion {meta.get('resourceVersion')})")
+
+    def wait_ready(self, spec: ServingSpec, log: Log, *, timeout_seconds: float) -> RolloutResult:
+        deadline = time.monotonic() + timeout_seconds
+        last_progress = ""
+        while True:
+            outcome, progress = self._check_rollout(spec)
+            if progress != last_progress:
+                log(progress)
+                last_progress = progress
+            if outcome is not None:
+                if not outcome.ok:
+                    log(outcome.message)
+                return outcome
+            if time.monotonic() >= deadline:
+                message = f"rollout not finished after {timeout_seconds:g} s: {progress}"
+                log(message)
+                return RolloutResult(ok=False, message=message)
+            time.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
+
+    def _check_rollout(self, spec: ServingSpec) -> tuple[RolloutResult | None, str]:
+        """One look at the rollout: (a final result or None, a progress line)."""
+        deployment = self._read_deployment(spec)
+        if deployment is None:
+            message = f"Deployment {spec.namespace}/{spec.deployment} does not exist"
+            return RolloutResult(ok=False, message=message), message
+        status = deployment.get("status") or {}
+        desired = int((deployment.get("spec") or {}).get("replicas", 1))
+        updated = int(status.get("updatedReplicas") or 0)
+        available = int(status.get("availableReplicas") or 0)
+        total = int(status.get("replicas") or 0)
+        progress = f"{updated}/{desired} replicas updated, {available} available"
+        observed = int(status.get("observedGeneration") or 0) >= int(deployment["metadata"].get("generation") or 0)
+        if observed and updated >= desired and available >= desired and total <= updated:
+            url = self.endpoint_url(spec)
+            return RolloutResult(
+                ok=True, message=f"{available}/{desired} replicas available", endpoint_url=url
+            ), progress
+        failure = self._diagnose(spec)
+        if failure:
+            return RolloutResult(ok=False, message=failure), progress
+        conditions = _conditions(deployment)
+        progressing = conditions.get("Progressing", {})
+        if (
+            observed
+            and progressing.get("status") == "False"
+            and progressing.get("reason") == "ProgressDeadlineExceeded"
+        ):
+            deadline = (deployment.get("spec") or {}).get("progressDeadlineSeconds", spec.progress_deadline_seconds)
+            return RolloutResult(ok=False, message=f"rollout did not progress in {deadline} s"), progress
+        replica_failure = conditions.get("ReplicaFailure", {})
+        if replica_failure.get("status") == "True":
+            message = f"pods cannot be created: {replica_failure.get('message') or replica_failure.get('reason')}"
+            return RolloutResult(ok=False, message=message), progress
+        return None, progress
+
+    def _diagnose(self, spec: ServingSpec) -> str | None:
+        core = kubernetes.client.CoreV1Api(self.client)
+        selector = ",".join(
+            f"{key}={value}"
+            for key, value in {**selector_labels(spec), REVISION_LABEL: _label_value(spec.revision)}.items()
+        )
+        pods = self._call("list pods", core.list_namespaced_pod, spec.namespace, label_selector=selector)["items"]
+        if not pods:
+            return None
+        events = self._call(
+            "list events", core.list_namespaced_event, spec.namespace, field_selector="involvedObject.kind=Pod"
+        )["items"]
+        names = {pod["metadata"]["name"] for pod in pods}
+        events = [e for e in events if (e.get("involvedObject") or {}).get("name") in names]
+        return diagnose_pods(
+            pods,
+            events,
+            read_log=lambda pod, container: self._log_tail(spec, pod, container),
+            unschedulable_grace_seconds=self.unschedulable_grace,
+        )
+
+    def _log_tail(self, spec: ServingSpec, pod: str, container: str) -> str:
+        """The last lines of the crashed run (``previous``), else of the current one; empty if none."""
+        core = kubernetes.client.CoreV1Api(self.client)
+        for previous in (True, False):
+            try:
+                text = self._call(
+                    "read the container log",
+                    core.read_namespaced_pod_log,
+                    pod,
+                    spec.namespace,
+                    container=container,
+                    previous=previous,
+                    tail_lines=self.log_tail_lines,
+                )
+            except PermanentBackendError:
+                continue
+            if isinstance(text, dict):  # a JSON-looking log line was parsed: keep it as text
+                text = json.dumps(text)
+            if text.strip():
+                return "\n".join(text.strip().splitlines()[-self.log_tail_lines :])
+        return ""
+
+    def endpoint_url(self, spec: ServingSpec) -> str:
+        return self.endpoint_url_template.format(deployment=spec.deployment, namespace=spec.namespace).rstrip("/")
+
+    def delete(self, spec: ServingSpec, log: Log) -> None:
+        apis = self._apis()
+        for kind in ("HorizontalPodAutoscaler", "Deployment", "PodDisruptionBudget", "Service"):
+            api, suffix = apis[kind]
+            try:
+                self._call(
+                    f"delete the {kind}",
+                    getattr(api, f"delete_namespaced_{suffix}"),
+                    spec.deployment,
+                    spec.namespace,
+                    propagation_policy="Background",
+                )
+            except PermanentBackendError as exc:
+                if getattr(exc, "status", None) != 404:
+                    raise
+                log(f"{kind} {spec.namespace}/{spec.deployment} already gone")
+            else:
+                log(f"deleted {kind} {spec.namespace}/{spec.deployment}")
+
+    def retire(self, spec: ServingSpec, log: Log) -> None:
+        """A rolling update replaced the older revision's pods in place: nothing is left to stop."""
+
+
+def _api_error(what: str, exc: ApiException) -> PermanentBackendError | TransientBackendError:
+    status = int(exc.status or 0)
+    message = exc.reason or ""
+    try:
+        message = json.loads(exc.body or "{}").get("message") or message
+    except (ValueError, AttributeError):
+        pass
+    text = f"Kubernetes API refused to {what} ({status}): {message}"
+    error: PermanentBackendError | TransientBackendError
+    if status == 0 or status == 429 or status >= 500:
+        error = TransientBackendError(f"cannot {what}: Kubernetes API answered {status or 'nothing'}: {message}")
+    else:
+        error = PermanentBackendError(text)
+    error.status = status  # type: ignore[attr-defined]
+    return error
