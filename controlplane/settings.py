@@ -6,6 +6,7 @@ See ``.env.example`` for every variable.
 from __future__ import annotations
 
 import secrets
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -13,6 +14,10 @@ import dj_database_url
 from controlplane.env import env_bool, env_int, env_list, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# The scoring server package: the deploy pipeline builds its images and runs it as the local target.
+SCORING_IMAGE_DIR = BASE_DIR / "scoring-image"
+if str(SCORING_IMAGE_DIR) not in sys.path:
+    sys.path.append(str(SCORING_IMAGE_DIR))
 VAR_DIR = Path(env_str("MODELPLANE_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
@@ -191,6 +196,29 @@ MLFLOW_HTTP_TIMEOUT = env_int("MLFLOW_HTTP_REQUEST_TIMEOUT", 10)
 MLFLOW_HTTP_RETRIES = env_int("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 1)
 REGISTRY_PAGE_SIZE = env_int("REGISTRY_PAGE_SIZE", 25)
 REGISTRY_CACHE_SECONDS = env_int("REGISTRY_CACHE_SECONDS", 300)
+
+# ---------------------------------------------------------------------------- deployments
+# Settings of the deployment targets and image builders; each is read only by the backend that uses it.
+DEPLOY_LOCAL_DIR = Path(env_str("DEPLOY_LOCAL_DIR", str(VAR_DIR / "local-target")))
+DEPLOY_MODEL_CACHE = Path(env_str("DEPLOY_MODEL_CACHE", str(VAR_DIR / "models")))
+TELEMETRY_DIR = Path(env_str("TELEMETRY_DIR", str(VAR_DIR / "telemetry")))
+DEPLOY_READY_TIMEOUT = env_int("DEPLOY_READY_TIMEOUT", 600)  # seconds a rollout may take before it fails
+DEPLOY_LEASE_SECONDS = env_int("DEPLOY_LEASE_SECONDS", 60)  # a silent worker loses its revision after this
+DEPLOY_STUCK_QUEUED_SECONDS = env_int("DEPLOY_STUCK_QUEUED_SECONDS", 120)  # queued this long: message lost
+KUBERNETES_API_URL = env_str("KUBERNETES_API_URL")
+KUBERNETES_TOKEN = env_secret("KUBERNETES_TOKEN")
+KUBERNETES_CA_CERT = env_str("KUBERNETES_CA_CERT")
+KUBECONFIG = env_str("KUBECONFIG")
+KUBERNETES_ENDPOINT_TEMPLATE = env_str("KUBERNETES_ENDPOINT_TEMPLATE", "http://{deployment}.{namespace}.svc.cluster.local")
+
+CELERY_BEAT_SCHEDULE = {
+    # Re-enqueue revisions whose message was lost (broker restart) or whose worker died mid-rollout.
+    "requeue-stuck-revisions": {"task": "deployments.requeue_stuck", "schedule": 30.0},
+    # Restart local scoring processes that died (the embedded default's "controller").
+    "reconcile-local-deployments": {"task": "deployments.reconcile_local", "schedule": 30.0},
+    "worker-heartbeat": {"task": "common.heartbeat", "schedule": 60.0},
+}
+CELERY_TASK_ROUTES = {"deployments.*": {"queue": env_str("CELERY_DEPLOY_QUEUE", "celery")}}
 
 # ---------------------------------------------------------------------------- logging
 LOGGING = {

@@ -7,6 +7,7 @@ from apps.common import views as common_views
 
 api_v1 = [
     path("", include("apps.registry.api.urls")),
+    path("", include("apps.deployments.api.urls")),
 ]
 
 urlpatterns = [
@@ -15,6 +16,7 @@ urlpatterns = [
     path("healthz", common_views.healthz, name="healthz"),
     path("accounts/", include("apps.accounts.urls")),
     path("", include("apps.registry.urls")),
+    path("", include("apps.deployments.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

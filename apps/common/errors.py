@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ApplicationError", "NotFoundError", "ConflictError", "UnavailableError"]
+__all__ = ["ApplicationError", "ForbiddenError", "NotFoundError", "ConflictError", "UnavailableError"]
 
 
 class ApplicationError(Exception):
@@ -17,6 +17,11 @@ class ApplicationError(Exception):
         if code:
             self.code = code
         self.extra = extra or {}
+
+
+class ForbiddenError(ApplicationError):
+    status_code = 403
+    code = "forbidden"
 
 
 class NotFoundError(ApplicationError):

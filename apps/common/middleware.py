@@ -26,4 +26,4 @@ class ApplicationErrorMiddleware:
         )
 
 
-_TITLES = {404: "Not found", 409: "Conflict", 503: "Service unavailable"}
+_TITLES = {403: "Not allowed", 404: "Not found", 409: "Conflict", 503: "Service unavailable"}

@@ -7,6 +7,51 @@ class DeployTarget(models.TextChoices):
 
 
 class ImageBuilder(models.TextChoices):
+    NONE = "none", "No image (local target)"
     LOCAL = "local", "Local (buildah)"
     ACR = "acr", "Azure Container Registry"
     KANIKO = "kaniko", "Kaniko job in cluster"
+
+
+class DeploymentStatus(models.TextChoices):
+    PENDING = "pending", "Pending"  # first revision not live yet
+    LIVE = "live", "Live"
+    FAILED = "failed", "Failed"  # nothing is serving
+    DELETING = "deleting", "Deleting"
+    DELETED = "deleted", "Deleted"
+
+
+class RevisionStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    LIVE = "live", "Live"
+    SUPERSEDED = "superseded", "Superseded"  # was live, a newer revision replaced it
+    FAILED = "failed", "Failed"
+    ROLLED_BACK = "rolled_back", "Rolled back"  # failed, and the previous live revision serves again
+
+    @classmethod
+    def final(cls) -> set[str]:
+        return {cls.LIVE, cls.SUPERSEDED, cls.FAILED, cls.ROLLED_BACK}
+
+
+class RevisionKind(models.TextChoices):
+    DEPLOY = "deploy", "Deploy"
+    ROLLBACK = "rollback", "Roll back"
+
+
+class StepName(models.TextChoices):
+    RESOLVE = "resolve", "Resolve model"
+    BUILD = "build", "Build image"
+    PUSH = "push", "Push image"
+    APPLY = "apply", "Apply"
+    ROLLOUT = "rollout", "Roll out"
+    SMOKE_TEST = "smoke_test", "Smoke test"
+    LIVE = "live", "Live"
+
+
+class StepStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    SKIPPED = "skipped", "Skipped"
+    FAILED = "failed", "Failed"

@@ -1,12 +1,21 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
 from apps.common.models import TimeStampedModel
-from apps.deployments.choices import DeployTarget, ImageBuilder
+from apps.deployments.choices import (
+    DeploymentStatus,
+    DeployTarget,
+    ImageBuilder,
+    RevisionKind,
+    RevisionStatus,
+    StepName,
+    StepStatus,
+)
 
-__all__ = ["Environment"]
+__all__ = ["Environment", "Deployment", "Revision", "RevisionStep"]
 
 dns_label = RegexValidator(
     r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "Use lowercase letters, digits and '-' (a DNS label)."
@@ -21,9 +30,11 @@ class Environment(TimeStampedModel):
     order = models.PositiveSmallIntegerField(default=0, help_text="Position in lists: dev before production.")
     target = models.CharField(max_length=16, choices=DeployTarget.choices, default=DeployTarget.LOCAL)
     namespace = models.CharField(max_length=63, blank=True, validators=[dns_label])
-    image_builder = models.CharField(max_length=16, choices=ImageBuilder.choices, default=ImageBuilder.LOCAL)
+    image_builder = models.CharField(max_length=16, choices=ImageBuilder.choices, default=ImageBuilder.NONE)
     image_registry = models.CharField(max_length=255, blank=True, help_text="e.g. myregistry.azurecr.io/models")
     replicas = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
+    min_replicas = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
+    max_replicas = models.PositiveSmallIntegerField(default=3, validators=[MinValueValidator(1)])
     cpu_request = models.CharField(max_length=16, default="250m")
     cpu_limit = models.CharField(max_length=16, default="1")
     memory_request = models.CharField(max_length=16, default="512Mi")
@@ -35,3 +46,97 @@ class Environment(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Deployment(TimeStampedModel):
+    """One registered model served in one environment. Its revisions are the rollouts."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="deployments")
+    model_name = models.CharField(max_length=500)
+    name = models.CharField(max_length=63, validators=[dns_label], help_text="Resource name in the target.")
+    status = models.CharField(max_length=16, choices=DeploymentStatus.choices, default=DeploymentStatus.PENDING)
+    live_revision = models.ForeignKey("Revision", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    endpoint_url = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["environment__order", "model_name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "model_name"],
+                condition=~models.Q(status="deleted"),
+                name="one_active_deployment_per_model_and_environment",
+            ),
+            models.UniqueConstraint(
+                fields=["environment", "name"],
+                condition=~models.Q(status="deleted"),
+                name="unique_active_resource_name",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_name} in {self.environment}"
+
+
+class Revision(TimeStampedModel):
+    """One rollout of one model version with one image and one configuration."""
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, choices=RevisionKind.choices, default=RevisionKind.DEPLOY)
+    model_version = models.CharField(max_length=32)
+    rollback_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(max_length=16, choices=RevisionStatus.choices, default=RevisionStatus.QUEUED)
+    image = models.CharField(max_length=500, blank=True)
+    image_digest = models.CharField(max_length=80, blank=True)
+    context_digest = models.CharField(max_length=80, blank=True)
+    model_dir = models.CharField(max_length=1000, blank=True)
+    config = models.JSONField(default=dict, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True, help_text="A worker owns the revision until then.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["deployment", "number"], name="unique_revision_number"),
+            models.UniqueConstraint(
+                fields=["requested_by", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="unique_idempotency_key_per_user",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.deployment} r{self.number}"
+
+    @property
+    def label(self) -> str:
+        return f"r{self.number}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in RevisionStatus.final()
+
+
+class RevisionStep(models.Model):
+    revision = models.ForeignKey(Revision, on_delete=models.CASCADE, related_name="steps")
+    name = models.CharField(max_length=16, choices=StepName.choices)
+    position = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=16, choices=StepStatus.choices, default=StepStatus.PENDING)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    message = models.CharField(max_length=1000, blank=True)
+    log = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["revision", "position"]
+        constraints = [models.UniqueConstraint(fields=["revision", "name"], name="unique_step_per_revision")]
+
+    def __str__(self) -> str:
+        return f"{self.revision} {self.name}: {self.status}"

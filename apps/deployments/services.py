@@ -1,14 +1,38 @@
-"""Writes for deployments. Environments for now; revisions and rollouts arrive with the deploy pipeline."""
+"""Writes for deployments: ask for a rollout, roll back, delete. The rollout itself runs in ``rollout.py``.
+
+Every write checks the actor's role, records an audit event in its own transaction, and queues Celery
+work only once that transaction has committed.
+"""
 
 from __future__ import annotations
 
-from django.db import transaction
+import re
 
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils.text import slugify
+
+from apps.accounts.choices import AuditSource, Role
 from apps.accounts.models import User
 from apps.accounts.services import audit_record
-from apps.deployments.models import Environment
+from apps.common.errors import ApplicationError, ConflictError, ForbiddenError, NotFoundError
+from apps.deployments.choices import DeploymentStatus, RevisionKind, RevisionStatus, StepName
+from apps.deployments.models import Deployment, Environment, Revision, RevisionStep
+from apps.registry import selectors as registry
 
-__all__ = ["environment_ensure"]
+__all__ = ["environment_ensure", "deployment_create", "deployment_rollback", "deployment_delete", "revision_enqueue"]
+
+IN_PROGRESS = (RevisionStatus.QUEUED, RevisionStatus.RUNNING)
+DEPLOY_STEPS = [
+    StepName.RESOLVE,
+    StepName.BUILD,
+    StepName.PUSH,
+    StepName.APPLY,
+    StepName.ROLLOUT,
+    StepName.SMOKE_TEST,
+    StepName.LIVE,
+]
+ROLLBACK_STEPS = [StepName.APPLY, StepName.ROLLOUT, StepName.SMOKE_TEST, StepName.LIVE]
 
 
 @transaction.atomic
@@ -28,3 +52,221 @@ def environment_ensure(*, name: str, actor: User | None = None, **fields: object
         data={"name": name, **{k: str(v) for k, v in fields.items()}},
     )
     return environment, True
+
+
+def _require_lead(actor: User, what: str) -> None:
+    if not actor.has_role(Role.LEAD):
+        raise ForbiddenError(
+            f"Only ML leads and admins may {what}; {actor.get_username()} is a {actor.get_role_display()}."
+        )
+
+
+def _resource_name(model_name: str, environment: Environment) -> str:
+    base = slugify(re.sub(r"[._/\s]+", "-", model_name)).strip("-")[:55] or "model"
+    taken = set(
+        Deployment.objects.filter(environment=environment)
+        .exclude(status=DeploymentStatus.DELETED)
+        .values_list("name", flat=True)
+    )
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base[:52]}-{n}", n + 1
+    return name
+
+
+def _new_revision(deployment: Deployment, *, steps: list[str], **fields: object) -> Revision:
+    number = (deployment.revisions.aggregate(m=Max("number"))["m"] or 0) + 1
+    revision = Revision.objects.create(deployment=deployment, number=number, **fields)
+    RevisionStep.objects.bulk_create(
+        RevisionStep(revision=revision, name=name, position=i) for i, name in enumerate(steps)
+    )
+    return revision
+
+
+def revision_enqueue(revision: Revision) -> None:
+    """Queue the rollout once the surrounding transaction commits (a rolled-back request queues nothing)."""
+    from apps.deployments.tasks import roll_out as roll_out_task
+
+    revision_id = revision.pk
+    transaction.on_commit(lambda: roll_out_task.apply_async(kwargs={"revision_id": revision_id}))
+
+
+def _idempotent_replay(actor: User, key: str, model_name: str, version: str, environment: str) -> Revision | None:
+    if not key:
+        return None
+    previous = (
+        Revision.objects.select_related("deployment__environment")
+        .filter(requested_by=actor, idempotency_key=key)
+        .first()
+    )
+    if previous is None:
+        return None
+    same = (previous.deployment.model_name, previous.model_version, previous.deployment.environment.name) == (
+        model_name,
+        version,
+        environment,
+    )
+    if not same:
+        raise ConflictError(
+            f"Idempotency-Key {key!r} was already used for {previous.deployment.model_name} "
+            f"v{previous.model_version} in {previous.deployment.environment.name}; use a new key.",
+            code="idempotency_key_reused",
+        )
+    return previous
+
+
+def deployment_create(
+    *,
+    actor: User,
+    model_name: str,
+    model_version: str,
+    environment: str,
+    idempotency_key: str = "",
+    source: str = AuditSource.UI,
+) -> Revision:
+    """Ask for ``model_name`` version ``model_version`` to serve in ``environment``; returns the queued revision.
+
+    The same ``idempotency_key`` from the same person returns the first revision instead of starting another.
+    """
+    _require_lead(actor, "deploy")
+    model_version = str(model_version).strip()
+    replay = _idempotent_replay(actor, idempotency_key, model_name, model_version, environment)
+    if replay:
+        return replay
+    env = Environment.objects.filter(name=environment).first()
+    if env is None:
+        names = ", ".join(Environment.objects.values_list("name", flat=True))
+        raise ApplicationError(
+            f"Unknown environment {environment!r}; expected one of {names}.", code="unknown_environment"
+        )
+    if env.gated:
+        raise ConflictError(
+            f"{env.name} is gated: deploying there needs an approved promotion, not a direct deploy. "
+            "Request a promotion of this version instead.",
+            code="promotion_required",
+        )
+    registry.model_version_get(name=model_name, version=model_version)  # 404 naming it when unknown
+    try:
+        return _deployment_create(actor, env, model_name, model_version, idempotency_key, source)
+    except IntegrityError:
+        replay = _idempotent_replay(actor, idempotency_key, model_name, model_version, environment)
+        if replay:  # a concurrent request with the same key won the race
+            return replay
+        raise ConflictError(f"{model_name} is being deployed to {env.name} by another request; try again.") from None
+
+
+@transaction.atomic
+def _deployment_create(actor: User, env: Environment, model_name: str, version: str, key: str, source: str) -> Revision:
+    deployment = (
+        Deployment.objects.select_for_update()
+        .filter(environment=env, model_name=model_name)
+        .exclude(status=DeploymentStatus.DELETED)
+        .first()
+    )
+    if deployment is None:
+        deployment = Deployment.objects.create(
+            environment=env, model_name=model_name, name=_resource_name(model_name, env), created_by=actor
+        )
+    elif deployment.status == DeploymentStatus.DELETING:
+        raise ConflictError(f"{model_name} in {env.name} is being deleted; deploy again once it is gone.")
+    busy = deployment.revisions.filter(status__in=IN_PROGRESS).first()
+    if busy:
+        raise ConflictError(
+            f"{busy.label} of {model_name} in {env.name} is still rolling out; wait for it to finish.",
+            code="rollout_in_progress",
+            extra={"revision": busy.pk},
+        )
+    revision = _new_revision(
+        deployment,
+        steps=DEPLOY_STEPS,
+        model_version=version,
+        requested_by=actor,
+        idempotency_key=key[:200],
+        config=_config(env),
+    )
+    audit_record(
+        actor=actor,
+        action="deployment.deploy",
+        target_type="revision",
+        target_id=revision.pk,
+        source=source,
+        data={"model": model_name, "version": version, "environment": env.name, "revision": revision.label},
+    )
+    revision_enqueue(revision)
+    return revision
+
+
+def _config(env: Environment) -> dict[str, object]:
+    fields = ["target", "namespace", "image_builder", "image_registry", "replicas", "min_replicas", "max_replicas"]
+    fields += ["cpu_request", "cpu_limit", "memory_request", "memory_limit"]
+    return {field: getattr(env, field) for field in fields}
+
+
+@transaction.atomic
+def deployment_rollback(
+    *, actor: User, deployment: Deployment, to_revision: Revision, source: str = AuditSource.UI
+) -> Revision:
+    """Serve an earlier live revision again (same model version, same image), as a new revision."""
+    _require_lead(actor, "roll back")
+    deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
+    if to_revision.deployment_id != deployment.pk:
+        raise NotFoundError(f"Revision {to_revision.pk} does not belong to {deployment}.")
+    if deployment.status in (DeploymentStatus.DELETING, DeploymentStatus.DELETED):
+        raise ConflictError(f"{deployment} is deleted; it cannot be rolled back.")
+    if to_revision.status not in (RevisionStatus.LIVE, RevisionStatus.SUPERSEDED):
+        raise ConflictError(f"{to_revision.label} never went live; only revisions that served can be restored.")
+    if deployment.live_revision_id == to_revision.pk:
+        raise ConflictError(f"{to_revision.label} is already live.")
+    if deployment.revisions.filter(status__in=IN_PROGRESS).exists():
+        raise ConflictError(
+            f"A rollout of {deployment} is in progress; wait for it to finish.", code="rollout_in_progress"
+        )
+    revision = _new_revision(
+        deployment,
+        steps=ROLLBACK_STEPS,
+        kind=RevisionKind.ROLLBACK,
+        rollback_of=to_revision,
+        model_version=to_revision.model_version,
+        image=to_revision.image,
+        image_digest=to_revision.image_digest,
+        context_digest=to_revision.context_digest,
+        model_dir=to_revision.model_dir,
+        config=to_revision.config,
+        requested_by=actor,
+    )
+    audit_record(
+        actor=actor,
+        action="deployment.rollback",
+        target_type="revision",
+        target_id=revision.pk,
+        source=source,
+        data={"deployment": deployment.pk, "to": to_revision.label, "version": to_revision.model_version},
+    )
+    revision_enqueue(revision)
+    return revision
+
+
+@transaction.atomic
+def deployment_delete(*, actor: User, deployment: Deployment, source: str = AuditSource.UI) -> Deployment:
+    """Tear the deployment down (in a task). Deleting twice is a no-op."""
+    from apps.deployments.tasks import tear_down as tear_down_task
+
+    _require_lead(actor, "delete deployments")
+    deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
+    if deployment.status in (DeploymentStatus.DELETING, DeploymentStatus.DELETED):
+        return deployment
+    if deployment.revisions.filter(status__in=IN_PROGRESS).exists():
+        raise ConflictError(f"A rollout of {deployment} is in progress; wait for it to finish, then delete.")
+    deployment.status = DeploymentStatus.DELETING
+    deployment.save(update_fields=["status", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="deployment.delete",
+        target_type="deployment",
+        target_id=deployment.pk,
+        source=source,
+        data={"model": deployment.model_name, "environment": deployment.environment.name},
+    )
+    deployment_id = deployment.pk
+    transaction.on_commit(lambda: tear_down_task.apply_async(kwargs={"deployment_id": deployment_id}))
+    return deployment

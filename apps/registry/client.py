@@ -255,9 +255,12 @@ class RegistryClient:
             inputs=columns(signature.inputs), outputs=columns(signature.outputs), params=columns(signature.params)
         )
 
-    def download_artifacts(self, run_id: str, path: str, dest: str) -> str:
-        with self._errors(f"Artifact {path!r} of run {run_id!r}"):
-            return self.client.download_artifacts(run_id, path, dest)
+    def download_model(self, name: str, version: str, dest: str) -> str:
+        """Download the model directory of a version (with its MLmodel file) into ``dest``."""
+        with self._errors(f"The files of {name!r} version {version}"):
+            return mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{version}", dst_path=dest, tracking_uri=self.tracking_uri
+            )
 
 
 @functools.cache

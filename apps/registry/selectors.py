@@ -8,7 +8,9 @@ concurrently. Immutable things (finished runs, signatures) are cached.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from django.conf import settings
 from django.core.cache import cache
@@ -28,6 +30,7 @@ __all__ = [
     "signature_get",
     "registry_display_uri",
     "model_page_get",
+    "model_files_get",
     "ModelPage",
     "VersionDetail",
 ]
@@ -96,6 +99,26 @@ def signature_get(*, name: str, version: str) -> Signature | None:
     signature = get_client().get_signature(name, version)
     cache.set(key, signature, timeout=settings.REGISTRY_CACHE_SECONDS * 12)
     return signature
+
+
+def model_files_get(*, name: str, version: str, cache_dir: Path) -> Path:
+    """A local copy of a version's model directory. Versions never change, so one download serves every
+    rollout; the copy appears atomically, so a worker killed mid-download leaves no half directory."""
+    digest = hashlib.sha256(f"{settings.MLFLOW_REGISTRY_URI}\x1f{name}\x1f{version}".encode()).hexdigest()[:16]
+    final = cache_dir / digest
+    if (final / "MLmodel").is_file():
+        return final
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".partial-") as tmp:
+        downloaded = Path(get_client().download_model(name, version, tmp))
+        if not (downloaded / "MLmodel").is_file():
+            raise NotFoundError(f"{name!r} version {version} has no MLmodel file; it cannot be served.")
+        try:
+            downloaded.rename(final)
+        except OSError:
+            if not (final / "MLmodel").is_file():  # another worker won the race with the same content
+                raise
+    return final
 
 
 @dataclass(frozen=True)

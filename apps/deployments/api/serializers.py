@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from apps.deployments.models import Deployment, Environment, Revision, RevisionStep
+
+
+class EnvironmentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Environment
+        fields = ["name", "description", "target", "namespace", "image_builder", "image_registry", "replicas", "gated"]
+
+
+class StepSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RevisionStep
+        fields = ["name", "status", "started_at", "finished_at", "message", "log"]
+
+
+class RevisionSerializer(serializers.ModelSerializer):
+    revision = serializers.CharField(source="label")
+    deployment = serializers.IntegerField(source="deployment_id")
+    model = serializers.CharField(source="deployment.model_name")
+    environment = serializers.CharField(source="deployment.environment.name")
+    requested_by = serializers.CharField(source="requested_by.username", default=None)
+    rollback_of = serializers.CharField(source="rollback_of.label", default=None)
+    steps = StepSerializer(many=True)
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Revision
+        fields = [
+            "id",
+            "revision",
+            "deployment",
+            "model",
+            "model_version",
+            "environment",
+            "kind",
+            "rollback_of",
+            "status",
+            "image",
+            "image_digest",
+            "requested_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "attempts",
+            "error",
+            "steps",
+            "url",
+        ]
+
+    def get_url(self, obj: Revision) -> str:
+        request = self.context.get("request")
+        path = reverse("deployments-api:revision_detail", kwargs={"pk": obj.pk})
+        return request.build_absolute_uri(path) if request else path
+
+
+class RevisionSummarySerializer(RevisionSerializer):
+    class Meta(RevisionSerializer.Meta):
+        fields = [f for f in RevisionSerializer.Meta.fields if f not in ("steps", "deployment", "model", "environment")]
+
+
+class DeploymentSerializer(serializers.ModelSerializer):
+    environment = serializers.CharField(source="environment.name")
+    model = serializers.CharField(source="model_name")
+    model_version = serializers.CharField(source="live_revision.model_version", default=None)
+    live_revision = serializers.CharField(source="live_revision.label", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None)
+
+    class Meta:
+        model = Deployment
+        fields = [
+            "id",
+            "name",
+            "model",
+            "model_version",
+            "environment",
+            "status",
+            "live_revision",
+            "endpoint_url",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class DeploymentDetailSerializer(DeploymentSerializer):
+    revisions = RevisionSummarySerializer(many=True, source="revisions.all")
+
+    class Meta(DeploymentSerializer.Meta):
+        fields = [*DeploymentSerializer.Meta.fields, "revisions"]

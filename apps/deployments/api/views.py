@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.choices import AuditSource
+from apps.common.errors import NotFoundError
+from apps.deployments import selectors, services
+from apps.deployments.api.serializers import (
+    DeploymentDetailSerializer,
+    DeploymentSerializer,
+    EnvironmentSerializer,
+    RevisionSerializer,
+)
+from apps.deployments.filtersets import DeploymentFilterSet
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, description="The same key never starts two rollouts."
+)
+
+
+class Pagination(PageNumberPagination):
+    page_size = 25
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+def _accepted(request: Request, revision) -> Response:
+    data = RevisionSerializer(revision, context={"request": request}).data
+    return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
+
+
+class EnvironmentListApi(generics.ListAPIView):
+    serializer_class = EnvironmentSerializer
+    pagination_class = Pagination
+
+    def get_queryset(self):
+        return selectors.environment_list()
+
+
+class DeploymentListCreateApi(generics.ListAPIView):
+    """List what runs where; POST deploys a model version to an environment."""
+
+    serializer_class = DeploymentSerializer
+    pagination_class = Pagination
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = DeploymentFilterSet
+
+    class InputSerializer(serializers.Serializer):
+        model = serializers.CharField(max_length=500)
+        version = serializers.RegexField(r"^\d{1,9}$", error_messages={"invalid": "A version is a number, like 3."})
+        environment = serializers.CharField(max_length=63)
+
+    def get_queryset(self):
+        return selectors.deployment_list()
+
+    @extend_schema(
+        operation_id="deployments_create",
+        request=InputSerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={202: RevisionSerializer, 400: OpenApiResponse(description="Invalid input")},
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        revision = services.deployment_create(
+            actor=request.user,
+            model_name=data.validated_data["model"],
+            model_version=data.validated_data["version"],
+            environment=data.validated_data["environment"],
+            idempotency_key=request.headers.get("Idempotency-Key", ""),
+            source=AuditSource.API,
+        )
+        return _accepted(request, selectors.revision_get(pk=revision.pk))
+
+
+class DeploymentDetailApi(APIView):
+    @extend_schema(operation_id="deployments_retrieve", responses=DeploymentDetailSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(DeploymentDetailSerializer(selectors.deployment_get(pk=pk), context={"request": request}).data)
+
+    @extend_schema(operation_id="deployments_destroy", responses={202: DeploymentSerializer})
+    def delete(self, request: Request, pk: int) -> Response:
+        deployment = services.deployment_delete(
+            actor=request.user, deployment=selectors.deployment_get(pk=pk), source=AuditSource.API
+        )
+        return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
+
+
+class DeploymentRollbackApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        revision = serializers.IntegerField(min_value=1, help_text="Number of the earlier live revision (3 for r3).")
+
+    @extend_schema(operation_id="deployments_rollback", request=InputSerializer, responses={202: RevisionSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        deployment = selectors.deployment_get(pk=pk)
+        target = deployment.revisions.filter(number=data.validated_data["revision"]).first()
+        if target is None:
+            raise NotFoundError(f"{deployment} has no revision r{data.validated_data['revision']}.")
+        revision = services.deployment_rollback(
+            actor=request.user, deployment=deployment, to_revision=target, source=AuditSource.API
+        )
+        return _accepted(request, selectors.revision_get(pk=revision.pk))
+
+
+class RevisionDetailApi(APIView):
+    @extend_schema(operation_id="revisions_retrieve", responses=RevisionSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(RevisionSerializer(selectors.revision_get(pk=pk), context={"request": request}).data)

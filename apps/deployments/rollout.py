@@ -1,0 +1,384 @@
+"""Drives one revision through its steps. Called by the ``deployments.roll_out`` task.
+
+Safe to run twice, and safe to be killed at any point: a revision is claimed with a conditional update
+and a lease; every step either finds its work already done or does it declaratively; a step that
+succeeded is never run again. A worker that dies loses its lease and ``requeue_stuck`` hands the
+revision to another worker, which carries on from the first unfinished step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import requests
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from apps.accounts.services import audit_record
+from apps.common.errors import ApplicationError, UnavailableError
+from apps.deployments.backends import BackendError, PermanentBackendError, TransientBackendError
+from apps.deployments.builders import BuildRequest, get_builder
+from apps.deployments.choices import DeploymentStatus, ImageBuilder, RevisionStatus, StepName, StepStatus
+from apps.deployments.models import Deployment, Revision, RevisionStep
+from apps.deployments.targets import RolloutResult, ServingSpec, get_target
+from apps.registry import selectors as registry
+
+__all__ = ["revision_run", "serving_spec", "target_for", "StepFailed"]
+
+logger = logging.getLogger(__name__)
+MAX_LOG_CHARS = 60_000
+
+
+class StepFailed(Exception):
+    """The step ran and the result is a failure a person must act on (not worth retrying)."""
+
+
+# ---------------------------------------------------------------------------- claiming
+def _claim(revision_id: int) -> bool:
+    now = timezone.now()
+    claimable = Q(status=RevisionStatus.QUEUED) | Q(status=RevisionStatus.RUNNING, lease_until__lt=now)
+    changed = Revision.objects.filter(claimable, pk=revision_id).update(
+        status=RevisionStatus.RUNNING,
+        lease_until=now + timedelta(seconds=settings.DEPLOY_LEASE_SECONDS),
+        attempts=F("attempts") + 1,
+    )
+    if changed:
+        Revision.objects.filter(pk=revision_id, started_at__isnull=True).update(started_at=now)
+    return changed == 1
+
+
+def _renew(revision: Revision) -> None:
+    Revision.objects.filter(pk=revision.pk, status=RevisionStatus.RUNNING).update(
+        lease_until=timezone.now() + timedelta(seconds=settings.DEPLOY_LEASE_SECONDS)
+    )
+
+
+def release(revision_id: int) -> None:
+    """Give the revision back (a transient error): the retry, or ``requeue_stuck``, may claim it at once."""
+    Revision.objects.filter(pk=revision_id, status=RevisionStatus.RUNNING).update(lease_until=timezone.now())
+
+
+# ---------------------------------------------------------------------------- specs and backends
+def target_for(deployment: Deployment, config: dict):
+    kind = config.get("target") or deployment.environment.target
+    if kind == "local":
+        return get_target("local", base_dir=settings.DEPLOY_LOCAL_DIR, telemetry_dir=settings.TELEMETRY_DIR)
+    return get_target(
+        kind,
+        api_url=settings.KUBERNETES_API_URL,
+        token=settings.KUBERNETES_TOKEN,
+        ca_cert=settings.KUBERNETES_CA_CERT,
+        kubeconfig=settings.KUBECONFIG,
+        endpoint_template=settings.KUBERNETES_ENDPOINT_TEMPLATE,
+    )
+
+
+def serving_spec(revision: Revision) -> ServingSpec:
+    deployment, config = revision.deployment, revision.config
+    return ServingSpec(
+        deployment=deployment.name,
+        namespace=config.get("namespace") or "default",
+        environment=deployment.environment.name,
+        revision=revision.label,
+        model_name=deployment.model_name,
+        model_version=revision.model_version,
+        model_uri=f"models:/{deployment.model_name}/{revision.model_version}",
+        image=revision.image,
+        image_digest=revision.image_digest,
+        model_dir=revision.model_dir,
+        replicas=int(config.get("replicas", 1)),
+        min_replicas=int(config.get("min_replicas", 1)),
+        max_replicas=int(config.get("max_replicas", 3)),
+        cpu_request=config.get("cpu_request", "250m"),
+        cpu_limit=config.get("cpu_limit", "1"),
+        memory_request=config.get("memory_request", "512Mi"),
+        memory_limit=config.get("memory_limit", "1Gi"),
+        progress_deadline_seconds=settings.DEPLOY_READY_TIMEOUT,
+    )
+
+
+# ---------------------------------------------------------------------------- steps
+class _StepLog:
+    """Appends a step's log lines to its row as they happen, and keeps the revision's lease alive."""
+
+    def __init__(self, step: RevisionStep, revision: Revision) -> None:
+        self.step, self.revision = step, revision
+        self.lines: list[str] = []
+        self._renewed = time.monotonic()
+
+    def __call__(self, line: str) -> None:
+        stamp = timezone.now().strftime("%H:%M:%S")
+        self.lines.append(f"{stamp} {line}")
+        text = "\n".join(self.lines)[-MAX_LOG_CHARS:]
+        RevisionStep.objects.filter(pk=self.step.pk).update(log=text)
+        if time.monotonic() - self._renewed > settings.DEPLOY_LEASE_SECONDS / 4:
+            _renew(self.revision)
+            self._renewed = time.monotonic()
+
+
+def _resolve(revision: Revision, log: _StepLog) -> str:
+    name, version = revision.deployment.model_name, revision.model_version
+    log(f"resolving {name} version {version} in the registry")
+    info = registry.model_version_get(name=name, version=version)
+    model_dir = registry.model_files_get(name=name, version=version, cache_dir=settings.DEPLOY_MODEL_CACHE)
+    Revision.objects.filter(pk=revision.pk).update(model_dir=str(model_dir))
+    revision.model_dir = str(model_dir)
+    log(f"model files in {model_dir}")
+    return f"{name} v{version} (run {info.run_id or 'unknown'})"
+
+
+def _context_dir(revision: Revision) -> Path:
+    return Path(settings.VAR_DIR) / "build-contexts" / f"revision-{revision.pk}"
+
+
+def _build(revision: Revision, log: _StepLog) -> str:
+    builder_name = revision.config.get("image_builder", ImageBuilder.NONE)
+    if builder_name == ImageBuilder.NONE:
+        raise _Skip("the local target serves the model directory directly; no image needed")
+    from scoring.build_context import assemble_build_context
+
+    context_dir = _context_dir(revision)
+    if context_dir.exists():
+        import shutil
+
+        shutil.rmtree(context_dir)  # a half-written context from a killed worker
+    context = assemble_build_context(
+        revision.model_dir,
+        context_dir,
+        model_name=revision.deployment.model_name,
+        model_version=revision.model_version,
+    )
+    repository = revision.config.get("image_registry", "").rstrip("/")
+    if not repository:
+        raise StepFailed(f"environment {revision.deployment.environment.name} has no image registry configured")
+    image = f"{repository}/{revision.deployment.name}:{context.tag}"
+    Revision.objects.filter(pk=revision.pk).update(image=image, context_digest=context.digest)
+    revision.image, revision.context_digest = image, context.digest
+    builder = get_builder(builder_name)
+    if builder.exists(image):
+        raise _Skip(f"{image} is already in the registry; nothing to build")
+    log(f"building {image}")
+    labels = {
+        "org.opencontainers.image.title": revision.deployment.model_name,
+        "modelplane.io/revision": revision.label,
+    }
+    digest = builder.build_and_push(
+        BuildRequest(context_dir=context_dir, image=image, build_args=context.build_args, labels=labels), log
+    )
+    Revision.objects.filter(pk=revision.pk).update(image_digest=digest)
+    revision.image_digest = digest
+    return f"built and pushed {image}"
+
+
+def _push(revision: Revision, log: _StepLog) -> str:
+    if revision.config.get("image_builder", ImageBuilder.NONE) == ImageBuilder.NONE:
+        raise _Skip("no image")
+    builder = get_builder(revision.config["image_builder"])
+    if not builder.exists(revision.image):
+        raise TransientBackendError(f"{revision.image} is not in the registry yet")
+    return f"{revision.image} is in the registry"
+
+
+def _apply(revision: Revision, log: _StepLog) -> str:
+    spec = serving_spec(revision)
+    target_for(revision.deployment, revision.config).apply(spec, log)
+    return f"applied {spec.revision} of {spec.deployment}"
+
+
+def _rollout(revision: Revision, log: _StepLog) -> str:
+    spec = serving_spec(revision)
+    target = target_for(revision.deployment, revision.config)
+    result: RolloutResult = target.wait_ready(spec, log, timeout_seconds=settings.DEPLOY_READY_TIMEOUT)
+    if not result.ok:
+        raise StepFailed(result.message)
+    return result.message
+
+
+def _input_example(model_dir: str) -> dict | None:
+    for name in ("serving_input_example.json", "input_example.json"):
+        path = Path(model_dir, name)
+        if path.is_file():
+            example = json.loads(path.read_text())
+            return example if name.startswith("serving") else {"dataframe_split": example}
+    return None
+
+
+def _smoke_test(revision: Revision, log: _StepLog) -> str:
+    example = _input_example(revision.model_dir) if revision.model_dir else None
+    if example is None:
+        raise _Skip("the model was logged without an input example")
+    url = target_for(revision.deployment, revision.config).endpoint_url(serving_spec(revision)).rstrip("/")
+    log(f"POST {url}/invocations with the model's input example")
+    try:
+        response = requests.post(f"{url}/invocations", json=example, timeout=30)
+    except requests.RequestException as exc:
+        raise StepFailed(f"smoke test could not reach {url}: {type(exc).__name__}") from exc
+    if response.status_code != 200:
+        raise StepFailed(f"smoke test answered {response.status_code}: {response.text[:300]}")
+    predictions = response.json().get("predictions")
+    log(f"predictions: {json.dumps(predictions)[:300]}")
+    return f"scored the input example in {response.elapsed.total_seconds() * 1000:.0f} ms"
+
+
+@transaction.atomic
+def _go_live(revision: Revision, log: _StepLog) -> str:
+    deployment = Deployment.objects.select_for_update().get(pk=revision.deployment_id)
+    previous = deployment.live_revision
+    url = target_for(deployment, revision.config).endpoint_url(serving_spec(revision))
+    deployment.live_revision = revision
+    deployment.status = DeploymentStatus.LIVE
+    deployment.endpoint_url = url
+    deployment.save(update_fields=["live_revision", "status", "endpoint_url", "updated_at"])
+    if previous and previous.pk != revision.pk:
+        Revision.objects.filter(pk=previous.pk).update(status=RevisionStatus.SUPERSEDED)
+        spec = serving_spec(previous)
+        transaction.on_commit(lambda: _retire(deployment, previous.config, spec))
+    return f"serving at {url}"
+
+
+def _retire(deployment: Deployment, config: dict, spec: ServingSpec) -> None:
+    try:
+        target_for(deployment, config).retire(spec, logger.info)
+    except BackendError as exc:
+        logger.warning("could not retire %s %s: %s", spec.deployment, spec.revision, exc.message)
+
+
+class _Skip(Exception):
+    pass
+
+
+STEPS = {
+    StepName.RESOLVE: _resolve,
+    StepName.BUILD: _build,
+    StepName.PUSH: _push,
+    StepName.APPLY: _apply,
+    StepName.ROLLOUT: _rollout,
+    StepName.SMOKE_TEST: _smoke_test,
+    StepName.LIVE: _go_live,
+}
+
+
+def _run_step(revision: Revision, step: RevisionStep) -> None:
+    now = timezone.now()
+    RevisionStep.objects.filter(pk=step.pk).update(status=StepStatus.RUNNING, started_at=now, finished_at=None)
+    log = _StepLog(step, revision)
+    if step.log:
+        log.lines = step.log.splitlines()
+        log(f"resuming (attempt {revision.attempts})")
+    try:
+        message, status = STEPS[step.name](revision, log), StepStatus.SUCCEEDED
+    except _Skip as skip:
+        message, status = str(skip), StepStatus.SKIPPED
+        log(f"skipped: {skip}")
+    except (StepFailed, PermanentBackendError) as exc:
+        text = exc.message if isinstance(exc, BackendError) else str(exc)
+        log(f"failed: {text}")
+        RevisionStep.objects.filter(pk=step.pk).update(
+            status=StepStatus.FAILED, finished_at=timezone.now(), message=text[:1000]
+        )
+        raise StepFailed(text) from exc
+    except UnavailableError as exc:  # the registry is down: worth trying again later
+        log(f"will retry: {exc.message}")
+        RevisionStep.objects.filter(pk=step.pk).update(status=StepStatus.PENDING, message=exc.message[:1000])
+        raise TransientBackendError(exc.message) from exc
+    except ApplicationError as exc:
+        log(f"failed: {exc.message}")
+        RevisionStep.objects.filter(pk=step.pk).update(
+            status=StepStatus.FAILED, finished_at=timezone.now(), message=exc.message[:1000]
+        )
+        raise StepFailed(exc.message) from exc
+    except TransientBackendError as exc:
+        log(f"will retry: {exc.message}")
+        RevisionStep.objects.filter(pk=step.pk).update(status=StepStatus.PENDING, message=exc.message[:1000])
+        raise
+    RevisionStep.objects.filter(pk=step.pk).update(status=status, finished_at=timezone.now(), message=message[:1000])
+
+
+# ---------------------------------------------------------------------------- failure and rollback
+def _fail(revision: Revision, reason: str) -> None:
+    """The rollout failed: serve the last live revision again if there is one, and say why."""
+    deployment = revision.deployment
+    previous = deployment.live_revision
+    target = target_for(deployment, revision.config)
+    spec = serving_spec(revision)
+    restored = ""
+    if previous and previous.pk != revision.pk:
+        previous_spec = serving_spec(previous)
+        try:
+            target.apply(previous_spec, logger.info)
+            result = target.wait_ready(previous_spec, logger.info, timeout_seconds=settings.DEPLOY_READY_TIMEOUT)
+            restored = previous.label if result.ok else ""
+            if not result.ok:
+                reason += f"; rolling back to {previous.label} also failed: {result.message}"
+        except BackendError as exc:
+            reason += f"; rolling back to {previous.label} failed: {exc.message}"
+        if restored:
+            try:
+                target.retire(spec, logger.info)
+            except BackendError:
+                logger.warning("could not stop failed revision %s", spec.revision)
+    else:
+        try:
+            target.delete(spec, logger.info) if deployment.live_revision is None else None
+        except BackendError:
+            logger.warning("could not clean up failed revision %s", spec.revision)
+    with transaction.atomic():
+        status = RevisionStatus.ROLLED_BACK if restored else RevisionStatus.FAILED
+        message = f"{reason} (rolled back to {restored})" if restored else reason
+        Revision.objects.filter(pk=revision.pk).update(status=status, error=message[:5000], finished_at=timezone.now())
+        if not restored:
+            Deployment.objects.filter(pk=deployment.pk, live_revision__isnull=True).update(
+                status=DeploymentStatus.FAILED
+            )
+        audit_record(
+            actor=None,
+            action="deployment.rolled_back" if restored else "deployment.failed",
+            target_type="revision",
+            target_id=revision.pk,
+            data={"reason": reason[:500], "restored": restored},
+        )
+
+
+# ---------------------------------------------------------------------------- entry point
+def revision_run(*, revision_id: int) -> str:
+    """Run the revision's remaining steps. Returns what happened, for the task log."""
+    if not _claim(revision_id):
+        return "not claimable (finished, or another worker holds it)"
+    revision = Revision.objects.select_related("deployment__environment", "deployment__live_revision").get(
+        pk=revision_id
+    )
+    for step in revision.steps.all():
+        if step.status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
+            continue
+        try:
+            _run_step(revision, step)
+        except StepFailed as failure:
+            _fail(revision, f"{step.get_name_display()} failed: {failure}")
+            return f"failed at {step.name}"
+        _renew(revision)
+    with transaction.atomic():
+        Revision.objects.filter(pk=revision.pk).update(status=RevisionStatus.LIVE, finished_at=timezone.now(), error="")
+        audit_record(
+            actor=None,
+            action="deployment.live",
+            target_type="revision",
+            target_id=revision.pk,
+            data={"model": revision.deployment.model_name, "version": revision.model_version, "image": revision.image},
+        )
+    return "live"
+
+
+def revision_give_up(*, revision_id: int, reason: str) -> None:
+    """Retries are exhausted: record the failure (and roll back) so the revision does not hang."""
+    revision = Revision.objects.select_related("deployment__environment", "deployment__live_revision").get(
+        pk=revision_id
+    )
+    if revision.is_final:
+        return
+    _fail(revision, reason)

@@ -1,0 +1,42 @@
+// Live progress of a revision: polls its JSON and updates the steps in place until it is final.
+(function () {
+  "use strict";
+  const list = document.getElementById("steps");
+  if (!list || list.dataset.final === "true") return;
+  const classes = {live: "ok", succeeded: "ok", queued: "run", running: "run", failed: "bad", rolled_back: "bad"};
+  const label = (s) => s.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
+  const time = (iso) => iso ? new Date(iso).toLocaleTimeString([], {hour12: false}) : "";
+
+  function render(revision) {
+    for (const step of revision.steps) {
+      const item = list.querySelector(`[data-step="${step.name}"]`);
+      if (!item) continue;
+      item.dataset.status = step.status;
+      item.querySelector(".dot").className = "dot " + (classes[step.status] || "idle");
+      item.querySelector(".message").textContent = step.message || label(step.status);
+      const took = step.started_at && step.finished_at ? ` · ${((new Date(step.finished_at) - new Date(step.started_at)) / 1000).toFixed(1)} s` : "";
+      item.querySelector(".when").textContent = time(step.started_at) + took;
+      item.querySelector("pre").textContent = step.log || "(no output yet)";
+      if (step.status === "running" || step.status === "failed") item.querySelector("details").open = true;
+    }
+    const pill = document.getElementById("revision-status");
+    pill.textContent = label(revision.status);
+    pill.className = "pill " + (classes[revision.status] || "idle");
+    const error = document.getElementById("revision-error");
+    error.hidden = !revision.error;
+    error.textContent = revision.error;
+    return ["live", "failed", "rolled_back", "superseded"].includes(revision.status);
+  }
+
+  async function poll() {
+    try {
+      const response = await fetch(list.dataset.statusUrl, {headers: {Accept: "application/json"}, credentials: "same-origin"});
+      if (response.ok && render(await response.json())) {
+        window.setTimeout(() => window.location.reload(), 600);  // show the final page (endpoint, actions)
+        return;
+      }
+    } catch (e) { /* network blip: try again */ }
+    window.setTimeout(poll, 1000);
+  }
+  window.setTimeout(poll, 500);
+})();

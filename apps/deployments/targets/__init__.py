@@ -1,0 +1,3 @@
+from apps.deployments.targets.base import DeploymentTarget, RolloutResult, ServingSpec, get_target
+
+__all__ = ["DeploymentTarget", "RolloutResult", "ServingSpec", "get_target"]

@@ -1,0 +1,90 @@
+"""Where a model runs. One small interface; the environment's ``target`` picks the implementation.
+
+Every method is safe to call twice with the same spec: a worker killed half-way and restarted calls
+them again and must end in the same state, with no duplicate resources.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from apps.deployments.backends import load_backend
+
+__all__ = ["ServingSpec", "RolloutResult", "DeploymentTarget", "TARGETS", "get_target", "Log"]
+
+Log = Callable[[str], None]
+
+TARGETS = {
+    "local": "apps.deployments.targets.local_process.LocalProcessTarget",
+    "kubernetes": "apps.deployments.targets.kubernetes.KubernetesTarget",
+}
+
+
+@dataclass(frozen=True)
+class ServingSpec:
+    """Everything a target needs to run one revision of one deployment."""
+
+    deployment: str  # DNS label, unique per environment: the Kubernetes object name, the local process key
+    namespace: str  # Kubernetes namespace (ignored by the local target)
+    environment: str
+    revision: str  # e.g. "r12"
+    model_name: str
+    model_version: str
+    model_uri: str  # models:/<name>/<version>
+    image: str = ""  # registry/repo:tag, for container targets
+    image_digest: str = ""
+    model_dir: str = ""  # a local MLflow model directory, for the local target
+    replicas: int = 1
+    min_replicas: int = 1
+    max_replicas: int = 3
+    cpu_request: str = "250m"
+    cpu_limit: str = "1"
+    memory_request: str = "512Mi"
+    memory_limit: str = "1Gi"
+    env: dict[str, str] = field(default_factory=dict)  # extra SCORING_* settings
+    progress_deadline_seconds: int = 600
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    ok: bool
+    message: str  # for people: "3/3 replicas available" or "image pull failed: unauthorized for <registry>"
+    endpoint_url: str = ""
+
+
+class DeploymentTarget(abc.ABC):
+    """Runs scoring servers. Implementations take their settings as keyword arguments."""
+
+    name: str = ""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    @abc.abstractmethod
+    def apply(self, spec: ServingSpec, log: Log) -> None:
+        """Create or update the resources serving ``spec``. Declarative: applying twice changes nothing."""
+
+    @abc.abstractmethod
+    def wait_ready(self, spec: ServingSpec, log: Log, *, timeout_seconds: float) -> RolloutResult:
+        """Watch the rollout of ``spec`` until it serves (ok) or cannot (not ok, with the reason).
+
+        Never raises for a failed rollout; raises ``TransientBackendError`` only when the target itself
+        cannot be reached."""
+
+    @abc.abstractmethod
+    def endpoint_url(self, spec: ServingSpec) -> str:
+        """Base URL of the scoring server for ``spec`` (``POST {url}/invocations``)."""
+
+    @abc.abstractmethod
+    def delete(self, spec: ServingSpec, log: Log) -> None:
+        """Remove everything ``apply`` created for ``spec.deployment``. Deleting what is gone is fine."""
+
+    def retire(self, spec: ServingSpec, log: Log) -> None:  # noqa: B027 - optional, a no-op by default
+        """Stop serving an older revision once a newer one is live (targets that replace in place: no-op)."""
+
+
+def get_target(name: str, **options: Any) -> DeploymentTarget:
+    return load_backend(TARGETS, name, **options)

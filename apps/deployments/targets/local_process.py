@@ -1,0 +1,184 @@
+"""The embedded default's target: each revision's scoring server runs as a child process on a free port.
+
+Processes start in their own session, so they outlive the worker that started them; a state file per
+revision (pid, port, model directory) lets any later worker adopt them, stop them, or restart them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from django.conf import settings
+
+from apps.deployments.backends import PermanentBackendError
+from apps.deployments.targets.base import DeploymentTarget, Log, RolloutResult, ServingSpec
+
+__all__ = ["LocalProcessTarget"]
+
+LOG_TAIL_LINES = 6
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _alive(pid: int, model_dir: str) -> bool:
+    """The pid runs and is our scoring server for that model (pids are reused)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    if not cmdline or b"scoring" not in cmdline or model_dir.encode() not in cmdline:
+        return False
+    status = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()
+    return bool(status) and status[0] != "Z"
+
+
+class LocalProcessTarget(DeploymentTarget):
+    name = "local"
+
+    def __init__(self, *, base_dir: Path, telemetry_dir: Path, host: str = "127.0.0.1", **options) -> None:
+        super().__init__(**options)
+        self.base_dir = Path(base_dir)
+        self.telemetry_dir = Path(telemetry_dir)
+        self.host = host
+
+    # ------------------------------------------------------------------ state files
+    def _dir(self, spec: ServingSpec) -> Path:
+        return self.base_dir / spec.environment / spec.deployment
+
+    def _state_path(self, spec: ServingSpec) -> Path:
+        return self._dir(spec) / f"{spec.revision}.json"
+
+    def _state(self, spec: ServingSpec) -> dict | None:
+        try:
+            return json.loads(self._state_path(spec).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def is_running(self, spec: ServingSpec) -> bool:
+        state = self._state(spec)
+        return bool(state and _alive(state["pid"], state["model_dir"]))
+
+    # ------------------------------------------------------------------ the interface
+    def apply(self, spec: ServingSpec, log: Log) -> None:
+        if not spec.model_dir or not Path(spec.model_dir, "MLmodel").is_file():
+            raise PermanentBackendError(f"no model directory to serve for {spec.revision} ({spec.model_dir or 'none'})")
+        state = self._state(spec)
+        if state and _alive(state["pid"], state["model_dir"]):
+            log(f"scoring server of {spec.revision} already runs (pid {state['pid']}, port {state['port']})")
+            return
+        port = state["port"] if state and self._port_free(state["port"]) else _free_port()
+        directory = self._dir(spec)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.telemetry_dir.mkdir(parents=True, exist_ok=True)
+        log_path = directory / f"{spec.revision}.log"
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(settings.SCORING_IMAGE_DIR), os.environ.get("PYTHONPATH", "")]),
+            # Registered models of the configured registry are what this control plane is trusted to serve.
+            "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
+            "SCORING_DEPLOYMENT": spec.deployment,
+            "SCORING_MODEL_NAME": spec.model_name,
+            "SCORING_MODEL_VERSION": spec.model_version,
+            "SCORING_REVISION": spec.revision,
+            "SCORING_TELEMETRY_PATH": str(self.telemetry_dir / f"{spec.environment}--{spec.deployment}.jsonl"),
+            **spec.env,
+        }
+        command = [sys.executable, "-m", "scoring", "serve", spec.model_dir, "--host", self.host, "--port", str(port)]
+        with open(log_path, "ab") as output:
+            process = subprocess.Popen(
+                command,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=directory,
+            )
+        tmp = self._state_path(spec).with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps({"pid": process.pid, "port": port, "model_dir": spec.model_dir, "log": str(log_path)})
+        )
+        tmp.replace(self._state_path(spec))
+        log(f"started scoring server of {spec.revision} (pid {process.pid}) on {self.host}:{port}")
+
+    def _port_free(self, port: int) -> bool:
+        with socket.socket() as sock:
+            try:
+                sock.bind((self.host, port))
+            except OSError:
+                return False
+        return True
+
+    def wait_ready(self, spec: ServingSpec, log: Log, *, timeout_seconds: float) -> RolloutResult:
+        state = self._state(spec)
+        if state is None:
+            return RolloutResult(False, f"{spec.revision} was never started")
+        url = f"http://{self.host}:{state['port']}"
+        deadline = time.monotonic() + timeout_seconds
+        last_report = 0.0
+        while time.monotonic() < deadline:
+            if not _alive(state["pid"], state["model_dir"]):
+                return RolloutResult(False, f"scoring server exited: {self._tail(state)}")
+            try:
+                if requests.get(f"{url}/health/ready", timeout=2).status_code == 200:
+                    log(f"{url}/health/ready answered 200")
+                    return RolloutResult(True, "scoring server ready", endpoint_url=url)
+            except requests.RequestException:
+                pass
+            if time.monotonic() - last_report > 5:
+                log("waiting for the model to load and score its warm-up input")
+                last_report = time.monotonic()
+            time.sleep(0.2)
+        return RolloutResult(False, f"scoring server not ready in {timeout_seconds:.0f} s: {self._tail(state)}")
+
+    def _tail(self, state: dict) -> str:
+        try:
+            lines = Path(state["log"]).read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "(no log)"
+        return " | ".join(line.strip() for line in lines[-LOG_TAIL_LINES:])[-1000:]
+
+    def endpoint_url(self, spec: ServingSpec) -> str:
+        state = self._state(spec)
+        return f"http://{self.host}:{state['port']}" if state else ""
+
+    def retire(self, spec: ServingSpec, log: Log) -> None:
+        state = self._state(spec)
+        if state:
+            self._stop(state, log)
+            self._state_path(spec).unlink(missing_ok=True)
+
+    def delete(self, spec: ServingSpec, log: Log) -> None:
+        directory = self._dir(spec)
+        for path in sorted(directory.glob("*.json")) if directory.exists() else []:
+            try:
+                state = json.loads(path.read_text())
+            except (OSError, ValueError):
+                state = None
+            if state:
+                self._stop(state, log)
+            path.unlink(missing_ok=True)
+
+    def _stop(self, state: dict, log: Log, grace_seconds: float = 15) -> None:
+        pid = state["pid"]
+        if not _alive(pid, state["model_dir"]):
+            return
+        os.kill(pid, signal.SIGTERM)  # the server drains in-flight requests on SIGTERM
+        deadline = time.monotonic() + grace_seconds
+        while time.monotonic() < deadline and _alive(pid, state["model_dir"]):
+            time.sleep(0.1)
+        if _alive(pid, state["model_dir"]):
+            os.kill(pid, signal.SIGKILL)
+        log(f"stopped scoring server pid {pid}")

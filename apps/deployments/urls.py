@@ -1,0 +1,14 @@
+from django.urls import path
+
+from apps.deployments import views
+
+app_name = "deployments"
+
+urlpatterns = [
+    path("deployments/", views.deployment_list, name="deployment_list"),
+    path("deployments/new/", views.deployment_create, name="deployment_create"),
+    path("deployments/<int:pk>/", views.deployment_detail, name="deployment_detail"),
+    path("deployments/<int:pk>/rollback/", views.deployment_rollback, name="deployment_rollback"),
+    path("deployments/<int:pk>/delete/", views.deployment_delete, name="deployment_delete"),
+    path("revisions/<int:pk>/", views.revision_detail, name="revision_detail"),
+]
