@@ -450,6 +450,17 @@ class Controller:
 
         return self.runner.call(update)
 
+    def scale(self, namespace: str, name: str, replicas: int) -> dict[str, Any]:
+        """What the HorizontalPodAutoscaler does through the scale subresource."""
+        return self._update("Deployment", namespace, name, lambda obj: obj["spec"].__setitem__("replicas", replicas))
+
+    def requests(self) -> list[tuple[str, str, str, dict[str, str]]]:
+        """Every request served so far: (method, path, content type, query parameters)."""
+        return [
+            (str(r.method.value).upper(), r.url.path, r.headers.get("Content-Type", ""), dict(r.params))
+            for r in list(self.emulator._requests)
+        ]
+
     def set_deployment_status(self, namespace: str, name: str, **status: Any) -> dict[str, Any]:
         """Replace the Deployment's status; observedGeneration defaults to the current generation."""
 

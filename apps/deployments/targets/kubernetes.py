@@ -130,8 +130,8 @@ def _container(spec: ServingSpec) -> dict[str, Any]:
             "requests": {"cpu": spec.cpu_request, "memory": spec.memory_request},
             "limits": {"cpu": spec.cpu_limit, "memory": spec.memory_limit},
         },
-        # Loading a model can take minutes: the startup probe holds liveness off until the server answers.
-        "startupProbe": _probe("/health/live", period=5, failures=60),
+        # /health/live answers as soon as the port opens, also while the model loads (docs/scoring.md), so
+        # no startup probe is needed; /health/ready waits for the loaded model's warm-up.
         "livenessProbe": _probe("/health/live", period=10, failures=3),
         "readinessProbe": _probe("/health/ready", period=5, failures=2),
         "securityContext": {

@@ -1,0 +1,480 @@
+"""The kubernetes target through the real ``kubernetes`` client over HTTP, against the test-side API emulator.
+
+Nothing is patched: the target talks HTTP to ``k8s_api``; the test plays the controllers and kubelets through
+``k8s_controller`` (Deployment status, pods with container states, events, container logs).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from apps.deployments.backends import TransientBackendError
+from apps.deployments.targets.base import ServingSpec, get_target
+from apps.deployments.targets.kubernetes import (
+    FIELD_MANAGER,
+    KubernetesTarget,
+    diagnose_pods,
+    render_deployment,
+    render_manifests,
+)
+from tests.deployments.conftest_k8s import k8s_api, k8s_controller, k8s_namespace
+from tests.deployments.k8s_emulator import Controller, EmulatorThread
+
+FIXTURES = (k8s_api, k8s_controller, k8s_namespace)  # used as fixtures by name
+
+IMAGE = "registry.example.com/scoring/iris:ctx-3f2a"
+KINDS = ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget")
+
+
+@pytest.fixture
+def spec(k8s_namespace: str) -> ServingSpec:
+    return ServingSpec(
+        deployment="iris",
+        namespace=k8s_namespace,
+        environment="prod",
+        revision="r1",
+        model_name="iris",
+        model_version="3",
+        model_uri="models:/iris/3",
+        image=IMAGE,
+        image_digest="sha256:3f2a",
+        replicas=2,
+        min_replicas=2,
+        max_replicas=5,
+        env={"SCORING_WORKERS": "2"},
+    )
+
+
+@pytest.fixture
+def target(k8s_api: EmulatorThread) -> KubernetesTarget:
+    return KubernetesTarget(api_url=k8s_api.url, poll_interval_seconds=0.02, unschedulable_grace_seconds=0)
+
+
+class Logs(list[str]):
+    def __call__(self, line: str) -> None:
+        self.append(line)
+
+
+def _env(deployment: dict) -> dict[str, str]:
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return {item["name"]: item["value"] for item in container["env"]}
+
+
+class KubernetesRenderingTests:
+    def test_every_rendered_manifest_validates_against_the_kubernetes_schemas(self, spec: ServingSpec) -> None:
+        kubernetes_validate = pytest.importorskip("kubernetes_validate")
+        version = kubernetes_validate.utils.latest_version()
+        for manifest in render_manifests(spec, replicas=4, image_pull_secrets=("acr-pull",)):
+            kubernetes_validate.validate(manifest, version, strict=True)
+
+    def test_label_values_are_made_valid_and_replicas_stay_within_the_autoscaling_bounds(
+        self, spec: ServingSpec
+    ) -> None:
+        odd = replace(spec, model_version="1.0+local build", revision="r/7")
+        deployment = render_deployment(odd, replicas=50)
+        assert deployment["metadata"]["labels"]["app.kubernetes.io/version"] == "1.0-local-build"
+        assert deployment["spec"]["template"]["metadata"]["labels"]["modelplane.io/revision"] == "r-7"
+        assert deployment["metadata"]["annotations"]["modelplane.io/revision"] == "r/7"
+        assert deployment["spec"]["replicas"] == 5
+        assert render_deployment(odd, replicas=0)["spec"]["replicas"] == 2
+
+    def test_an_oom_killed_crash_loop_says_so(self) -> None:
+        pod = {
+            "metadata": {"name": "iris-1"},
+            "spec": {"containers": [{"name": "scoring-server", "image": IMAGE}]},
+            "status": {
+                "containerStatuses": [
+                    {
+                        "name": "scoring-server",
+                        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                        "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}},
+                    }
+                ]
+            },
+        }
+        message = diagnose_pods([pod], [], read_log=lambda pod, container: "")
+        assert message == "container crash-looping: out of memory (OOMKilled)"
+
+
+class KubernetesApplyTests:
+    def test_it_creates_the_four_objects_with_labels_annotations_probes_and_strategy(
+        self,
+        target: KubernetesTarget,
+        spec: ServingSpec,
+        k8s_controller: Controller,
+    ) -> None:
+        logs = Logs()
+        target.apply(spec, logs)
+
+        for kind in KINDS:
+            obj = k8s_controller.get(kind, spec.namespace, "iris")
+            assert obj is not None, kind
+            assert obj["metadata"]["labels"] == {
+                "app.kubernetes.io/name": "scoring-server",
+                "app.kubernetes.io/instance": "iris",
+                "app.kubernetes.io/version": "3",
+                "app.kubernetes.io/component": "model-server",
+                "app.kubernetes.io/part-of": "modelplane",
+                "app.kubernetes.io/managed-by": "modelplane",
+            }
+            assert obj["metadata"]["annotations"] == {
+                "modelplane.io/model-uri": "models:/iris/3",
+                "modelplane.io/revision": "r1",
+                "modelplane.io/image-digest": "sha256:3f2a",
+            }
+        assert len(logs) == 4 and all(line.startswith("applied ") for line in logs)
+
+        deployment = k8s_controller.get("Deployment", spec.namespace, "iris")
+        assert deployment["spec"]["replicas"] == 2
+        assert deployment["spec"]["strategy"] == {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+        }
+        assert deployment["spec"]["progressDeadlineSeconds"] == 600
+        pod_spec = deployment["spec"]["template"]["spec"]
+        assert pod_spec["securityContext"]["runAsNonRoot"] is True
+        assert pod_spec["securityContext"]["runAsUser"] == 10001
+        container = pod_spec["containers"][0]
+        assert container["image"] == IMAGE
+        assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+        assert container["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "http"}
+        assert container["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "http"}
+        assert container["resources"] == {
+            "requests": {"cpu": "250m", "memory": "512Mi"},
+            "limits": {"cpu": "1", "memory": "1Gi"},
+        }
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert _env(deployment) | {"SCORING_WORKERS": "2"} == _env(deployment)
+        assert {k: v for k, v in _env(deployment).items() if k in ("SCORING_PORT", "SCORING_HOST")} == {
+            "SCORING_PORT": "8080",
+            "SCORING_HOST": "0.0.0.0",
+        }
+        assert _env(deployment)["SCORING_DEPLOYMENT"] == "iris"
+        assert _env(deployment)["SCORING_MODEL_NAME"] == "iris"
+        assert _env(deployment)["SCORING_MODEL_VERSION"] == "3"
+        assert _env(deployment)["SCORING_REVISION"] == "r1"
+        assert _env(deployment)["SCORING_IMAGE_DIGEST"] == "sha256:3f2a"
+
+        service = k8s_controller.get("Service", spec.namespace, "iris")
+        assert service["spec"]["type"] == "ClusterIP"
+        assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+        assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+        hpa = k8s_controller.get("HorizontalPodAutoscaler", spec.namespace, "iris")
+        assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 5)
+        assert hpa["spec"]["metrics"][0]["resource"]["target"] == {"type": "Utilization", "averageUtilization": 70}
+        assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "iris"}
+        pdb = k8s_controller.get("PodDisruptionBudget", spec.namespace, "iris")
+        assert pdb["spec"]["maxUnavailable"] == 1
+
+    def test_it_applies_server_side_with_the_fixed_field_manager(
+        self,
+        target: KubernetesTarget,
+        spec: ServingSpec,
+        k8s_controller: Controller,
+    ) -> None:
+        target.apply(spec, Logs())
+        writes = [r for r in k8s_controller.requests() if f"/namespaces/{spec.namespace}/" in r[1] and r[0] != "GET"]
+        assert len(writes) == 4
+        for method, _path, content_type, params in writes:
+            assert method == "PATCH"
+            assert content_type == "application/apply-patch+yaml"
+            assert params["fieldManager"] == FIELD_MANAGER
+            assert params["force"] == "true"
+
+    def test_applying_twice_changes_nothing(
+        self,
+        target: KubernetesTarget,
+        spec: ServingSpec,
+        k8s_controller: Controller,
+    ) -> None:
+        target.apply(spec, Logs())
+        before = {kind: k8s_controller.get(kind, spec.namespace, "iris")["metadata"] for kind in KINDS}
+        target.apply(spec, Logs())
+        after = {kind: k8s_controller.get(kind, spec.namespace, "iris")["metadata"] for kind in KINDS}
+        for kind in KINDS:
+            assert after[kind]["resourceVersion"] == before[kind]["resourceVersion"], kind
+            assert after[kind]["uid"] == before[kind]["uid"], kind
+            assert len(k8s_controller.list(kind, spec.namespace)) == 1, kind
+        assert after["Deployment"]["generation"] == 1
+
+    def test_a_new_revision_updates_the_deployment_and_keeps_the_autoscaled_replicas(
+        self,
+        target: KubernetesTarget,
+        spec: ServingSpec,
+        k8s_controller: Controller,
+    ) -> None:
+        target.apply(spec, Logs())
+        k8s_controller.scale(spec.namespace, "iris", 4)  # the autoscaler scaled up meanwhile
+        new = replace(spec, revision="r2", image=IMAGE.replace("ctx-3f2a", "ctx-9b1c"), image_digest="sha256:9b1c")
+        target.apply(new, Logs())
+
+        deployment = k8s_controller.get("Deployment", spec.namespace, "iris")
+        assert deployment["metadata"]["generation"] == 3  # r1, the scale, r2
+        assert deployment["metadata"]["annotations"]["modelplane.io/revision"] == "r2"
+        assert deployment["spec"]["replicas"] == 4
+        template = deployment["spec"]["template"]
+        assert template["metadata"]["labels"]["modelplane.io/revision"] == "r2"
+        assert template["spec"]["containers"][0]["image"] == new.image
+        assert _env(deployment)["SCORING_REVISION"] == "r2"
+        assert len(k8s_controller.list("Deployment", spec.namespace)) == 1
+
+    def test_an_unreachable_api_is_a_transient_error(self, spec: ServingSpec) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        target = get_target("kubernetes", api_url=f"http://127.0.0.1:{port}", request_timeout_seconds=2)
+        with pytest.raises(TransientBackendError, match="cannot reach the Kubernetes API"):
+            target.apply(spec, Logs())
+        with pytest.raises(TransientBackendError):
+            target.wait_ready(spec, Logs(), timeout_seconds=1)
+
+
+class KubernetesRolloutTests:
+    def test_it_is_ready_once_the_controller_reports_every_replica_updated_and_available(
+        self,
+        target: KubernetesTarget,
+        spec: ServingSpec,
+        k8s_controller: Controller,
+    ) -> None:
+        target.apply(spec, Logs())
+        k8s_controller.set_deployment_status(spec.namespace, "iris", replicas=1, updatedReplicas=1)
+        timer = threading.Timer(0.3, k8s_controller.complete_rollout, (spec.namespace, "iris"))
+        timer.start()
+        logs = Logs()
+        try:
+            result = target.wait_ready(spec, logs, timeout_seconds=10)
+        finally:
+            timer.cancel()
+
+        assert result.ok, result.message
+        assert result.message == "2/2 replicas available"
+        assert result.endpoint_url == f"http://iris.{spec.namespace}.svc.cluster.local"
+        assert logs == ["1/2 replicas updated, 0 available", "2/2 replicas updated, 2 available"]
+
+    def test_a_status_from_before_the_new_revision_does_not_count(
+        self,
+        target: KubernetesTarget,
+        spec: ServingSpec,
+        k8s_controller: Controller,
+    ) -> None:
+        target.apply(spec, Logs())
+        k8s_controller.complete_rollout(spec.namespace, "iris")
+        target.apply(replace(spec, revision="r2", image=IMAGE + "-2"), Logs())  # generation 2, observed 1
+
+        result = target.wait_ready(spec, Logs(), timeout_seconds=0.3)
+
+        assert not result.ok
+        assert result.message == "rollout not finished after 0.3 s: 2/2 replicas updated, 2 available"
+
+    def test_an_image_pull_failure_names_the_reason_and_the_image(
+        self,
+        target: KubernetesTarget,
+        spec: ServingSpec,
+        k8s_controller: Controller,
+    ) -> None:
+        target.apply(spec, Logs())
+        k8s_controller.set_deployment_status(spec.namespace, "iris", replicas=3, updatedReplicas=1)
+        message = (
+            f'failed to pull and unpack image "{IMAGE}": failed to resolve reference "{IMAGE}": '
+            "unexpected status from HEAD request: 401 Unauthorized"
+        )
+        k8s_controller.create_pod(
+            spec.namespace, "iris", container_state={"waiting": {"reason": "ErrImagePull", "message": message}}
+        )
+        logs = Logs()
+
+        result = target.wait_ready(spec, logs, timeout_seconds=5)
+
+        assert not result.ok
+        assert result.message == f"image pull failed: unauthorized for {IMAGE}"
+        assert logs[-1] == result.message
+
+    def test_an_image_pull_back_off_takes_the_reason_from_the_events(
+        self,
+        target: KubernetesTarget,
+        spec: ServingSpec,
+        k8s_controller: Controller,
+    ) -> None:
+        target.apply(spec, Logs())
+        waiting = {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{IMAGE}"'}
+        pod = k8s_controller.create_pod(spec.namespace, "iris", container_state={"waiting": waiting})
+        k8s_controller.add_event(
+            spec.namespace, "Pod", pod["metadata"]["name"], "Failed", f'Failed to pull image "{IMAGE}": not found'
+        )
+
+        result = target.wait_ready(spec, Logs(), timeout_seconds=5)
+
+        assert (result.ok, result.message) == (False, f"image pull failed: not found for {IMAGE}")
+
+    def test_a_crash_loop_shows_the_last_log_lines(
+        self,
+        target: KubernetesTarget,
+        spec: ServingSpec,
+        k8s_controller: Controller,
+    ) -> None:
+        target.apply(spec, Logs())
+        pod = k8s_controller.create_pod(
+            spec.namespace,
+            "iris",
+            phase="Running",
+            restart_count=4,
+            container_state={"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 1m20s"}},
+            last_state={"terminated": {"reason": "Error", "exitCode": 3}},
+        )
+        lines = [f"line {n}" for n in range(30)] + ["ModelLoadError: no module named 'sklearn'"]
+        k8s_controller.set_log(spec.namespace, pod["metadata"]["name"], "scoring-server", "\n".join(lines))
+
+        result = target.wait_ready(spec, Logs(), timeout_seconds=5)
+
+        assert not result.ok
+        assert result.message.startswith("container crash-looping: line 21\n")
+        assert result.message.endswith("line 29\nModelLoadError: no module named 'sklearn'")
+        assert "line 20" not in result.message
+
+    def test_a_crash_loop_without_logs_gives_the_exit_code(
+        self,
+        target: KubernetesTarget,
+        spec: ServingSpec,
+        k8s_controller: Controller,
+    ) -> None:
+        target.apply(spec, Logs())
+        k8s_controller.create_pod(
+            spec.namespace,
+            "iris",
+            container_state={"waiting": {"reason": "CrashLoopBackOff"}},
+            last_state={"terminated": {"reason": "Error", "exitCode": 3}},
+        )
+
+        result = target.wait_ready(spec, Logs(), timeout_seconds=5)
+
+        assert result.message == "container crash-looping: exited with code 3 (Error)"
+
+    def test_unschedulable_pods_are_reported_with_the_schedulers_message(
+        self,
+        target: KubernetesTarget,
+        spec: ServingSpec,
+        k8s_controller: Controller,
+    ) -> None:
+        target.apply(spec, Logs())
+        message = "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available."
+        condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}
+        k8s_controller.create_pod(spec.namespace, "iris", conditions=[condition])
+
+        result = target.wait_ready(spec, Logs(), timeout_seconds=5)
+
+        assert (result.ok, result.message) == (False, f"pods cannot be scheduled: {message}")
+
+    def test_unschedulable_pods_get_a_grace_period_for_the_cluster_autoscaler(
+        self,
+        k8s_api: EmulatorThread,
+        spec: ServingSpec,
+        k8s_controller: Controller,
+    ) -> None:
+        patient = KubernetesTarget(api_url=k8s_api.url, poll_interval_seconds=0.02, unschedulable_grace_seconds=60)
+        patient.apply(spec, Logs())
+        just_now = (datetime.now(UTC) - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        condition = {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/3 nodes are available: 3 Insufficient memory.",
+            "lastTransitionTime": just_now,
+        }
+        k8s_controller.create_pod(spec.namespace, "iris", conditions=[condition])
+
+        result = patient.wait_ready(spec, Logs(), timeout_seconds=0.3)
+
+        assert result.message.startswith("rollout not finished after 0.3 s")
+
+    def test_pods_of_an_older_revision_do_not_fail_the_new_one(
+        self,
+        target: KubernetesTarget,
+        spec: ServingSpec,
+        k8s_controller: Controller,
+    ) -> None:
+        target.apply(spec, Logs())
+        k8s_controller.create_pod(
+            spec.namespace, "iris", "old01", container_state={"waiting": {"reason": "CrashLoopBackOff"}}
+        )
+        new = replace(spec, revision="r2")
+        target.apply(new, Logs())
+        timer = threading.Timer(0.2, k8s_controller.complete_rollout, (spec.namespace, "iris"))
+        timer.start()
+        try:
+            result = target.wait_ready(new, Logs(), timeout_seconds=10)
+        finally:
+            timer.cancel()
+
+        assert result.ok, result.message
+
+    def test_an_exceeded_progress_deadline_is_reported(
+        self,
+        target: KubernetesTarget,
+        spec: ServingSpec,
+        k8s_controller: Controller,
+    ) -> None:
+        target.apply(replace(spec, progress_deadline_seconds=120), Logs())
+        k8s_controller.set_deployment_status(
+            spec.namespace,
+            "iris",
+            replicas=3,
+            updatedReplicas=1,
+            availableReplicas=2,
+            conditions=[
+                {
+                    "type": "Progressing",
+                    "status": "False",
+                    "reason": "ProgressDeadlineExceeded",
+                    "message": 'ReplicaSet "iris-7d9f" has timed out progressing.',
+                }
+            ],
+        )
+
+        result = target.wait_ready(spec, Logs(), timeout_seconds=5)
+
+        assert (result.ok, result.message) == (False, "rollout did not progress in 120 s")
+
+
+class KubernetesDeleteTests:
+    def test_delete_removes_all_four_objects_and_may_run_twice(
+        self,
+        target: KubernetesTarget,
+        spec: ServingSpec,
+        k8s_controller: Controller,
+    ) -> None:
+        target.apply(spec, Logs())
+        logs = Logs()
+        target.delete(spec, logs)
+        for kind in KINDS:
+            assert k8s_controller.get(kind, spec.namespace, "iris") is None, kind
+        assert len(logs) == 4 and all(line.startswith("deleted ") for line in logs)
+
+        again = Logs()
+        target.delete(spec, again)
+        assert len(again) == 4 and all(line.endswith("already gone") for line in again)
+
+    def test_a_deleted_deployment_is_not_ready(self, target: KubernetesTarget, spec: ServingSpec) -> None:
+        result = target.wait_ready(spec, Logs(), timeout_seconds=1)
+        assert (result.ok, result.message) == (False, f"Deployment {spec.namespace}/iris does not exist")
+
+    def test_endpoint_url_is_the_cluster_dns_name_or_a_configured_template(self, spec: ServingSpec) -> None:
+        assert KubernetesTarget().endpoint_url(spec) == f"http://iris.{spec.namespace}.svc.cluster.local"
+        custom = KubernetesTarget(endpoint_url_template="https://{namespace}.models.example.com/{deployment}/")
+        assert custom.endpoint_url(spec) == f"https://{spec.namespace}.models.example.com/iris"
+
+    def test_retire_is_a_no_op_because_the_rolling_update_replaced_the_old_pods(
+        self,
+        target: KubernetesTarget,
+        spec: ServingSpec,
+        k8s_controller: Controller,
+    ) -> None:
+        target.apply(spec, Logs())
+        before = len(k8s_controller.requests())
+        target.retire(spec, Logs())
+        assert len(k8s_controller.requests()) == before
+        assert k8s_controller.get("Deployment", spec.namespace, "iris") is not None
