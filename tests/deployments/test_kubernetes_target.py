@@ -439,6 +439,24 @@ class KubernetesRolloutTests:
 
         assert (result.ok, result.message) == (False, "rollout did not progress in 120 s")
 
+    def test_an_exceeded_progress_deadline_quotes_the_latest_warning_about_the_new_pods(
+        self, target: KubernetesTarget, spec: ServingSpec, k8s_controller: Controller
+    ) -> None:
+        target.apply(spec, Logs())
+        running = {"running": {"startedAt": "2026-11-27T02:00:00Z"}}
+        pod = k8s_controller.create_pod(spec.namespace, "iris", phase="Running", container_state=running)
+        probe = "Readiness probe failed: HTTP probe failed with statuscode: 503"
+        k8s_controller.add_event(spec.namespace, "Pod", pod["metadata"]["name"], "Unhealthy", probe)
+        k8s_controller.add_event(spec.namespace, "Pod", "someone-else-7f", "Unhealthy", "not about our pods")
+        deadline = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
+        k8s_controller.set_deployment_status(
+            spec.namespace, "iris", replicas=3, updatedReplicas=1, conditions=[deadline]
+        )
+
+        result = target.wait_ready(spec, Logs(), timeout_seconds=5)
+
+        assert result.message == f"rollout did not progress in 600 s (last warning: {probe})"
+
 
 class KubernetesDeleteTests:
     def test_delete_removes_all_four_objects_and_may_run_twice(

@@ -37,6 +37,7 @@ __all__ = [
     "recommended_labels",
     "selector_labels",
     "diagnose_pods",
+    "latest_warning",
 ]
 
 FIELD_MANAGER = "modelplane"
@@ -296,6 +297,13 @@ def diagnose_pods(
     return None
 
 
+def latest_warning(events: list[Manifest]) -> str:
+    """The message of the most recent Warning event (readiness probe failures, say), or ""."""
+    warnings = [e for e in events if e.get("type") == "Warning" and e.get("message")]
+    warnings.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+    return warnings[-1]["message"].strip() if warnings else ""
+
+
 def _diagnose_containers(pod: Manifest, events: list[Manifest], read_log: Callable[[str, str], str]) -> str | None:
     status = pod.get("status") or {}
     images = {c["name"]: c.get("image", "") for c in (pod.get("spec") or {}).get("containers") or []}
@@ -409,7 +417,10 @@ class KubernetesTarget(DeploymentTarget):
         data = response.data
         if "json" not in (response.headers.get("content-type") or "json"):
             return data.decode("utf-8", "replace")
-        return json.loads(data) if data else {}
+        try:
+            return json.loads(data) if data else {}
+        except ValueError as exc:
+            raise TransientBackendError(f"the Kubernetes API answered garbage to {what}: {data[:200]!r}") from exc
 
     def _apis(self) -> dict[str, tuple[Any, str]]:
         """kind -> (typed API, method suffix)."""
@@ -492,7 +503,7 @@ class KubernetesTarget(DeploymentTarget):
             return RolloutResult(
                 ok=True, message=f"{available}/{desired} replicas available", endpoint_url=url
             ), progress
-        failure = self._diagnose(spec)
+        failure, hint = self._diagnose(spec)
         if failure:
             return RolloutResult(ok=False, message=failure), progress
         conditions = _conditions(deployment)
@@ -503,14 +514,16 @@ class KubernetesTarget(DeploymentTarget):
             and progressing.get("reason") == "ProgressDeadlineExceeded"
         ):
             deadline = (deployment.get("spec") or {}).get("progressDeadlineSeconds", spec.progress_deadline_seconds)
-            return RolloutResult(ok=False, message=f"rollout did not progress in {deadline} s"), progress
+            message = f"rollout did not progress in {deadline} s" + (f" (last warning: {hint})" if hint else "")
+            return RolloutResult(ok=False, message=message), progress
         replica_failure = conditions.get("ReplicaFailure", {})
         if replica_failure.get("status") == "True":
             message = f"pods cannot be created: {replica_failure.get('message') or replica_failure.get('reason')}"
             return RolloutResult(ok=False, message=message), progress
         return None, progress
 
-    def _diagnose(self, spec: ServingSpec) -> str | None:
+    def _diagnose(self, spec: ServingSpec) -> tuple[str | None, str]:
+        """(why the new revision's pods cannot run or None, the latest warning event about them or "")."""
         core = kubernetes.client.CoreV1Api(self.client)
         selector = ",".join(
             f"{key}={value}"
@@ -518,18 +531,19 @@ class KubernetesTarget(DeploymentTarget):
         )
         pods = self._call("list pods", core.list_namespaced_pod, spec.namespace, label_selector=selector)["items"]
         if not pods:
-            return None
+            return None, ""
         events = self._call(
             "list events", core.list_namespaced_event, spec.namespace, field_selector="involvedObject.kind=Pod"
         )["items"]
         names = {pod["metadata"]["name"] for pod in pods}
         events = [e for e in events if (e.get("involvedObject") or {}).get("name") in names]
-        return diagnose_pods(
+        failure = diagnose_pods(
             pods,
             events,
             read_log=lambda pod, container: self._log_tail(spec, pod, container),
             unschedulable_grace_seconds=self.unschedulable_grace,
         )
+        return failure, latest_warning(events)
 
     def _log_tail(self, spec: ServingSpec, pod: str, container: str) -> str:
         """The last lines of the crashed run (``previous``), else of the current one; empty if none."""
@@ -547,9 +561,7 @@ class KubernetesTarget(DeploymentTarget):
                 )
             except PermanentBackendError:
                 continue
-            if isinstance(text, dict):  # a JSON-looking log line was parsed: keep it as text
-                text = json.dumps(text)
-            if text.strip():
+            if isinstance(text, str) and text.strip():
                 return "\n".join(text.strip().splitlines()[-self.log_tail_lines :])
         return ""
 
