@@ -461,6 +461,10 @@ class Controller:
             for r in list(self.emulator._requests)
         ]
 
+    def authorizations(self) -> list[str]:
+        """The Authorization header of every request served so far ("" where none was sent)."""
+        return [r.headers.get("Authorization", "") for r in list(self.emulator._requests)]
+
     def set_deployment_status(self, namespace: str, name: str, **status: Any) -> dict[str, Any]:
         """Replace the Deployment's status; observedGeneration defaults to the current generation."""
 

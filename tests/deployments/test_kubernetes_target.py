@@ -6,14 +6,16 @@ Nothing is patched: the target talks HTTP to ``k8s_api``; the test plays the con
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from apps.deployments.backends import TransientBackendError
+from apps.deployments.backends import PermanentBackendError, TransientBackendError
 from apps.deployments.targets.base import ServingSpec, get_target
 from apps.deployments.targets.kubernetes import (
     FIELD_MANAGER,
@@ -232,6 +234,49 @@ class KubernetesApplyTests:
             target.apply(spec, Logs())
         with pytest.raises(TransientBackendError):
             target.wait_ready(spec, Logs(), timeout_seconds=1)
+
+
+class KubernetesConnectionTests:
+    def test_an_api_url_with_a_bearer_token(
+        self, k8s_api: EmulatorThread, spec: ServingSpec, k8s_controller: Controller
+    ) -> None:
+        target = get_target("kubernetes", api_url=k8s_api.url + "/", token="t0ken", verify_ssl="false")
+        before = len(k8s_controller.authorizations())
+        target.apply(spec, Logs())
+        assert set(k8s_controller.authorizations()[before:]) == {"Bearer t0ken"}
+        assert target.client.configuration.verify_ssl is False
+
+    def test_a_kubeconfig_file_and_context(
+        self, k8s_api: EmulatorThread, spec: ServingSpec, k8s_controller: Controller, tmp_path: Path
+    ) -> None:
+        kubeconfig = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {"name": "emulator", "cluster": {"server": k8s_api.url}},
+                {"name": "elsewhere", "cluster": {"server": "https://aks.example.invalid:443"}},
+            ],
+            "users": [{"name": "ci", "user": {"token": "from-kubeconfig"}}],
+            "contexts": [
+                {"name": "test", "context": {"cluster": "emulator", "user": "ci"}},
+                {"name": "prod", "context": {"cluster": "elsewhere", "user": "ci"}},
+            ],
+            "current-context": "prod",
+        }
+        path = tmp_path / "kubeconfig"
+        path.write_text(json.dumps(kubeconfig))
+        target = get_target("kubernetes", kubeconfig=str(path), context="test")
+        before = len(k8s_controller.authorizations())
+        target.apply(spec, Logs())
+        assert set(k8s_controller.authorizations()[before:]) == {"Bearer from-kubeconfig"}
+        assert k8s_controller.get("Deployment", spec.namespace, "iris") is not None
+
+    def test_without_settings_outside_a_cluster_it_says_it_cannot_configure_the_client(
+        self, spec: ServingSpec, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        with pytest.raises(PermanentBackendError, match="cannot configure the Kubernetes client"):
+            get_target("kubernetes").apply(spec, Logs())
 
 
 class KubernetesRolloutTests:

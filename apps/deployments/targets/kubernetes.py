@@ -381,7 +381,7 @@ class KubernetesTarget(DeploymentTarget):
                 if self.options.get("token"):
                     cfg.api_key = {"BearerToken": self.options["token"]}
                     cfg.api_key_prefix = {"BearerToken": "Bearer"}
-                cfg.verify_ssl = bool(self.options.get("verify_ssl", True))
+                cfg.verify_ssl = _truthy(self.options.get("verify_ssl", True))
                 if self.options.get("ca_cert"):
                     cfg.ssl_ca_cert = self.options["ca_cert"]
             elif self.options.get("kubeconfig"):
@@ -589,6 +589,12 @@ class KubernetesTarget(DeploymentTarget):
 
     def retire(self, spec: ServingSpec, log: Log) -> None:
         """A rolling update replaced the older revision's pods in place: nothing is left to stop."""
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "0", "false", "no", "off")
+    return bool(value)
 
 
 def _api_error(what: str, exc: ApiException) -> PermanentBackendError | TransientBackendError:
