@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import kubernetes.client
 import pytest
 
 from apps.deployments.backends import PermanentBackendError, TransientBackendError
@@ -541,3 +542,49 @@ class KubernetesDeleteTests:
         target.retire(spec, Logs())
         assert len(k8s_controller.requests()) == before
         assert k8s_controller.get("Deployment", spec.namespace, "iris") is not None
+
+
+class KubernetesEmulatorTests:
+    """The emulator's fixes to kmock, through the real client (what the target does not exercise itself)."""
+
+    @pytest.fixture
+    def core(self, k8s_api: EmulatorThread) -> kubernetes.client.CoreV1Api:
+        return kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(kubernetes.client.Configuration(k8s_api.url)))
+
+    @staticmethod
+    def _pod(name: str, labels: dict[str, str]) -> dict:
+        containers = [{"name": "app", "image": "a:1", "env": [{"name": "A", "value": "1"}]}]
+        return {"metadata": {"name": name, "labels": labels}, "spec": {"containers": containers}}
+
+    def test_put_replaces_and_refuses_a_stale_resource_version(self, core, k8s_namespace: str) -> None:
+        created = json.loads(core.create_namespaced_pod(k8s_namespace, self._pod("p", {}), _preload_content=False).data)
+        replaced = dict(created, metadata=dict(created["metadata"], labels={"x": "y"}))
+        answer = json.loads(core.replace_namespaced_pod("p", k8s_namespace, replaced, _preload_content=False).data)
+        assert answer["metadata"]["labels"] == {"x": "y"}
+        assert answer["metadata"]["resourceVersion"] != created["metadata"]["resourceVersion"]
+        with pytest.raises(kubernetes.client.ApiException) as conflict:
+            core.replace_namespaced_pod("p", k8s_namespace, replaced, _preload_content=False)
+        assert conflict.value.status == 409
+
+    def test_a_strategic_merge_patch_merges_containers_and_env_by_name(self, core, k8s_namespace: str) -> None:
+        core.create_namespaced_pod(k8s_namespace, self._pod("p", {}), _preload_content=False)
+        patch = {"spec": {"containers": [{"name": "app", "env": [{"name": "B", "value": "2"}]}]}}
+        answer = json.loads(core.patch_namespaced_pod("p", k8s_namespace, patch, _preload_content=False).data)
+        container = answer["spec"]["containers"][0]
+        assert container["image"] == "a:1"
+        assert container["env"] == [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+        assert answer["metadata"]["generation"] == 2
+
+    def test_label_and_field_selectors_filter_lists(self, core, k8s_namespace: str) -> None:
+        for name, tier in (("a", "web"), ("b", "db"), ("c", "cache")):
+            core.create_namespaced_pod(k8s_namespace, self._pod(name, {"tier": tier}), _preload_content=False)
+
+        def names(**selectors: str) -> list[str]:
+            answer = core.list_namespaced_pod(k8s_namespace, _preload_content=False, **selectors)
+            return sorted(item["metadata"]["name"] for item in json.loads(answer.data)["items"])
+
+        assert names(label_selector="tier in (web, db)") == ["a", "b"]
+        assert names(label_selector="tier!=web") == ["b", "c"]
+        assert names(label_selector="tier=cache") == ["c"]
+        assert names(field_selector="metadata.name=b") == ["b"]
+        assert names(label_selector="missing") == []
