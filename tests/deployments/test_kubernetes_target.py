@@ -86,6 +86,28 @@ class KubernetesRenderingTests:
         assert deployment["spec"]["replicas"] == 5
         assert render_deployment(odd, replicas=0)["spec"]["replicas"] == 2
 
+    @pytest.mark.parametrize(
+        ("message", "reason"),
+        [
+            ('pull access denied for "registry.example.com/x:404", repository does not exist', "access denied"),
+            ('Failed to pull image "registry.example.com/x:401": manifest unknown', "not found"),
+            ("dial tcp: lookup registry.example.com: no such host", "registry unreachable"),
+            ("something new", "something new"),
+        ],
+    )
+    def test_image_pull_messages_are_reduced_to_what_to_fix(self, message: str, reason: str) -> None:
+        image = "registry.example.com/x:404" if "404" in message else "registry.example.com/x:401"
+        pod = {
+            "metadata": {"name": "iris-1"},
+            "spec": {"containers": [{"name": "scoring-server", "image": image}]},
+            "status": {
+                "containerStatuses": [
+                    {"name": "scoring-server", "state": {"waiting": {"reason": "ErrImagePull", "message": message}}}
+                ]
+            },
+        }
+        assert diagnose_pods([pod], [], read_log=lambda *_: "") == f"image pull failed: {reason} for {image}"
+
     def test_an_oom_killed_crash_loop_says_so(self) -> None:
         pod = {
             "metadata": {"name": "iris-1"},

@@ -242,18 +242,23 @@ def render_manifests(
 
 
 # ---------------------------------------------------------------------------------------------- diagnosis
-def _short_pull_reason(text: str) -> str:
-    lowered = text.lower()
-    for needles, reason in (
-        (("unauthorized", "401", "authentication required", "no basic auth credentials"), "unauthorized"),
-        (("denied", "403", "forbidden"), "access denied"),
-        (("not found", "manifest unknown", "404", "does not exist"), "not found"),
-        (("no such host", "i/o timeout", "connection refused", "dial tcp"), "registry unreachable"),
-        (("invalidimagename", "invalid reference format"), "invalid image name"),
-    ):
-        if any(needle in lowered for needle in needles):
+_PULL_REASONS = (
+    (r"unauthorized|\b401\b|authentication required|no basic auth credentials", "unauthorized"),
+    (r"denied|\b403\b|forbidden", "access denied"),
+    (r"not found|manifest unknown|\b404\b|does not exist", "not found"),
+    (r"no such host|i/o timeout|connection refused|dial tcp", "registry unreachable"),
+    (r"invalidimagename|invalid reference format", "invalid image name"),
+)
+
+
+def _short_pull_reason(text: str, image: str) -> str:
+    """ "unauthorized", "not found"...: the kubelet's long message reduced to what to fix."""
+    # Image references are quoted in kubelet messages; a tag or repository must not look like a reason.
+    lowered = re.sub(r'"[^"]*"', '""', text).replace(image, "").lower()
+    for pattern, reason in _PULL_REASONS:
+        if re.search(pattern, lowered):
             return reason
-    return text.strip() or "unknown reason"
+    return text.strip()[:300] or "unknown reason"
 
 
 def _conditions(obj: Manifest) -> dict[str, dict[str, Any]]:
@@ -316,7 +321,7 @@ def _diagnose_containers(pod: Manifest, events: list[Manifest], read_log: Callab
                 [waiting.get("message", "")]
                 + [e.get("message", "") for e in events if e.get("reason") in ("Failed", "ErrImagePull")]
             )
-            return f"image pull failed: {_short_pull_reason(detail or reason)} for {image}"
+            return f"image pull failed: {_short_pull_reason(detail.strip() or reason, image)} for {image}"
         if reason == "CrashLoopBackOff":
             return f"container crash-looping: {_crash_detail(pod, cs, read_log)}"
         if reason in ("CreateContainerConfigError", "CreateContainerError", "RunContainerError"):
