@@ -3,44 +3,21 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from kombu import pools
-from django.db import connection
 from django.urls import reverse
+from kombu import pools
 
 from apps.common.models import WorkerHeartbeat
 from controlplane.celery import app as celery_app
+from tests.workers import running_worker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "postgresql":
-        return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    return f"sqlite:///{db['NAME']}"
-
-
-def _start_worker(broker_url: str, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": _database_url(), "CELERY_BROKER_URL": broker_url}
-    command = [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "--pool", "solo", "--loglevel", "INFO"]
-    return subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _wait_for_heartbeat(process: subprocess.Popen, log: Path, timeout: float = 60) -> WorkerHeartbeat:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        beat = WorkerHeartbeat.objects.first()
-        if beat:
-            return beat
-        assert process.poll() is None, log.read_text()[-3000:]
-        time.sleep(0.25)
-    raise AssertionError(f"no heartbeat within {timeout} s:\n{log.read_text()[-3000:]}")
+def _wait_for_heartbeat(log: Path) -> WorkerHeartbeat:
+    return wait_for(lambda: WorkerHeartbeat.objects.first(), timeout=60, what="a heartbeat", log=log)
 
 
 @pytest.fixture(params=["redis", "embedded"])
@@ -66,20 +43,15 @@ def _use_broker(url: str | None) -> None:
 @pytest.fixture
 def worker(broker_url, tmp_path):
     log = tmp_path / "worker.log"
-    process = _start_worker(broker_url, log)
-    yield process, log
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    with running_worker(log, broker_url=broker_url) as process:
+        yield process, log
 
 
 def test_the_status_page_queues_a_heartbeat_that_a_real_worker_runs(worker, carol_client, registry):
     process, log = worker
     first = carol_client.get(reverse("status"))
     assert first.status_code == 200
-    beat = _wait_for_heartbeat(process, log)
+    beat = _wait_for_heartbeat(log)
     assert beat.worker
     page = carol_client.get(reverse("status"))
     assert page.context["status"].worker_ok and b"alive" in page.content

@@ -106,6 +106,9 @@ class LocalProcessTarget(DeploymentTarget):
                 start_new_session=True,
                 cwd=directory,
             )
+        deadline = time.monotonic() + 5
+        while not _alive(process.pid, spec.model_dir) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # until exec() replaced the forked worker: then the pid is recognisably ours
         tmp = self._state_path(spec).with_suffix(".tmp")
         tmp.write_text(
             json.dumps({"pid": process.pid, "port": port, "model_dir": spec.model_dir, "log": str(log_path)})

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import pytest
+
+from apps.deployments.models import Environment
+from apps.deployments.services import environment_ensure
+
+
+@pytest.fixture
+def environments(db) -> dict[str, Environment]:
+    specs = [("dev", 1, False), ("staging", 2, False), ("production", 3, True)]
+    return {name: environment_ensure(name=name, order=order, gated=gated)[0] for name, order, gated in specs}
+
+
+@pytest.fixture
+def local_dirs(settings, tmp_path):
+    """Each test's local scoring processes, model copies and telemetry in its own folder."""
+    settings.DEPLOY_LOCAL_DIR = tmp_path / "local-target"
+    settings.DEPLOY_MODEL_CACHE = tmp_path / "models"
+    settings.TELEMETRY_DIR = tmp_path / "telemetry"
+    return tmp_path
