@@ -10,6 +10,7 @@ timer on the fast path (``max_batch_wait_ms`` > 0 adds one, to trade latency for
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -96,6 +97,9 @@ class ScoringApp:
             self.loop.call_soon_threadsafe(self._mark_failed)
 
     def _mark_ready(self) -> None:
+        # The model and mlflow's imports are long-lived: keep the cyclic GC from rescanning them.
+        gc.collect()
+        gc.freeze()
         if self.state == "loading":
             self.state = "ready"
             self.metrics.ready.set(1)

@@ -180,7 +180,8 @@ class Connection(asyncio.Protocol):
         if close:
             head.append(b"connection: close\r\n")
         head.append(b"\r\n")
-        head.append(body)
+        if req.method != "HEAD":
+            head.append(body)
         req._slot[0] = (b"".join(head), close)
         self._flush()
 

@@ -93,7 +93,8 @@ def test_build_push_pull_run_and_score(build_env, registry, model_dir, tmp_path)
         tags = requests.get(f"http://{registry}/v2/scoring/credit-default/tags/list", timeout=10).json()
         assert ctx.tag in tags["tags"]
 
-        # Run what the registry holds, as a cluster would.
+        # Run what the registry holds, as a cluster would: drop the local copy and pull it back.
+        run("podman", "rmi", local)
         started = time.monotonic()
         run("podman", "pull", "--tls-verify=false", remote)
         timings["pull"] = time.monotonic() - started

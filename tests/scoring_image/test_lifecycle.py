@@ -259,3 +259,13 @@ def test_several_workers_share_the_port_and_aggregate_metrics(model_dir, log_dir
     assert len(lines) == 200
     sampled = sum(line["sampled"] for line in lines)
     assert 50 <= sampled <= 150  # rate 0.5
+
+
+def test_head_requests_get_headers_only(ours):
+    response = requests.head(ours.url + "/health/ready")
+    assert response.status_code == 200 and response.content == b""
+    assert int(response.headers["content-length"]) > 0
+    # The connection stays usable: the next answer is not mistaken for a body.
+    session = requests.Session()
+    assert session.head(ours.url + "/version").status_code == 200
+    assert session.get(ours.url + "/health/live").json() == {"status": "alive"}
