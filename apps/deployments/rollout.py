@@ -75,7 +75,8 @@ def target_for(deployment: Deployment, config: dict):
         token=settings.KUBERNETES_TOKEN,
         ca_cert=settings.KUBERNETES_CA_CERT,
         kubeconfig=settings.KUBECONFIG,
-        endpoint_template=settings.KUBERNETES_ENDPOINT_TEMPLATE,
+        endpoint_url_template=settings.KUBERNETES_ENDPOINT_TEMPLATE,
+        image_pull_secrets=settings.KUBERNETES_IMAGE_PULL_SECRETS,
     )
 
 

@@ -1,0 +1,174 @@
+"""The rollout pipeline on the ``kubernetes`` target: real client over HTTP to the API emulator, the test
+thread playing the cluster's controllers, and the smoke test scoring a real scoring server that stands in
+for the Service (``KUBERNETES_ENDPOINT_TEMPLATE`` points at it)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings as django_settings
+
+from apps.deployments import rollout, services
+from apps.deployments.choices import DeploymentStatus, RevisionStatus
+from apps.deployments.models import Deployment, Environment, Revision
+from apps.registry import selectors as registry_selectors
+from tests.deployments.conftest_k8s import k8s_api, k8s_controller, k8s_namespace  # noqa: F401 - fixtures
+from tests.registries import free_port
+from tests.workers import wait_for
+
+pytestmark = pytest.mark.django_db
+
+IMAGE_V1 = "registry.example/models/credit-default:aaa111"
+IMAGE_V2 = "registry.example/models/credit-default:bbb222"
+
+
+class PlayedController:
+    """Answers every new Deployment generation the way ``behaviour`` says: "ok" completes the rollout,
+    "pull" makes a pod that cannot pull its image."""
+
+    def __init__(self, controller, namespace: str) -> None:
+        self.controller, self.namespace = controller, namespace
+        self.behaviour = "ok"
+        self.seen: set[tuple[str, int]] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.1):
+            for deployment in self.controller.list("Deployment", self.namespace):
+                name, generation = deployment["metadata"]["name"], deployment["metadata"]["generation"]
+                if (name, generation) in self.seen:
+                    continue
+                self.seen.add((name, generation))
+                image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+                if self.behaviour == "pull" and image == IMAGE_V1:
+                    message = f'failed to pull image "{image}": 401 Unauthorized'
+                    state = {"waiting": {"reason": "ErrImagePull", "message": message}}
+                    self.controller.create_pod(self.namespace, name, f"g{generation}", container_state=state)
+                else:
+                    self.controller.complete_rollout(self.namespace, name)
+
+
+@pytest.fixture
+def scoring_server(registry, local_dirs):
+    """A real scoring server for credit-default v1: what the Service would route to."""
+    model_dir = registry_selectors.model_files_get(name="credit-default", version="1", cache_dir=local_dirs / "m")
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(django_settings.SCORING_IMAGE_DIR),
+        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scoring", "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _ready(url), timeout=90, what="the stand-in scoring server")
+        yield url, model_dir
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/health/ready", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@pytest.fixture
+def cluster_history(alice, registry, settings, k8s_api, k8s_namespace, scoring_server):
+    """credit-default in a Kubernetes environment whose r1 (v1) and r2 (v2) went live earlier."""
+    url, model_dir = scoring_server
+    settings.KUBERNETES_API_URL = k8s_api.url
+    settings.KUBERNETES_ENDPOINT_TEMPLATE = url
+    settings.DEPLOY_READY_TIMEOUT = 20
+    environment = Environment.objects.create(
+        name="aks-dev",
+        target="kubernetes",
+        namespace=k8s_namespace,
+        image_builder="local",
+        image_registry="registry.example/models",
+    )
+    deployment = Deployment.objects.create(environment=environment, model_name="credit-default", name="credit-default")
+    config = services._config(environment)
+    r1 = Revision.objects.create(
+        deployment=deployment,
+        number=1,
+        model_version="1",
+        image=IMAGE_V1,
+        model_dir=str(model_dir),
+        status=RevisionStatus.SUPERSEDED,
+        config=config,
+    )
+    r2 = Revision.objects.create(
+        deployment=deployment,
+        number=2,
+        model_version="2",
+        image=IMAGE_V2,
+        model_dir=str(model_dir),
+        status=RevisionStatus.LIVE,
+        config=config,
+    )
+    Deployment.objects.filter(pk=deployment.pk).update(live_revision=r2, status=DeploymentStatus.LIVE)
+    return Deployment.objects.get(pk=deployment.pk), r1, r2
+
+
+def _image_in_cluster(controller, namespace: str) -> str:
+    deployment = controller.get("Deployment", namespace, "credit-default")
+    return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def test_a_rollback_rolls_out_to_the_cluster_and_smoke_tests(cluster_history, alice, k8s_controller, k8s_namespace):
+    deployment, r1, r2 = cluster_history
+    revision = services.deployment_rollback(actor=alice, deployment=deployment, to_revision=r1)
+    with PlayedController(k8s_controller, k8s_namespace):
+        assert rollout.revision_run(revision_id=revision.pk) == "live"
+    revision.refresh_from_db()
+    assert revision.status == RevisionStatus.LIVE, revision.error
+    assert _image_in_cluster(k8s_controller, k8s_namespace) == IMAGE_V1
+    assert {
+        o["kind"]
+        for kind in ("Service", "HorizontalPodAutoscaler", "PodDisruptionBudget")
+        for o in k8s_controller.list(kind, k8s_namespace)
+    } == {"Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
+    steps = {s.name: s for s in revision.steps.all()}
+    assert steps["rollout"].message == "1/1 replicas available"
+    assert "scored the input example" in steps["smoke_test"].message
+    assert Deployment.objects.get().live_revision == revision
+
+
+def test_an_image_pull_failure_rolls_back_to_the_live_revision(cluster_history, alice, k8s_controller, k8s_namespace):
+    deployment, r1, r2 = cluster_history
+    with PlayedController(k8s_controller, k8s_namespace) as played:
+        # The cluster runs r2, as its history says.
+        target = rollout.target_for(deployment, r2.config)
+        target.apply(rollout.serving_spec(r2), lambda line: None)
+        wait_for(lambda: ("credit-default", 1) in played.seen, timeout=10, what="r2 to be rolled out")
+        played.behaviour = "pull"
+        revision = services.deployment_rollback(actor=alice, deployment=deployment, to_revision=r1)
+        assert rollout.revision_run(revision_id=revision.pk) == "failed at rollout"
+    revision.refresh_from_db()
+    assert revision.status == RevisionStatus.ROLLED_BACK
+    assert f"image pull failed: unauthorized for {IMAGE_V1}" in revision.error and "rolled back to r2" in revision.error
+    assert _image_in_cluster(k8s_controller, k8s_namespace) == IMAGE_V2, "the cluster serves r2 again"
+    assert Deployment.objects.get().live_revision == r2
