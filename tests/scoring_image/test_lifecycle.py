@@ -269,3 +269,58 @@ def test_head_requests_get_headers_only(ours):
     session = requests.Session()
     assert session.head(ours.url + "/version").status_code == 200
     assert session.get(ours.url + "/health/live").json() == {"status": "alive"}
+
+
+# ---------------------------------------------------------------- settings
+@pytest.fixture(scope="module")
+def tuned(trouble_model_dir, log_dir):
+    server = ServerProcess(
+        trouble_model_dir,
+        log_dir,
+        env={"SCORING_MAX_BATCH_WAIT_MS": "150", "SCORING_UNKNOWN_COLUMNS": "ignore", "SCORING_MAX_BATCH_ROWS": "3"},
+    )
+    yield server.wait_ready()
+    server.stop()
+
+
+def test_batch_wait_merges_requests_that_arrive_apart(tuned):
+    count0, sum0, _ = _batch_stats(tuned.url)
+    socks = [socket.create_connection(("127.0.0.1", tuned.port), timeout=30) for _ in range(2)]
+    try:
+        time.sleep(0.2)
+        _post_raw(socks[0], "/predict", [{"x": 1.0, "tag": "a"}])
+        time.sleep(0.03)  # well inside the 150 ms wait
+        _post_raw(socks[1], "/predict", [{"x": 2.0, "tag": "a"}])
+        answers = [_read_raw(sock) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+    assert answers == [(200, {"predictions": [2.0]}), (200, {"predictions": [4.0]})]
+    count1, sum1, _ = _batch_stats(tuned.url)
+    assert (count1 - count0, sum1 - sum0) == (1, 2)
+
+
+def test_max_batch_rows_bounds_a_batch_and_a_full_batch_does_not_wait(tuned):
+    count0, _, _ = _batch_stats(tuned.url)
+    started = time.monotonic()
+    body = [{"x": float(i), "tag": "a"} for i in range(3)]
+    response = requests.post(tuned.url + "/predict", data=orjson.dumps(body), headers=JSON)
+    assert response.json() == {"predictions": [0.0, 2.0, 4.0]}
+    assert time.monotonic() - started < 0.15  # 3 rows = the maximum: no waiting for more
+    text = requests.get(tuned.url + "/metrics").text
+    assert metric_value(text, "scoring_batch_requests_count") - count0 == 1
+    assert metric_value(text, "scoring_batch_rows_bucket", 'le="4.0"') == metric_value(
+        text, "scoring_batch_rows_count"
+    )  # never more than 3 rows in a call
+
+
+def test_unknown_columns_can_be_ignored_like_mlflow(tuned):
+    response = requests.post(tuned.url + "/predict", data=b'[{"x": 1.5, "tag": "a", "extra": 1}]', headers=JSON)
+    assert response.status_code == 200 and response.json() == {"predictions": [3.0]}
+
+
+def test_a_bad_setting_stops_the_server_naming_the_variable(model_dir, log_dir):
+    server = ServerProcess(model_dir, log_dir, env={"SCORING_MAX_BATCH_ROWS": "lots"})
+    assert server.proc.wait(timeout=30) == 2
+    server.stop()
+    assert "SCORING_MAX_BATCH_ROWS" in server.stderr()
