@@ -132,6 +132,7 @@ CACHES = {
 }
 
 # ---------------------------------------------------------------------------- security
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"  # one query less on every page
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -211,6 +212,33 @@ KUBERNETES_CA_CERT = env_str("KUBERNETES_CA_CERT")
 KUBECONFIG = env_str("KUBECONFIG")
 KUBERNETES_ENDPOINT_TEMPLATE = env_str("KUBERNETES_ENDPOINT_TEMPLATE", "http://{deployment}.{namespace}.svc.cluster.local")
 KUBERNETES_IMAGE_PULL_SECRETS = env_list("KUBERNETES_IMAGE_PULL_SECRETS")
+
+# --- image builders
+# Keyword options of each image builder (apps/deployments/builders/), used only by the builder an environment
+# selects: the ACR settings are needed only once an environment builds with "acr".
+IMAGE_BUILDER_OPTIONS = {
+    "local": {
+        "tool": env_str("IMAGE_BUILD_TOOL", "buildah"),  # buildah, podman or docker (a name or a path)
+        "tls_verify": env_bool("IMAGE_REGISTRY_TLS_VERIFY", True),
+        "insecure_registries": env_list("IMAGE_REGISTRY_INSECURE"),  # hosts spoken to over plain HTTP
+        "username": env_str("IMAGE_REGISTRY_USERNAME"),
+        "password": env_secret("IMAGE_REGISTRY_PASSWORD"),
+        "pull": env_str("IMAGE_BUILD_PULL", "missing"),  # base image pull policy: missing, always or never
+        "pip_cache": env_str("IMAGE_BUILD_PIP_CACHE"),  # a host directory kept as pip's cache between builds
+        "root": env_str("IMAGE_BUILD_STORAGE_ROOT"),  # a container storage of the builder's own
+        "runroot": env_str("IMAGE_BUILD_STORAGE_RUNROOT"),
+        "storage_driver": env_str("IMAGE_BUILD_STORAGE_DRIVER"),
+        "timeout": env_int("IMAGE_BUILD_TIMEOUT", 3600),
+    },
+    "acr": {
+        "subscription_id": env_str("AZURE_SUBSCRIPTION_ID"),
+        "resource_group": env_str("ACR_RESOURCE_GROUP"),
+        "registry_name": env_str("ACR_REGISTRY_NAME"),  # the registry resource's name, e.g. "modelplane"
+        "arm_endpoint": env_str("AZURE_RESOURCE_MANAGER_URL", "https://management.azure.com"),
+        "timeout": env_int("IMAGE_BUILD_TIMEOUT", 3600),
+    },
+}
+# --- end image builders
 
 CELERY_BEAT_SCHEDULE = {
     # Re-enqueue revisions whose message was lost (broker restart) or whose worker died mid-rollout.

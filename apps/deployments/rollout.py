@@ -161,7 +161,7 @@ def _build(revision: Revision, log: _StepLog) -> str:
     image = f"{repository}/{revision.deployment.name}:{context.tag}"
     Revision.objects.filter(pk=revision.pk).update(image=image, context_digest=context.digest)
     revision.image, revision.context_digest = image, context.digest
-    builder = get_builder(builder_name)
+    builder = get_builder(builder_name, **settings.IMAGE_BUILDER_OPTIONS.get(builder_name, {}))
     if builder.exists(image):
         raise _Skip(f"{image} is already in the registry; nothing to build")
     log(f"building {image}")
@@ -180,7 +180,8 @@ def _build(revision: Revision, log: _StepLog) -> str:
 def _push(revision: Revision, log: _StepLog) -> str:
     if revision.config.get("image_builder", ImageBuilder.NONE) == ImageBuilder.NONE:
         raise _Skip("no image")
-    builder = get_builder(revision.config["image_builder"])
+    builder_name = revision.config["image_builder"]
+    builder = get_builder(builder_name, **settings.IMAGE_BUILDER_OPTIONS.get(builder_name, {}))
     if not builder.exists(revision.image):
         raise TransientBackendError(f"{revision.image} is not in the registry yet")
     return f"{revision.image} is in the registry"

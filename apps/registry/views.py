@@ -1,12 +1,21 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from datetime import datetime
+
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from apps.common.paging import TokenCursor
-from apps.registry import selectors
+from apps.common.timefmt import ago
+from apps.registry import links, selectors
 from apps.registry.client import MODEL_ORDER
+from apps.registry.types import ModelSummary
 
 ORDER_LABELS = {
     "updated": "Last updated",
@@ -14,6 +23,54 @@ ORDER_LABELS = {
     "name": "Name A-Z",
     "-name": "Name Z-A",
 }
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One row of the models page, with its links, chips and times made in Python (cheaper than the template)."""
+
+    name: str
+    description: str
+    url: str
+    latest_version: str | None
+    latest_url: str
+    chips: str
+    updated_title: str
+    updated_human: str
+
+    @property
+    def html(self) -> str:
+        """The table row. Made here rather than in the template: it is the models page's hot loop."""
+        description = f'<div class="desc">{escape(self.description)}</div>' if self.description else ""
+        latest = (
+            f'<a href="{self.latest_url}">v{escape(self.latest_version)}</a>'
+            if self.latest_version
+            else '<span class="muted">none</span>'
+        )
+        return mark_safe(  # noqa: S308 - every value is escaped; urls are percent-encoded paths
+            f'<tr><td><a class="name" href="{self.url}">{escape(self.name)}</a>{description}</td>'
+            f'<td>{latest}</td><td colspan="2">{self.chips}</td>'
+            f'<td title="{self.updated_title}">{self.updated_human}</td></tr>'
+        )
+
+
+def _model_row(model: ModelSummary, now: datetime) -> ModelRow:
+    chips = "".join(
+        [f'<span class="chip">@{escape(a)} → v{escape(v)}</span>' for a, v in model.aliases.items()]
+        + [f'<span class="chip stage">{escape(s)}: v{escape(v)}</span>' for s, v in model.stages.items()]
+        + [f'<span class="chip tag">{escape(k)}={escape(v)}</span>' for k, v in model.tags.items()]
+    )
+    updated = model.updated_at
+    return ModelRow(
+        name=model.name,
+        description=model.description,
+        url=escape(links.model_path(model.name)),
+        latest_version=model.latest_version,
+        latest_url=escape(links.version_path(model.name, model.latest_version)) if model.latest_version else "",
+        chips=mark_safe(chips),  # noqa: S308 - every part is escaped above
+        updated_title=f"{updated:%Y-%m-%d %H:%M:%S} UTC" if updated else "",
+        updated_human=ago(updated, now) if updated else "",
+    )
 
 
 @require_GET
@@ -27,7 +84,7 @@ def model_list(request: HttpRequest) -> HttpResponse:
         request,
         "registry/model_list.html",
         {
-            "models": page.items,
+            "models": [_model_row(model, timezone.now()) for model in page.items],
             "search": search,
             "order": order,
             "orders": ORDER_LABELS,

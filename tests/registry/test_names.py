@@ -54,3 +54,12 @@ def test_odd_names_work_against_a_real_registry(name, odd_registry, api_client, 
     assert page.status_code == 200 and page.context["model"].name == name
     found = api_client.get(reverse("registry-api:model_list"), {"search": name[:5]}).json()["results"]
     assert name in [m["name"] for m in found]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_row_links_are_what_reverse_would_make(name):
+    from apps.registry import links
+
+    assert links.model_path(name) == reverse("registry:model_detail", kwargs={"name": name})
+    assert links.version_path(name, "12") == reverse("registry:version_detail", kwargs={"name": name, "version": "12"})
+    assert links.model_api_path(name) == reverse("registry-api:model_detail", kwargs={"name": name})

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from apps.registry.links import model_api_path
+
 
 class ColumnSpecSerializer(serializers.Serializer):
     name = serializers.CharField(allow_null=True)
@@ -27,11 +29,9 @@ class ModelSerializer(serializers.Serializer):
     url = serializers.SerializerMethodField()
 
     def get_url(self, obj) -> str:
-        from django.urls import reverse
-
-        request = self.context.get("request")
-        path = reverse("registry-api:model_detail", kwargs={"name": obj.name})
-        return request.build_absolute_uri(path) if request else path
+        path = model_api_path(obj.name)
+        base = self.context.get("base_url")
+        return base + path if base else path
 
 
 class RunSerializer(serializers.Serializer):

@@ -64,7 +64,8 @@ class ModelListApi(APIView):
             page_token=cursor.token or None,
             page_size=_page_size(request),
         )
-        results = s.ModelSerializer(page.items, many=True, context={"request": request}).data
+        base_url = request.build_absolute_uri("/").rstrip("/")
+        results = s.ModelSerializer(page.items, many=True, context={"base_url": base_url}).data
         return Response({**_links(request, cursor, page.next_token), "results": results})
 
 
@@ -72,7 +73,8 @@ class ModelDetailApi(APIView):
     @extend_schema(operation_id="models_retrieve", responses=s.ModelSerializer)
     def get(self, request: Request, name: str) -> Response:
         model = selectors.registered_model_get(name=name)
-        return Response(s.ModelSerializer(model, context={"request": request}).data)
+        base_url = request.build_absolute_uri("/").rstrip("/")
+        return Response(s.ModelSerializer(model, context={"base_url": base_url}).data)
 
 
 class VersionListApi(APIView):
