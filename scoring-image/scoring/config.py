@@ -57,7 +57,7 @@ class Settings:
     port: int = 8080
     workers: int = 1
     # Micro-batching: rows merged into one predict call, and how long a small batch may wait for more.
-    max_batch_rows: int = 256
+    max_batch_rows: int = 1024
     max_batch_wait_ms: float = 0.0
     # Requests larger than this get a 413.
     max_body_bytes: int = 10 * 1024 * 1024
