@@ -7,7 +7,8 @@ from datetime import datetime
 
 __all__ = ["ago"]
 
-_UNITS = ((86400 * 365, "year"), (86400 * 30, "month"), (86400 * 7, "week"), (86400, "day"), (3600, "hour"), (60, "minute"))
+_DAY = 86400
+_UNITS = ((_DAY * 365, "year"), (_DAY * 30, "month"), (_DAY * 7, "week"), (_DAY, "day"), (3600, "hour"), (60, "minute"))
 
 
 def ago(moment: datetime, now: datetime) -> str:

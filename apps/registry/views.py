@@ -1,14 +1,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from datetime import datetime
 
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
-from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from apps.common.paging import TokenCursor

@@ -4,6 +4,7 @@ import pytest
 
 from apps.deployments.models import Environment
 from apps.deployments.services import environment_ensure
+from tests.deployments.conftest_k8s import k8s_api, k8s_controller, k8s_namespace  # noqa: F401 - fixtures
 
 
 @pytest.fixture

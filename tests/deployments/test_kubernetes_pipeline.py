@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 import requests
@@ -18,7 +17,6 @@ from apps.deployments import rollout, services
 from apps.deployments.choices import DeploymentStatus, RevisionStatus
 from apps.deployments.models import Deployment, Environment, Revision
 from apps.registry import selectors as registry_selectors
-from tests.deployments.conftest_k8s import k8s_api, k8s_controller, k8s_namespace  # noqa: F401 - fixtures
 from tests.registries import free_port
 from tests.workers import wait_for
 
