@@ -253,10 +253,32 @@ class LocalBuilderFailureTests:
         context = self._context(tmp_path, f"FROM {SETUP_BASE_IMAGE}\nLABEL purpose=push-test\n")
         closed = f"127.0.0.1:{free_port()}"
         with pytest.raises(TransientBackendError) as failure:
-            get_builder("local", **local_options).build_and_push(
+            get_builder("local", **local_options, push_retries=0).build_and_push(
                 BuildRequest(context, f"{closed}/models/push-test:1", {}, {}), lambda line: None
             )
         assert f"push to {closed} failed; will try again" in failure.value.message
+
+
+@pytest.mark.slow
+class LocalBuilderToolTests:
+    def test_podman_builds_and_pushes_with_the_labels_and_returns_the_registry_digest(
+        self, local_options, image_registry, tmp_path
+    ):
+        context = tmp_path / "ctx"
+        context.mkdir()
+        dockerfile = f"FROM {SETUP_BASE_IMAGE}\nARG GREETING=none\nRUN echo $GREETING > /hello\n"
+        (context / "Dockerfile").write_text(dockerfile)
+        host = image_registry["host"]
+        options = {**local_options, "tool": "podman"}
+        image = f"{host}/tools/podman:1"
+        builder = get_builder("local", **options)
+        assert builder.exists(image) is False
+        digest = builder.build_and_push(
+            BuildRequest(context, image, {"GREETING": "hi"}, {"modelplane.io/revision": "r7"}), lambda line: None
+        )
+        assert digest == _manifest_digest(host, "tools/podman", "1")
+        assert builder.exists(image) is True
+        assert _image_config(host, "tools/podman", "1")["config"]["Labels"]["modelplane.io/revision"] == "r7"
 
 
 class RegistryExistsTests:

@@ -13,7 +13,8 @@ Options (from ``settings.IMAGE_BUILDER_OPTIONS["local"]``):
 ``pip_cache``          a host directory mounted as pip's cache in RUN steps (via PIP_INSTALL_OPTIONS)
 ``root``/``runroot``/``storage_driver``  a separate container storage for this worker's builds
 ``pull``               base image pull policy (``missing`` by default; ``never`` for offline machines)
-``compress``           compress layers on push (default true)
+``compress``           compress layers on push (default true; buildah only)
+``push_retries``       how often buildah retries a failed push (default: buildah's, 3)
 ``keep_local``         keep the built image in local storage after the push (default false)
 ``timeout``            seconds a build or a push may take (default 3600)
 ``http_timeout``       seconds for one registry HTTP request (default 15)
@@ -175,7 +176,11 @@ class RegistryClient:
         if answer.status_code >= 500:
             raise TransientBackendError(f"token service of {ref.registry} answered {answer.status_code}")
         if answer.status_code != 200:
-            raise PermanentBackendError(f"registry {ref.registry} refused a token ({answer.status_code})")
+            who = f"as {self.username}" if self.username else "anonymously"
+            raise PermanentBackendError(
+                f"registry {ref.registry} refused a token {who} ({answer.status_code}); "
+                "check the registry credentials of the image builder"
+            )
         body = answer.json()
         return "Bearer " + (body.get("token") or body.get("access_token") or "")
 
@@ -278,8 +283,10 @@ class LocalImageBuilder(ImageBuilder):
             cmd = [executable, *self._global_flags(), "push"]
             if self.kind != "docker":
                 cmd += [f"--tls-verify={'true' if self.tls_verify else 'false'}", f"--digestfile={digest_file}"]
-                if not _bool(self.options.get("compress", True)):
-                    cmd += ["--disable-compression"]
+                if self.kind == "buildah" and self.options.get("push_retries") is not None:
+                    cmd += [f"--retry={int(self.options['push_retries'])}"]
+                if self.kind == "buildah" and not _bool(self.options.get("compress", True)):
+                    cmd += ["--disable-compression"]  # podman 4 has no such flag
                 if self.registry.username:
                     cmd += ["--creds", f"{self.registry.username}:{self.registry.password}"]
                 cmd += [image, f"docker://{image}"]
