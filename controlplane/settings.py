@@ -237,6 +237,23 @@ IMAGE_BUILDER_OPTIONS = {
         "arm_endpoint": env_str("AZURE_RESOURCE_MANAGER_URL", "https://management.azure.com"),
         "timeout": env_int("IMAGE_BUILD_TIMEOUT", 3600),
     },
+    "kaniko": {  # a build Job in the cluster of the kubernetes target
+        "api_url": KUBERNETES_API_URL,
+        "token": KUBERNETES_TOKEN,
+        "ca_cert": KUBERNETES_CA_CERT,
+        "kubeconfig": KUBECONFIG,
+        "namespace": env_str("KANIKO_NAMESPACE", "modelplane-builds"),
+        "context_pvc": env_str("KANIKO_CONTEXT_PVC"),  # a claim the build Job mounts at /workspace ...
+        "context_dir": env_str("KANIKO_CONTEXT_DIR"),  # ... and where this worker sees the same volume
+        "kaniko_image": env_str("KANIKO_IMAGE", "gcr.io/kaniko-project/executor:v1.23.2"),
+        "registry_secret": env_str("KANIKO_REGISTRY_SECRET"),  # a dockerconfigjson Secret to push with
+        "service_account": env_str("KANIKO_SERVICE_ACCOUNT"),
+        "tls_verify": env_bool("IMAGE_REGISTRY_TLS_VERIFY", True),
+        "insecure_registries": env_list("IMAGE_REGISTRY_INSECURE"),
+        "username": env_str("IMAGE_REGISTRY_USERNAME"),
+        "password": env_secret("IMAGE_REGISTRY_PASSWORD"),
+        "timeout": env_int("IMAGE_BUILD_TIMEOUT", 3600),
+    },
 }
 # --- end image builders
 
