@@ -229,8 +229,6 @@ class ScoringApp:
     def _enqueue(self, job: _Job) -> None:
         self.queue.append(job)
         self.queued_rows += job.rows
-        if self._in_predict:
-            return  # the running batch reschedules when it ends
         wait = self.settings.max_batch_wait_ms
         if self._batch_handle is None:
             if wait > 0 and self.queued_rows < self.settings.max_batch_rows and self.model.batchable:

@@ -211,6 +211,7 @@ class Connection(asyncio.Protocol):
         req = Request("", "", {}, b"", self._t0 or _perf(), self)
         req.keep_alive = False
         self.pending.append(req)
+        self._closing = True  # nothing after this on the connection is handled
         req.respond(status, body)
         self.server.handler.protocol_error(req, status)
 
