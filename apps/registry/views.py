@@ -12,6 +12,8 @@ from django.views.decorators.http import require_GET
 
 from apps.common.paging import TokenCursor
 from apps.common.timefmt import ago
+from apps.deployments import selectors as deployment_selectors
+from apps.deployments.forms import DeployForm
 from apps.registry import links, selectors
 from apps.registry.client import MODEL_ORDER
 from apps.registry.types import ModelSummary
@@ -117,9 +119,14 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
 @require_GET
 def version_detail(request: HttpRequest, name: str, version: str) -> HttpResponse:
     detail = selectors.model_version_detail_get(name=name, version=version)
-    return render(
-        request, "registry/version_detail.html", {"detail": detail, "version": detail.version, "run": detail.run}
-    )
+    context = {
+        "detail": detail,
+        "version": detail.version,
+        "run": detail.run,
+        "deploy_form": DeployForm(initial={"model": name, "version": detail.version.version}),
+        "revisions": deployment_selectors.revisions_of_version(model_name=name, version=detail.version.version)[:10],
+    }
+    return render(request, "registry/version_detail.html", context)
 
 
 @require_GET

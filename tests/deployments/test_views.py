@@ -13,7 +13,9 @@ class DeployFromTheVersionPageTests:
     def test_a_lead_sees_the_deploy_form_and_a_viewer_does_not(self, client, alice, carol, environments, registry):
         url = reverse("registry:version_detail", kwargs={"name": "credit-default", "version": "2"})
         client.force_login(alice)
-        assert b'id="deploy-form"' in client.get(url).content
+        page = client.get(url).content.decode()
+        assert 'id="deploy-form"' in page and '<option value="dev">dev</option>' in page
+        assert '<input type="hidden" name="model" value="credit-default"' in page
         client.force_login(carol)
         page = client.get(url).content
         assert b'id="deploy-form"' not in page and b"ML leads and admins can deploy" in page

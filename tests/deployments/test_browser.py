@@ -1,0 +1,64 @@
+"""An ML lead deploys from the version page in headless Chromium and watches the steps go live, then rolls
+back, with a real Celery worker doing the work."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.common.test_browser import ARGS, CHROMIUM, _shot
+from tests.conftest import PASSWORD
+from tests.deployments.test_end_to_end import teardown_local, worker_env  # noqa: F401 - fixtures
+from tests.workers import running_worker
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def page(settings):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield browser.new_page(viewport={"width": 1360, "height": 900})
+        browser.close()
+
+
+def _deploy(page, base: str, version: str) -> None:
+    page.goto(f"{base}/models/credit-default/versions/{version}/")
+    page.select_option("#id_environment", "dev")
+    page.click("#deploy")
+    page.wait_for_url("**/revisions/*/")
+    # The steps advance without a reload: the page polls the revision and updates them in place.
+    expect(page.locator('[data-step="resolve"]')).to_have_attribute("data-status", "succeeded", timeout=60_000)
+    expect(page.locator('[data-step="live"]')).to_have_attribute("data-status", "succeeded", timeout=120_000)
+    expect(page.locator("#revision-status")).to_have_text("Live", timeout=10_000)
+
+
+def test_a_lead_deploys_watches_it_go_live_and_rolls_back(
+    live_server, alice, environments, registry, worker_env, teardown_local, tmp_path, page
+):
+    with running_worker(tmp_path / "worker.log", env=worker_env):
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.fill("#id_username", "alice")
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/models/")
+
+        _deploy(page, live_server.url, "1")
+        expect(page.locator('[data-step="build"]')).to_have_attribute("data-status", "skipped")
+        _shot(page, "revision-live")
+        _deploy(page, live_server.url, "2")
+
+        page.goto(f"{live_server.url}/deployments/")
+        page.click("#deployments >> text=credit-default")
+        expect(page.locator("#endpoint")).to_contain_text("http://127.0.0.1:")
+        _shot(page, "deployment")
+        page.click("button.rollback")
+        page.wait_for_url("**/revisions/*/")
+        expect(page.locator("h1")).to_contain_text("r3")
+        expect(page.locator("#revision-status")).to_have_text("Live", timeout=120_000)
+        page.goto(f"{live_server.url}/deployments/")
+        expect(page.locator("#deployments tbody tr").first).to_contain_text("v1")
