@@ -73,21 +73,34 @@ def train(model_dir: Path, trees: int):
     return make_frame(64, seed=3)[INPUT_COLUMNS]
 
 
-def in_process_limit(model_dir: Path, rows) -> dict[int, float]:
-    """Median ms of the estimator's predict on 1, 32 and 64 rows, in this process (no HTTP)."""
+def in_process_limit(model_dir: Path, rows, *, compact_warnings: bool = False) -> dict[int, float]:
+    """Median ms of the estimator's predict on 1, 32 and 64 rows, in this process (no HTTP).
+
+    ``compact_warnings``: with the one warning filter our server runs with (see
+    ``scoring.app.compact_warning_filters``) instead of the ~16 that the imports leave.
+    """
+    import warnings
+
     import mlflow.pyfunc
 
     raw = mlflow.pyfunc.load_model(str(model_dir)).get_raw_model()
+    saved = list(warnings.filters)
+    if compact_warnings:
+        warnings.resetwarnings()
+        warnings.simplefilter("default")
     out = {}
-    for n in (1, 32, 64):
-        frame = rows.head(n)
-        raw.predict(frame)
-        times = []
-        for _ in range(40):
-            t0 = time.perf_counter()
+    try:
+        for n in (1, 32, 64):
+            frame = rows.head(n)
             raw.predict(frame)
-            times.append((time.perf_counter() - t0) * 1000)
-        out[n] = statistics.median(times)
+            times = []
+            for _ in range(40):
+                t0 = time.perf_counter()
+                raw.predict(frame)
+                times.append((time.perf_counter() - t0) * 1000)
+            out[n] = statistics.median(times)
+    finally:
+        warnings.filters[:] = saved
     return out
 
 
@@ -154,7 +167,9 @@ def main() -> int:
         print(f"training credit-default ({args.trees} trees) ...", flush=True)
         rows = train(model_dir, args.trees)
         limit = in_process_limit(model_dir, rows)
+        compact = in_process_limit(model_dir, rows, compact_warnings=True)
         print("in-process predict (median ms): " + ", ".join(f"{n} rows {ms:.1f}" for n, ms in limit.items()))
+        print("  with one warning filter:      " + ", ".join(f"{n} rows {ms:.1f}" for n, ms in compact.items()))
 
         report: dict[str, dict] = {}
         for label, starter in (("mlflow", start_mlflow), ("ours", start_ours)):
@@ -191,9 +206,14 @@ def main() -> int:
     c32 = report["ours"]["1-row, c=32"]["rows_s"]
     print(f"In-process limit: predict of 32 rows {limit[32]:.1f} ms = {limit_rows_s:.0f} rows/s "
           f"(1 row {limit[1]:.1f} ms, 64 rows {limit[64]:.1f} ms).")  # fmt: skip
-    print(f"Ours at 1-row c=32: {c32:.0f} rows/s = limit / {limit_rows_s / c32:.2f}.")
+    compact_rows_s = 32 / compact[32] * 1000
+    print(f"With one warning filter (as our server runs it): 32 rows {compact[32]:.1f} ms = "
+          f"{compact_rows_s:.0f} rows/s.")  # fmt: skip
+    print(f"Ours at 1-row c=32: {c32:.0f} rows/s = limit / {limit_rows_s / c32:.2f} "
+          f"(one-filter limit / {compact_rows_s / c32:.2f}).")  # fmt: skip
     if args.json:
-        args.json.write_text(json.dumps({"limit_ms": limit, "results": report, "workers": args.workers}, indent=2))
+        payload = {"limit_ms": limit, "limit_one_filter_ms": compact, "results": report, "workers": args.workers}
+        args.json.write_text(json.dumps(payload, indent=2))
     return 0
 
 

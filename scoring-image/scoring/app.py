@@ -14,9 +14,11 @@ import gc
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 import uuid
+import warnings
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -100,6 +102,7 @@ class ScoringApp:
         # The model and mlflow's imports are long-lived: keep the cyclic GC from rescanning them.
         gc.collect()
         gc.freeze()
+        compact_warning_filters()
         if self.state == "loading":
             self.state = "ready"
             self.metrics.ready.set(1)
@@ -323,6 +326,20 @@ class ScoringApp:
             self.telemetry.record(
                 request_id=req.request_id, route=route, status=exc.status, latency_s=latency, rows=0, error=message
             )
+
+
+def compact_warning_filters() -> None:
+    """Replace the ~16 warning filters that numpy/scipy/mlflow imports leave with one, unless the
+    operator chose filters (-W / PYTHONWARNINGS).
+
+    Why: scikit-learn re-applies every active filter around each parallel task it dispatches, i.e.
+    once per tree in a forest's predict (even with n_jobs=1). With 16 filters that is about a fifth of
+    a 200-tree forest's predict time. Warnings still reach stderr, once per location ("default").
+    """
+    if sys.warnoptions:
+        return
+    warnings.resetwarnings()
+    warnings.simplefilter("default")
 
 
 _GET_ROUTES = ("/health/live", "/health/ready", "/ping", "/health", "/metrics", "/version")
