@@ -4,6 +4,8 @@ processes, a real MLflow registry, real HTTP. The Celery path is in test_end_to_
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import mlflow
@@ -13,11 +15,12 @@ import requests
 from django.utils import timezone
 from mlflow import MlflowClient
 
-from apps.deployments import rollout, services
+from apps.deployments import rollout, services, tasks
 from apps.deployments.choices import DeploymentStatus, RevisionStatus, StepStatus
 from apps.deployments.models import Deployment, Revision
 from apps.deployments.targets.local_process import _alive
 from tests.deployments.broken_model import UnimportableModel
+from tests.workers import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -160,3 +163,18 @@ def _register_unimportable_version(registry) -> str:
         )
     version = str(info.registered_model_version)
     return version
+
+
+class ReconcileLocalTests:
+    def test_a_dead_scoring_process_of_a_live_deployment_is_restarted(
+        self, alice, environments, registry, local_dirs, cleanup
+    ):
+        revision = _run(alice, "2")
+        old = _state(revision)
+        assert tasks.reconcile_local() == 0, "a healthy deployment is left alone"
+        os.kill(old["pid"], signal.SIGKILL)
+        wait_for(lambda: not _alive(old["pid"], old["model_dir"]), timeout=5, what="the process to die")
+        assert tasks.reconcile_local() == 1
+        new = _state(revision)
+        assert new["pid"] != old["pid"] and _alive(new["pid"], new["model_dir"])
+        assert len(_score_sample(Deployment.objects.get().endpoint_url)) == 1
