@@ -70,6 +70,7 @@ class Connection(asyncio.Protocol):
         self._too_large = False
         self._t0 = 0.0
         self._closing = False
+        self._eof = False
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -88,6 +89,13 @@ class Connection(asyncio.Protocol):
         for req in self.pending:
             req.answered = True  # nobody to answer any more
         self.pending.clear()
+
+    def eof_received(self) -> bool:
+        # A client may half-close after sending its request: answer it before closing.
+        if self.pending or self.in_message:
+            self._eof = True
+            return True
+        return False
 
     def data_received(self, data: bytes) -> None:
         self.last_active = time.monotonic()
@@ -198,7 +206,7 @@ class Connection(asyncio.Protocol):
                 transport.close()
                 return
         self.last_active = time.monotonic()
-        if self.server.draining and not self.pending and not self.in_message and transport is not None:
+        if (self.server.draining or self._eof) and not self.pending and not self.in_message and transport is not None:
             transport.close()
 
     def _fail(self, status: int, message: bytes) -> None:

@@ -234,3 +234,17 @@ def test_one_failing_request_does_not_fail_its_batch_neighbours(trouble):
             assert response.status_code == 200, response.text
             if tag == "ok":
                 assert response.json() == {"predictions": [4.0]}
+
+
+def test_a_client_that_half_closes_after_its_request_still_gets_the_answer(ours):
+    body = orjson.dumps([ROW])
+    with socket.create_connection(("127.0.0.1", ours.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(4096):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200") and b'"predictions"' in data
