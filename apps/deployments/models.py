@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
@@ -46,6 +47,19 @@ class Environment(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        errors = {}
+        if self.target == DeployTarget.KUBERNETES and self.image_builder == ImageBuilder.NONE:
+            errors["image_builder"] = "A Kubernetes environment needs an image builder: clusters run images."
+        if self.image_builder != ImageBuilder.NONE and not self.image_registry:
+            errors["image_registry"] = "Say where images are pushed, e.g. myregistry.azurecr.io/models."
+        if self.target == DeployTarget.KUBERNETES and not self.namespace:
+            errors["namespace"] = "A Kubernetes environment needs a namespace."
+        if self.min_replicas > self.max_replicas:
+            errors["max_replicas"] = "The autoscaling maximum must be at least the minimum."
+        if errors:
+            raise ValidationError(errors)
 
 
 class Deployment(TimeStampedModel):

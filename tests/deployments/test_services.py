@@ -140,3 +140,32 @@ class DeploymentDeleteTests:
         revision = _deploy(alice)
         with pytest.raises(ConflictError, match="in progress"):
             services.deployment_delete(actor=alice, deployment=revision.deployment)
+
+
+class EnvironmentValidationTests:
+    @pytest.mark.parametrize(
+        ("fields", "field"),
+        [
+            ({"target": "kubernetes", "namespace": "ml", "image_builder": "none"}, "image_builder"),
+            ({"target": "kubernetes", "image_builder": "acr", "image_registry": "r.azurecr.io/m"}, "namespace"),
+            ({"image_builder": "local"}, "image_registry"),
+            ({"min_replicas": 3, "max_replicas": 2}, "max_replicas"),
+            ({"name": "Prod Env"}, "name"),
+        ],
+    )
+    def test_inconsistent_environments_are_refused_naming_the_field(self, fields, field):
+        from django.core.exceptions import ValidationError
+
+        with pytest.raises(ValidationError) as error:
+            services.environment_ensure(**{"name": "qa", **fields})
+        assert field in error.value.message_dict
+
+    def test_a_complete_kubernetes_environment_is_accepted(self):
+        environment, created = services.environment_ensure(
+            name="aks-prod",
+            target="kubernetes",
+            namespace="models",
+            image_builder="acr",
+            image_registry="r.azurecr.io/m",
+        )
+        assert created and environment.gated is False
