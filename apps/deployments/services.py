@@ -123,10 +123,13 @@ def deployment_create(
     environment: str,
     idempotency_key: str = "",
     source: str = AuditSource.UI,
+    via_promotion: bool = False,
 ) -> Revision:
     """Ask for ``model_name`` version ``model_version`` to serve in ``environment``; returns the queued revision.
 
     The same ``idempotency_key`` from the same person returns the first revision instead of starting another.
+    ``via_promotion`` is for the promotions service only, once a promotion to a gated environment is approved;
+    the UI and the API never pass it.
     """
     _require_lead(actor, "deploy")
     model_version = str(model_version).strip()
@@ -139,7 +142,7 @@ def deployment_create(
         raise ApplicationError(
             f"Unknown environment {environment!r}; expected one of {names}.", code="unknown_environment"
         )
-    if env.gated:
+    if env.gated and not via_promotion:
         raise ConflictError(
             f"{env.name} is gated: deploying there needs an approved promotion, not a direct deploy. "
             "Request a promotion of this version instead.",
