@@ -131,7 +131,8 @@ def deployment_create(
     ``via_promotion`` is for the promotions service only, once a promotion to a gated environment is approved;
     the UI and the API never pass it.
     """
-    _require_lead(actor, "deploy")
+    if not via_promotion:  # an approved promotion is its own authorisation
+        _require_lead(actor, "deploy")
     model_version = str(model_version).strip()
     replay = _idempotent_replay(actor, idempotency_key, model_name, model_version, environment)
     if replay:
