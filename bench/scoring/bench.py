@@ -128,13 +128,47 @@ def stop(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+def scrape(port: int) -> dict[str, float] | None:
+    """Our server's predict-call counters (None for MLflow's server, which has no /metrics)."""
+    try:
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except requests.RequestException:
+        return None
+    wanted = {
+        "scoring_predict_duration_seconds_sum",
+        "scoring_predict_duration_seconds_count",
+        "scoring_batch_rows_sum",
+    }
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            values[name] = float(value)
+    return values if len(values) == len(wanted) else None
+
+
 def drive(port: int, rows, duration: float, warmup: float) -> dict[str, LoadResult]:
     results = {}
     for name, n, concurrency in SCENARIOS:
         body = orjson.dumps({"dataframe_records": rows.head(n).to_dict(orient="records")},
                             option=orjson.OPT_SERIALIZE_NUMPY)  # fmt: skip
-        results[name] = run_load(port, body, concurrency=concurrency, duration=duration, warmup=warmup)
-        results[name].rows_per_request = n  # type: ignore[attr-defined]
+        before = scrape(port)
+        started = time.perf_counter()
+        result = run_load(port, body, concurrency=concurrency, duration=duration, warmup=warmup)
+        elapsed = time.perf_counter() - started
+        after = scrape(port)
+        result.rows_per_request = n  # type: ignore[attr-defined]
+        result.server = None  # type: ignore[attr-defined]
+        if before and after:
+            calls = after["scoring_predict_duration_seconds_count"] - before["scoring_predict_duration_seconds_count"]
+            busy = after["scoring_predict_duration_seconds_sum"] - before["scoring_predict_duration_seconds_sum"]
+            batch_rows = after["scoring_batch_rows_sum"] - before["scoring_batch_rows_sum"]
+            result.server = {  # type: ignore[attr-defined]
+                "predict_busy": busy / elapsed,
+                "predict_ms": busy / calls * 1000 if calls else 0.0,
+                "rows_per_call": batch_rows / calls if calls else 0.0,
+            }
+        results[name] = result
     return results
 
 
@@ -148,6 +182,7 @@ def row(result: LoadResult) -> dict[str, float]:
         "p99": result.percentile(99),
         "errors": result.errors,
         "requests": result.requests,
+        "server": result.server,  # type: ignore[attr-defined]
     }
 
 
@@ -202,6 +237,14 @@ def main() -> int:
     for name, *_ in SCENARIOS:
         a, b = report["mlflow"][name], report["ours"][name]
         print(f"| {name} | {b['req_s'] / a['req_s']:.1f}x | {b['p99'] / a['p99']:.3f} |")
+    print()
+    print("Inside our server (from its /metrics), per scenario: share of time in the model's predict, "
+          "mean predict call, rows per call:")  # fmt: skip
+    for name, *_ in SCENARIOS:
+        srv = report["ours"][name]["server"]
+        if srv:
+            print(f"- {name}: predict busy {srv['predict_busy']:.0%}, {srv['predict_ms']:.1f} ms per call, "
+                  f"{srv['rows_per_call']:.1f} rows per call")  # fmt: skip
     print()
     c32 = report["ours"]["1-row, c=32"]["rows_s"]
     print(f"In-process limit: predict of 32 rows {limit[32]:.1f} ms = {limit_rows_s:.0f} rows/s "

@@ -56,9 +56,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
-    # Micro-batching: rows merged into one predict call, and how long a small batch may wait for more.
+    # Micro-batching: rows merged into one predict call, and how long a batch may wait for recently active clients.
     max_batch_rows: int = 1024
-    max_batch_wait_ms: float = 0.0
+    max_batch_wait_ms: float = 2.0
     # Requests larger than this get a 413.
     max_body_bytes: int = 10 * 1024 * 1024
     # "reject" answers 422 for columns the signature does not name; "ignore" drops them (MLflow's behaviour).

@@ -40,6 +40,10 @@ class Request:
         self.keep_alive = True
         self.answered = False
 
+    @property
+    def conn(self) -> Connection:
+        return self._conn
+
     def respond(
         self,
         status: int,
@@ -62,6 +66,7 @@ class Connection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.pending: deque[Request] = deque()
         self.last_active = time.monotonic()
+        self.last_scored = -1e9  # monotonic time of this connection's last scoring request
         self.in_message = False
         self._url = b""
         self._headers: dict[str, str] = {}

@@ -284,10 +284,12 @@ def tuned(trouble_model_dir, log_dir):
 
 
 def test_batch_wait_merges_requests_that_arrive_apart(tuned):
-    count0, sum0, _ = _batch_stats(tuned.url)
     socks = [socket.create_connection(("127.0.0.1", tuned.port), timeout=30) for _ in range(2)]
     try:
-        time.sleep(0.2)
+        for sock in socks:  # both clients have scored recently: the server expects more from each
+            _post_raw(sock, "/predict", [{"x": 0.0, "tag": "a"}])
+            assert _read_raw(sock) == (200, {"predictions": [0.0]})
+        count0, sum0, _ = _batch_stats(tuned.url)
         _post_raw(socks[0], "/predict", [{"x": 1.0, "tag": "a"}])
         time.sleep(0.03)  # well inside the 150 ms wait
         _post_raw(socks[1], "/predict", [{"x": 2.0, "tag": "a"}])
