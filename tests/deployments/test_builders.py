@@ -193,6 +193,8 @@ class LocalBuilderPipelineTests:
         )
         _run_steps(second, StepName.RESOLVE)
         build, push = _run_steps(second, StepName.BUILD, StepName.PUSH)
+        second.refresh_from_db()
+        assert second.context_digest == first.context_digest, "scoring-image/ was edited while the test ran"
         assert build.status == StepStatus.SKIPPED
         assert build.message == f"{image} is already in the registry; nothing to build"
         assert push.status == StepStatus.SUCCEEDED
@@ -284,6 +286,36 @@ class LocalBuilderToolTests:
         assert digest == _manifest_digest(host, "tools/podman", "1")
         assert builder.exists(image) is True
         assert _image_config(host, "tools/podman", "1")["config"]["Labels"]["modelplane.io/revision"] == "r7"
+
+
+class LocalBuilderProcessTests:
+    def test_a_silent_tool_is_stopped_at_the_timeout_and_that_is_transient(self, tmp_path):
+        stuck = tmp_path / "bin" / "buildah"
+        stuck.parent.mkdir()
+        stuck.write_text("#!/bin/sh\necho starting\nexec sleep 60\n")
+        stuck.chmod(0o755)
+        (tmp_path / "ctx").mkdir()
+        (tmp_path / "ctx" / "Dockerfile").write_text("FROM scratch\n")
+        lines: list[str] = []
+        started = time.monotonic()
+        with pytest.raises(TransientBackendError, match="buildah took longer than 1 s; stopped it"):
+            get_builder("local", tool=str(stuck), timeout=1).build_and_push(
+                BuildRequest(tmp_path / "ctx", "127.0.0.1:1/x/y:1", {}, {}), lines.append
+            )
+        assert time.monotonic() - started < 10
+        assert lines == ["starting"]
+
+    def test_a_missing_tool_is_permanent_and_named(self, tmp_path):
+        (tmp_path / "ctx").mkdir()
+        (tmp_path / "ctx" / "Dockerfile").write_text("FROM scratch\n")
+        with pytest.raises(PermanentBackendError, match="is not installed on this worker"):
+            get_builder("local", tool=str(tmp_path / "nowhere" / "podman")).build_and_push(
+                BuildRequest(tmp_path / "ctx", "127.0.0.1:1/x/y:1", {}, {}), lambda line: None
+            )
+
+    def test_an_unknown_tool_is_refused(self):
+        with pytest.raises(PermanentBackendError, match="is not buildah, podman or docker"):
+            get_builder("local", tool="kaniko")
 
 
 class RegistryExistsTests:

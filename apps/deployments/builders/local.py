@@ -27,6 +27,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -304,13 +305,23 @@ class LocalImageBuilder(ImageBuilder):
         return digest or self.registry.manifest_digest(image) or ""
 
     def _run(self, cmd: list[str], log: Log) -> tuple[int, list[str]]:
-        """Run ``cmd``, streaming its output lines into ``log``; returns the exit code and the last lines."""
+        """Run ``cmd``, streaming its output lines into ``log``; returns the exit code and the last lines.
+
+        A watchdog kills the tool at the timeout even when it has gone silent."""
         tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         env = {**os.environ, "BUILDAH_ISOLATION": "chroot"}
         proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, env=env
         )
-        deadline = time.monotonic() + self.timeout
+        expired = threading.Event()
+
+        def stop() -> None:
+            expired.set()
+            proc.kill()
+
+        watchdog = threading.Timer(self.timeout, stop)
+        watchdog.daemon = True
+        watchdog.start()
         assert proc.stdout is not None
         try:
             for raw in proc.stdout:
@@ -318,15 +329,15 @@ class LocalImageBuilder(ImageBuilder):
                 if line:
                     tail.append(line)
                     log(line)
-                if time.monotonic() > deadline:
-                    raise TransientBackendError(f"{self.kind} took longer than {self.timeout:.0f} s; stopped it")
-            return proc.wait(timeout=max(1.0, deadline - time.monotonic())), list(tail)
-        except subprocess.TimeoutExpired:
-            raise TransientBackendError(f"{self.kind} took longer than {self.timeout:.0f} s; stopped it") from None
+            code = proc.wait()
         finally:
+            watchdog.cancel()
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+        if expired.is_set():
+            raise TransientBackendError(f"{self.kind} took longer than {self.timeout:.0f} s; stopped it")
+        return code, list(tail)
 
 
 def _digest_from(lines: list[str]) -> str:
