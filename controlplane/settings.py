@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.registry",
     "apps.deployments",
+    "apps.promotions",
 ]
 
 MIDDLEWARE = [
@@ -263,6 +264,10 @@ CELERY_BEAT_SCHEDULE = {
     # Restart local scoring processes that died (the embedded default's "controller").
     "reconcile-local-deployments": {"task": "deployments.reconcile_local", "schedule": 30.0},
     "worker-heartbeat": {"task": "common.heartbeat", "schedule": 60.0},
+    # Pending promotion requests older than their environment's max_age_hours become expired.
+    "expire-stale-promotions": {"task": "promotions.expire_stale", "schedule": 600.0},
+    # Approved promotions whose execution failed (registry down, a rollout in progress) are retried.
+    "execute-approved-promotions": {"task": "promotions.execute_approved", "schedule": 60.0},
 }
 CELERY_TASK_ROUTES = {"deployments.*": {"queue": env_str("CELERY_DEPLOY_QUEUE", "celery")}}
 

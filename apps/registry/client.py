@@ -255,6 +255,19 @@ class RegistryClient:
             inputs=columns(signature.inputs), outputs=columns(signature.outputs), params=columns(signature.params)
         )
 
+    # ------------------------------------------------------------------ writes (promotions only)
+    def set_alias(self, name: str, version: str, *, alias: str, tags: dict[str, str] | None = None) -> None:
+        """Point ``alias`` at ``version`` (moving it from wherever it was) and set ``tags`` on that version.
+
+        Safe to run twice: setting an alias or a tag to the value it has changes nothing.
+        """
+        if not version.isdigit():
+            raise NotFoundError(f"Version {version!r} of model {name!r} was not found: versions are numbers.")
+        with self._errors(f"Version {version} of model {name!r}"):
+            for key, value in (tags or {}).items():
+                self.client.set_model_version_tag(name, version, key, str(value))
+            self.client.set_registered_model_alias(name, alias, version)
+
     def download_model(self, name: str, version: str, dest: str) -> str:
         """Download the model directory of a version (with its MLmodel file) into ``dest``."""
         with self._errors(f"The files of {name!r} version {version}"):

@@ -1,0 +1,423 @@
+"""The promotion state machine: request, approve, reject, cancel, expire, execute.
+
+pending ──approve (policy met)──▶ approved ──execute──▶ executed
+   │ reject / cancel / newer request / too old
+   ▼
+rejected, cancelled, expired
+
+Every rule lives here, for the pages and the API alike. Every write records an audit event in its own
+transaction; webhooks and rollouts are queued only once that transaction commits. State changes are
+conditional updates (``filter(status=PENDING).update(...)``), so of two reviewers approving at the same
+moment exactly one moves the request on and executes it; a second click by the same person is a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.choices import AuditSource, Role
+from apps.accounts.models import User
+from apps.accounts.services import audit_record
+from apps.common.errors import ApplicationError, ConflictError, ForbiddenError, NotFoundError
+from apps.deployments.choices import DeploymentStatus
+from apps.deployments.models import Deployment, Environment, Revision
+from apps.deployments.services import deployment_create
+from apps.promotions.choices import PromotionStatus, ReviewDecision
+from apps.promotions.models import PromotionPolicy, PromotionRequest, PromotionReview
+from apps.registry import selectors as registry
+from apps.registry import services as registry_services
+
+__all__ = [
+    "policy_for",
+    "live_revision_in",
+    "promotion_request",
+    "promotion_approve",
+    "promotion_reject",
+    "promotion_cancel",
+    "promotion_execute",
+    "promotion_expire_stale",
+]
+
+logger = logging.getLogger(__name__)
+
+PENDING = PromotionStatus.PENDING
+
+
+# ---------------------------------------------------------------------------- helpers
+def policy_for(environment: Environment) -> PromotionPolicy:
+    """The environment's policy; an environment without one gets the defaults (one reviewer, 72 hours)."""
+    policy = PromotionPolicy.objects.select_related("require_live_in").filter(environment=environment).first()
+    return policy or PromotionPolicy(environment=environment)
+
+
+def live_revision_in(*, model_name: str, environment: Environment) -> Revision | None:
+    """The revision of ``model_name`` serving in ``environment`` now, if any."""
+    deployment = (
+        Deployment.objects.select_related("live_revision")
+        .filter(environment=environment, model_name=model_name, live_revision__isnull=False)
+        .exclude(status__in=[DeploymentStatus.DELETING, DeploymentStatus.DELETED])
+        .first()
+    )
+    return deployment.live_revision if deployment else None
+
+
+def _get(pk: int) -> PromotionRequest:
+    promotion = PromotionRequest.objects.select_related("environment", "requested_by").filter(pk=pk).first()
+    if promotion is None:
+        raise NotFoundError(f"Promotion request {pk} does not exist.")
+    return promotion
+
+
+def _pk(promotion: PromotionRequest | int) -> int:
+    return promotion.pk if isinstance(promotion, PromotionRequest) else int(promotion)
+
+
+def _notify(promotion: PromotionRequest, event: str, policy: PromotionPolicy | None = None) -> None:
+    """Queue the environment's webhook once the transaction commits. A broker outage never fails the write."""
+    policy = policy or policy_for(promotion.environment)
+    if not policy.webhook_url:
+        return
+    from apps.promotions.tasks import notify as notify_task
+
+    kwargs = {"request_id": promotion.pk, "event": event}
+    transaction.on_commit(lambda: notify_task.apply_async(kwargs=kwargs), robust=True)
+
+
+def _data(promotion: PromotionRequest, **extra: object) -> dict[str, object]:
+    return {
+        "model": promotion.model_name,
+        "version": promotion.version,
+        "environment": promotion.environment.name,
+        **extra,
+    }
+
+
+def _set_status(pk: int, *, to: str, expect: str = PENDING, **fields: object) -> bool:
+    """The conditional update every transition goes through: True only for the caller that moved it."""
+    now = timezone.now()
+    return PromotionRequest.objects.filter(pk=pk, status=expect).update(status=to, updated_at=now, **fields) == 1
+
+
+def _expire(promotion: PromotionRequest, *, reason: str, actor: User | None, now: datetime) -> bool:
+    if not _set_status(promotion.pk, to=PromotionStatus.EXPIRED, decided_at=now, status_reason=reason[:500]):
+        return False
+    audit_record(
+        actor=actor,
+        action="promotion.expire",
+        target_type="promotion",
+        target_id=promotion.pk,
+        data=_data(promotion, reason=reason),
+    )
+    return True
+
+
+def _expire_if_stale(promotion: PromotionRequest, policy: PromotionPolicy) -> bool:
+    """Expire a pending request older than the policy allows, in its own transaction (so it stands)."""
+    now = timezone.now()
+    if promotion.status != PENDING or promotion.created_at + policy.max_age > now:
+        return False
+    with transaction.atomic():
+        return _expire(promotion, reason=f"pending for more than {policy.max_age_hours} hours", actor=None, now=now)
+
+
+# ---------------------------------------------------------------------------- request
+def promotion_request(
+    *,
+    actor: User,
+    model_name: str,
+    version: str,
+    environment: str,
+    justification: str,
+    source: str = AuditSource.UI,
+) -> PromotionRequest:
+    """Ask for ``model_name`` ``version`` to go to the gated ``environment``. A pending request for the same
+    model and environment expires: the newer one replaces it."""
+    if not actor.has_role(Role.LEAD):
+        raise ForbiddenError(
+            f"Only ML leads and admins may request promotions; {actor.get_username()} is a {actor.get_role_display()}."
+        )
+    version, justification = str(version).strip(), justification.strip()
+    if not justification:
+        raise ApplicationError(
+            "Say why this version should be promoted: a justification is required.", code="justification_required"
+        )
+    env = Environment.objects.filter(name=environment).first()
+    if env is None:
+        names = ", ".join(Environment.objects.filter(gated=True).values_list("name", flat=True)) or "none"
+        raise ApplicationError(
+            f"Unknown environment {environment!r}; gated environments are: {names}.", code="unknown_environment"
+        )
+    if not env.gated:
+        raise ApplicationError(
+            f"{env.name} is not gated: deploy there directly. Promotions are for gated environments.",
+            code="not_gated",
+        )
+    registry.model_version_get(name=model_name, version=version)  # 404 naming it when unknown
+    policy = policy_for(env)
+    live = live_revision_in(model_name=model_name, environment=env)
+    if live and live.model_version == version:
+        raise ConflictError(f"{model_name} v{version} is already live in {env.name}.", code="already_live")
+    if policy.require_live_in_id:
+        source_env = policy.require_live_in
+        source_live = live_revision_in(model_name=model_name, environment=source_env)
+        if source_live is None or source_live.model_version != version:
+            serving = f"v{source_live.model_version}" if source_live else f"no version of {model_name}"
+            raise ConflictError(
+                f"{model_name} v{version} must be live in {source_env.name} before it can be promoted to "
+                f"{env.name}; {source_env.name} serves {serving}.",
+                code="not_live_in_source",
+            )
+    return _request_create(actor, env, policy, model_name, version, justification, source)
+
+
+@transaction.atomic
+def _request_create(
+    actor: User, env: Environment, policy: PromotionPolicy, model_name: str, version: str, text: str, source: str
+) -> PromotionRequest:
+    Environment.objects.select_for_update().filter(pk=env.pk).first()  # one request at a time per environment
+    now = timezone.now()
+    for older in PromotionRequest.objects.select_related("environment").filter(
+        model_name=model_name, environment=env, status=PENDING
+    ):
+        _expire(
+            older, reason=f"replaced by a newer request (v{version}) by {actor.get_username()}", actor=actor, now=now
+        )
+    promotion = PromotionRequest(
+        model_name=model_name, version=version, environment=env, justification=text, requested_by=actor
+    )
+    promotion.full_clean()
+    promotion.save()
+    audit_record(
+        actor=actor,
+        action="promotion.request",
+        target_type="promotion",
+        target_id=promotion.pk,
+        source=source,
+        data=_data(promotion, justification=text),
+    )
+    _notify(promotion, "requested", policy)
+    return promotion
+
+
+# ---------------------------------------------------------------------------- decide
+def promotion_approve(
+    *, actor: User, promotion: PromotionRequest | int, comment: str = "", source: str = AuditSource.UI
+) -> PromotionRequest:
+    """Approve; when that meets the policy, execute (move the alias, start the rollout).
+
+    Approving twice is a no-op that returns the request as it is. Of several concurrent approvals that each
+    meet the policy, exactly one executes the promotion.
+    """
+    pk = _pk(promotion)
+    if _decide(actor, pk, ReviewDecision.APPROVE, comment, source):
+        return promotion_execute(promotion=pk, actor=actor, source=source)
+    return _get(pk)
+
+
+def promotion_reject(
+    *, actor: User, promotion: PromotionRequest | int, comment: str = "", source: str = AuditSource.UI
+) -> PromotionRequest:
+    """Reject: one rejection from an allowed reviewer ends the request. Rejecting twice is a no-op."""
+    pk = _pk(promotion)
+    _decide(actor, pk, ReviewDecision.REJECT, comment, source)
+    return _get(pk)
+
+
+def _decide(actor: User, pk: int, decision: str, comment: str, source: str) -> bool:
+    """Record one person's decision. Returns True only for the approval that moved the request to approved."""
+    promotion = _get(pk)
+    policy = policy_for(promotion.environment)
+    verb = "approve" if decision == ReviewDecision.APPROVE else "reject"
+    if not actor.has_role(policy.approver_role):
+        who = (
+            "admins"
+            if policy.approver_role == Role.ADMIN
+            else f"{Role(policy.approver_role).label.lower()}s and admins"
+        )
+        raise ForbiddenError(
+            f"Only {who} may {verb} promotions to {promotion.environment.name}; "
+            f"{actor.get_username()} is a {actor.get_role_display()}.",
+            code="not_a_reviewer",
+        )
+    if actor.pk == promotion.requested_by_id:
+        raise ForbiddenError(
+            f"You requested promotion #{pk}, so you cannot {verb} it: another reviewer must decide.",
+            code="self_approval",
+        )
+    if _expire_if_stale(promotion, policy):
+        raise ConflictError(
+            f"Promotion #{pk} waited more than {policy.max_age_hours} hours and has expired; request it again.",
+            code="expired",
+        )
+    with transaction.atomic():
+        # Decisions on one request take turns, so the approvals each one counts include every earlier one.
+        promotion = PromotionRequest.objects.select_for_update().select_related("environment").get(pk=pk)
+        previous = PromotionReview.objects.filter(request_id=pk, reviewer=actor).first()
+        if previous is not None:
+            if previous.decision == decision:
+                return False  # a double click or a retried call changes nothing
+            raise ConflictError(
+                f"You already decided to {previous.decision} promotion #{pk}; a decision cannot be changed.",
+                code="already_decided",
+            )
+        if promotion.status != PENDING:
+            raise ConflictError(
+                f"Only pending requests can be decided; promotion #{pk} is {promotion.get_status_display().lower()}.",
+                code="not_pending",
+            )
+        PromotionReview.objects.create(request=promotion, reviewer=actor, decision=decision, comment=comment.strip())
+        now = timezone.now()
+        audit_record(
+            actor=actor,
+            action=f"promotion.{verb}",
+            target_type="promotion",
+            target_id=pk,
+            source=source,
+            data=_data(promotion, comment=comment.strip()),
+        )
+        if decision == ReviewDecision.REJECT:
+            _set_status(pk, to=PromotionStatus.REJECTED, decided_at=now, status_reason=f"rejected by {actor}")
+            _notify(promotion, "rejected", policy)
+            return False
+        approvals = PromotionReview.objects.filter(request_id=pk, decision=ReviewDecision.APPROVE).count()
+        won = approvals >= policy.approvals_required and _set_status(pk, to=PromotionStatus.APPROVED, decided_at=now)
+        _notify(promotion, "approved" if won else "approval", policy)
+        return won
+
+
+@transaction.atomic
+def promotion_cancel(
+    *, actor: User, promotion: PromotionRequest | int, comment: str = "", source: str = AuditSource.UI
+) -> PromotionRequest:
+    """The requester withdraws a pending request. Cancelling twice is a no-op."""
+    pk = _pk(promotion)
+    promotion = _get(pk)
+    if actor.pk != promotion.requested_by_id:
+        raise ForbiddenError(
+            f"Only {promotion.requested_by.get_username()}, who requested promotion #{pk}, can cancel it.",
+            code="not_requester",
+        )
+    if promotion.status == PromotionStatus.CANCELLED:
+        return promotion
+    reason = f"cancelled by {actor.get_username()}" + (f": {comment.strip()}" if comment.strip() else "")
+    if not _set_status(pk, to=PromotionStatus.CANCELLED, decided_at=timezone.now(), status_reason=reason[:500]):
+        raise ConflictError(
+            f"Only pending requests can be cancelled; promotion #{pk} is {_get(pk).get_status_display().lower()}.",
+            code="not_pending",
+        )
+    audit_record(
+        actor=actor,
+        action="promotion.cancel",
+        target_type="promotion",
+        target_id=pk,
+        source=source,
+        data=_data(promotion, comment=comment.strip()),
+    )
+    return _get(pk)
+
+
+# ---------------------------------------------------------------------------- execute
+def promotion_execute(
+    *, promotion: PromotionRequest | int, actor: User | None = None, source: str = AuditSource.SYSTEM
+) -> PromotionRequest:
+    """Move the environment's MLflow alias to the version, then start the rollout as the requester.
+
+    Only approved requests execute; an executed one is returned as it is. Safe to run twice: the alias move
+    is idempotent, the rollout is keyed by the request (``promotion-<id>``) and the final transition is a
+    conditional update. A failure (registry down, a rollout already in progress) is recorded on the request,
+    which stays approved and is retried by ``promotions.execute_approved``.
+    """
+    pk = _pk(promotion)
+    promotion = _get(pk)
+    if promotion.status == PromotionStatus.EXECUTED:
+        return promotion
+    if promotion.status != PromotionStatus.APPROVED:
+        raise ConflictError(
+            f"Only approved requests are executed; promotion #{pk} is {promotion.get_status_display().lower()}.",
+            code="not_approved",
+        )
+    env = promotion.environment.name
+    approvers = sorted(
+        PromotionReview.objects.filter(request_id=pk, decision=ReviewDecision.APPROVE).values_list(
+            "reviewer__username", flat=True
+        )
+    )
+    try:
+        registry_services.model_version_alias_set(
+            name=promotion.model_name,
+            version=promotion.version,
+            alias=env,
+            tags={
+                f"promotion.{env}.request": str(pk),
+                f"promotion.{env}.approvers": ",".join(approvers),
+                f"promotion.{env}.requested_by": promotion.requested_by.get_username(),
+            },
+        )
+        return _execute(promotion, approvers, actor, source)
+    except ApplicationError as exc:
+        logger.warning("promotion %s approved but not executed: %s", pk, exc.message)
+        PromotionRequest.objects.filter(pk=pk, status=PromotionStatus.APPROVED).update(
+            execution_error=exc.message[:2000], updated_at=timezone.now()
+        )
+        return _get(pk)
+
+
+@transaction.atomic
+def _execute(promotion: PromotionRequest, approvers: list[str], actor: User | None, source: str) -> PromotionRequest:
+    pk = promotion.pk
+    locked = PromotionRequest.objects.select_for_update().filter(pk=pk, status=PromotionStatus.APPROVED).first()
+    if locked is None:
+        return _get(pk)  # executed by a concurrent call meanwhile
+    revision = deployment_create(
+        actor=promotion.requested_by,
+        model_name=promotion.model_name,
+        model_version=promotion.version,
+        environment=promotion.environment.name,
+        idempotency_key=f"promotion-{pk}",
+        source=source,
+        via_promotion=True,
+    )
+    _set_status(
+        pk,
+        to=PromotionStatus.EXECUTED,
+        expect=PromotionStatus.APPROVED,
+        executed_revision=revision,
+        executed_at=timezone.now(),
+        execution_error="",
+    )
+    audit_record(
+        actor=actor,
+        action="promotion.execute",
+        target_type="promotion",
+        target_id=pk,
+        source=source,
+        data=_data(
+            promotion,
+            approvers=approvers,
+            requested_by=promotion.requested_by.get_username(),
+            alias=promotion.environment.name,
+            revision=revision.pk,
+            deployment=revision.deployment_id,
+        ),
+    )
+    _notify(promotion, "executed")
+    return _get(pk)
+
+
+# ---------------------------------------------------------------------------- expiry
+def promotion_expire_stale(*, now: datetime | None = None) -> int:
+    """Expire pending requests older than their environment's ``max_age_hours``. Returns how many."""
+    now = now or timezone.now()
+    policies: dict[int, PromotionPolicy] = {}
+    expired = 0
+    for promotion in PromotionRequest.objects.select_related("environment").filter(status=PENDING):
+        policy = policies.setdefault(promotion.environment_id, policy_for(promotion.environment))
+        if promotion.created_at + policy.max_age <= now:
+            with transaction.atomic():
+                reason = f"pending for more than {policy.max_age_hours} hours"
+                expired += _expire(promotion, reason=reason, actor=None, now=now)
+    return expired
