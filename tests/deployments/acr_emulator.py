@@ -103,8 +103,8 @@ class Run:
 class AcrEmulator:
     """Start with ``start()``; ``url`` is ``https://127.0.0.1:<port>`` and ``ca`` the certificate to trust.
 
-    ``outcome`` is what the next run ends in (``Succeeded``/``Failed``); ``faults`` maps a path fragment to
-    status codes to answer (one per matching request, in order) before answering normally.
+    ``outcome`` is what the next run ends in (``Succeeded``/``Failed``, or ``Running`` for ever); ``faults`` maps
+    a path fragment to status codes to answer (one per matching request, in order) before answering normally.
     """
 
     directory: Path
@@ -150,8 +150,8 @@ class AcrEmulator:
         source = props.get("sourceLocation", "")
         archive = self.uploads.get(source.rsplit("/", 1)[-1], b"")
         names = _tar_names(archive)
-        ok = self.outcome == "Succeeded" and "Dockerfile" in names
-        outcome = "Succeeded" if ok else "Failed"
+        ok = self.outcome in ("Succeeded", "Running") and "Dockerfile" in names
+        outcome = self.outcome if ok else "Failed"  # "Running": a run that never ends
         image = props["imageNames"][0]
         log = [
             [f"Sending context ({len(archive)} bytes) to registry: {self.host}..."],
@@ -278,6 +278,9 @@ class _Handler(BaseHTTPRequestHandler):
                 answer = em.run_json(run, path)
                 run.gets += 1
                 return self._send(200, answer)
+            if len(parts) == 3 and parts[2] == "cancel" and method == "POST":
+                run.statuses = [*run.statuses[: run.gets], "Canceled"]
+                return self._send(200, b"")
             if len(parts) == 3 and parts[2] == "listLogSasUrl":
                 return self._send(200, {"logLink": f"{em.url}/blob/logs/{run.run_id}/rawtext.log?sv=2023-01-03&sig=x"})
         return self._send(404, {"error": {"code": "ResourceNotFound", "message": f"no {rest}"}})

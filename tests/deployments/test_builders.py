@@ -470,6 +470,15 @@ class AcrBuilderTests:
         assert "ERROR: No matching distribution" in message
         assert _acr_builder(acr).exists(image) is False
 
+    def test_a_run_that_outlasts_the_timeout_is_cancelled_and_transient(self, acr, tmp_path):
+        acr.outcome = "Running"
+        with pytest.raises(TransientBackendError, match="ACR build run cb1 took longer than 0 s; cancelled"):
+            _acr_builder(acr, timeout=0.2).build_and_push(
+                BuildRequest(_small_context(tmp_path), f"{acr.host}/m/x:1", {}, {}), lambda line: None
+            )
+        assert f"{ARM_PREFIX}/runs/cb1/cancel" in acr.paths("POST")
+        assert acr.runs["cb1"].request["timeout"] == 300  # the API's minimum
+
     def test_a_server_error_is_transient(self, acr, tmp_path):
         acr.faults["listBuildSourceUploadUrl"] = [503, 503, 503]
         with pytest.raises(TransientBackendError, match="answered 503; will try again"):

@@ -152,7 +152,7 @@ class AcrImageBuilder(ImageBuilder):
             arguments=[Argument(name=k, value=v, is_secret=False) for k, v in request.build_args.items()],
             platform=PlatformProperties(os=str(self.options.get("platform_os") or "Linux")),
             source_location=source,
-            timeout=int(self.timeout),
+            timeout=min(28800, max(300, int(self.timeout))),  # the API's bounds
         )
         registries = self.mgmt().registries
         with _azure_errors(where):
@@ -217,8 +217,9 @@ class AcrImageBuilder(ImageBuilder):
             if final:
                 return run, stream.tail
             if time.monotonic() > deadline:
+                cancel = getattr(runs, "cancel", None) or runs.begin_cancel
                 try:
-                    runs.begin_cancel(self.resource_group, self.registry_name, run_id)
+                    cancel(self.resource_group, self.registry_name, run_id)
                 except Exception:  # noqa: BLE001 - the run is abandoned either way
                     pass
                 raise TransientBackendError(f"ACR build run {run_id} took longer than {self.timeout:.0f} s; cancelled")
