@@ -6,6 +6,9 @@ The MLflow registries are real: a SQLite registry per session, and a real ``mlfl
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 from django.core.cache import cache
 from django.core.management import call_command
@@ -88,12 +91,24 @@ def _use(settings, registry: Registry) -> Registry:
 
 
 @pytest.fixture
-def registry(settings, sqlite_registry_session) -> Registry:
-    """The demo models in a real SQLite MLflow registry, configured as the control plane's registry."""
-    return _use(settings, sqlite_registry_session)
+def registry(settings, sqlite_registry_session, tmp_path) -> Registry:
+    """The demo models in a real SQLite MLflow registry, configured as the control plane's registry.
+
+    Each test gets its own copy of the registry database (the artifacts are shared and only ever added
+    to), so a test that registers versions or moves aliases cannot change what another test sees."""
+    source = Path(sqlite_registry_session.tracking_uri.removeprefix("sqlite:///"))
+    copy = tmp_path / "mlflow.sqlite3"
+    shutil.copyfile(source, copy)
+    return _use(
+        settings, Registry(tracking_uri=f"sqlite:///{copy}", artifact_root=sqlite_registry_session.artifact_root)
+    )
 
 
 @pytest.fixture(params=["sqlite", "http"])
 def any_registry(request, settings) -> Registry:
-    """The same demo models behind a SQLite URI and behind a real MLflow tracking server over HTTP."""
-    return _use(settings, request.getfixturevalue(f"{request.param}_registry_session"))
+    """The same demo models behind a SQLite URI and behind a real MLflow tracking server over HTTP (read-only)."""
+    return (
+        request.getfixturevalue("registry")
+        if request.param == "sqlite"
+        else _use(settings, request.getfixturevalue("http_registry_session"))
+    )
