@@ -25,6 +25,7 @@ from apps.common.errors import ApplicationError, UnavailableError
 from apps.deployments.backends import BackendError, PermanentBackendError, TransientBackendError
 from apps.deployments.builders import BuildRequest, get_builder
 from apps.deployments.choices import DeploymentStatus, ImageBuilder, RevisionStatus, StepName, StepStatus
+from apps.deployments.lease import lease_kept
 from apps.deployments.models import Deployment, Revision, RevisionStep
 from apps.deployments.targets import RolloutResult, ServingSpec, get_target
 from apps.registry import selectors as registry
@@ -359,7 +360,8 @@ def revision_run(*, revision_id: int) -> str:
         if step.status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
             continue
         try:
-            _run_step(revision, step)
+            with lease_kept(revision.pk):
+                _run_step(revision, step)
         except StepFailed as failure:
             _fail(revision, f"{step.get_name_display()} failed: {failure}")
             return f"failed at {step.name}"
