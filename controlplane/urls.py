@@ -8,6 +8,7 @@ from apps.common import views as common_views
 api_v1 = [
     path("", include("apps.registry.api.urls")),
     path("", include("apps.deployments.api.urls")),
+    path("", include("apps.promotions.api.urls")),
 ]
 
 urlpatterns = [
@@ -17,6 +18,7 @@ urlpatterns = [
     path("accounts/", include("apps.accounts.urls")),
     path("", include("apps.registry.urls")),
     path("", include("apps.deployments.urls")),
+    path("", include("apps.promotions.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

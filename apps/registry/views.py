@@ -14,6 +14,8 @@ from apps.common.paging import TokenCursor
 from apps.common.timefmt import ago
 from apps.deployments import selectors as deployment_selectors
 from apps.deployments.forms import DeployForm
+from apps.promotions import selectors as promotion_selectors
+from apps.promotions.forms import PromotionRequestForm
 from apps.registry import links, selectors
 from apps.registry.client import MODEL_ORDER
 from apps.registry.types import ModelSummary
@@ -125,6 +127,8 @@ def version_detail(request: HttpRequest, name: str, version: str) -> HttpRespons
         "run": detail.run,
         "deploy_form": DeployForm(initial={"model": name, "version": detail.version.version}),
         "revisions": deployment_selectors.revisions_of_version(model_name=name, version=detail.version.version)[:10],
+        "promotion_form": PromotionRequestForm(initial={"model": name, "version": detail.version.version}),
+        "promotions": promotion_selectors.promotions_of_version(model_name=name, version=detail.version.version)[:5],
     }
     return render(request, "registry/version_detail.html", context)
 

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.choices import AuditSource
+from apps.promotions import selectors, services
+from apps.promotions.api.serializers import PromotionSerializer
+from apps.promotions.choices import PromotionStatus
+from apps.promotions.filtersets import PromotionFilterSet
+
+
+class Pagination(PageNumberPagination):
+    page_size = 25
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+def _answer(request: Request, pk: int, code: int = status.HTTP_200_OK) -> Response:
+    data = PromotionSerializer(selectors.promotion_get(pk=pk), context={"request": request}).data
+    return Response(data, status=code, headers={"Location": data["url"]})
+
+
+class PromotionListCreateApi(generics.ListAPIView):
+    """Promotion requests, pending first; POST requests one."""
+
+    serializer_class = PromotionSerializer
+    pagination_class = Pagination
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = PromotionFilterSet
+
+    class InputSerializer(serializers.Serializer):
+        model = serializers.CharField(max_length=500)
+        version = serializers.RegexField(r"^\d{1,9}$", error_messages={"invalid": "A version is a number, like 3."})
+        environment = serializers.CharField(max_length=63)
+        justification = serializers.CharField(max_length=4000)
+
+    def get_queryset(self):
+        return selectors.promotion_list().prefetch_related("reviews__reviewer")
+
+    @extend_schema(operation_id="promotions_create", request=InputSerializer, responses={201: PromotionSerializer})
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        promotion = services.promotion_request(
+            actor=request.user,
+            model_name=data.validated_data["model"],
+            version=data.validated_data["version"],
+            environment=data.validated_data["environment"],
+            justification=data.validated_data["justification"],
+            source=AuditSource.API,
+        )
+        return _answer(request, promotion.pk, status.HTTP_201_CREATED)
+
+
+class PromotionDetailApi(APIView):
+    @extend_schema(operation_id="promotions_retrieve", responses=PromotionSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        return _answer(request, pk)
+
+
+class CommentSerializer(serializers.Serializer):
+    comment = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
+
+
+class PromotionApproveApi(APIView):
+    """Approve. When that meets the environment's policy the promotion executes: 202, the rollout started."""
+
+    InputSerializer = CommentSerializer
+
+    @extend_schema(
+        operation_id="promotions_approve",
+        request=CommentSerializer,
+        responses={200: PromotionSerializer, 202: PromotionSerializer},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        promotion = services.promotion_approve(
+            actor=request.user, promotion=pk, comment=data.validated_data["comment"], source=AuditSource.API
+        )
+        started = promotion.status == PromotionStatus.EXECUTED
+        return _answer(request, pk, status.HTTP_202_ACCEPTED if started else status.HTTP_200_OK)
+
+
+class PromotionRejectApi(APIView):
+    InputSerializer = CommentSerializer
+
+    @extend_schema(operation_id="promotions_reject", request=CommentSerializer, responses=PromotionSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.promotion_reject(
+            actor=request.user, promotion=pk, comment=data.validated_data["comment"], source=AuditSource.API
+        )
+        return _answer(request, pk)
+
+
+class PromotionCancelApi(APIView):
+    InputSerializer = CommentSerializer
+
+    @extend_schema(operation_id="promotions_cancel", request=CommentSerializer, responses=PromotionSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.promotion_cancel(
+            actor=request.user, promotion=pk, comment=data.validated_data["comment"], source=AuditSource.API
+        )
+        return _answer(request, pk)

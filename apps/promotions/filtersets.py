@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+import django_filters
+
+from apps.promotions.choices import PromotionStatus
+from apps.promotions.models import PromotionRequest
+
+
+class PromotionFilterSet(django_filters.FilterSet):
+    """Shared by the promotions page and ``GET /api/v1/promotions/``."""
+
+    status = django_filters.ChoiceFilter(choices=PromotionStatus.choices)
+    model = django_filters.CharFilter(field_name="model_name", lookup_expr="icontains", label="Model")
+    environment = django_filters.CharFilter(field_name="environment__name", label="Environment")
+
+    class Meta:
+        model = PromotionRequest
+        fields = ["status", "model", "environment"]

@@ -1,0 +1,169 @@
+"""Reads for promotions: the list (pending first), one request, and what it would change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Case, Count, IntegerField, Prefetch, Q, QuerySet, Value, When
+
+from apps.accounts.models import User
+from apps.common.errors import ApplicationError, NotFoundError
+from apps.deployments.models import Revision
+from apps.promotions.choices import PromotionStatus, ReviewDecision
+from apps.promotions.models import PromotionPolicy, PromotionRequest, PromotionReview
+from apps.promotions.services import live_revision_in, policy_for
+from apps.registry import selectors as registry
+from apps.registry.selectors import VersionDetail
+from apps.registry.types import Signature
+
+__all__ = [
+    "promotion_list",
+    "promotion_get",
+    "promotion_comparison_get",
+    "promotion_permissions",
+    "promotions_of_version",
+    "Comparison",
+]
+
+
+def promotion_list() -> QuerySet[PromotionRequest]:
+    """Every request with its approval count; pending ones first, then newest first."""
+    return (
+        PromotionRequest.objects.select_related("environment", "requested_by", "executed_revision")
+        .annotate(
+            approvals=Count("reviews", filter=Q(reviews__decision=ReviewDecision.APPROVE)),
+            pending_first=Case(
+                When(status=PromotionStatus.PENDING, then=Value(0)), default=Value(1), output_field=IntegerField()
+            ),
+        )
+        .order_by("pending_first", "-created_at", "-id")
+    )
+
+
+def promotion_get(*, pk: int) -> PromotionRequest:
+    promotion = (
+        promotion_list()
+        .select_related("executed_revision__deployment")
+        .prefetch_related(Prefetch("reviews", queryset=PromotionReview.objects.select_related("reviewer")))
+        .filter(pk=pk)
+        .first()
+    )
+    if promotion is None:
+        raise NotFoundError(f"Promotion request {pk} does not exist.")
+    return promotion
+
+
+def promotions_of_version(*, model_name: str, version: str) -> QuerySet[PromotionRequest]:
+    return promotion_list().filter(model_name=model_name, version=version)
+
+
+@dataclass(frozen=True)
+class Permissions:
+    can_decide: bool
+    can_cancel: bool
+    reason: str  # why the user cannot decide, for the page
+
+
+def promotion_permissions(*, promotion: PromotionRequest, user: User, policy: PromotionPolicy) -> Permissions:
+    """Which buttons to show. Only a hint for the page: the services enforce the same rules on every call."""
+    pending = promotion.status == PromotionStatus.PENDING
+    reason = ""
+    if not pending:
+        reason = f"This request is {promotion.get_status_display().lower()}."
+    elif user.pk == promotion.requested_by_id:
+        reason = "You requested this promotion; another reviewer decides."
+    elif not user.has_role(policy.approver_role):
+        reason = f"Only {policy.get_approver_role_display().lower()}s and admins decide promotions."
+    elif any(review.reviewer_id == user.pk for review in promotion.reviews.all()):
+        reason = "You have decided already."
+    return Permissions(
+        can_decide=pending and not reason, can_cancel=pending and user.pk == promotion.requested_by_id, reason=reason
+    )
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    name: str
+    candidate: float | None
+    live: float | None
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.candidate is None or self.live is None else self.candidate - self.live
+
+
+@dataclass(frozen=True)
+class Change:
+    name: str
+    change: str  # added, removed, changed/retyped
+    before: str | None
+    after: str | None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    candidate: VersionDetail | None
+    live_revision: Revision | None  # what serves in the target now
+    live: VersionDetail | None
+    source_revision: Revision | None  # the candidate serving where the policy says it must be live first
+    metrics: list[MetricRow]
+    params: list[Change]
+    signature: list[Change]
+    error: str = ""  # the registry could not be read; the page still shows the request
+
+
+def _signature_changes(before: Signature | None, after: Signature | None) -> list[Change]:
+    old = {c.name or f"#{i}": c.type for i, c in enumerate(before.inputs)} if before else {}
+    new = {c.name or f"#{i}": c.type for i, c in enumerate(after.inputs)} if after else {}
+    changes = [Change(n, "added", None, new[n]) for n in new if n not in old]
+    changes += [Change(n, "removed", old[n], None) for n in old if n not in new]
+    changes += [Change(n, "retyped", old[n], new[n]) for n in new if n in old and old[n] != new[n]]
+    return changes
+
+
+def _param_changes(before: dict[str, str], after: dict[str, str]) -> list[Change]:
+    names = sorted(set(before) | set(after))
+    return [
+        Change(
+            n, "added" if n not in before else "removed" if n not in after else "changed", before.get(n), after.get(n)
+        )
+        for n in names
+        if before.get(n) != after.get(n)
+    ]
+
+
+def promotion_comparison_get(*, promotion: PromotionRequest) -> Comparison:
+    """The candidate next to what is live in the target now: metrics with deltas, changed params and
+    signature inputs added, removed or retyped."""
+    env = promotion.environment
+    live_revision = live_revision_in(model_name=promotion.model_name, environment=env)
+    policy = policy_for(env)
+    source_revision = None
+    if policy.require_live_in_id:
+        source_revision = (
+            Revision.objects.filter(
+                deployment__environment_id=policy.require_live_in_id,
+                deployment__model_name=promotion.model_name,
+                model_version=promotion.version,
+            )
+            .select_related("deployment__environment")
+            .order_by("-created_at")
+            .first()
+        )
+    try:
+        candidate = registry.model_version_detail_get(name=promotion.model_name, version=promotion.version)
+        live = None
+        if live_revision is not None:
+            live = registry.model_version_detail_get(name=promotion.model_name, version=live_revision.model_version)
+    except ApplicationError as exc:
+        return Comparison(None, live_revision, None, source_revision, [], [], [], error=exc.message)
+    new_metrics = candidate.run.metrics if candidate.run else {}
+    old_metrics = live.run.metrics if live and live.run else {}
+    metrics = [
+        MetricRow(n, new_metrics.get(n), old_metrics.get(n)) for n in sorted(set(new_metrics) | set(old_metrics))
+    ]
+    params, signature = [], []
+    if live is not None:  # with nothing live in the target there is nothing to compare against
+        params = _param_changes(live.run.params if live.run else {}, candidate.run.params if candidate.run else {})
+        signature = _signature_changes(live.signature, candidate.signature)
+    return Comparison(candidate, live_revision, live, source_revision, metrics, params, signature)
