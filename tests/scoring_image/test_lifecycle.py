@@ -277,7 +277,7 @@ def tuned(trouble_model_dir, log_dir):
     server = ServerProcess(
         trouble_model_dir,
         log_dir,
-        env={"SCORING_MAX_BATCH_WAIT_MS": "150", "SCORING_UNKNOWN_COLUMNS": "ignore", "SCORING_MAX_BATCH_ROWS": "3"},
+        env={"SCORING_MAX_BATCH_WAIT_MS": "400", "SCORING_UNKNOWN_COLUMNS": "ignore", "SCORING_MAX_BATCH_ROWS": "3"},
     )
     yield server.wait_ready()
     server.stop()
@@ -291,7 +291,7 @@ def test_batch_wait_merges_requests_that_arrive_apart(tuned):
             assert _read_raw(sock) == (200, {"predictions": [0.0]})
         count0, sum0, _ = _batch_stats(tuned.url)
         _post_raw(socks[0], "/predict", [{"x": 1.0, "tag": "a"}])
-        time.sleep(0.03)  # well inside the 150 ms wait
+        time.sleep(0.03)  # well inside the 400 ms wait
         _post_raw(socks[1], "/predict", [{"x": 2.0, "tag": "a"}])
         answers = [_read_raw(sock) for sock in socks]
     finally:
