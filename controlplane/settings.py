@@ -204,6 +204,8 @@ REGISTRY_CACHE_SECONDS = env_int("REGISTRY_CACHE_SECONDS", 300)
 DEPLOY_LOCAL_DIR = Path(env_str("DEPLOY_LOCAL_DIR", str(VAR_DIR / "local-target")))
 DEPLOY_MODEL_CACHE = Path(env_str("DEPLOY_MODEL_CACHE", str(VAR_DIR / "models")))
 TELEMETRY_DIR = Path(env_str("TELEMETRY_DIR", str(VAR_DIR / "telemetry")))
+# The scoring image's base (a build argument): mirror it into your own registry for air-gapped builds.
+SCORING_BASE_IMAGE = env_str("SCORING_BASE_IMAGE", "python:3.11-slim-bookworm")
 DEPLOY_READY_TIMEOUT = env_int("DEPLOY_READY_TIMEOUT", 600)  # seconds a rollout may take before it fails
 DEPLOY_LEASE_SECONDS = env_int("DEPLOY_LEASE_SECONDS", 60)  # a silent worker loses its revision after this
 DEPLOY_STUCK_QUEUED_SECONDS = env_int("DEPLOY_STUCK_QUEUED_SECONDS", 120)  # queued this long: message lost
@@ -211,7 +213,9 @@ KUBERNETES_API_URL = env_str("KUBERNETES_API_URL")
 KUBERNETES_TOKEN = env_secret("KUBERNETES_TOKEN")
 KUBERNETES_CA_CERT = env_str("KUBERNETES_CA_CERT")
 KUBECONFIG = env_str("KUBECONFIG")
-KUBERNETES_ENDPOINT_TEMPLATE = env_str("KUBERNETES_ENDPOINT_TEMPLATE", "http://{deployment}.{namespace}.svc.cluster.local")
+KUBERNETES_ENDPOINT_TEMPLATE = env_str(
+    "KUBERNETES_ENDPOINT_TEMPLATE", "http://{deployment}.{namespace}.svc.cluster.local"
+)
 KUBERNETES_IMAGE_PULL_SECRETS = env_list("KUBERNETES_IMAGE_PULL_SECRETS")
 
 # --- image builders

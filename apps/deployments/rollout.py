@@ -153,6 +153,7 @@ def _build(revision: Revision, log: _StepLog) -> str:
     context = assemble_build_context(
         revision.model_dir,
         context_dir,
+        base_image=settings.SCORING_BASE_IMAGE,
         model_name=revision.deployment.model_name,
         model_version=revision.model_version,
     )
