@@ -1,0 +1,188 @@
+"""The promotion pages: the inbox, the request page with its comparison, and each action with each role."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.messages import get_messages
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from apps.promotions import selectors, services
+from apps.promotions.models import PromotionRequest
+from apps.registry.types import ColumnSpec, Signature
+from tests.promotions.conftest import MODEL, make_live
+
+pytestmark = pytest.mark.django_db
+
+ROLES = {"viewer": "carol", "lead": "alice", "reviewer": "bob", "admin": "dave"}
+
+
+@pytest.fixture(autouse=True)
+def _no_broker(monkeypatch):
+    monkeypatch.setattr("apps.deployments.tasks.roll_out.apply_async", lambda **_: None)
+
+
+@pytest.fixture
+def pending(alice, environments, promo_registry) -> PromotionRequest:
+    return services.promotion_request(
+        actor=alice, model_name=MODEL, version="2", environment="production", justification="200 trees beat 50"
+    )
+
+
+def _login(client, request, role: str):
+    user = request.getfixturevalue(ROLES[role])
+    client.force_login(user)
+    return user
+
+
+def _messages(response) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+# (action, role) -> the request's status afterwards; alice (the lead) requested it.
+MATRIX = {
+    ("approve", "viewer"): "pending",
+    ("approve", "lead"): "pending",
+    ("approve", "reviewer"): "executed",
+    ("approve", "admin"): "executed",
+    ("reject", "viewer"): "pending",
+    ("reject", "lead"): "pending",
+    ("reject", "reviewer"): "rejected",
+    ("reject", "admin"): "rejected",
+    ("cancel", "viewer"): "pending",
+    ("cancel", "lead"): "cancelled",
+    ("cancel", "reviewer"): "pending",
+    ("cancel", "admin"): "pending",
+}
+
+
+@pytest.mark.parametrize(("action", "role"), list(MATRIX))
+def test_role_action_matrix(action, role, request, client, pending):
+    _login(client, request, role)
+    response = client.post(f"/promotions/{pending.pk}/{action}/", {"comment": "from the page"})
+    assert response.status_code == 302 and response["Location"] == f"/promotions/{pending.pk}/"
+    pending.refresh_from_db()
+    assert pending.status == MATRIX[(action, role)]
+    (message,) = _messages(response)
+    if pending.status == "pending":
+        assert message.startswith(("Only ", "You requested"))
+    else:
+        assert f"#{pending.pk}" in message
+
+
+@pytest.mark.parametrize(("role", "allowed"), [("viewer", False), ("lead", True), ("reviewer", False), ("admin", True)])
+def test_requesting_from_the_version_page_by_role(role, allowed, request, client, environments, promo_registry):
+    _login(client, request, role)
+    page = client.get(f"/models/{MODEL}/versions/2/").content.decode()
+    assert ('id="request-promotion"' in page) is (role in ("lead", "admin"))
+    body = {"model": MODEL, "version": "2", "environment": "production", "justification": "better"}
+    response = client.post("/promotions/new/", body)
+    promotion = PromotionRequest.objects.first()
+    if allowed:
+        assert response["Location"] == f"/promotions/{promotion.pk}/"
+        assert promotion.requested_by.username == ROLES[role]
+    else:
+        assert promotion is None and response["Location"] == f"/models/{MODEL}/versions/2/"
+        assert _messages(response)[0].startswith("Only ML leads and admins may request promotions")
+
+
+def test_the_version_page_offers_only_gated_environments_and_lists_promotions(client, alice, pending):
+    client.force_login(alice)
+    page = client.get(f"/models/{MODEL}/versions/2/").content.decode()
+    form = page[page.index('id="promotion-form"') : page.index("</form>", page.index('id="promotion-form"'))]
+    assert '<option value="production">' in form and '"staging"' not in form and '"dev"' not in form
+    assert f'href="/promotions/{pending.pk}/"' in page
+
+
+def test_a_refused_request_says_why_on_the_version_page(client, alice, environments, promo_registry):
+    make_live(environments["production"], "2")
+    client.force_login(alice)
+    body = {"model": MODEL, "version": "2", "environment": "production", "justification": "again"}
+    response = client.post("/promotions/new/", body, follow=True)
+    assert "credit-default v2 is already live in production." in response.content.decode()
+
+
+def test_a_request_without_justification_is_refused(client, alice, environments, promo_registry):
+    client.force_login(alice)
+    response = client.post("/promotions/new/", {"model": MODEL, "version": "2", "environment": "production"})
+    assert response["Location"] == f"/models/{MODEL}/versions/2/"
+    assert "justification" in _messages(response)[0] and not PromotionRequest.objects.exists()
+
+
+def test_the_request_page_compares_the_candidate_with_what_is_live(client, bob, environments, promo_registry, alice):
+    make_live(environments["production"], "1")
+    promotion = services.promotion_request(
+        actor=alice, model_name=MODEL, version="2", environment="production", justification="200 trees beat 50"
+    )
+    client.force_login(bob)
+    page = client.get(f"/promotions/{promotion.pk}/").content.decode()
+    assert "production serves" in page and "200 trees beat 50" in page
+    assert 'id="metrics"' in page and "roc_auc" in page
+    params = page[page.index('id="params"') :]
+    assert "n_estimators" in params and ">50<" in params and ">200<" in params
+    assert "The inputs are the same." in page
+    assert 'id="approve"' in page and 'id="reject"' in page and 'id="cancel"' not in page
+
+
+def test_the_comparison_flags_added_removed_and_retyped_inputs():
+    before = Signature(inputs=[ColumnSpec("age", "long"), ColumnSpec("income", "double")], outputs=[], params=[])
+    after = Signature(inputs=[ColumnSpec("age", "double"), ColumnSpec("region", "string")], outputs=[], params=[])
+    changes = {(c.name, c.change, c.before, c.after) for c in selectors._signature_changes(before, after)}
+    assert changes == {
+        ("region", "added", None, "string"),
+        ("income", "removed", "double", None),
+        ("age", "retyped", "long", "double"),
+    }
+
+
+def test_the_requester_sees_cancel_and_why_they_cannot_approve(client, alice, pending):
+    client.force_login(alice)
+    page = client.get(f"/promotions/{pending.pk}/").content.decode()
+    assert 'id="cancel"' in page and 'id="approve"' not in page
+
+
+def test_a_viewer_sees_no_buttons_and_the_reason(client, carol, pending):
+    client.force_login(carol)
+    page = client.get(f"/promotions/{pending.pk}/").content.decode()
+    assert 'id="approve"' not in page and 'id="cancel"' not in page
+    assert "Only reviewers and admins decide promotions." in page
+
+
+def test_an_executed_request_links_its_rollout(client, bob, pending):
+    client.force_login(bob)
+    response = client.post(f"/promotions/{pending.pk}/approve/", {"comment": "ship it"}, follow=True)
+    page = response.content.decode()
+    pending.refresh_from_db()
+    assert f'href="/revisions/{pending.executed_revision_id}/"' in page and 'id="executed"' in page
+    assert "ship it" in page and "the alias moved and the rollout started" in page
+
+
+def test_the_inbox_lists_pending_first_and_filters(client, carol, bob, alice, pending):
+    rejected = services.promotion_request(
+        actor=alice, model_name="house-prices", version="1", environment="production", justification="x"
+    )
+    services.promotion_reject(actor=bob, promotion=rejected)
+    client.force_login(carol)
+    page = client.get("/promotions/").content.decode()
+    assert page.index(f'href="/promotions/{pending.pk}/"') < page.index(f'href="/promotions/{rejected.pk}/"')
+    assert 'class="active">Promotions</a>' in page
+    filtered = client.get("/promotions/?status=rejected").content.decode()
+    assert f'href="/promotions/{rejected.pk}/"' in filtered and f'href="/promotions/{pending.pk}/"' not in filtered
+    assert "No promotion requests that match" in client.get("/promotions/?model=nothing").content.decode()
+
+
+def test_the_inbox_costs_a_fixed_number_of_queries(client, carol, alice, environments, promo_registry):
+    client.force_login(carol)
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get("/promotions/").status_code == 200
+        return len(queries)
+
+    services.promotion_request(actor=alice, model_name=MODEL, version="2", environment="production", justification="a")
+    one = count()
+    for model in ("house-prices", "customer-churn"):
+        services.promotion_request(
+            actor=alice, model_name=model, version="1", environment="production", justification="b"
+        )
+    assert count() == one
