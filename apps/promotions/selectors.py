@@ -104,7 +104,7 @@ class Change:
 class Comparison:
     candidate: VersionDetail | None
     live_revision: Revision | None  # what serves in the target now
-    live: VersionDetail | None
+    live: VersionDetail | None  # that version; with nothing deployed, the version the environment's alias names
     source_revision: Revision | None  # the candidate serving where the policy says it must be live first
     metrics: list[MetricRow]
     params: list[Change]
@@ -138,23 +138,23 @@ def promotion_comparison_get(*, promotion: PromotionRequest) -> Comparison:
     env = promotion.environment
     live_revision = live_revision_in(model_name=promotion.model_name, environment=env)
     policy = policy_for(env)
-    source_revision = None
+    # Where the candidate proved itself: the environment the policy names, else any ungated one.
+    source_revisions = Revision.objects.filter(
+        deployment__model_name=promotion.model_name, model_version=promotion.version
+    ).select_related("deployment__environment")
     if policy.require_live_in_id:
-        source_revision = (
-            Revision.objects.filter(
-                deployment__environment_id=policy.require_live_in_id,
-                deployment__model_name=promotion.model_name,
-                model_version=promotion.version,
-            )
-            .select_related("deployment__environment")
-            .order_by("-created_at")
-            .first()
-        )
+        source_revisions = source_revisions.filter(deployment__environment_id=policy.require_live_in_id)
+    else:
+        source_revisions = source_revisions.filter(deployment__environment__gated=False)
+    source_revision = source_revisions.order_by("-created_at").first()
     try:
         candidate = registry.model_version_detail_get(name=promotion.model_name, version=promotion.version)
+        live_version = live_revision.model_version if live_revision else None
+        if live_version is None:
+            live_version = registry.registered_model_get(name=promotion.model_name).aliases.get(env.name)
         live = None
-        if live_revision is not None:
-            live = registry.model_version_detail_get(name=promotion.model_name, version=live_revision.model_version)
+        if live_version is not None:
+            live = registry.model_version_detail_get(name=promotion.model_name, version=str(live_version))
     except ApplicationError as exc:
         return Comparison(None, live_revision, None, source_revision, [], [], [], error=exc.message)
     new_metrics = candidate.run.metrics if candidate.run else {}

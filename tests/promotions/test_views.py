@@ -186,3 +186,26 @@ def test_the_inbox_costs_a_fixed_number_of_queries(client, carol, alice, environ
             actor=alice, model_name=model, version="1", environment="production", justification="b"
         )
     assert count() == one
+
+
+def test_with_nothing_deployed_the_page_compares_with_the_environments_alias(client, bob, pending):
+    client.force_login(bob)
+    page = client.get(f"/promotions/{pending.pk}/").content.decode()
+    assert "which the <code>@production</code> alias names" in page and "Live v1" in page
+    assert "n_estimators" in page[page.index('id="params"') :]
+
+
+def test_the_page_shows_the_candidate_revision_in_the_source_environment(
+    client, bob, alice, environments, promo_registry
+):
+    from apps.promotions.models import PromotionPolicy
+
+    PromotionPolicy.objects.create(environment=environments["production"], require_live_in=environments["staging"])
+    staging = make_live(environments["staging"], "2")
+    promotion = services.promotion_request(
+        actor=alice, model_name=MODEL, version="2", environment="production", justification="live in staging"
+    )
+    client.force_login(bob)
+    page = client.get(f"/promotions/{promotion.pk}/").content.decode()
+    assert "<th>In staging</th>" in page and f'href="/revisions/{staging.pk}/"' in page
+    assert "live in staging first" in page
