@@ -33,6 +33,7 @@ from apps.registry import services as registry_services
 
 __all__ = [
     "policy_for",
+    "promotion_policy_ensure",
     "live_revision_in",
     "promotion_request",
     "promotion_approve",
@@ -52,6 +53,27 @@ def policy_for(environment: Environment) -> PromotionPolicy:
     """The environment's policy; an environment without one gets the defaults (one reviewer, 72 hours)."""
     policy = PromotionPolicy.objects.select_related("require_live_in").filter(environment=environment).first()
     return policy or PromotionPolicy(environment=environment)
+
+
+@transaction.atomic
+def promotion_policy_ensure(
+    *, environment: Environment, actor: User | None = None, **fields: object
+) -> tuple[PromotionPolicy, bool]:
+    """Give the environment a policy if it has none; an existing one is left as an admin set it."""
+    existing = PromotionPolicy.objects.filter(environment=environment).first()
+    if existing:
+        return existing, False
+    policy = PromotionPolicy(environment=environment, **fields)
+    policy.full_clean()
+    policy.save()
+    audit_record(
+        actor=actor,
+        action="promotion_policy.create",
+        target_type="environment",
+        target_id=environment.pk,
+        data={"environment": environment.name, **{k: str(v) for k, v in fields.items()}},
+    )
+    return policy, True
 
 
 def live_revision_in(*, model_name: str, environment: Environment) -> Revision | None:

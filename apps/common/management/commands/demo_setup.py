@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand
 from apps.accounts.choices import Role
 from apps.accounts.services import user_ensure
 from apps.deployments.services import environment_ensure
+from apps.promotions.services import promotion_policy_ensure
 
 DEMO_ENVIRONMENTS = [
     {"name": "dev", "order": 1, "description": "Try things; anyone with the ML lead role deploys."},
@@ -32,8 +33,9 @@ class Command(BaseCommand):
             user, password = user_ensure(username=role.value, role=role.value)
             if password:
                 created.append((user.username, password, role.label))
-        for spec in DEMO_ENVIRONMENTS:
-            environment_ensure(**spec)
+        environments = {spec["name"]: environment_ensure(**spec)[0] for spec in DEMO_ENVIRONMENTS}
+        # Production takes one reviewer's approval of a version that is live in staging.
+        promotion_policy_ensure(environment=environments["production"], require_live_in=environments["staging"])
         if created:
             self.stdout.write(self.style.SUCCESS("Demo users (passwords are shown only this once):"))
             for username, password, label in created:
