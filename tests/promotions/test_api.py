@@ -194,3 +194,16 @@ def test_an_executed_request_reads_back_with_its_reviews_and_revision(as_user, p
     assert body["requested_by"] == "alice" and body["executed_revision"]["id"]
     revision = as_user("carol").get(body["executed_revision"]["url"]).json()
     assert revision["environment"] == "production" and revision["model_version"] == "2"
+
+
+def test_the_schema_documents_every_promotion_operation(as_user, db):
+    schema = as_user("carol").get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    operations = {op["operationId"] for path in schema["paths"].values() for op in path.values()}
+    assert {
+        "promotions_create",
+        "promotions_list",
+        "promotions_retrieve",
+        "promotions_approve",
+        "promotions_reject",
+        "promotions_cancel",
+    } <= operations

@@ -26,6 +26,13 @@ def _answer(request: Request, pk: int, code: int = status.HTTP_200_OK) -> Respon
     return Response(data, status=code, headers={"Location": data["url"]})
 
 
+class PromotionCreateInputSerializer(serializers.Serializer):
+    model = serializers.CharField(max_length=500)
+    version = serializers.RegexField(r"^\d{1,9}$", error_messages={"invalid": "A version is a number, like 3."})
+    environment = serializers.CharField(max_length=63, help_text="A gated environment, e.g. production.")
+    justification = serializers.CharField(max_length=4000)
+
+
 class PromotionListCreateApi(generics.ListAPIView):
     """Promotion requests, pending first; POST requests one."""
 
@@ -34,16 +41,18 @@ class PromotionListCreateApi(generics.ListAPIView):
     filter_backends = [DjangoFilterBackend]
     filterset_class = PromotionFilterSet
 
-    class InputSerializer(serializers.Serializer):
-        model = serializers.CharField(max_length=500)
-        version = serializers.RegexField(r"^\d{1,9}$", error_messages={"invalid": "A version is a number, like 3."})
-        environment = serializers.CharField(max_length=63)
-        justification = serializers.CharField(max_length=4000)
+    InputSerializer = PromotionCreateInputSerializer
 
     def get_queryset(self):
         return selectors.promotion_list().prefetch_related("reviews__reviewer")
 
-    @extend_schema(operation_id="promotions_create", request=InputSerializer, responses={201: PromotionSerializer})
+    @extend_schema(operation_id="promotions_list")
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="promotions_create", request=PromotionCreateInputSerializer, responses={201: PromotionSerializer}
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -64,18 +73,18 @@ class PromotionDetailApi(APIView):
         return _answer(request, pk)
 
 
-class CommentSerializer(serializers.Serializer):
+class PromotionCommentSerializer(serializers.Serializer):
     comment = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
 
 
 class PromotionApproveApi(APIView):
     """Approve. When that meets the environment's policy the promotion executes: 202, the rollout started."""
 
-    InputSerializer = CommentSerializer
+    InputSerializer = PromotionCommentSerializer
 
     @extend_schema(
         operation_id="promotions_approve",
-        request=CommentSerializer,
+        request=PromotionCommentSerializer,
         responses={200: PromotionSerializer, 202: PromotionSerializer},
     )
     def post(self, request: Request, pk: int) -> Response:
@@ -89,9 +98,9 @@ class PromotionApproveApi(APIView):
 
 
 class PromotionRejectApi(APIView):
-    InputSerializer = CommentSerializer
+    InputSerializer = PromotionCommentSerializer
 
-    @extend_schema(operation_id="promotions_reject", request=CommentSerializer, responses=PromotionSerializer)
+    @extend_schema(operation_id="promotions_reject", request=PromotionCommentSerializer, responses=PromotionSerializer)
     def post(self, request: Request, pk: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -102,9 +111,9 @@ class PromotionRejectApi(APIView):
 
 
 class PromotionCancelApi(APIView):
-    InputSerializer = CommentSerializer
+    InputSerializer = PromotionCommentSerializer
 
-    @extend_schema(operation_id="promotions_cancel", request=CommentSerializer, responses=PromotionSerializer)
+    @extend_schema(operation_id="promotions_cancel", request=PromotionCommentSerializer, responses=PromotionSerializer)
     def post(self, request: Request, pk: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
