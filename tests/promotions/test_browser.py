@@ -46,6 +46,7 @@ def test_a_lead_requests_a_reviewer_approves_and_the_rollout_runs(
     page.goto(f"{base}/models/{MODEL}/versions/2/")
     page.select_option("#id_promotion_environment", "production")
     page.fill("#id_justification", "200 trees: better AUC on the holdout")
+    _shot(page, "promotion-version-page")
     page.click("#request-promotion")
     page.wait_for_url("**/promotions/*/")
     expect(page.locator("#promotion-status")).to_have_text("Pending")
