@@ -269,11 +269,13 @@ STEPS = {
 
 
 def _run_step(revision: Revision, step: RevisionStep) -> None:
-    now = timezone.now()
-    RevisionStep.objects.filter(pk=step.pk).update(status=StepStatus.RUNNING, started_at=now, finished_at=None)
+    interrupted = step.status == StepStatus.RUNNING  # a worker died in this step
+    RevisionStep.objects.filter(pk=step.pk).update(
+        status=StepStatus.RUNNING, started_at=timezone.now(), finished_at=None
+    )
     log = _StepLog(step, revision)
-    if step.log:
-        log.lines = step.log.splitlines()
+    log.lines = step.log.splitlines() if step.log else []
+    if interrupted:
         log(f"resuming (attempt {revision.attempts})")
     try:
         message, status = STEPS[step.name](revision, log), StepStatus.SUCCEEDED

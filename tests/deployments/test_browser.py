@@ -35,6 +35,8 @@ def _deploy(page, base: str, version: str) -> None:
     expect(page.locator('[data-step="resolve"]')).to_have_attribute("data-status", "succeeded", timeout=60_000)
     expect(page.locator('[data-step="live"]')).to_have_attribute("data-status", "succeeded", timeout=120_000)
     expect(page.locator("#revision-status")).to_have_text("Live", timeout=10_000)
+    # Once final, the page reloads itself to show the endpoint: wait for that before navigating away.
+    expect(page.locator("text=Try it")).to_be_visible(timeout=10_000)
 
 
 def test_a_lead_deploys_watches_it_go_live_and_rolls_back(
@@ -60,5 +62,6 @@ def test_a_lead_deploys_watches_it_go_live_and_rolls_back(
         page.wait_for_url("**/revisions/*/")
         expect(page.locator("h1")).to_contain_text("r3")
         expect(page.locator("#revision-status")).to_have_text("Live", timeout=120_000)
+        expect(page.locator("text=Try it")).to_be_visible(timeout=10_000)
         page.goto(f"{live_server.url}/deployments/")
         expect(page.locator("#deployments tbody tr").first).to_contain_text("v1")
