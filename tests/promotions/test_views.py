@@ -209,3 +209,29 @@ def test_the_page_shows_the_candidate_revision_in_the_source_environment(
     page = client.get(f"/promotions/{promotion.pk}/").content.decode()
     assert "<th>In staging</th>" in page and f'href="/revisions/{staging.pk}/"' in page
     assert "live in staging first" in page
+
+
+def test_a_reviewer_who_approved_waits_for_the_second_approval(client, bob, erin, pending, environments):
+    from apps.promotions.models import PromotionPolicy
+
+    PromotionPolicy.objects.create(environment=environments["production"], approvals_required=2)
+    client.force_login(bob)
+    client.post(f"/promotions/{pending.pk}/approve/", {"comment": "one"})
+    page = client.get(f"/promotions/{pending.pk}/").content.decode()
+    assert "1 of 2 approvals" in page and "You have decided already." in page and 'id="approve"' not in page
+    client.force_login(erin)
+    response = client.post(f"/promotions/{pending.pk}/approve/", {"comment": "two"}, follow=True)
+    assert "the alias moved and the rollout started" in response.content.decode()
+
+
+def test_an_admin_reads_policies_and_requests_in_the_admin_but_cannot_change_requests(client, dave, pending):
+    dave.is_superuser = True  # as demo_setup makes the admin
+    dave.save()
+    client.force_login(dave)
+    assert client.get("/admin/promotions/promotionpolicy/").status_code == 200
+    assert client.get("/admin/promotions/promotionrequest/").status_code == 200
+    assert client.get(f"/admin/promotions/promotionrequest/{pending.pk}/change/").status_code == 200
+    response = client.post(f"/admin/promotions/promotionrequest/{pending.pk}/change/", {"status": "executed"})
+    assert response.status_code == 403
+    pending.refresh_from_db()
+    assert pending.status == "pending"
