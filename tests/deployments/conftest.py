@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import json
+import os
+import signal
+
 import pytest
 
 from apps.deployments.models import Environment
@@ -20,3 +24,24 @@ def local_dirs(settings, tmp_path):
     settings.DEPLOY_MODEL_CACHE = tmp_path / "models"
     settings.TELEMETRY_DIR = tmp_path / "telemetry"
     return tmp_path
+
+
+@pytest.fixture
+def worker_env(local_dirs) -> dict[str, str]:
+    return {
+        "DEPLOY_LOCAL_DIR": str(local_dirs / "local-target"),
+        "DEPLOY_MODEL_CACHE": str(local_dirs / "models"),
+        "TELEMETRY_DIR": str(local_dirs / "telemetry"),
+        "DEPLOY_LEASE_SECONDS": "4",
+    }
+
+
+@pytest.fixture
+def teardown_local(local_dirs):
+    yield
+    for state in (local_dirs / "local-target").glob("*/*/*.json"):
+        pid = json.loads(state.read_text())["pid"]
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -8,7 +8,6 @@ from playwright.sync_api import expect, sync_playwright
 
 from tests.common.test_browser import ARGS, CHROMIUM, _shot
 from tests.conftest import PASSWORD
-from tests.deployments.test_end_to_end import teardown_local, worker_env  # noqa: F401 - fixtures
 from tests.workers import running_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)

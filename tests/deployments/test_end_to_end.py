@@ -5,8 +5,6 @@ mid-rollout whose revision another worker finishes once."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -29,27 +27,6 @@ def lead_api(alice) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=alice, name='ci').key}")
     return client
-
-
-@pytest.fixture
-def worker_env(local_dirs) -> dict[str, str]:
-    return {
-        "DEPLOY_LOCAL_DIR": str(local_dirs / "local-target"),
-        "DEPLOY_MODEL_CACHE": str(local_dirs / "models"),
-        "TELEMETRY_DIR": str(local_dirs / "telemetry"),
-        "DEPLOY_LEASE_SECONDS": "4",
-    }
-
-
-@pytest.fixture
-def teardown_local(local_dirs):
-    yield
-    for state in (local_dirs / "local-target").glob("*/*/*.json"):
-        pid = json.loads(state.read_text())["pid"]
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def _finished(api: APIClient, url: str, log: Path, timeout: float = 180) -> dict:
