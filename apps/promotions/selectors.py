@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.db.models import Case, Count, IntegerField, Prefetch, Q, QuerySet, Value, When
 
-from apps.accounts.models import User
+from apps.accounts.models import AuditEvent, User
 from apps.common.errors import ApplicationError, NotFoundError
 from apps.deployments.models import Revision
 from apps.promotions.choices import PromotionStatus, ReviewDecision
@@ -22,6 +22,7 @@ __all__ = [
     "promotion_comparison_get",
     "promotion_permissions",
     "promotions_of_version",
+    "promotion_events",
     "Comparison",
 ]
 
@@ -55,6 +56,14 @@ def promotion_get(*, pk: int) -> PromotionRequest:
 
 def promotions_of_version(*, model_name: str, version: str) -> QuerySet[PromotionRequest]:
     return promotion_list().filter(model_name=model_name, version=version)
+
+
+def promotion_events(*, promotion: PromotionRequest) -> QuerySet[AuditEvent]:
+    """The request's audit trail, oldest first, with the rollout it started."""
+    events = Q(target_type="promotion", target_id=str(promotion.pk))
+    if promotion.executed_revision_id:
+        events |= Q(target_type="revision", target_id=str(promotion.executed_revision_id), action="deployment.deploy")
+    return AuditEvent.objects.filter(events).order_by("occurred_at", "id")
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ def promotion_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "comparison": selectors.promotion_comparison_get(promotion=promotion),
         "permissions": selectors.promotion_permissions(promotion=promotion, user=request.user, policy=policy),
         "decision_form": DecisionForm(),
+        "events": selectors.promotion_events(promotion=promotion),
     }
     return render(request, "promotions/promotion_detail.html", context)
 

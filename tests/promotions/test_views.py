@@ -235,3 +235,17 @@ def test_an_admin_reads_policies_and_requests_in_the_admin_but_cannot_change_req
     assert response.status_code == 403
     pending.refresh_from_db()
     assert pending.status == "pending"
+
+
+def test_the_request_page_shows_its_audit_trail_down_to_the_rollout(client, bob, pending):
+    services.promotion_approve(actor=bob, promotion=pending, comment="ship it")
+    pending.refresh_from_db()
+    client.force_login(bob)
+    page = client.get(f"/promotions/{pending.pk}/").content.decode()
+    trail = page[page.index('id="audit"') :]
+    positions = [
+        trail.index(f"<code>{a}</code>") for a in ("promotion.request", "promotion.approve", "promotion.execute")
+    ]
+    assert positions == sorted(positions)
+    assert "<code>deployment.deploy</code> by alice" in trail and "approvers bob" in trail
+    assert f'href="/revisions/{pending.executed_revision_id}/"' in trail
