@@ -10,8 +10,7 @@ from apps.accounts.models import User
 from apps.deployments.choices import DeploymentStatus, RevisionStatus
 from apps.deployments.models import Deployment, Environment, Revision
 from tests.conftest import PASSWORD
-from tests.deployments.conftest import environments, local_dirs  # noqa: F401 - fixtures
-from tests.deployments.test_end_to_end import teardown_local, worker_env  # noqa: F401 - fixtures
+from tests.deployments.conftest import environments, local_dirs, teardown_local, worker_env  # noqa: F401 - fixtures
 
 MODEL = "credit-default"
 
