@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "apps.registry",
     "apps.deployments",
     "apps.promotions",
+    "apps.monitoring",
 ]
 
 MIDDLEWARE = [
@@ -274,6 +275,32 @@ CELERY_BEAT_SCHEDULE = {
     "execute-approved-promotions": {"task": "promotions.execute_approved", "schedule": 60.0},
 }
 CELERY_TASK_ROUTES = {"deployments.*": {"queue": env_str("CELERY_DEPLOY_QUEUE", "celery")}}
+
+# --- monitoring
+# Where latency and drift aggregates come from (apps/monitoring/sources/): "local" reads the JSONL telemetry
+# files of the local target (TELEMETRY_DIR); "azure_monitor" queries a Log Analytics workspace with KQL.
+TELEMETRY_SOURCE = env_str("TELEMETRY_SOURCE", "local")
+if TELEMETRY_SOURCE not in ("local", "azure_monitor"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"TELEMETRY_SOURCE={TELEMETRY_SOURCE!r}: use local or azure_monitor")
+TELEMETRY_SOURCE_OPTIONS = {
+    "local": {"telemetry_dir": TELEMETRY_DIR},
+    "azure_monitor": {  # read (and required) only when TELEMETRY_SOURCE=azure_monitor
+        "workspace_id": env_str("AZURE_LOG_ANALYTICS_WORKSPACE_ID"),
+        "endpoint": env_str("AZURE_LOG_ANALYTICS_ENDPOINT", "https://api.loganalytics.io"),
+        "table": env_str("TELEMETRY_AZURE_TABLE", "ContainerLogV2"),
+        "message_column": env_str("TELEMETRY_AZURE_MESSAGE_COLUMN", "LogMessage"),
+        "time_column": env_str("TELEMETRY_AZURE_TIME_COLUMN", "TimeGenerated"),
+        "source_column": env_str("TELEMETRY_AZURE_SOURCE_COLUMN", "LogSource"),  # empty: no stdout filter
+        "timeout": env_int("TELEMETRY_AZURE_TIMEOUT", 60),
+    },
+}
+MONITORING_PSI_WARN = float(env_str("MONITORING_PSI_WARN", "0.1"))
+MONITORING_PSI_ALERT = float(env_str("MONITORING_PSI_ALERT", "0.25"))
+MONITORING_BASELINE_BINS = env_int("MONITORING_BASELINE_BINS", 10)  # quantile bins per numeric feature
+MONITORING_BASELINE_TOP_K = env_int("MONITORING_BASELINE_TOP_K", 10)  # categories kept before "other"
+# --- end monitoring
 
 # ---------------------------------------------------------------------------- logging
 LOGGING = {

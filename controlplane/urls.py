@@ -9,6 +9,7 @@ api_v1 = [
     path("", include("apps.registry.api.urls")),
     path("", include("apps.deployments.api.urls")),
     path("", include("apps.promotions.api.urls")),
+    path("", include("apps.monitoring.api.urls")),
 ]
 
 urlpatterns = [
@@ -19,6 +20,7 @@ urlpatterns = [
     path("", include("apps.registry.urls")),
     path("", include("apps.deployments.urls")),
     path("", include("apps.promotions.urls")),
+    path("", include("apps.monitoring.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -275,6 +275,13 @@ class RegistryClient:
                 artifact_uri=f"models:/{name}/{version}", dst_path=dest, tracking_uri=self.tracking_uri
             )
 
+    def download_run_artifact(self, run_id: str, path: str, dest: str) -> str:
+        """Download one artifact (a file or a directory) of a run into ``dest``; returns its local path."""
+        with self._errors(f"The artifact {path!r} of run {run_id!r}"):
+            return mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=path, dst_path=dest, tracking_uri=self.tracking_uri
+            )
+
 
 @functools.cache
 def _client_for(tracking_uri: str, registry_uri: str, ui_url: str) -> RegistryClient:

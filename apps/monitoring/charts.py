@@ -1,0 +1,161 @@
+"""Pure functions: typed series in, Plotly figures (as JSON-ready dicts) out. No Django, no I/O."""
+
+from __future__ import annotations
+
+import json
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from apps.monitoring.types import DriftSeries, FeatureDrift, LatencySeries
+
+__all__ = ["latency_figure", "drift_heatmap_figure", "feature_overlay_figure"]
+
+_FONT = {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 12}
+_COLORS = {"p50": "#2563eb", "p95": "#f59e0b", "p99": "#dc2626", "rps": "#0f766e", "errors": "#b91c1c"}
+
+
+def _as_dict(fig: go.Figure) -> dict:
+    return json.loads(fig.to_json())
+
+
+def _layout(fig: go.Figure, *, height: int) -> None:
+    fig.update_layout(
+        height=height,
+        margin={"l": 56, "r": 16, "t": 28, "b": 40},
+        font=_FONT,
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="#ffffff",
+        legend={"orientation": "h", "y": 1.08, "x": 0},
+        hovermode="x unified",
+    )
+
+
+def latency_figure(series: LatencySeries) -> dict:
+    """Latency percentiles on top, requests per second and error rate below, revision changes as lines."""
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.08,
+        row_heights=[0.62, 0.38],
+        specs=[[{}], [{"secondary_y": True}]],
+    )
+    times = [p.time.isoformat() for p in series.points]
+    revisions = [p.revision for p in series.points]
+    for key in ("p50", "p95", "p99"):
+        fig.add_trace(
+            go.Scatter(
+                x=times,
+                y=[getattr(p, key) for p in series.points],
+                name=key,
+                mode="lines+markers",
+                line={"color": _COLORS[key], "width": 2},
+                marker={"size": 4},
+                customdata=revisions,
+                hovertemplate="%{y:.1f} ms · %{customdata}<extra>" + key + "</extra>",
+            ),
+            row=1,
+            col=1,
+        )
+    fig.add_trace(
+        go.Bar(
+            x=times,
+            y=[p.rps for p in series.points],
+            name="requests/s",
+            marker={"color": _COLORS["rps"]},
+            opacity=0.55,
+            hovertemplate="%{y:.2f} req/s<extra></extra>",
+        ),
+        row=2,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=times,
+            y=[None if p.error_rate is None else 100 * p.error_rate for p in series.points],
+            name="errors %",
+            mode="lines",
+            line={"color": _COLORS["errors"], "width": 2},
+            hovertemplate="%{y:.2f}% errors<extra></extra>",
+        ),
+        row=2,
+        col=1,
+        secondary_y=True,
+    )
+    for when, revision in series.revision_changes:
+        fig.add_vline(x=when.isoformat(), line={"color": "#6b7280", "dash": "dot", "width": 1})
+        fig.add_annotation(
+            x=when.isoformat(),
+            y=1,
+            yref="paper",
+            text=revision or "?",
+            showarrow=False,
+            xanchor="left",
+            yanchor="bottom",
+            font={"size": 11, "color": "#374151"},
+        )
+    fig.update_xaxes(range=[series.start.isoformat(), series.end.isoformat()], gridcolor="#eef0f3")
+    fig.update_yaxes(title_text="latency (ms)", rangemode="tozero", gridcolor="#eef0f3", row=1, col=1)
+    fig.update_yaxes(title_text="req/s", rangemode="tozero", gridcolor="#eef0f3", row=2, col=1)
+    fig.update_yaxes(title_text="errors %", rangemode="tozero", showgrid=False, row=2, col=1, secondary_y=True)
+    _layout(fig, height=440)
+    return _as_dict(fig)
+
+
+def drift_heatmap_figure(series: DriftSeries) -> dict:
+    """PSI per feature (rows, most drifting on top) and time bin (columns), coloured by the thresholds."""
+    times = [t.isoformat() for t in series.times]
+    features = list(reversed(series.features))  # plotly draws the first row at the bottom
+    z, text = [], []
+    for feature in features:
+        by_time = {cell.time: cell for cell in feature.cells}
+        row, labels = [], []
+        for t in series.times:
+            cell = by_time.get(t)
+            row.append(cell.psi if cell else None)
+            labels.append(f"{cell.rows} rows, JS {cell.js:.3f}" if cell and cell.js is not None else "no data")
+        z.append(row)
+        text.append(labels)
+    top = max(series.psi_alert * 2, 0.5)
+    fig = go.Figure(
+        go.Heatmap(
+            x=times,
+            y=[f.name for f in features],
+            z=z,
+            text=text,
+            zmin=0,
+            zmax=top,
+            hoverongaps=False,
+            colorscale=[
+                [0.0, "#f0fdf4"],
+                [series.psi_warn / top, "#bbf7d0"],
+                [series.psi_warn / top, "#fde68a"],
+                [series.psi_alert / top, "#f59e0b"],
+                [series.psi_alert / top, "#f87171"],
+                [1.0, "#991b1b"],
+            ],
+            colorbar={"title": {"text": "PSI"}, "thickness": 12},
+            hovertemplate="%{y} · %{x}<br>PSI %{z:.3f} · %{text}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(range=[series.start.isoformat(), series.end.isoformat()])
+    _layout(fig, height=max(260, 22 * len(features) + 90))
+    fig.update_layout(hovermode="closest", margin={"l": 140, "r": 16, "t": 16, "b": 40})
+    return _as_dict(fig)
+
+
+def feature_overlay_figure(feature: FeatureDrift) -> dict:
+    """The baseline's distribution of one feature next to production's over the window."""
+    total = sum(sum(cell.counts) for cell in feature.cells)
+    production = [0.0] * len(feature.baseline)
+    for cell in feature.cells:
+        for i, count in enumerate(cell.counts):
+            production[i] += count / total if total else 0.0
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=feature.bin_labels, y=feature.baseline, name="baseline", marker={"color": "#94a3b8"}))
+    fig.add_trace(go.Bar(x=feature.bin_labels, y=production, name="production", marker={"color": "#2563eb"}))
+    fig.update_yaxes(title_text="share", tickformat=".0%", gridcolor="#eef0f3")
+    _layout(fig, height=260)
+    fig.update_layout(barmode="group", hovermode="x", title={"text": feature.name, "x": 0, "font": {"size": 13}})
+    return _as_dict(fig)

@@ -1,0 +1,144 @@
+"""Reads for the monitoring page and the API: typed series built from a telemetry source's aggregates."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import numpy as np
+from django.conf import settings
+
+from apps.monitoring.drift import chi2_pvalue, js_distance, psi
+from apps.monitoring.sources import get_telemetry_source
+from apps.monitoring.sources.base import window_bounds
+from apps.monitoring.types import (
+    BaselineProfile,
+    DriftCell,
+    DriftSeries,
+    FeatureDrift,
+    LatencyPoint,
+    LatencySeries,
+    Window,
+)
+
+__all__ = ["latency_series_get", "drift_series_get", "drift_level", "monitored_version"]
+
+
+def latency_series_get(*, deployment, window: Window, end: datetime | None = None, source=None) -> LatencySeries:
+    source = source or get_telemetry_source()
+    start, end = window_bounds(window.span, window.bin, end)
+    counts = source.latency_series(deployment, window.span, window.bin, end=end)
+    seconds = window.bin.total_seconds()
+    points = [
+        LatencyPoint(
+            time=b.start,
+            requests=b.requests,
+            rps=b.requests / seconds,
+            error_rate=b.errors / b.requests if b.requests else None,
+            rejected_rate=b.rejected / b.requests if b.requests else None,
+            p50=b.p50,
+            p95=b.p95,
+            p99=b.p99,
+            revision=b.revision,
+        )
+        for b in counts.bins
+    ]
+    changes, previous = [], None
+    for point in points:
+        if point.revision != previous:
+            changes.append((point.time, point.revision))
+            previous = point.revision
+    return LatencySeries(
+        deployment_id=deployment.pk,
+        window=window.key,
+        bin_seconds=int(seconds),
+        start=start,
+        end=end,
+        points=points,
+        revision_changes=changes,
+        warnings=counts.warnings,
+    )
+
+
+def drift_level(value: float | None, *, warn: float, alert: float) -> str:
+    if value is None:
+        return "no data"
+    if value >= alert:
+        return "alert"
+    if value >= warn:
+        return "warn"
+    return "ok"
+
+
+def monitored_version(deployment) -> str | None:
+    """The model version whose inputs are compared: the live one, else the latest revision's."""
+    if deployment.live_revision_id:
+        return deployment.live_revision.model_version
+    latest = deployment.revisions.order_by("-number").first()
+    return latest.model_version if latest else None
+
+
+def _finite(value: float) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def drift_series_get(
+    *, deployment, window: Window, baseline: BaselineProfile, end: datetime | None = None, source=None
+) -> DriftSeries:
+    source = source or get_telemetry_source()
+    start, end = window_bounds(window.span, window.bin, end)
+    counts = source.drift_counts(deployment, window.span, window.bin, baseline, end=end)
+    warn, alert = settings.MONITORING_PSI_WARN, settings.MONITORING_PSI_ALERT
+    times = sorted({t for per_feature in counts.counts.values() for t in per_feature})
+    features = []
+    for feature in baseline.features:
+        per_time = counts.counts.get(feature.name, {})
+        cells = []
+        for t in times:
+            c = per_time.get(t)
+            if not c or sum(c) == 0:
+                continue
+            categorical = feature.kind == "categorical"
+            cells.append(
+                DriftCell(
+                    time=t,
+                    rows=int(sum(c)),
+                    psi=_finite(psi(feature.frequencies, c)),
+                    js=_finite(js_distance(feature.frequencies, c)),
+                    chi2_p=_finite(chi2_pvalue(feature.frequencies, c)) if categorical else None,
+                    counts=list(c),
+                )
+            )
+        total = np.sum([cell.counts for cell in cells], axis=0) if cells else None
+        overall_psi = _finite(psi(feature.frequencies, total)) if total is not None else None
+        features.append(
+            FeatureDrift(
+                name=feature.name,
+                kind=feature.kind,
+                bin_labels=feature.bin_labels,
+                baseline=list(feature.frequencies),
+                cells=cells,
+                rows=int(total.sum()) if total is not None else 0,
+                psi=overall_psi,
+                js=_finite(js_distance(feature.frequencies, total)) if total is not None else None,
+                chi2_p=_finite(chi2_pvalue(feature.frequencies, total))
+                if total is not None and feature.kind == "categorical"
+                else None,
+                level=drift_level(overall_psi, warn=warn, alert=alert),
+            )
+        )
+    features.sort(key=lambda f: (f.psi is None, -(f.psi or 0.0), f.name))
+    return DriftSeries(
+        deployment_id=deployment.pk,
+        window=window.key,
+        bin_seconds=int(window.bin.total_seconds()),
+        start=start,
+        end=end,
+        model_name=baseline.model_name,
+        model_version=baseline.model_version,
+        times=times,
+        features=features,
+        psi_warn=warn,
+        psi_alert=alert,
+        warnings=counts.warnings,
+    )

@@ -1,0 +1,269 @@
+"""Azure Monitor: KQL against a Log Analytics workspace (``ContainerLogV2`` by default, the telemetry JSON in
+``LogMessage``), run with ``azure.monitor.query.LogsQueryClient``. The only module importing the Azure SDKs.
+
+The KQL is built here, once: every value it embeds is a literal made by ``kql_string``/``kql_real``/
+``kql_datetime`` and every table or column name comes from settings and must be a plain identifier. The
+workspace aggregates (percentiles per bin, counts per baseline bin), so only aggregates come back.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime, timedelta
+
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.monitor.query import LogsQueryClient, LogsQueryPartialResult, LogsQueryStatus
+from django.core.exceptions import ImproperlyConfigured
+
+from apps.monitoring.sources.base import (
+    TelemetryError,
+    TelemetrySource,
+    TelemetryUnavailableError,
+    window_bounds,
+)
+from apps.monitoring.types import BaselineProfile, DriftCounts, FeatureProfile, LatencyBin, LatencyCounts
+
+__all__ = ["AzureMonitorTelemetrySource", "kql_string", "kql_real", "kql_identifier", "kql_timespan"]
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def kql_string(value: str) -> str:
+    """A double-quoted KQL string literal holding exactly ``value`` (control characters other than
+    newline, carriage return and tab are dropped: names never contain them)."""
+    out = []
+    for char in str(value):
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            continue
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def kql_real(value: float) -> str:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number")
+    return f"real({number!r})"
+
+
+def kql_identifier(name: str, what: str) -> str:
+    if not _IDENTIFIER.match(name or ""):
+        raise ImproperlyConfigured(f"{what}={name!r} is not a plain KQL table or column name")
+    return name
+
+
+def kql_datetime(value: datetime) -> str:
+    return "datetime(" + value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") + ")"
+
+
+def kql_timespan(value: timedelta) -> str:
+    return f"{int(value.total_seconds())}s"
+
+
+def _as_datetime(value) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+class AzureMonitorTelemetrySource(TelemetrySource):
+    name = "azure_monitor"
+
+    def __init__(
+        self,
+        *,
+        workspace_id: str,
+        endpoint: str = "https://api.loganalytics.io",
+        table: str = "ContainerLogV2",
+        message_column: str = "LogMessage",
+        time_column: str = "TimeGenerated",
+        source_column: str = "LogSource",
+        timeout: int = 60,
+        credential=None,
+        connection_verify: bool | str = True,
+        client: LogsQueryClient | None = None,
+        **client_options,
+    ) -> None:
+        if not workspace_id:
+            raise ImproperlyConfigured("TELEMETRY_SOURCE=azure_monitor needs AZURE_LOG_ANALYTICS_WORKSPACE_ID")
+        self.workspace_id = workspace_id
+        self.table = kql_identifier(table, "TELEMETRY_AZURE_TABLE")
+        self.message = kql_identifier(message_column, "TELEMETRY_AZURE_MESSAGE_COLUMN")
+        self.time = kql_identifier(time_column, "TELEMETRY_AZURE_TIME_COLUMN")
+        self.source = kql_identifier(source_column, "TELEMETRY_AZURE_SOURCE_COLUMN") if source_column else ""
+        self.timeout = timeout
+        if client is None:
+            if credential is None:
+                from azure.identity import DefaultAzureCredential
+
+                credential = DefaultAzureCredential()
+            client = LogsQueryClient(
+                credential, endpoint=endpoint, connection_verify=connection_verify, **client_options
+            )
+        self.client = client
+
+    # ------------------------------------------------------------------ KQL
+    def _base(self, deployment, start: datetime, end: datetime) -> str:
+        m = self.message
+        lines = [
+            self.table,
+            f"| where {self.time} >= {kql_datetime(start)} and {self.time} < {kql_datetime(end)}",
+        ]
+        if self.source:
+            lines.append(f'| where {self.source} == "stdout"')
+        lines += [
+            f"| extend m = todynamic({m})",
+            '| where tostring(m["type"]) == "scoring_request"',
+            f'| where tostring(m["deployment"]) == {kql_string(deployment.name)}',
+            f'| where tostring(m["model"]) == {kql_string(deployment.model_name)}',
+        ]
+        return "\n".join(lines)
+
+    def latency_query(
+        self, deployment, window: timedelta, bin: timedelta, *, end=None
+    ) -> tuple[str, datetime, datetime]:
+        start, end = window_bounds(window, bin, end)
+        step = kql_timespan(bin)
+        query = "\n".join(
+            [
+                "let base = " + self._base(deployment, start, end).replace("\n", "\n    "),
+                f'| extend t = bin({self.time}, {step}), latency = todouble(m["latency_ms"]), '
+                'status = toint(m["status"]), revision = tostring(m["revision"]);',
+                "union",
+                "(base | summarize percentiles(latency, 50, 95, 99), requests = count(),"
+                " errors = countif(status >= 500), rejected = countif(status >= 400 and status < 500) by t"
+                ' | extend kind = "latency"),',
+                '(base | summarize requests = count() by t, revision | extend kind = "revision")',
+            ]
+        )
+        return query, start, end
+
+    def drift_query(
+        self, deployment, window, bin, baseline: BaselineProfile, *, end=None
+    ) -> tuple[str, datetime, datetime]:
+        start, end = window_bounds(window, bin, end)
+        step = kql_timespan(bin)
+        packs = []
+        for index, feature in enumerate(baseline.features):
+            packs.append(f'pack("f", {index}, "b", {self._bin_case(feature)})')
+        query = "\n".join(
+            [
+                self._base(deployment, start, end),
+                f'| where tostring(m["model_version"]) == {kql_string(baseline.model_version)}',
+                '| where tobool(m["sampled"]) == true',
+                f"| extend t = bin({self.time}, {step})",
+                '| mv-expand row = m["inputs"]',
+                "| extend cells = pack_array(\n    " + ",\n    ".join(packs) + ")",
+                "| mv-expand cell = cells",
+                '| extend f = toint(cell["f"]), b = toint(cell["b"])',
+                "| where b >= 0",
+                "| summarize n = count() by t, f, b",
+            ]
+        )
+        return query, start, end
+
+    @staticmethod
+    def _bin_case(feature: FeatureProfile) -> str:
+        value = f"row[{kql_string(feature.name)}]"
+        if feature.kind == "categorical":
+            text = f"tostring({value})"
+            arms = [f"{text} == {kql_string(c)}, {i}" for i, c in enumerate(feature.categories)]
+            return (
+                f"case(isnull({value}) or isempty({text}), -1, "
+                + ", ".join([*arms, str(len(feature.categories))])
+                + ")"
+            )
+        number = f"todouble({value})"
+        arms = [f"{number} < {kql_real(edge)}, {i}" for i, edge in enumerate(feature.edges)]
+        return f"case(isnull({number}), -1, " + ", ".join([*arms, str(len(feature.edges))]) + ")"
+
+    # ------------------------------------------------------------------ running it
+    def _run(self, query: str, start: datetime, end: datetime) -> tuple[list, list[str]]:
+        try:
+            response = self.client.query_workspace(
+                self.workspace_id, query, timespan=(start, end), server_timeout=self.timeout
+            )
+        except ClientAuthenticationError as exc:
+            raise TelemetryError(f"Azure Monitor refused the credentials: {_message(exc)}") from None
+        except HttpResponseError as exc:
+            if exc.status_code in (429, 502, 503, 504):
+                raise TelemetryUnavailableError(
+                    f"Azure Monitor is unavailable ({exc.status_code}): {_message(exc)}"
+                ) from None
+            raise TelemetryError(f"Azure Monitor rejected the query ({exc.status_code}): {_message(exc)}") from None
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise TelemetryUnavailableError(f"Azure Monitor cannot be reached: {_message(exc)}") from None
+        warnings = []
+        if isinstance(response, LogsQueryPartialResult) or getattr(response, "status", None) == LogsQueryStatus.PARTIAL:
+            error = getattr(response, "partial_error", None)
+            detail = getattr(error, "message", "") or getattr(error, "code", "") or "no detail"
+            warnings.append(f"Azure Monitor returned partial results: {detail}")
+            tables = response.partial_data or []
+        else:
+            tables = response.tables or []
+        rows = [row for table in tables[:1] for row in table.rows]
+        return rows, warnings
+
+    def latency_series(self, deployment, window, bin, *, end=None) -> LatencyCounts:
+        query, start, end = self.latency_query(deployment, window, bin, end=end)
+        rows, warnings = self._run(query, start, end)
+        stats: dict[datetime, dict] = {}
+        revisions: dict[datetime, dict[str, int]] = {}
+        for row in rows:
+            t = _as_datetime(row["t"])
+            if row["kind"] == "latency":
+                stats[t] = {
+                    "requests": int(row["requests"] or 0),
+                    "errors": int(row["errors"] or 0),
+                    "rejected": int(row["rejected"] or 0),
+                    "p50": _float(row["percentile_latency_50"]),
+                    "p95": _float(row["percentile_latency_95"]),
+                    "p99": _float(row["percentile_latency_99"]),
+                }
+            else:
+                revisions.setdefault(t, {})[str(row["revision"] or "")] = int(row["requests"] or 0)
+        bins = []
+        for t in sorted(stats):
+            counts = revisions.get(t, {})
+            revision = max(sorted(counts), key=lambda r: counts[r]) if counts else ""
+            bins.append(LatencyBin(start=t, revision=revision, **stats[t]))
+        return LatencyCounts(bins=bins, warnings=warnings)
+
+    def drift_counts(self, deployment, window, bin, baseline, *, end=None) -> DriftCounts:
+        query, start, end = self.drift_query(deployment, window, bin, baseline, end=end)
+        rows, warnings = self._run(query, start, end)
+        counts: dict[str, dict[datetime, list[int]]] = {f.name: {} for f in baseline.features}
+        for row in rows:
+            f, b = int(row["f"]), int(row["b"])
+            if not 0 <= f < len(baseline.features):
+                continue
+            feature = baseline.features[f]
+            if not 0 <= b < len(feature.frequencies):
+                continue
+            cells = counts[feature.name].setdefault(_as_datetime(row["t"]), [0] * len(feature.frequencies))
+            cells[b] += int(row["n"] or 0)
+        return DriftCounts(counts=counts, warnings=warnings)
+
+
+def _float(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _message(exc: Exception) -> str:
+    error = getattr(exc, "error", None)
+    text = getattr(error, "message", None) or getattr(exc, "message", None) or str(exc)
+    return str(text).splitlines()[0][:500]

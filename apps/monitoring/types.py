@@ -1,0 +1,204 @@
+"""Typed series shared by the telemetry sources, the selectors, the charts and the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from apps.common.errors import ApplicationError
+
+__all__ = [
+    "WINDOWS",
+    "Window",
+    "window_get",
+    "FeatureProfile",
+    "BaselineProfile",
+    "LatencyBin",
+    "LatencyCounts",
+    "DriftCounts",
+    "LatencyPoint",
+    "LatencySeries",
+    "DriftCell",
+    "FeatureDrift",
+    "DriftSeries",
+]
+
+
+@dataclass(frozen=True)
+class Window:
+    key: str
+    label: str
+    span: timedelta
+    bin: timedelta
+
+
+WINDOWS: dict[str, Window] = {
+    w.key: w
+    for w in (
+        Window("1h", "Last hour", timedelta(hours=1), timedelta(minutes=1)),
+        Window("24h", "Last day", timedelta(days=1), timedelta(minutes=15)),
+        Window("7d", "Last week", timedelta(days=7), timedelta(hours=2)),
+    )
+}
+
+
+def window_get(key: str | None) -> Window:
+    """The window named ``key`` (default: the last hour); an unknown name is a domain error naming it."""
+    if key in (None, ""):
+        return WINDOWS["1h"]
+    if key not in WINDOWS:
+        raise ApplicationError(
+            f"Unknown window {key!r}: use one of {', '.join(WINDOWS)}.", code="invalid_window", extra={"window": key}
+        )
+    return WINDOWS[key]
+
+
+# ---------------------------------------------------------------------------- baselines
+@dataclass(frozen=True)
+class FeatureProfile:
+    """A feature's reference distribution.
+
+    numeric: ``edges`` are the interior cut points c1 < ... < c(k-1); bin i holds c(i) <= v < c(i+1), with
+    -inf and +inf outside, so there are ``len(edges) + 1`` bins. categorical: ``categories`` then "other".
+    ``frequencies`` has one entry per bin and sums to 1.
+    """
+
+    name: str
+    kind: str  # "numeric" or "categorical"
+    frequencies: list[float]
+    edges: list[float] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+
+    @property
+    def bin_labels(self) -> list[str]:
+        if self.kind == "categorical":
+            return [*self.categories, "(other)"]
+        if not self.edges:
+            return ["all"]
+        e = self.edges
+        return [f"< {e[0]:g}", *[f"[{a:g}, {b:g})" for a, b in zip(e, e[1:], strict=False)], f">= {e[-1]:g}"]
+
+
+@dataclass(frozen=True)
+class BaselineProfile:
+    model_name: str
+    model_version: str
+    rows: int
+    features: list[FeatureProfile]
+
+    def to_json(self) -> dict:
+        return {
+            "rows": self.rows,
+            "features": [
+                {
+                    "name": f.name,
+                    "kind": f.kind,
+                    "frequencies": f.frequencies,
+                    "edges": f.edges,
+                    "categories": f.categories,
+                }
+                for f in self.features
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, *, model_name: str, model_version: str, data: dict) -> BaselineProfile:
+        return cls(
+            model_name=model_name,
+            model_version=model_version,
+            rows=int(data.get("rows", 0)),
+            features=[FeatureProfile(**f) for f in data.get("features", [])],
+        )
+
+
+# ---------------------------------------------------------------------------- what sources return
+@dataclass(frozen=True)
+class LatencyBin:
+    start: datetime
+    requests: int
+    errors: int  # status >= 500
+    rejected: int  # 400 <= status < 500
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    revision: str  # the revision that answered most requests of the bin
+
+
+@dataclass
+class LatencyCounts:
+    bins: list[LatencyBin]
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DriftCounts:
+    """feature -> bin start -> counts per baseline bin (the profile's order)."""
+
+    counts: dict[str, dict[datetime, list[int]]]
+    warnings: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- what selectors return
+@dataclass(frozen=True)
+class LatencyPoint:
+    time: datetime
+    requests: int
+    rps: float
+    error_rate: float | None
+    rejected_rate: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    revision: str
+
+
+@dataclass
+class LatencySeries:
+    deployment_id: int
+    window: str
+    bin_seconds: int
+    start: datetime
+    end: datetime
+    points: list[LatencyPoint]
+    revision_changes: list[tuple[datetime, str]]
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DriftCell:
+    time: datetime
+    rows: int
+    psi: float | None
+    js: float | None
+    chi2_p: float | None  # categorical features only
+    counts: list[int]
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    name: str
+    kind: str
+    bin_labels: list[str]
+    baseline: list[float]
+    cells: list[DriftCell]
+    rows: int
+    psi: float | None  # over the whole window
+    js: float | None
+    chi2_p: float | None
+    level: str  # "ok", "warn", "alert" or "no data"
+
+
+@dataclass
+class DriftSeries:
+    deployment_id: int
+    window: str
+    bin_seconds: int
+    start: datetime
+    end: datetime
+    model_name: str
+    model_version: str
+    times: list[datetime]
+    features: list[FeatureDrift]  # ranked: most drifting first
+    psi_warn: float
+    psi_alert: float
+    warnings: list[str] = field(default_factory=list)
