@@ -8,6 +8,7 @@ workspace aggregates (percentiles per bin, counts per baseline bin), so only agg
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,9 @@ from apps.monitoring.types import BaselineProfile, DriftCounts, FeatureProfile, 
 
 __all__ = ["AzureMonitorTelemetrySource", "kql_string", "kql_real", "kql_identifier", "kql_timespan"]
 
+# azure-core logs every request and response at INFO; ours go to a logger of their own, quiet by default.
+_http_logger = logging.getLogger("apps.monitoring.azure_http")
+_http_logger.setLevel(logging.WARNING)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -191,7 +195,7 @@ class AzureMonitorTelemetrySource(TelemetrySource):
     def _run(self, query: str, start: datetime, end: datetime) -> tuple[list, list[str]]:
         try:
             response = self.client.query_workspace(
-                self.workspace_id, query, timespan=(start, end), server_timeout=self.timeout
+                self.workspace_id, query, timespan=(start, end), server_timeout=self.timeout, logger=_http_logger
             )
         except ClientAuthenticationError as exc:
             raise TelemetryError(f"Azure Monitor refused the credentials: {_message(exc)}") from None

@@ -1,0 +1,150 @@
+"""The REST series and the monitoring page, from a real telemetry file and the demo registry's reference data."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from apps.monitoring import views
+from apps.monitoring.models import Baseline
+from tests.monitoring.conftest import line, write_lines
+from tests.monitoring.log_analytics_emulator import FakeCredential, LogAnalyticsEmulator
+
+pytestmark = pytest.mark.django_db
+
+
+def _url(name: str, deployment, **query) -> str:
+    url = reverse(f"monitoring-api:{name}", kwargs={"pk": deployment.pk})
+    return url + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+
+
+@pytest.fixture
+def traffic(telemetry_dir, deployment, registry):
+    """Two minutes of requests; the second minute's sampled rows are all very old clients."""
+    from apps.registry.client import get_client
+
+    client = get_client()
+    run_id = client.get_version("credit-default", "1").run_id
+    path = client.download_run_artifact(run_id, "reference/reference.parquet", str(telemetry_dir.parent / "ref"))
+    reference = pd.read_parquet(path)
+    rows = json.loads(reference.head(40).to_json(orient="records"))
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    lines = []
+    for i, row in enumerate(rows):
+        when = now - timedelta(minutes=2) + timedelta(seconds=i)
+        lines.append(line(when, latency_ms=10.0 + i, sampled=True, inputs=[row], outputs=[0]))
+    for i, row in enumerate(rows):
+        when = now - timedelta(minutes=1) + timedelta(seconds=i)
+        shifted = {**row, "age": 95}
+        lines.append(line(when, latency_ms=20.0 + i, sampled=True, inputs=[shifted], outputs=[1]))
+    write_lines(telemetry_dir / "dev--credit-default.jsonl", lines)
+    return reference
+
+
+def test_api_needs_authentication(deployment):
+    response = APIClient().get(_url("deployment_metrics_latency", deployment))
+    assert response.status_code in (401, 403)
+    assert APIClient().get(_url("deployment_metrics_drift", deployment)).status_code in (401, 403)
+
+
+def test_api_bad_window_is_400_naming_it(api_client, deployment):
+    response = api_client.get(_url("deployment_metrics_latency", deployment, window="2y"))
+    assert response.status_code == 400
+    assert "'2y'" in response.json()["detail"] and response.json()["window"] == "2y"
+    assert api_client.get(_url("deployment_metrics_drift", deployment, window="x")).status_code == 400
+
+
+def test_api_unknown_deployment_is_404(api_client, db):
+    assert api_client.get("/api/v1/deployments/999999/metrics/latency/").status_code == 404
+
+
+def test_api_latency_and_drift_series(api_client, deployment, traffic):
+    latency = api_client.get(_url("deployment_metrics_latency", deployment, window="1h"))
+    assert latency.status_code == 200, latency.content
+    body = latency.json()
+    assert body["window"] == "1h" and body["bin_seconds"] == 60
+    assert [p["requests"] for p in body["points"]] == [40, 40]
+    assert body["points"][0]["p50"] == 29.0 and body["points"][1]["p99"] == 59.0
+    assert body["points"][0]["rps"] == pytest.approx(40 / 60)
+    assert body["points"][0]["revision"] == "r2"
+
+    drift = api_client.get(_url("deployment_metrics_drift", deployment, window="24h"))
+    assert drift.status_code == 200, drift.content
+    body = drift.json()
+    assert body["model_version"] == "1" and len(body["features"]) == len(traffic.columns)
+    top = body["features"][0]
+    assert top["name"] == "age" and top["level"] == "alert" and top["psi"] > 0.25
+    assert Baseline.objects.filter(model_name="credit-default", model_version="1").count() == 1
+
+
+def test_api_telemetry_errors_are_502_not_500(api_client, deployment, settings, tmp_path):
+    emulator = LogAnalyticsEmulator(tmp_path).start()
+    try:
+        emulator.default = (400, {"error": {"code": "BadArgumentError", "message": "bad query"}}, {})
+        settings.TELEMETRY_SOURCE = "azure_monitor"
+        settings.TELEMETRY_SOURCE_OPTIONS = {
+            "azure_monitor": {
+                "workspace_id": "ws",
+                "endpoint": emulator.url,
+                "credential": FakeCredential(),
+                "connection_verify": emulator.ca,
+            }
+        }
+        response = api_client.get(_url("deployment_metrics_latency", deployment))
+        assert response.status_code == 502
+        assert response.json()["code"] == "telemetry_error" and "bad query" in response.json()["detail"]
+    finally:
+        emulator.stop()
+
+
+def test_page_shows_both_charts_and_the_ranked_table(carol_client, deployment, traffic):
+    response = carol_client.get(reverse("monitoring:deployment_monitoring", kwargs={"pk": deployment.pk}))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="latency-figure" type="application/json"' in html
+    assert 'id="drift-figure" type="application/json"' in html
+    assert 'id="overlay-figure" type="application/json"' in html
+    assert '<tr data-feature="age">' in html
+    assert "cdn" not in html.lower()
+    assert f"/monitoring/plotly-{views.plotly_js_version()}.min.js" in html
+    figure = json.loads(html.split('id="latency-figure" type="application/json">')[1].split("</script>")[0])
+    assert [t["name"] for t in figure["data"]][:3] == ["p50", "p95", "p99"]
+    # the deployment page links here
+    detail = carol_client.get(reverse("deployments:deployment_detail", kwargs={"pk": deployment.pk}))
+    assert reverse("monitoring:deployment_monitoring", kwargs={"pk": deployment.pk}) in detail.content.decode()
+
+
+def test_page_bad_window_and_source_error_are_shown(carol_client, deployment, settings, tmp_path):
+    emulator = LogAnalyticsEmulator(tmp_path).start()
+    try:
+        emulator.default = (400, {"error": {"code": "BadArgumentError", "message": "no such table"}}, {})
+        settings.TELEMETRY_SOURCE = "azure_monitor"
+        settings.TELEMETRY_SOURCE_OPTIONS = {
+            "azure_monitor": {
+                "workspace_id": "ws",
+                "endpoint": emulator.url,
+                "credential": FakeCredential(),
+                "connection_verify": emulator.ca,
+            }
+        }
+        url = reverse("monitoring:deployment_monitoring", kwargs={"pk": deployment.pk}) + "?window=nope"
+        response = carol_client.get(url)
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert "Unknown window &#x27;nope&#x27;" in html
+        assert 'id="latency-error"' in html and "no such table" in html
+    finally:
+        emulator.stop()
+
+
+def test_plotly_js_is_served_by_the_app_with_long_caching(client):
+    response = client.get(reverse("monitoring:plotly_js", kwargs={"version": views.plotly_js_version()}))
+    assert response.status_code == 200
+    assert "immutable" in response["Cache-Control"]
+    assert b"plotly" in b"".join(response.streaming_content)[:2000].lower()
+    assert client.get(reverse("monitoring:plotly_js", kwargs={"version": "0"})).status_code == 404
