@@ -1,0 +1,69 @@
+"""simulate_traffic sends reference rows (shifted on request) to a loopback endpoint, bounded in count."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pandas as pd
+import pytest
+from django.core.management import CommandError, call_command
+
+from apps.monitoring.traffic import shift_frame
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def endpoint():
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append({"path": self.path, "body": body, "id": self.headers.get("X-Request-ID")})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", received
+    server.shutdown()
+    server.server_close()
+
+
+def test_sends_shifted_reference_rows(deployment, registry, endpoint):
+    url, received = endpoint
+    deployment.endpoint_url = url
+    deployment.save()
+    out = io.StringIO()
+    call_command("simulate_traffic", deployment.pk, rate=40, seconds=0.25, drift="age", strength=50, stdout=out)
+    assert len(received) == 10
+    assert all(r["path"] == "/invocations" for r in received)
+    rows = [row for r in received for row in r["body"]["dataframe_records"]]
+    assert all(row["age"] > 150 for row in rows)  # 50 standard deviations up
+    assert "Sent 10 requests" in out.getvalue() and "200" in out.getvalue()
+
+
+def test_refuses_non_loopback_endpoints_and_unknown_features(deployment, registry):
+    deployment.endpoint_url = "http://10.1.2.3:8080"
+    deployment.save()
+    with pytest.raises(CommandError, match="loopback"):
+        call_command("simulate_traffic", deployment.pk, seconds=0.1)
+    with pytest.raises(Exception, match="Unknown feature"):
+        shift_frame(pd.DataFrame({"a": [1, 2]}), ["nope"])
+
+
+def test_categorical_shift_uses_the_rarest_value():
+    frame = pd.DataFrame({"c": ["x", "x", "y", "z", "z", "z"], "n": [1, 2, 3, 4, 5, 6]})
+    shifted = shift_frame(frame, ["c", "n"], strength=1.0)
+    assert set(shifted["c"]) == {"y"}
+    assert (shifted["n"] > frame["n"]).all()
