@@ -339,6 +339,7 @@ def promotion_cancel(
         source=source,
         data=_data(promotion, comment=comment.strip()),
     )
+    _notify(promotion, "cancelled")
     return _get(pk)
 
 

@@ -33,6 +33,7 @@ def webhook_payload(promotion: PromotionRequest, event: str) -> dict[str, object
         "approval": f"Promotion #{promotion.pk} ({what}) has an approval from {', '.join(approvers)}.",
         "approved": f"Promotion #{promotion.pk} ({what}) is approved by {', '.join(approvers)}.",
         "rejected": f"Promotion #{promotion.pk} ({what}) is rejected: {promotion.status_reason}.",
+        "cancelled": f"Promotion #{promotion.pk} ({what}) is {promotion.status_reason}.",
         "executed": f"Promotion #{promotion.pk} ({what}) executed: the alias moved and the rollout started.",
     }.get(event, f"Promotion #{promotion.pk} ({what}): {event}.")
     return {

@@ -92,3 +92,11 @@ def test_a_broker_outage_never_fails_the_decision(promotion, bob, django_capture
 
 def test_a_deleted_request_is_not_notified(db):
     assert tasks.notify(request_id=12345, event="requested") == "gone"
+
+
+def test_a_cancellation_is_notified_with_the_reason(promotion, alice, webhook, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        services.promotion_cancel(actor=alice, promotion=promotion, comment="wrong version")
+    assert len(callbacks) == 1
+    tasks.notify(request_id=promotion.pk, event="cancelled")
+    assert webhook[1][0]["text"].endswith("is cancelled by alice: wrong version.")
