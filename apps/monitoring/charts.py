@@ -98,7 +98,10 @@ def latency_figure(series: LatencySeries) -> dict:
     fig.update_xaxes(range=[series.start.isoformat(), series.end.isoformat()], gridcolor="#eef0f3")
     fig.update_yaxes(title_text="latency (ms)", rangemode="tozero", gridcolor="#eef0f3", row=1, col=1)
     fig.update_yaxes(title_text="req/s", rangemode="tozero", gridcolor="#eef0f3", row=2, col=1)
-    fig.update_yaxes(title_text="errors %", rangemode="tozero", showgrid=False, row=2, col=1, secondary_y=True)
+    worst = max((100 * p.error_rate for p in series.points if p.error_rate is not None), default=0.0)
+    fig.update_yaxes(
+        title_text="errors %", range=[0, max(5.0, worst * 1.15)], showgrid=False, row=2, col=1, secondary_y=True
+    )
     _layout(fig, height=440)
     return _as_dict(fig)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.spatial.distance import jensenshannon
+from scipy.special import rel_entr
 from scipy.stats import chisquare
 
 from apps.monitoring.types import BaselineProfile, FeatureProfile
@@ -80,7 +80,11 @@ def js_distance(expected, actual_counts) -> float:
     a = np.asarray(actual_counts, dtype=float)
     if a.sum() <= 0 or e.sum() <= 0:
         return float("nan")
-    return float(jensenshannon(e / e.sum(), a / a.sum(), base=2))
+    p, q = e / e.sum(), a / a.sum()
+    m = (p + q) / 2
+    divergence = (np.sum(rel_entr(p, m)) + np.sum(rel_entr(q, m))) / 2 / np.log(2)
+    # scipy's jensenshannon takes the root of a tiny negative (NaN) for equal inputs; clamp instead
+    return float(np.sqrt(max(divergence, 0.0)))
 
 
 def chi2_pvalue(expected, actual_counts) -> float:

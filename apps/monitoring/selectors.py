@@ -60,9 +60,11 @@ def latency_series_get(*, deployment, window: Window, end: datetime | None = Non
     )
 
 
-def drift_level(value: float | None, *, warn: float, alert: float) -> str:
+def drift_level(value: float | None, *, warn: float, alert: float, rows: int = 0, min_rows: int = 0) -> str:
     if value is None:
         return "no data"
+    if rows < min_rows:
+        return "few rows"
     if value >= alert:
         return "alert"
     if value >= warn:
@@ -124,10 +126,17 @@ def drift_series_get(
                 chi2_p=_finite(chi2_pvalue(feature.frequencies, total))
                 if total is not None and feature.kind == "categorical"
                 else None,
-                level=drift_level(overall_psi, warn=warn, alert=alert),
+                level=drift_level(
+                    overall_psi,
+                    warn=warn,
+                    alert=alert,
+                    rows=int(total.sum()) if total is not None else 0,
+                    min_rows=settings.MONITORING_MIN_ROWS,
+                ),
             )
         )
-    features.sort(key=lambda f: (f.psi is None, -(f.psi or 0.0), f.name))
+    # judged features first (alert, warn, ok by PSI), then those with too few rows, then those without data
+    features.sort(key=lambda f: (f.psi is None, f.level == "few rows", -(f.psi or 0.0), f.name))
     return DriftSeries(
         deployment_id=deployment.pk,
         window=window.key,
@@ -140,5 +149,6 @@ def drift_series_get(
         features=features,
         psi_warn=warn,
         psi_alert=alert,
+        min_rows=settings.MONITORING_MIN_ROWS,
         warnings=counts.warnings,
     )

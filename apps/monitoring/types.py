@@ -185,7 +185,7 @@ class FeatureDrift:
     psi: float | None  # over the whole window
     js: float | None
     chi2_p: float | None
-    level: str  # "ok", "warn", "alert" or "no data"
+    level: str  # "ok", "warn", "alert", "few rows" (PSI not judged) or "no data"
 
 
 @dataclass
@@ -201,4 +201,5 @@ class DriftSeries:
     features: list[FeatureDrift]  # ranked: most drifting first
     psi_warn: float
     psi_alert: float
+    min_rows: int = 0
     warnings: list[str] = field(default_factory=list)

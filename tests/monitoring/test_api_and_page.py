@@ -32,14 +32,14 @@ def traffic(telemetry_dir, deployment, registry):
     run_id = client.get_version("credit-default", "1").run_id
     path = client.download_run_artifact(run_id, "reference/reference.parquet", str(telemetry_dir.parent / "ref"))
     reference = pd.read_parquet(path)
-    rows = json.loads(reference.head(40).to_json(orient="records"))
+    rows = json.loads(reference.head(150).to_json(orient="records"))
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     lines = []
     for i, row in enumerate(rows):
-        when = now - timedelta(minutes=2) + timedelta(seconds=i)
+        when = now - timedelta(minutes=2) + timedelta(seconds=i * 0.35)
         lines.append(line(when, latency_ms=10.0 + i, sampled=True, inputs=[row], outputs=[0]))
     for i, row in enumerate(rows):
-        when = now - timedelta(minutes=1) + timedelta(seconds=i)
+        when = now - timedelta(minutes=1) + timedelta(seconds=i * 0.35)
         shifted = {**row, "age": 95}
         lines.append(line(when, latency_ms=20.0 + i, sampled=True, inputs=[shifted], outputs=[1]))
     write_lines(telemetry_dir / "dev--credit-default.jsonl", lines)
@@ -68,9 +68,10 @@ def test_api_latency_and_drift_series(api_client, deployment, traffic):
     assert latency.status_code == 200, latency.content
     body = latency.json()
     assert body["window"] == "1h" and body["bin_seconds"] == 60
-    assert [p["requests"] for p in body["points"]] == [40, 40]
-    assert body["points"][0]["p50"] == 29.0 and body["points"][1]["p99"] == 59.0
-    assert body["points"][0]["rps"] == pytest.approx(40 / 60)
+    assert [p["requests"] for p in body["points"]] == [150, 150]
+    # 10..159 and 20..169 ms: nearest-rank p50 is the 75th value, p99 the 149th
+    assert body["points"][0]["p50"] == 84.0 and body["points"][1]["p99"] == 168.0
+    assert body["points"][0]["rps"] == pytest.approx(2.5)
     assert body["points"][0]["revision"] == "r2"
 
     drift = api_client.get(_url("deployment_metrics_drift", deployment, window="24h"))

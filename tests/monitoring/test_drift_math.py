@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.spatial.distance import jensenshannon
 from scipy.stats import chisquare
 
 from apps.monitoring.drift import EPSILON, chi2_pvalue, feature_profile, js_distance, profile_build, psi
@@ -55,6 +56,16 @@ def test_js_distance_bounds_and_known_value():
     p, q, m = np.array([1.0, 0.0]), np.array([0.5, 0.5]), np.array([0.75, 0.25])
     kl = lambda x, y: float(np.sum([xi * math.log2(xi / yi) for xi, yi in zip(x, y, strict=True) if xi > 0]))  # noqa: E731
     assert js_distance([1.0, 0.0], [5, 5]) == pytest.approx(math.sqrt(0.5 * kl(p, m) + 0.5 * kl(q, m)), abs=1e-12)
+
+
+def test_js_distance_matches_scipy_and_is_never_nan():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        p, q = rng.random(7), rng.integers(0, 50, 7)
+        assert js_distance(p, q) == pytest.approx(float(jensenshannon(p / p.sum(), q / q.sum(), base=2)), abs=1e-12)
+    same = [0.1, 0.2, 0.3, 0.4]
+    assert js_distance(same, [10, 20, 30, 40]) == pytest.approx(0.0, abs=1e-7)
+    assert not math.isnan(js_distance([1 / 3] * 3, [7, 7, 7]))
 
 
 def test_chi2_matches_scipy():

@@ -1,0 +1,51 @@
+"""A viewer opens a deployment's monitoring page in headless Chromium and finds both charts drawn by plotly.js
+served by the app itself (no CDN), from telemetry written as the scoring server writes it."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.common.test_browser import ARGS, CHROMIUM, _shot
+from tests.conftest import PASSWORD
+from tests.monitoring.test_api_and_page import traffic  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def page(settings):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1360, "height": 900})
+        page.external_requests = []
+        page.on(
+            "request",
+            lambda r: (
+                page.external_requests.append(r.url) if not r.url.startswith(("http://localhost", "data:")) else None
+            ),
+        )
+        yield page
+        browser.close()
+
+
+def test_monitoring_page_renders_both_charts(live_server, carol, deployment, traffic, page):  # noqa: F811
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", "carol")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/models/")
+    page.goto(f"{live_server.url}/deployments/{deployment.pk}/")
+    page.click("#monitoring-link")
+    page.wait_for_url("**/monitoring/")
+    expect(page.locator("#latency-chart")).to_have_attribute("data-rendered", "true", timeout=20_000)
+    expect(page.locator("#drift-chart")).to_have_attribute("data-rendered", "true", timeout=20_000)
+    expect(page.locator("#latency-chart .main-svg").first).to_be_visible()
+    expect(page.locator("#drift-chart .heatmaplayer, #drift-chart .hm").first).to_be_attached()
+    expect(page.locator("#drift-table tbody tr").first).to_have_attribute("data-feature", "age")
+    assert [u for u in page.external_requests if not u.startswith(live_server.url)] == []
+    _shot(page, "monitoring")
