@@ -167,6 +167,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a "status"; name each choice set after its owner.
+    "ENUM_NAME_OVERRIDES": {
+        "DeploymentStatusEnum": "apps.deployments.choices.DeploymentStatus",
+        "RevisionStatusEnum": "apps.deployments.choices.RevisionStatus",
+        "StepStatusEnum": "apps.deployments.choices.StepStatus",
+        "PromotionStatusEnum": "apps.promotions.choices.PromotionStatus",
+    },
 }
 
 # ---------------------------------------------------------------------------- Celery
@@ -285,7 +292,7 @@ if TELEMETRY_SOURCE not in ("local", "azure_monitor"):
 
     raise ImproperlyConfigured(f"TELEMETRY_SOURCE={TELEMETRY_SOURCE!r}: use local or azure_monitor")
 TELEMETRY_SOURCE_OPTIONS = {
-    "local": {"telemetry_dir": TELEMETRY_DIR},
+    "local": {},  # reads TELEMETRY_DIR, where the local target writes
     "azure_monitor": {  # read (and required) only when TELEMETRY_SOURCE=azure_monitor
         "workspace_id": env_str("AZURE_LOG_ANALYTICS_WORKSPACE_ID"),
         "endpoint": env_str("AZURE_LOG_ANALYTICS_ENDPOINT", "https://api.loganalytics.io"),

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from apps.deployments.models import Deployment, Revision
-from tests.deployments.conftest import environments  # noqa: F401 - fixture
+from tests.deployments.conftest import environments, local_dirs, teardown_local, worker_env  # noqa: F401 - fixtures
 
 # A fixed "now" so that bins and windows are exact.
 NOW = datetime(2026, 11, 27, 3, 0, 0, tzinfo=UTC)
