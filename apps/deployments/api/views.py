@@ -51,7 +51,7 @@ class DeploymentListCreateApi(generics.ListAPIView):
     filter_backends = [DjangoFilterBackend]
     filterset_class = DeploymentFilterSet
 
-    class InputSerializer(serializers.Serializer):
+    class DeployInputSerializer(serializers.Serializer):
         model = serializers.CharField(max_length=500)
         version = serializers.RegexField(r"^\d{1,9}$", error_messages={"invalid": "A version is a number, like 3."})
         environment = serializers.CharField(max_length=63)
@@ -61,12 +61,12 @@ class DeploymentListCreateApi(generics.ListAPIView):
 
     @extend_schema(
         operation_id="deployments_create",
-        request=InputSerializer,
+        request=DeployInputSerializer,
         parameters=[IDEMPOTENCY_KEY],
         responses={202: RevisionSerializer, 400: OpenApiResponse(description="Invalid input")},
     )
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.DeployInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         revision = services.deployment_create(
             actor=request.user,
@@ -93,12 +93,12 @@ class DeploymentDetailApi(APIView):
 
 
 class DeploymentRollbackApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class RollbackInputSerializer(serializers.Serializer):
         revision = serializers.IntegerField(min_value=1, help_text="Number of the earlier live revision (3 for r3).")
 
-    @extend_schema(operation_id="deployments_rollback", request=InputSerializer, responses={202: RevisionSerializer})
+    @extend_schema(operation_id="deployments_rollback", request=RollbackInputSerializer, responses={202: RevisionSerializer})
     def post(self, request: Request, pk: int) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.RollbackInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         deployment = selectors.deployment_get(pk=pk)
         target = deployment.revisions.filter(number=data.validated_data["revision"]).first()
