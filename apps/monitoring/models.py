@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from apps.common.models import TimeStampedModel
 from apps.monitoring.types import BaselineProfile
 
-__all__ = ["Baseline"]
+__all__ = ["Baseline", "DriftThresholds"]
 
 
 class Baseline(TimeStampedModel):
@@ -13,6 +15,7 @@ class Baseline(TimeStampedModel):
 
     class Source(models.TextChoices):
         RUN_REFERENCE = "run_reference", "Reference data of the source run"
+        UPLOAD = "upload", "Uploaded file"
 
     model_name = models.CharField(max_length=500)
     model_version = models.CharField(max_length=32)
@@ -32,3 +35,23 @@ class Baseline(TimeStampedModel):
         return BaselineProfile.from_json(
             model_name=self.model_name, model_version=self.model_version, data=self.profile
         )
+
+
+class DriftThresholds(TimeStampedModel):
+    """PSI thresholds of one deployment, instead of MONITORING_PSI_WARN / MONITORING_PSI_ALERT."""
+
+    deployment = models.OneToOneField(
+        "deployments.Deployment", on_delete=models.CASCADE, related_name="drift_thresholds"
+    )
+    psi_warn = models.FloatField(validators=[MinValueValidator(0.0), MaxValueValidator(10.0)])
+    psi_alert = models.FloatField(validators=[MinValueValidator(0.0), MaxValueValidator(10.0)])
+
+    class Meta:
+        verbose_name_plural = "drift thresholds"
+
+    def __str__(self) -> str:
+        return f"drift thresholds of {self.deployment}"
+
+    def clean(self) -> None:
+        if self.psi_warn is not None and self.psi_alert is not None and self.psi_warn >= self.psi_alert:
+            raise ValidationError({"psi_alert": "The alert threshold must be above the warning threshold."})

@@ -21,7 +21,17 @@ from apps.monitoring.types import (
     Window,
 )
 
-__all__ = ["latency_series_get", "drift_series_get", "drift_level", "monitored_version"]
+__all__ = ["latency_series_get", "drift_series_get", "drift_level", "monitored_version", "drift_thresholds_get"]
+
+
+def drift_thresholds_get(*, deployment) -> tuple[float, float]:
+    """(warn, alert) PSI thresholds: the deployment's own, else the settings' defaults."""
+    from apps.monitoring.models import DriftThresholds
+
+    own = DriftThresholds.objects.filter(deployment_id=deployment.pk).first()
+    if own is not None:
+        return own.psi_warn, own.psi_alert
+    return settings.MONITORING_PSI_WARN, settings.MONITORING_PSI_ALERT
 
 
 def latency_series_get(*, deployment, window: Window, end: datetime | None = None, source=None) -> LatencySeries:
@@ -90,7 +100,7 @@ def drift_series_get(
     source = source or get_telemetry_source()
     start, end = window_bounds(window.span, window.bin, end)
     counts = source.drift_counts(deployment, window.span, window.bin, baseline, end=end)
-    warn, alert = settings.MONITORING_PSI_WARN, settings.MONITORING_PSI_ALERT
+    warn, alert = drift_thresholds_get(deployment=deployment)
     times = sorted({t for per_feature in counts.counts.values() for t in per_feature})
     features = []
     for feature in baseline.features:

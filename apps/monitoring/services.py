@@ -1,26 +1,73 @@
+"""Writes of the monitoring app: baselines (built from the run's reference data, or uploaded) and per-deployment
+drift thresholds. Each user write checks the role and records an audit event in its own transaction."""
+
 from __future__ import annotations
 
+import io
 import logging
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 from django.conf import settings
-from django.db import IntegrityError
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 
-from apps.common.errors import ApplicationError, NotFoundError
+from apps.accounts.choices import AuditSource, Role
+from apps.accounts.services import audit_record
+from apps.common.errors import ApplicationError, ForbiddenError, NotFoundError
 from apps.monitoring.drift import profile_build
-from apps.monitoring.models import Baseline
+from apps.monitoring.models import Baseline, DriftThresholds
 
-__all__ = ["REFERENCE_ARTIFACT", "baseline_ensure", "baseline_from_frame"]
+__all__ = [
+    "REFERENCE_ARTIFACT",
+    "MAX_UPLOAD_BYTES",
+    "baseline_ensure",
+    "baseline_from_frame",
+    "baseline_upload",
+    "drift_thresholds_set",
+    "read_table",
+]
 
 logger = logging.getLogger(__name__)
 
 # What the demo models (apps/registry/demo/seed.py) and any well-behaved training run log as reference data.
 REFERENCE_ARTIFACT = "reference/reference.parquet"
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024
+PARQUET_MAGIC = b"PAR1"
 
 
-def baseline_from_frame(*, model_name: str, model_version: str, frame: pd.DataFrame) -> Baseline:
+def _require_lead(actor, what: str) -> None:
+    if not actor.has_role(Role.LEAD):
+        raise ForbiddenError(
+            f"Only ML leads and admins may {what}; {actor.get_username()} is a {actor.get_role_display()}."
+        )
+
+
+def read_table(data: bytes, *, filename: str = "") -> pd.DataFrame:
+    """A Parquet file (recognised by its magic bytes) or a CSV file with a header row."""
+    if not data:
+        raise ApplicationError("The file is empty.", code="invalid_file")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ApplicationError(f"The file is larger than {MAX_UPLOAD_BYTES // 2**20} MiB.", code="invalid_file")
+    try:
+        if data[:4] == PARQUET_MAGIC:
+            frame = pd.read_parquet(io.BytesIO(data))
+        else:
+            frame = pd.read_csv(io.BytesIO(data))
+    except Exception as exc:  # pandas raises many kinds of parse errors
+        raise ApplicationError(
+            f"{filename or 'The file'} is neither a Parquet file nor a CSV file with a header: {exc}",
+            code="invalid_file",
+        ) from None
+    if frame.empty or len(frame.columns) == 0:
+        raise ApplicationError(f"{filename or 'The file'} has no rows.", code="invalid_file")
+    return frame
+
+
+def baseline_from_frame(
+    *, model_name: str, model_version: str, frame: pd.DataFrame, source: str = Baseline.Source.RUN_REFERENCE
+) -> Baseline:
     """Profile ``frame`` and store it as the baseline of the version (replacing an older one)."""
     profile = profile_build(
         frame,
@@ -32,7 +79,7 @@ def baseline_from_frame(*, model_name: str, model_version: str, frame: pd.DataFr
     baseline, _ = Baseline.objects.update_or_create(
         model_name=model_name,
         model_version=str(model_version),
-        defaults={"profile": profile.to_json(), "rows": profile.rows, "source": Baseline.Source.RUN_REFERENCE},
+        defaults={"profile": profile.to_json(), "rows": profile.rows, "source": source},
     )
     return baseline
 
@@ -54,16 +101,62 @@ def baseline_ensure(*, model_name: str, model_version: str) -> Baseline:
         except ApplicationError:
             raise NotFoundError(
                 f"The run of {model_name} v{model_version} has no reference data set ({REFERENCE_ARTIFACT}): "
-                "log one with the run to see drift.",
+                "log one with the run, or upload one on the monitoring page, to see drift.",
                 code="no_reference_data",
             ) from None
-        try:
-            frame = pd.read_parquet(Path(path))
-        except Exception as exc:  # a corrupt or foreign file
-            raise ApplicationError(
-                f"The reference data of {model_name} v{model_version} cannot be read: {exc}"
-            ) from None
+        frame = read_table(Path(path).read_bytes(), filename=REFERENCE_ARTIFACT)
     try:
         return baseline_from_frame(model_name=model_name, model_version=str(model_version), frame=frame)
     except IntegrityError:  # built concurrently by another request
         return Baseline.objects.get(model_name=model_name, model_version=str(model_version))
+
+
+def baseline_upload(
+    *, actor, model_name: str, model_version: str, data: bytes, filename: str = "", source: str = AuditSource.UI
+) -> Baseline:
+    """Replace the baseline of a model version with the profile of an uploaded CSV or Parquet file."""
+    _require_lead(actor, "set drift baselines")
+    from apps.registry.client import get_client
+
+    get_client().get_version(model_name, str(model_version))  # the version exists
+    frame = read_table(data, filename=filename)
+    with transaction.atomic():
+        baseline = baseline_from_frame(
+            model_name=model_name, model_version=str(model_version), frame=frame, source=Baseline.Source.UPLOAD
+        )
+        audit_record(
+            actor=actor,
+            source=source,
+            action="monitoring.baseline_upload",
+            target_type="model_version",
+            target_id=f"{model_name}/{model_version}",
+            data={"filename": filename[:200], "rows": baseline.rows, "columns": len(frame.columns)},
+        )
+    return baseline
+
+
+def drift_thresholds_set(
+    *, actor, deployment, psi_warn: float, psi_alert: float, source: str = AuditSource.UI
+) -> DriftThresholds:
+    _require_lead(actor, "change drift thresholds")
+    with transaction.atomic():
+        thresholds = DriftThresholds.objects.filter(deployment=deployment).first() or DriftThresholds(
+            deployment=deployment
+        )
+        thresholds.psi_warn, thresholds.psi_alert = float(psi_warn), float(psi_alert)
+        try:
+            thresholds.full_clean()
+        except ValidationError as exc:
+            raise ApplicationError(
+                " ".join(m for messages in exc.message_dict.values() for m in messages), code="invalid_thresholds"
+            ) from None
+        thresholds.save()
+        audit_record(
+            actor=actor,
+            source=source,
+            action="monitoring.thresholds_set",
+            target_type="deployment",
+            target_id=deployment.pk,
+            data={"psi_warn": thresholds.psi_warn, "psi_alert": thresholds.psi_alert},
+        )
+    return thresholds

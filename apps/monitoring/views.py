@@ -8,12 +8,13 @@ import plotly
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
 from apps.common.errors import ApplicationError
 from apps.deployments.selectors import deployment_get
 from apps.monitoring import charts, selectors, services
+from apps.monitoring.forms import BaselineUploadForm, DriftThresholdsForm
 from apps.monitoring.types import WINDOWS, window_get
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -54,7 +55,11 @@ def deployment_monitoring(request: HttpRequest, pk: int) -> HttpResponse:
         "drift": None,
         "drift_error": "",
         "figures": {},
+        "version": None,
     }
+    warn, alert = selectors.drift_thresholds_get(deployment=deployment)
+    context["thresholds_form"] = DriftThresholdsForm(initial={"psi_warn": warn, "psi_alert": alert})
+    context["baseline_form"] = BaselineUploadForm()
     try:
         latency = selectors.latency_series_get(deployment=deployment, window=window)
         context["latency"] = latency
@@ -62,7 +67,7 @@ def deployment_monitoring(request: HttpRequest, pk: int) -> HttpResponse:
             context["figures"]["latency"] = charts.latency_figure(latency)
     except ApplicationError as exc:
         context["latency_error"] = exc.message
-    version = selectors.monitored_version(deployment)
+    version = context["version"] = selectors.monitored_version(deployment)
     try:
         if version is None:
             raise ApplicationError("Nothing has been deployed yet, so there is no model version to compare with.")
@@ -77,3 +82,49 @@ def deployment_monitoring(request: HttpRequest, pk: int) -> HttpResponse:
     except ApplicationError as exc:
         context["drift_error"] = exc.message
     return render(request, "monitoring/deployment_monitoring.html", context)
+
+
+def _back(pk: int, request: HttpRequest) -> HttpResponse:
+    window = request.POST.get("window", "")
+    url = f"/deployments/{pk}/monitoring/" + (f"?window={window}" if window in WINDOWS else "")
+    return redirect(url)
+
+
+@require_POST
+def drift_thresholds_set(request: HttpRequest, pk: int) -> HttpResponse:
+    deployment = deployment_get(pk=pk)
+    form = DriftThresholdsForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise ApplicationError("; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        services.drift_thresholds_set(actor=request.user, deployment=deployment, **form.cleaned_data)
+    except ApplicationError as exc:
+        messages.error(request, f"Thresholds not changed: {exc.message}")
+        return _back(pk, request)
+    messages.success(request, "Drift thresholds saved.")
+    return _back(pk, request)
+
+
+@require_POST
+def baseline_upload(request: HttpRequest, pk: int) -> HttpResponse:
+    deployment = deployment_get(pk=pk)
+    form = BaselineUploadForm(request.POST, request.FILES)
+    try:
+        if not form.is_valid():
+            raise ApplicationError("choose a CSV or Parquet file.")
+        version = selectors.monitored_version(deployment)
+        if version is None:
+            raise ApplicationError("nothing is deployed yet.")
+        upload = form.cleaned_data["file"]
+        baseline = services.baseline_upload(
+            actor=request.user,
+            model_name=deployment.model_name,
+            model_version=version,
+            data=upload.read(services.MAX_UPLOAD_BYTES + 1),
+            filename=upload.name or "",
+        )
+    except ApplicationError as exc:
+        messages.error(request, f"Baseline not replaced: {exc.message}")
+        return _back(pk, request)
+    messages.success(request, f"Baseline of v{baseline.model_version} replaced from {baseline.rows} uploaded rows.")
+    return _back(pk, request)

@@ -15,4 +15,14 @@ urlpatterns = [
         views.DeploymentDriftMetricsApi.as_view(),
         name="deployment_metrics_drift",
     ),
+    path(
+        "deployments/<int:pk>/monitoring/thresholds/",
+        views.DeploymentDriftThresholdsApi.as_view(),
+        name="deployment_drift_thresholds",
+    ),
+    path(
+        "deployments/<int:pk>/monitoring/baseline/",
+        views.DeploymentBaselineUploadApi.as_view(),
+        name="deployment_baseline_upload",
+    ),
 ]

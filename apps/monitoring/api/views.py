@@ -4,11 +4,14 @@ import dataclasses
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.common.errors import NotFoundError
+from apps.accounts.choices import AuditSource
+from apps.common.errors import ApplicationError, NotFoundError
 from apps.deployments.selectors import deployment_get
 from apps.monitoring import selectors, services
 from apps.monitoring.types import WINDOWS, window_get
@@ -53,3 +56,91 @@ class DeploymentDriftMetricsApi(APIView):
         baseline = services.baseline_ensure(model_name=deployment.model_name, model_version=version).as_profile()
         series = selectors.drift_series_get(deployment=deployment, window=window, baseline=baseline)
         return Response(dataclasses.asdict(series))
+
+
+class DeploymentDriftThresholdsApi(APIView):
+    """The PSI thresholds of a deployment's drift levels (GET); PUT sets them (ML leads)."""
+
+    class InputSerializer(serializers.Serializer):
+        psi_warn = serializers.FloatField(min_value=0, max_value=10)
+        psi_alert = serializers.FloatField(min_value=0, max_value=10)
+
+        class Meta:
+            ref_name = "DriftThresholdsInput"
+
+    class OutputSerializer(serializers.Serializer):
+        psi_warn = serializers.FloatField()
+        psi_alert = serializers.FloatField()
+
+        class Meta:
+            ref_name = "DriftThresholds"
+
+    def _answer(self, deployment) -> Response:
+        warn, alert = selectors.drift_thresholds_get(deployment=deployment)
+        return Response(self.OutputSerializer({"psi_warn": warn, "psi_alert": alert}).data)
+
+    @extend_schema(operation_id="deployment_drift_thresholds", responses={200: OutputSerializer})
+    def get(self, request: Request, pk: int) -> Response:
+        return self._answer(deployment_get(pk=pk))
+
+    @extend_schema(
+        operation_id="deployment_drift_thresholds_set",
+        request=InputSerializer,
+        responses={200: OutputSerializer, 400: OpenApiResponse(description="Invalid thresholds.")},
+    )
+    def put(self, request: Request, pk: int) -> Response:
+        deployment = deployment_get(pk=pk)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.drift_thresholds_set(
+            actor=request.user, deployment=deployment, source=AuditSource.API, **data.validated_data
+        )
+        return self._answer(deployment)
+
+
+class DeploymentBaselineUploadApi(APIView):
+    """Replace the drift baseline of the deployment's model version (or ``version``) with the profile of a
+    CSV (with a header row) or Parquet file sent as multipart field ``file`` (ML leads)."""
+
+    parser_classes = [MultiPartParser, JSONParser]
+
+    class InputSerializer(serializers.Serializer):
+        file = serializers.FileField()
+        version = serializers.RegexField(r"^\d{1,9}$", required=False)
+
+        class Meta:
+            ref_name = "BaselineUpload"
+
+    class OutputSerializer(serializers.Serializer):
+        model_name = serializers.CharField()
+        model_version = serializers.CharField()
+        source = serializers.CharField()
+        rows = serializers.IntegerField()
+        features = serializers.IntegerField(source="feature_count")
+
+        class Meta:
+            ref_name = "Baseline"
+
+    @extend_schema(
+        operation_id="deployment_baseline_upload",
+        request={"multipart/form-data": InputSerializer},
+        responses={201: OutputSerializer, **ERRORS},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        deployment = deployment_get(pk=pk)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        version = data.validated_data.get("version") or selectors.monitored_version(deployment)
+        if version is None:
+            raise ApplicationError("Say which model version the baseline is for (version).")
+        upload = data.validated_data["file"]
+        baseline = services.baseline_upload(
+            actor=request.user,
+            model_name=deployment.model_name,
+            model_version=version,
+            data=upload.read(services.MAX_UPLOAD_BYTES + 1),
+            filename=upload.name or "",
+            source=AuditSource.API,
+        )
+        baseline.feature_count = len(baseline.profile.get("features", []))
+        return Response(self.OutputSerializer(baseline).data, status=201)
