@@ -36,7 +36,7 @@ def drift_thresholds_get(*, deployment) -> tuple[float, float]:
 
 def latency_series_get(*, deployment, window: Window, end: datetime | None = None, source=None) -> LatencySeries:
     source = source or get_telemetry_source()
-    start, end = window_bounds(window.span, window.bin, end)
+    start, end = window_bounds(window.span, window.bin, end or window.end)
     counts = source.latency_series(deployment, window.span, window.bin, end=end)
     seconds = window.bin.total_seconds()
     points = [
@@ -98,7 +98,7 @@ def drift_series_get(
     *, deployment, window: Window, baseline: BaselineProfile, end: datetime | None = None, source=None
 ) -> DriftSeries:
     source = source or get_telemetry_source()
-    start, end = window_bounds(window.span, window.bin, end)
+    start, end = window_bounds(window.span, window.bin, end or window.end)
     counts = source.drift_counts(deployment, window.span, window.bin, baseline, end=end)
     warn, alert = drift_thresholds_get(deployment=deployment)
     times = sorted({t for per_feature in counts.counts.values() for t in per_feature})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from apps.common.errors import ApplicationError
 
@@ -30,6 +30,7 @@ class Window:
     label: str
     span: timedelta
     bin: timedelta
+    end: datetime | None = None  # None: now
 
 
 WINDOWS: dict[str, Window] = {
@@ -42,13 +43,45 @@ WINDOWS: dict[str, Window] = {
 }
 
 
-def window_get(key: str | None) -> Window:
-    """The window named ``key`` (default: the last hour); an unknown name is a domain error naming it."""
+MAX_CUSTOM_SPAN = timedelta(days=31)
+_CUSTOM_BINS = [timedelta(minutes=m) for m in (1, 5, 15, 30, 60, 120, 360, 720, 1440)]
+
+
+def _instant(name: str, value: str | None) -> datetime:
+    if not value:
+        raise ApplicationError(
+            f"A custom window needs {name} (ISO 8601, e.g. 2026-11-27T02:00Z).", code="invalid_window"
+        )
+    text = value.strip().replace("Z", "+00:00")
+    if "T" in text and " " in text:  # an unescaped "+" of an offset arrives as a space
+        text = text.replace(" ", "+")
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ApplicationError(f"{name}={value!r} is not an ISO 8601 time.", code="invalid_window") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def window_get(key: str | None, *, start: str | None = None, end: str | None = None) -> Window:
+    """The window named ``key`` (default: the last hour), or ``custom`` between ``start`` and ``end``;
+    anything else is a domain error naming it."""
     if key in (None, ""):
         return WINDOWS["1h"]
+    if key == "custom":
+        begin, finish = _instant("start", start), _instant("end", end)
+        if finish <= begin:
+            raise ApplicationError("A custom window must end after it starts.", code="invalid_window")
+        if finish - begin > MAX_CUSTOM_SPAN:
+            raise ApplicationError("A custom window may span at most 31 days.", code="invalid_window")
+        span = finish - begin
+        bin = next((b for b in _CUSTOM_BINS if span / b <= 120), _CUSTOM_BINS[-1])
+        label = f"{begin:%Y-%m-%d %H:%M} to {finish:%Y-%m-%d %H:%M} UTC"
+        return Window("custom", label, span, bin, end=finish.astimezone(UTC))
     if key not in WINDOWS:
         raise ApplicationError(
-            f"Unknown window {key!r}: use one of {', '.join(WINDOWS)}.", code="invalid_window", extra={"window": key}
+            f"Unknown window {key!r}: use one of {', '.join(WINDOWS)} or custom.",
+            code="invalid_window",
+            extra={"window": key},
         )
     return WINDOWS[key]
 

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlencode
 
 import plotly
 from django.contrib import messages
@@ -41,10 +43,11 @@ def plotly_js(request: HttpRequest, version: str) -> HttpResponse:
 def deployment_monitoring(request: HttpRequest, pk: int) -> HttpResponse:
     deployment = deployment_get(pk=pk)
     try:
-        window = window_get(request.GET.get("window"))
+        window = window_get(request.GET.get("window"), start=request.GET.get("start"), end=request.GET.get("end"))
     except ApplicationError as exc:
         messages.error(request, exc.message)
         window = WINDOWS["1h"]
+    now = datetime.now(UTC)
     context = {
         "deployment": deployment,
         "window": window,
@@ -56,6 +59,13 @@ def deployment_monitoring(request: HttpRequest, pk: int) -> HttpResponse:
         "drift_error": "",
         "figures": {},
         "version": None,
+        "window_query": urlencode(
+            {"window": window.key}
+            if window.end is None
+            else {"window": "custom", "start": (window.end - window.span).isoformat(), "end": window.end.isoformat()}
+        ),
+        "custom_start": f"{(window.end or now) - window.span:%Y-%m-%dT%H:%M}",
+        "custom_end": f"{window.end or now:%Y-%m-%dT%H:%M}",
     }
     warn, alert = selectors.drift_thresholds_get(deployment=deployment)
     context["thresholds_form"] = DriftThresholdsForm(initial={"psi_warn": warn, "psi_alert": alert})

@@ -115,6 +115,12 @@ def test_page_shows_both_charts_and_the_ranked_table(carol_client, deployment, t
     assert f"/monitoring/plotly-{views.plotly_js_version()}.min.js" in html
     figure = json.loads(html.split('id="latency-figure" type="application/json">')[1].split("</script>")[0])
     assert [t["name"] for t in figure["data"]][:3] == ["p50", "p95", "p99"]
+    custom = carol_client.get(
+        reverse("monitoring:deployment_monitoring", kwargs={"pk": deployment.pk}),
+        {"window": "custom", "start": "2026-11-01T00:00", "end": "2026-11-01T06:00"},
+    )
+    assert custom.status_code == 200 and "2026-11-01 00:00 to 2026-11-01 06:00 UTC" in custom.content.decode()
+    assert 'id="latency-empty"' in custom.content.decode()
     # the deployment page links here
     detail = carol_client.get(reverse("deployments:deployment_detail", kwargs={"pk": deployment.pk}))
     assert reverse("monitoring:deployment_monitoring", kwargs={"pk": deployment.pk}) in detail.content.decode()
@@ -149,3 +155,38 @@ def test_plotly_js_is_served_by_the_app_with_long_caching(client):
     assert "immutable" in response["Cache-Control"]
     assert b"plotly" in b"".join(response.streaming_content)[:2000].lower()
     assert client.get(reverse("monitoring:plotly_js", kwargs={"version": "0"})).status_code == 404
+
+
+def test_api_custom_window(api_client, deployment, traffic):
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    start, end = (now - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%MZ"), (now + timedelta(minutes=1)).isoformat()
+    response = api_client.get(
+        f"/api/v1/deployments/{deployment.pk}/metrics/latency/", {"window": "custom", "start": start, "end": end}
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["window"] == "custom" and body["bin_seconds"] == 60
+    assert [p["requests"] for p in body["points"]] == [150, 150]
+    only_first = api_client.get(
+        f"/api/v1/deployments/{deployment.pk}/metrics/latency/",
+        {"window": "custom", "start": start, "end": (now - timedelta(minutes=1)).isoformat()},
+    )
+    assert [p["requests"] for p in only_first.json()["points"]] == [150]
+    backwards = {"window": "custom", "start": end, "end": start}
+    assert api_client.get(f"/api/v1/deployments/{deployment.pk}/metrics/drift/", backwards).status_code == 400
+    missing = api_client.get(f"/api/v1/deployments/{deployment.pk}/metrics/latency/", {"window": "custom"})
+    assert missing.status_code == 400 and "start" in missing.json()["detail"]
+    garbage = api_client.get(
+        f"/api/v1/deployments/{deployment.pk}/metrics/latency/", {"window": "custom", "start": "yesterday", "end": end}
+    )
+    assert garbage.status_code == 400 and "'yesterday'" in garbage.json()["detail"]
+
+
+def test_custom_window_bins():
+    from apps.monitoring.types import window_get
+
+    assert window_get("custom", start="2026-11-01T00:00Z", end="2026-11-01T02:00Z").bin == timedelta(minutes=1)
+    assert window_get("custom", start="2026-11-01T00:00", end="2026-11-02T00:00").bin == timedelta(minutes=15)
+    assert window_get("custom", start="2026-11-01T00:00+00:00", end="2026-11-30T00:00+00:00").bin == timedelta(hours=6)
+    with pytest.raises(Exception, match="31 days"):
+        window_get("custom", start="2026-10-01T00:00Z", end="2026-11-30T00:00Z")

@@ -17,7 +17,18 @@ from apps.monitoring import selectors, services
 from apps.monitoring.types import WINDOWS, window_get
 
 WINDOW = OpenApiParameter(
-    "window", str, OpenApiParameter.QUERY, enum=list(WINDOWS), default="1h", description="How far back to look."
+    "window",
+    str,
+    OpenApiParameter.QUERY,
+    enum=[*WINDOWS, "custom"],
+    default="1h",
+    description="How far back to look; custom: between start and end.",
+)
+START = OpenApiParameter(
+    "start", str, OpenApiParameter.QUERY, description="custom window: ISO 8601 start (UTC if no offset)"
+)
+END = OpenApiParameter(
+    "end", str, OpenApiParameter.QUERY, description="custom window: ISO 8601 end, at most 31 days later"
 )
 ERRORS = {
     400: OpenApiResponse(description="Unknown window."),
@@ -31,11 +42,17 @@ class DeploymentLatencyMetricsApi(APIView):
     """Latency p50/p95/p99 (ms), requests per second and error rate per time bin, with the revision per bin."""
 
     @extend_schema(
-        operation_id="deployment_metrics_latency", parameters=[WINDOW], responses={200: OpenApiTypes.OBJECT, **ERRORS}
+        operation_id="deployment_metrics_latency",
+        parameters=[WINDOW, START, END],
+        responses={200: OpenApiTypes.OBJECT, **ERRORS},
     )
     def get(self, request: Request, pk: int) -> Response:
         deployment = deployment_get(pk=pk)
-        window = window_get(request.query_params.get("window"))
+        window = window_get(
+            request.query_params.get("window"),
+            start=request.query_params.get("start"),
+            end=request.query_params.get("end"),
+        )
         series = selectors.latency_series_get(deployment=deployment, window=window)
         return Response(dataclasses.asdict(series))
 
@@ -45,11 +62,17 @@ class DeploymentDriftMetricsApi(APIView):
     distance and (categorical) chi-squared p-value; features ranked by PSI over the window."""
 
     @extend_schema(
-        operation_id="deployment_metrics_drift", parameters=[WINDOW], responses={200: OpenApiTypes.OBJECT, **ERRORS}
+        operation_id="deployment_metrics_drift",
+        parameters=[WINDOW, START, END],
+        responses={200: OpenApiTypes.OBJECT, **ERRORS},
     )
     def get(self, request: Request, pk: int) -> Response:
         deployment = deployment_get(pk=pk)
-        window = window_get(request.query_params.get("window"))
+        window = window_get(
+            request.query_params.get("window"),
+            start=request.query_params.get("start"),
+            end=request.query_params.get("end"),
+        )
         version = selectors.monitored_version(deployment)
         if version is None:
             raise NotFoundError(f"{deployment} has no revision yet: there is no model version to compare with.")
