@@ -67,6 +67,7 @@ def latency_series_get(*, deployment, window: Window, end: datetime | None = Non
         points=points,
         revision_changes=changes,
         warnings=counts.warnings,
+        revisions=counts.revisions,
     )
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "FeatureProfile",
     "BaselineProfile",
     "LatencyBin",
+    "RevisionLatency",
     "LatencyCounts",
     "DriftCounts",
     "LatencyPoint",
@@ -157,10 +158,23 @@ class LatencyBin:
     revision: str  # the revision that answered most requests of the bin
 
 
+@dataclass(frozen=True)
+class RevisionLatency:
+    """One revision over the whole window, so revisions can be compared."""
+
+    revision: str
+    requests: int
+    errors: int
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
 @dataclass
 class LatencyCounts:
     bins: list[LatencyBin]
     warnings: list[str] = field(default_factory=list)
+    revisions: list[RevisionLatency] = field(default_factory=list)
 
 
 @dataclass
@@ -195,6 +209,7 @@ class LatencySeries:
     points: list[LatencyPoint]
     revision_changes: list[tuple[datetime, str]]
     warnings: list[str] = field(default_factory=list)
+    revisions: list[RevisionLatency] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,8 @@ def _latency_answer() -> dict:
                     ["2026-11-27T02:50:00Z", None, None, None, 100, None, None, "revision", "r1"],
                     ["2026-11-27T02:50:00Z", None, None, None, 20, None, None, "revision", "r2"],
                     ["2026-11-27T02:51:00Z", None, None, None, 60, None, None, "revision", "r2"],
+                    [None, 12.0, 39.0, 79.0, 100, 6, None, "by_revision", "r1"],
+                    [None, 12.9, 40.0, 88.0, 80, 0, None, "by_revision", "r2"],
                 ],
             )
         ]
@@ -101,6 +103,11 @@ def test_latency_query_is_escaped_aggregated_and_parsed(emulator, source, evil_d
         ("2026-11-27T02:51:00+00:00", 60, 0, 0, 13.0, 41.0, 90.0, "r2"),
     ]
     assert counts.warnings == []
+    assert [(r.revision, r.requests, r.errors, r.p50, r.p99) for r in counts.revisions] == [
+        ("r1", 100, 6, 12.0, 79.0),
+        ("r2", 80, 0, 12.9, 88.0),
+    ]
+    assert 'by revision | extend kind = "by_revision"' in query
 
 
 def test_drift_query_escapes_feature_names_and_counts_server_side(emulator, source, deployment):

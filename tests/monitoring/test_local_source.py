@@ -48,6 +48,11 @@ def test_latency_percentiles_counts_and_revisions_per_bin(telemetry_dir, deploym
     # 100..119: nearest rank of 50% of 20 is the 10th value, 95% the 19th, 99% the 20th
     assert (b.requests, b.errors, b.rejected, b.p50, b.p95, b.p99, b.revision) == (20, 3, 2, 109.0, 118.0, 119.0, "r2")
     assert counts.warnings == ["1 unreadable line(s) in dev--credit-default.jsonl were skipped."]
+    r1, r2 = (
+        counts.revisions
+    )  # over the window: r1 is 1..100 and 100..103 (nearest rank 103 of 104 is 102), r2 104..119
+    assert (r1.revision, r1.requests, r1.errors, r1.p50, r1.p99) == ("r1", 104, 3, 52.0, 102.0)
+    assert (r2.revision, r2.requests, r2.errors, r2.p50, r2.p95, r2.p99) == ("r2", 16, 0, 111.0, 119.0, 119.0)
 
 
 def test_missing_file_is_no_data(telemetry_dir, deployment):

@@ -28,7 +28,14 @@ from apps.monitoring.sources.base import (
     TelemetryUnavailableError,
     window_bounds,
 )
-from apps.monitoring.types import BaselineProfile, DriftCounts, FeatureProfile, LatencyBin, LatencyCounts
+from apps.monitoring.types import (
+    BaselineProfile,
+    DriftCounts,
+    FeatureProfile,
+    LatencyBin,
+    LatencyCounts,
+    RevisionLatency,
+)
 
 __all__ = ["AzureMonitorTelemetrySource", "kql_string", "kql_real", "kql_identifier", "kql_timespan"]
 
@@ -147,7 +154,9 @@ class AzureMonitorTelemetrySource(TelemetrySource):
                 "(base | summarize percentiles(latency, 50, 95, 99), requests = count(),"
                 " errors = countif(status >= 500), rejected = countif(status >= 400 and status < 500) by t"
                 ' | extend kind = "latency"),',
-                '(base | summarize requests = count() by t, revision | extend kind = "revision")',
+                '(base | summarize requests = count() by t, revision | extend kind = "revision"),',
+                "(base | summarize percentiles(latency, 50, 95, 99), requests = count(),"
+                ' errors = countif(status >= 500) by revision | extend kind = "by_revision")',
             ]
         )
         return query, start, end
@@ -223,7 +232,20 @@ class AzureMonitorTelemetrySource(TelemetrySource):
         rows, warnings = self._run(query, start, end)
         stats: dict[datetime, dict] = {}
         revisions: dict[datetime, dict[str, int]] = {}
+        compared = []
         for row in rows:
+            if row["kind"] == "by_revision":
+                compared.append(
+                    RevisionLatency(
+                        revision=str(row["revision"] or ""),
+                        requests=int(row["requests"] or 0),
+                        errors=int(row["errors"] or 0),
+                        p50=_float(row["percentile_latency_50"]),
+                        p95=_float(row["percentile_latency_95"]),
+                        p99=_float(row["percentile_latency_99"]),
+                    )
+                )
+                continue
             t = _as_datetime(row["t"])
             if row["kind"] == "latency":
                 stats[t] = {
@@ -241,7 +263,7 @@ class AzureMonitorTelemetrySource(TelemetrySource):
             counts = revisions.get(t, {})
             revision = max(sorted(counts), key=lambda r: counts[r]) if counts else ""
             bins.append(LatencyBin(start=t, revision=revision, **stats[t]))
-        return LatencyCounts(bins=bins, warnings=warnings)
+        return LatencyCounts(bins=bins, warnings=warnings, revisions=sorted(compared, key=lambda r: r.revision))
 
     def drift_counts(self, deployment, window, bin, baseline, *, end=None) -> DriftCounts:
         query, start, end = self.drift_query(deployment, window, bin, baseline, end=end)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from apps.monitoring.sources.base import TelemetrySource, TelemetryUnavailableError, window_bounds
-from apps.monitoring.types import BaselineProfile, DriftCounts, LatencyBin, LatencyCounts
+from apps.monitoring.types import BaselineProfile, DriftCounts, LatencyBin, LatencyCounts, RevisionLatency
 
 __all__ = ["LocalTelemetrySource", "nearest_rank", "bin_index"]
 
@@ -98,6 +98,8 @@ class LocalTelemetrySource(TelemetrySource):
         errors: Counter = Counter()
         rejected: Counter = Counter()
         revisions: dict[datetime, Counter] = defaultdict(Counter)
+        per_revision: dict[str, list[float]] = defaultdict(list)
+        revision_errors: Counter = Counter()
         for line in self._lines(deployment, start, end, warnings):
             key = self._bin_start(line["_time"], step)
             latencies[key].append(float(line.get("latency_ms") or 0.0))
@@ -105,6 +107,8 @@ class LocalTelemetrySource(TelemetrySource):
             errors[key] += status >= 500
             rejected[key] += 400 <= status < 500
             revisions[key][str(line.get("revision", ""))] += 1
+            per_revision[str(line.get("revision", ""))].append(float(line.get("latency_ms") or 0.0))
+            revision_errors[str(line.get("revision", ""))] += status >= 500
         bins = []
         for key in sorted(latencies):
             values = np.sort(np.asarray(latencies[key], dtype=float))
@@ -120,7 +124,20 @@ class LocalTelemetrySource(TelemetrySource):
                     revision=revisions[key].most_common(1)[0][0],
                 )
             )
-        return LatencyCounts(bins=bins, warnings=warnings)
+        compared = []
+        for revision in sorted(per_revision):
+            values = np.sort(np.asarray(per_revision[revision], dtype=float))
+            compared.append(
+                RevisionLatency(
+                    revision=revision,
+                    requests=len(values),
+                    errors=revision_errors[revision],
+                    p50=nearest_rank(values, 50),
+                    p95=nearest_rank(values, 95),
+                    p99=nearest_rank(values, 99),
+                )
+            )
+        return LatencyCounts(bins=bins, warnings=warnings, revisions=compared)
 
     def drift_counts(self, deployment, window, bin, baseline: BaselineProfile, *, end=None) -> DriftCounts:
         start, end = window_bounds(window, bin, end)
