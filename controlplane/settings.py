@@ -300,6 +300,7 @@ TELEMETRY_SOURCE_OPTIONS = {
         "message_column": env_str("TELEMETRY_AZURE_MESSAGE_COLUMN", "LogMessage"),
         "time_column": env_str("TELEMETRY_AZURE_TIME_COLUMN", "TimeGenerated"),
         "source_column": env_str("TELEMETRY_AZURE_SOURCE_COLUMN", "LogSource"),  # empty: no stdout filter
+        "namespace_column": env_str("TELEMETRY_AZURE_NAMESPACE_COLUMN", "PodNamespace"),  # empty: no filter
         "timeout": env_int("TELEMETRY_AZURE_TIMEOUT", 60),
     },
 }

@@ -78,6 +78,7 @@ def _latency_answer() -> dict:
 
 
 def test_latency_query_is_escaped_aggregated_and_parsed(emulator, source, evil_deployment):
+    evil_deployment.environment.namespace = "models-dev"
     emulator.answers.append((200, _latency_answer(), {}))
     counts = source.latency_series(evil_deployment, timedelta(hours=1), timedelta(minutes=1), end=NOW)
 
@@ -92,6 +93,7 @@ def test_latency_query_is_escaped_aggregated_and_parsed(emulator, source, evil_d
     assert '"x" == "x' not in query.replace('\\"x\\" == \\"x', "")
     # aggregated in the workspace: percentiles per bin and the revision counts, nothing row by row
     assert "ContainerLogV2" in query and 'LogSource == "stdout"' in query
+    assert '| where PodNamespace == "models-dev"' in query
     assert "summarize percentiles(latency, 50, 95, 99), requests = count()" in query
     assert "bin(TimeGenerated, 60s)" in query
     assert "summarize requests = count() by t, revision" in query

@@ -99,6 +99,7 @@ class AzureMonitorTelemetrySource(TelemetrySource):
         message_column: str = "LogMessage",
         time_column: str = "TimeGenerated",
         source_column: str = "LogSource",
+        namespace_column: str = "PodNamespace",
         timeout: int = 60,
         credential=None,
         connection_verify: bool | str = True,
@@ -112,6 +113,9 @@ class AzureMonitorTelemetrySource(TelemetrySource):
         self.message = kql_identifier(message_column, "TELEMETRY_AZURE_MESSAGE_COLUMN")
         self.time = kql_identifier(time_column, "TELEMETRY_AZURE_TIME_COLUMN")
         self.source = kql_identifier(source_column, "TELEMETRY_AZURE_SOURCE_COLUMN") if source_column else ""
+        self.namespace = (
+            kql_identifier(namespace_column, "TELEMETRY_AZURE_NAMESPACE_COLUMN") if namespace_column else ""
+        )
         self.timeout = timeout
         if client is None:
             if credential is None:
@@ -132,6 +136,9 @@ class AzureMonitorTelemetrySource(TelemetrySource):
         ]
         if self.source:
             lines.append(f'| where {self.source} == "stdout"')
+        namespace = getattr(deployment.environment, "namespace", "")
+        if self.namespace and namespace:  # the same deployment name may serve in several environments
+            lines.append(f"| where {self.namespace} == {kql_string(namespace)}")
         lines += [
             f"| extend m = todynamic({m})",
             '| where tostring(m["type"]) == "scoring_request"',
