@@ -33,6 +33,15 @@ class Window:
     bin: timedelta
     end: datetime | None = None  # None: now
 
+    @property
+    def bin_label(self) -> str:
+        minutes = int(self.bin.total_seconds() // 60)
+        if minutes % 1440 == 0:
+            return f"{minutes // 1440} d"
+        if minutes % 60 == 0:
+            return f"{minutes // 60} h"
+        return f"{minutes} min"
+
 
 WINDOWS: dict[str, Window] = {
     w.key: w
