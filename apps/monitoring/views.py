@@ -8,7 +8,6 @@ from urllib.parse import urlencode
 
 import plotly
 from django.contrib import messages
-from django.contrib.auth.decorators import login_not_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -28,14 +27,14 @@ def plotly_js_version() -> str:
     return hashlib.sha256(PLOTLY_JS.read_bytes()).hexdigest()[:12]
 
 
-@login_not_required
 @require_GET
 def plotly_js(request: HttpRequest, version: str) -> HttpResponse:
-    """plotly.js from the installed plotly package (no CDN), cacheable forever under its hashed URL."""
+    """plotly.js from the installed plotly package (no CDN), cacheable forever under its hashed URL; like every
+    page, for signed-in users only (the browser caches it privately)."""
     if version != plotly_js_version():
         raise Http404("No such plotly.js build.")
     response = FileResponse(PLOTLY_JS.open("rb"), content_type="text/javascript; charset=utf-8")
-    response["Cache-Control"] = "public, max-age=31536000, immutable"
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
     return response
 
 

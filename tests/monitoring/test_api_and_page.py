@@ -149,7 +149,8 @@ def test_page_bad_window_and_source_error_are_shown(carol_client, deployment, se
         emulator.stop()
 
 
-def test_plotly_js_is_served_by_the_app_with_long_caching(client):
+def test_plotly_js_is_served_by_the_app_with_long_caching(carol_client):
+    client = carol_client
     response = client.get(reverse("monitoring:plotly_js", kwargs={"version": views.plotly_js_version()}))
     assert response.status_code == 200
     assert "immutable" in response["Cache-Control"]
