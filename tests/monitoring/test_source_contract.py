@@ -1,0 +1,81 @@
+"""The contract every telemetry source keeps, run against each of them (the Azure one through the real SDK
+over HTTPS against the local query endpoint), plus the getter that picks one from settings."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from apps.monitoring.sources import TelemetrySource, get_telemetry_source
+from apps.monitoring.sources.azure_monitor import AzureMonitorTelemetrySource
+from apps.monitoring.sources.base import SOURCES
+from apps.monitoring.sources.local import LocalTelemetrySource
+from apps.monitoring.types import BaselineProfile, DriftCounts, FeatureProfile, LatencyCounts
+from tests.monitoring.conftest import NOW
+from tests.monitoring.log_analytics_emulator import FakeCredential, LogAnalyticsEmulator
+
+pytestmark = pytest.mark.django_db
+
+BASELINE = BaselineProfile(
+    model_name="credit-default",
+    model_version="1",
+    rows=10,
+    features=[
+        FeatureProfile(name="age", kind="numeric", edges=[30.0], frequencies=[0.5, 0.5]),
+        FeatureProfile(name="sex", kind="categorical", categories=["male"], frequencies=[0.5, 0.5]),
+    ],
+)
+
+
+class SourceContract:
+    """Subclasses provide a ``source`` fixture answering for a deployment without telemetry."""
+
+    def test_is_a_registered_telemetry_source(self, source):
+        assert isinstance(source, TelemetrySource)
+        assert source.name in SOURCES and SOURCES[source.name].endswith(type(source).__name__)
+
+    def test_no_telemetry_is_an_empty_latency_series(self, source, deployment):
+        counts = source.latency_series(deployment, timedelta(hours=1), timedelta(minutes=1), end=NOW)
+        assert isinstance(counts, LatencyCounts)
+        assert counts.bins == [] and counts.revisions == [] and counts.warnings == []
+
+    def test_no_telemetry_counts_nothing_for_every_feature(self, source, deployment):
+        counts = source.drift_counts(deployment, timedelta(days=1), timedelta(minutes=15), BASELINE, end=NOW)
+        assert isinstance(counts, DriftCounts)
+        assert counts.counts == {"age": {}, "sex": {}}
+
+
+class TestLocalSource(SourceContract):
+    @pytest.fixture
+    def source(self, telemetry_dir):
+        return LocalTelemetrySource(telemetry_dir=telemetry_dir)
+
+
+class TestAzureMonitorSource(SourceContract):
+    @pytest.fixture
+    def source(self, tmp_path):
+        emulator = LogAnalyticsEmulator(tmp_path).start()
+        yield AzureMonitorTelemetrySource(
+            workspace_id="ws", endpoint=emulator.url, credential=FakeCredential(), connection_verify=emulator.ca
+        )
+        emulator.stop()
+
+
+def test_the_getter_builds_the_configured_source(settings, tmp_path):
+    settings.TELEMETRY_SOURCE = "local"
+    settings.TELEMETRY_SOURCE_OPTIONS = {"local": {}}
+    settings.TELEMETRY_DIR = tmp_path
+    assert isinstance(get_telemetry_source(), LocalTelemetrySource)
+    assert get_telemetry_source().telemetry_dir == tmp_path
+    settings.TELEMETRY_SOURCE_OPTIONS = {"azure_monitor": {"workspace_id": ""}}
+    with pytest.raises(ImproperlyConfigured, match="AZURE_LOG_ANALYTICS_WORKSPACE_ID"):
+        get_telemetry_source("azure_monitor")
+    settings.TELEMETRY_SOURCE_OPTIONS = {
+        "azure_monitor": {"workspace_id": "ws", "table": "ContainerLogV2 | take 1", "credential": FakeCredential()}
+    }
+    with pytest.raises(ImproperlyConfigured, match="TELEMETRY_AZURE_TABLE"):
+        get_telemetry_source("azure_monitor")
+    with pytest.raises(ImproperlyConfigured):
+        get_telemetry_source("prometheus")
