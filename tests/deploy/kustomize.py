@@ -5,8 +5,8 @@ the overlays themselves. The subset is kept deliberately small and anything outs
 that real kustomize would render differently cannot slip through:
 
 - ``resources``: YAML files (several documents each) and directories holding a ``kustomization.yaml``;
-- ``patches``: ``{path: FILE}`` strategic-merge patches, each document naming its target by apiVersion, kind,
-  metadata.name and metadata.namespace (lists of containers, env, volumes, volumeMounts, ports merge by their key;
+- ``patches``: ``{path: FILE}`` strategic-merge patches, one object per file naming its target by apiVersion,
+  kind, metadata.name and metadata.namespace (lists of containers, env, volumes, volumeMounts, ports merge by their key;
   other lists are replaced; ``null`` deletes a field), as ``kubectl kustomize`` does for built-in kinds;
 - ``images``: ``{name, newName, newTag}`` applied to the containers and init containers of every pod template.
 
@@ -66,7 +66,10 @@ def render(directory: Path | str) -> list[dict[str, Any]]:
     for patch in kustomization.get("patches") or []:
         if set(patch) != {"path"}:
             raise KustomizeError(f"{directory}: only {{path: FILE}} patches are supported, not {patch}")
-        for doc in _load(directory / patch["path"]):
+        docs = _load(directory / patch["path"])
+        if len(docs) != 1:  # one object per patch file, the form every kustomize version reads the same way
+            raise KustomizeError(f"{directory}/{patch['path']}: a patch file holds exactly one object")
+        for doc in docs:
             key = object_key(doc)
             if key not in index:
                 raise KustomizeError(f"{directory}/{patch['path']}: no object {key} to patch")
