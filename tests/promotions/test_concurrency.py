@@ -17,10 +17,12 @@ from apps.promotions.choices import PromotionStatus
 from apps.promotions.models import PromotionPolicy, PromotionRequest
 from tests.promotions.conftest import MODEL
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="real row locks need PostgreSQL"),
-]
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _postgresql():
+    assert connection.vendor == "postgresql", "real row locks need PostgreSQL: run the suite with `make test`"
 
 
 @pytest.fixture

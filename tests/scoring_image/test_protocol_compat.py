@@ -82,8 +82,7 @@ def test_reference_sample_request_scores(ours, mlflow_server):
     from .helpers import REPO_ROOT
 
     sample = REPO_ROOT.parent / "shared" / "data" / "credit-default-sample-request.json"
-    if not sample.exists():
-        pytest.skip("shared/data is not beside this checkout")
+    assert sample.exists(), f"the reference sample request should be beside this checkout at {sample}"
     records = orjson.loads(sample.read_bytes())
     theirs = requests.post(mlflow_server.url + "/invocations", data=_dump({"dataframe_records": records}), headers=JSON)
     mine = requests.post(ours.url + "/predict", data=sample.read_bytes(), headers=JSON)
