@@ -26,3 +26,11 @@ def test_relative_times(delta, text):
 
 def test_a_time_well_in_the_future_is_shown_as_a_date():
     assert ago(NOW + timedelta(hours=3), NOW) == "2026-11-27 15:00"
+
+
+def test_step_durations_are_shown_in_seconds_and_minutes():
+    from apps.common.templatetags.ui import took
+
+    assert took(NOW, NOW + timedelta(seconds=5.94)) == "5.9 s"
+    assert took(NOW, NOW + timedelta(seconds=123)) == "2 min 3 s"
+    assert took(NOW, None) == ""

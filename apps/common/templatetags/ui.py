@@ -23,3 +23,12 @@ _CLASSES = {
 def status_class(status: str) -> str:
     """The pill colour of a status: ok, run, warn, bad or idle."""
     return _CLASSES.get(status, "idle")
+
+
+@register.simple_tag
+def took(started, finished) -> str:
+    """How long a step took, to the tenth of a second: '5.9 s', '2 min 3 s'."""
+    if not started or not finished:
+        return ""
+    seconds = (finished - started).total_seconds()
+    return f"{seconds:.1f} s" if seconds < 60 else f"{int(seconds // 60)} min {int(seconds % 60)} s"
