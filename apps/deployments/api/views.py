@@ -96,7 +96,9 @@ class DeploymentRollbackApi(APIView):
     class RollbackInputSerializer(serializers.Serializer):
         revision = serializers.IntegerField(min_value=1, help_text="Number of the earlier live revision (3 for r3).")
 
-    @extend_schema(operation_id="deployments_rollback", request=RollbackInputSerializer, responses={202: RevisionSerializer})
+    @extend_schema(
+        operation_id="deployments_rollback", request=RollbackInputSerializer, responses={202: RevisionSerializer}
+    )
     def post(self, request: Request, pk: int) -> Response:
         data = self.RollbackInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -38,6 +38,7 @@ from apps.deployments.backends import PermanentBackendError, TransientBackendErr
 from apps.deployments.builders.base import BuildRequest, ImageBuilder
 from apps.deployments.builders.local import RegistryClient, parse_image
 from apps.deployments.targets.base import Log
+from apps.deployments.targets.kubernetes import _api_error, _truthy
 
 __all__ = ["KanikoImageBuilder", "render_job", "job_name"]
 
@@ -303,25 +304,3 @@ def _why(job: dict[str, Any], pod: dict[str, Any] | None) -> str:
         if condition.get("type") == "Failed":
             return f"{condition.get('reason')}: {condition.get('message') or ''}".strip(": ")
     return "the Job reports a failed pod"
-
-
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() not in ("", "0", "false", "no", "off")
-    return bool(value)
-
-
-def _api_error(what: str, exc: ApiException) -> PermanentBackendError | TransientBackendError:
-    status = int(exc.status or 0)
-    message = exc.reason or ""
-    try:
-        message = json.loads(exc.body or "{}").get("message") or message
-    except (ValueError, AttributeError):
-        pass
-    error: PermanentBackendError | TransientBackendError
-    if status == 0 or status == 429 or status >= 500:
-        error = TransientBackendError(f"cannot {what}: Kubernetes API answered {status or 'nothing'}: {message}")
-    else:
-        error = PermanentBackendError(f"Kubernetes API refused to {what} ({status}): {message}")
-    error.status = status  # type: ignore[attr-defined]
-    return error
