@@ -44,7 +44,8 @@ def sqlite_registry(directory: Path) -> Registry:
 
 
 @contextlib.contextmanager
-def mlflow_server(directory: Path) -> Iterator[str]:
+def mlflow_server(directory: Path, *, backend_uri: str = "", timeout: float = 90) -> Iterator[str]:
+    """A real ``mlflow server`` on loopback, on ``backend_uri`` (default: a new SQLite file in ``directory``)."""
     port = free_port()
     log = open(directory / "server.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
@@ -52,7 +53,7 @@ def mlflow_server(directory: Path) -> Iterator[str]:
             str(Path(sys.executable).with_name("mlflow")),
             "server",
             "--backend-store-uri",
-            f"sqlite:///{directory / 'server.sqlite3'}",
+            backend_uri or f"sqlite:///{directory / 'server.sqlite3'}",
             "--artifacts-destination",
             str(directory / "artifacts"),
             "--host",
@@ -69,7 +70,7 @@ def mlflow_server(directory: Path) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"mlflow server exited: {(directory / 'server.log').read_text()[-2000:]}")
@@ -77,7 +78,7 @@ def mlflow_server(directory: Path) -> Iterator[str]:
                 if requests.get(f"{url}/health", timeout=1).ok:
                     break
             if time.monotonic() > deadline:
-                raise RuntimeError("mlflow server did not become healthy in 90 s")
+                raise RuntimeError(f"mlflow server did not become healthy in {timeout:.0f} s")
             time.sleep(0.3)
         yield url
     finally:

@@ -21,10 +21,8 @@ import os
 import random
 import re
 import shutil
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -354,42 +352,13 @@ def table(results: list[Result], title: str) -> str:
 # ---------------------------------------------------------------------------------------------- mlflow server
 @contextlib.contextmanager
 def mlflow_server(db: Path) -> Iterator[str]:
-    """A real `mlflow server` (one worker) on a copy of the bench registry, as tests/registries.py starts one."""
-    import requests
+    """A real `mlflow server` (one worker) on a copy of the bench registry, started as the tests start one."""
+    from tests.registries import mlflow_server as start_server
 
     copy = BENCH_DIR / "server.sqlite3"
     shutil.copyfile(db, copy)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    log = open(BENCH_DIR / "server.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", f"sqlite:///{copy}",
-         "--artifacts-destination", str(BENCH_DIR / "server-artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"},
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"mlflow server exited: {(BENCH_DIR / 'server.log').read_text()[-2000:]}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{url}/health", timeout=1).ok:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("mlflow server did not become healthy in 120 s")
-            time.sleep(0.3)
+    with start_server(BENCH_DIR, backend_uri=f"sqlite:///{copy}", timeout=120) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 # ---------------------------------------------------------------------------------------------- profiling
