@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("apps.deployments.api.urls")),
     path("", include("apps.promotions.api.urls")),
     path("", include("apps.monitoring.api.urls")),
+    path("", include("apps.accounts.api.urls")),
 ]
 
 urlpatterns = [
@@ -17,6 +18,7 @@ urlpatterns = [
     path("status/", common_views.system_status, name="status"),
     path("healthz", common_views.healthz, name="healthz"),
     path("accounts/", include("apps.accounts.urls")),
+    path("audit/", include("apps.accounts.audit_urls")),
     path("", include("apps.registry.urls")),
     path("", include("apps.deployments.urls")),
     path("", include("apps.promotions.urls")),

@@ -4,12 +4,19 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from apps.accounts.models import ApiToken
+from apps.accounts.request_context import remember_token
 
 
 class ApiTokenAuthentication(authentication.TokenAuthentication):
     """``Authorization: Token <key>``, checked against the stored hash; expired or revoked keys are refused."""
 
     keyword = "Token"
+
+    def authenticate(self, request):
+        result = super().authenticate(request)
+        if result is not None:
+            remember_token(request._request, result[1])  # the audit trail names the token, never its key
+        return result
 
     def authenticate_credentials(self, key: str):
         token = ApiToken.objects.select_related("user").filter(key_hash=ApiToken.hash_key(key)).first()

@@ -14,3 +14,10 @@ class AuditSource(models.TextChoices):
     UI = "ui", "Web UI"
     API = "api", "REST API"
     SYSTEM = "system", "System"
+
+
+class AuditVia(models.TextChoices):
+    """The credential a write came through (``""`` for the system: Celery tasks, management commands)."""
+
+    SESSION = "session", "Session"
+    TOKEN = "token", "API token"
