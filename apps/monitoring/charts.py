@@ -9,8 +9,9 @@ from plotly.subplots import make_subplots
 
 from apps.monitoring.types import DriftSeries, FeatureDrift, LatencySeries
 
-__all__ = ["latency_figure", "drift_heatmap_figure", "feature_overlay_figure"]
+__all__ = ["PREDICTION_LABEL", "latency_figure", "drift_heatmap_figure", "feature_overlay_figure"]
 
+PREDICTION_LABEL = "▶ prediction (output)"
 _FONT = {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 12}
 _COLORS = {"p50": "#2563eb", "p95": "#f59e0b", "p99": "#dc2626", "rps": "#0f766e", "errors": "#b91c1c"}
 
@@ -107,9 +108,12 @@ def latency_figure(series: LatencySeries) -> dict:
 
 
 def drift_heatmap_figure(series: DriftSeries) -> dict:
-    """PSI per feature (rows, most drifting on top) and time bin (columns), coloured by the thresholds."""
+    """PSI per feature (rows, most drifting on top) and time bin (columns), coloured by the thresholds; the
+    model's predictions, when the baseline has them, are the top row, apart from the inputs."""
     times = [t.isoformat() for t in series.times]
     features = list(reversed(series.features))  # plotly draws the first row at the bottom
+    if series.prediction is not None:
+        features.append(series.prediction)
     z, text = [], []
     for feature in features:
         by_time = {cell.time: cell for cell in feature.cells}
@@ -124,7 +128,7 @@ def drift_heatmap_figure(series: DriftSeries) -> dict:
     fig = go.Figure(
         go.Heatmap(
             x=times,
-            y=[f.name for f in features],
+            y=[PREDICTION_LABEL if f is series.prediction else f.name for f in features],
             z=z,
             text=text,
             zmin=0,
@@ -144,7 +148,9 @@ def drift_heatmap_figure(series: DriftSeries) -> dict:
     )
     fig.update_xaxes(range=[series.start.isoformat(), series.end.isoformat()])
     _layout(fig, height=max(260, 22 * len(features) + 90))
-    fig.update_layout(hovermode="closest", margin={"l": 140, "r": 16, "t": 16, "b": 40})
+    fig.update_layout(hovermode="closest", margin={"l": 160, "r": 16, "t": 16, "b": 40})
+    if series.prediction is not None and len(features) > 1:  # a line between the outputs and the inputs
+        fig.add_hline(y=len(features) - 1.5, line={"color": "#374151", "width": 2})
     return _as_dict(fig)
 
 

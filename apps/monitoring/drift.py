@@ -12,10 +12,27 @@ from scipy.stats import chisquare
 
 from apps.monitoring.types import BaselineProfile, FeatureProfile
 
-__all__ = ["EPSILON", "profile_build", "feature_profile", "psi", "js_distance", "chi2_pvalue", "frequencies"]
+__all__ = [
+    "EPSILON",
+    "PREDICTION",
+    "profile_build",
+    "feature_profile",
+    "prediction_profile",
+    "prediction_value",
+    "category_text",
+    "feature_bins",
+    "feature_counts",
+    "drift_table",
+    "psi",
+    "js_distance",
+    "chi2_pvalue",
+    "frequencies",
+]
 
 # Empty bins get this share before the log in PSI (and are renormalised), the usual convention.
 EPSILON = 1e-4
+# The column of a reference set that holds the model's predictions, and the name of the output row of drift.
+PREDICTION = "prediction"
 
 
 def _categorical_text(series: pd.Series) -> pd.Series:
@@ -47,15 +64,112 @@ def feature_profile(name: str, series: pd.Series, *, bins: int = 10, top_k: int 
     return FeatureProfile(name=name, kind="categorical", categories=categories, frequencies=freqs)
 
 
+def category_text(value) -> str:
+    """The category a single value counts as: booleans in lower case, integral numbers without ".0" (a label
+    1 predicted as 1.0 is still class "1"), anything else as text."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def prediction_value(output):
+    """The scalar prediction of one output row: the value itself, or the only value of a one-column row
+    (``{"label": 1}``, ``[1]``); None for wider rows, which are not profiled."""
+    if isinstance(output, dict):
+        return next(iter(output.values())) if len(output) == 1 else None
+    if isinstance(output, list):
+        return output[0] if len(output) == 1 else None
+    return output
+
+
+def prediction_profile(series: pd.Series, *, bins: int = 10, top_k: int = 10) -> FeatureProfile | None:
+    """The distribution of a model's predictions. Integral numbers with at most ``top_k`` distinct values are
+    class labels and get categories; other numbers (probabilities, regressions) get quantile bins."""
+    values = series.map(prediction_value).dropna()
+    if values.empty:
+        return None
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.notna().all() and not pd.api.types.is_bool_dtype(values):
+        numbers = numbers.astype(float)
+        if numbers.nunique() <= top_k and bool((numbers == numbers.round()).all()):
+            return feature_profile(PREDICTION, numbers.astype("int64").astype(str), top_k=top_k)
+        return feature_profile(PREDICTION, numbers, bins=bins)
+    return feature_profile(PREDICTION, values.map(category_text), top_k=top_k)
+
+
 def profile_build(
-    frame: pd.DataFrame, *, model_name: str, model_version: str, bins: int = 10, top_k: int = 10
+    frame: pd.DataFrame,
+    *,
+    model_name: str,
+    model_version: str,
+    bins: int = 10,
+    top_k: int = 10,
+    predictions: pd.Series | None = None,
 ) -> BaselineProfile:
+    """Profile every column of ``frame`` as an input feature, except a ``prediction`` column, which (like
+    ``predictions`` when given) becomes the profile of the model's outputs."""
+    if predictions is None and PREDICTION in frame.columns:
+        predictions = frame[PREDICTION]
+    inputs = frame.drop(columns=[PREDICTION], errors="ignore")
     return BaselineProfile(
         model_name=model_name,
         model_version=str(model_version),
         rows=len(frame),
-        features=[feature_profile(str(c), frame[c], bins=bins, top_k=top_k) for c in frame.columns],
+        features=[feature_profile(str(c), inputs[c], bins=bins, top_k=top_k) for c in inputs.columns],
+        prediction=prediction_profile(predictions, bins=bins, top_k=top_k) if predictions is not None else None,
     )
+
+
+def feature_bins(feature: FeatureProfile, values) -> np.ndarray:
+    """The bin of ``feature`` each of ``values`` falls in, -1 for a missing (or, for numeric features,
+    unreadable) value. Vectorised: one searchsorted, or one hash of the distinct values, per feature."""
+    series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+    if feature.kind == "numeric":
+        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+            data = series.to_numpy(dtype=float, na_value=np.nan)
+        else:
+            readable = series.map(lambda v: float(v) if isinstance(v, bool) else v)
+            data = pd.to_numeric(readable, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        bins = np.searchsorted(np.asarray(feature.edges, dtype=float), data, side="right")
+        bins[np.isnan(data)] = -1
+        return bins
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    position = {c: i for i, c in enumerate(feature.categories)}
+    other = len(feature.categories)
+    lookup = np.fromiter((position.get(category_text(u), other) for u in uniques), dtype=np.int64, count=len(uniques))
+    return np.where(codes >= 0, lookup[np.maximum(codes, 0)] if len(lookup) else -1, -1)
+
+
+def feature_counts(feature: FeatureProfile, values) -> np.ndarray:
+    """How many of ``values`` fall in each bin of ``feature`` (missing values are not counted)."""
+    bins = feature_bins(feature, values)
+    size = len(feature.frequencies)
+    return np.bincount(bins[bins >= 0], minlength=size)[:size]
+
+
+def drift_table(baseline: BaselineProfile, frame: pd.DataFrame) -> list[dict]:
+    """PSI, Jensen-Shannon distance and (categorical) chi-squared p-value of every baseline feature present in
+    ``frame`` (one production window), most drifting first."""
+    table = []
+    for feature in baseline.features:
+        if feature.name not in frame.columns:
+            continue
+        counts = feature_counts(feature, frame[feature.name])
+        table.append(
+            {
+                "name": feature.name,
+                "kind": feature.kind,
+                "rows": int(counts.sum()),
+                "psi": psi(feature.frequencies, counts),
+                "js": js_distance(feature.frequencies, counts),
+                "chi2_p": chi2_pvalue(feature.frequencies, counts) if feature.kind == "categorical" else None,
+                "counts": counts,
+            }
+        )
+    table.sort(key=lambda row: -row["psi"])
+    return table
 
 
 def frequencies(counts, eps: float = EPSILON) -> np.ndarray:

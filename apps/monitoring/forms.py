@@ -10,3 +10,19 @@ class DriftThresholdsForm(forms.Form):
 
 class BaselineUploadForm(forms.Form):
     file = forms.FileField(help_text="CSV with a header row, or Parquet; one column per input feature.")
+
+
+class TrafficBaselineForm(forms.Form):
+    """The window of the deployment's own traffic to take as the baseline: a preset ending now, or custom."""
+
+    window = forms.ChoiceField(
+        choices=[("1h", "Last hour"), ("24h", "Last day"), ("7d", "Last week"), ("custom", "From … to …")],
+        initial="24h",
+        label="Traffic of",
+    )
+    start = forms.CharField(
+        required=False, label="From (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    end = forms.CharField(
+        required=False, label="To (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )

@@ -16,6 +16,7 @@ class Baseline(TimeStampedModel):
     class Source(models.TextChoices):
         RUN_REFERENCE = "run_reference", "Reference data of the source run"
         UPLOAD = "upload", "Uploaded file"
+        TRAFFIC = "traffic", "A window of a deployment's own traffic"
 
     model_name = models.CharField(max_length=500)
     model_version = models.CharField(max_length=32)

@@ -95,59 +95,60 @@ def _finite(value: float) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
+def _feature_drift(feature, per_time: dict, times: list[datetime], *, warn: float, alert: float) -> FeatureDrift:
+    categorical = feature.kind == "categorical"
+    cells = []
+    for t in times:
+        c = per_time.get(t)
+        if not c or sum(c) == 0:
+            continue
+        cells.append(
+            DriftCell(
+                time=t,
+                rows=int(sum(c)),
+                psi=_finite(psi(feature.frequencies, c)),
+                js=_finite(js_distance(feature.frequencies, c)),
+                chi2_p=_finite(chi2_pvalue(feature.frequencies, c)) if categorical else None,
+                counts=list(c),
+            )
+        )
+    total = np.sum([cell.counts for cell in cells], axis=0) if cells else None
+    rows = int(total.sum()) if total is not None else 0
+    overall_psi = _finite(psi(feature.frequencies, total)) if total is not None else None
+    return FeatureDrift(
+        name=feature.name,
+        kind=feature.kind,
+        bin_labels=feature.bin_labels,
+        baseline=list(feature.frequencies),
+        cells=cells,
+        rows=rows,
+        psi=overall_psi,
+        js=_finite(js_distance(feature.frequencies, total)) if total is not None else None,
+        chi2_p=_finite(chi2_pvalue(feature.frequencies, total)) if total is not None and categorical else None,
+        level=drift_level(overall_psi, warn=warn, alert=alert, rows=rows, min_rows=settings.MONITORING_MIN_ROWS),
+    )
+
+
 def drift_series_get(
     *, deployment, window: Window, baseline: BaselineProfile, end: datetime | None = None, source=None
 ) -> DriftSeries:
+    """Drift of every input feature (ranked) and, when the baseline profiles predictions, of the outputs."""
     source = source or get_telemetry_source()
     start, end = window_bounds(window.span, window.bin, end or window.end)
     counts = source.drift_counts(deployment, window.span, window.bin, baseline, end=end)
     warn, alert = drift_thresholds_get(deployment=deployment)
-    times = sorted({t for per_feature in counts.counts.values() for t in per_feature})
-    features = []
-    for feature in baseline.features:
-        per_time = counts.counts.get(feature.name, {})
-        cells = []
-        for t in times:
-            c = per_time.get(t)
-            if not c or sum(c) == 0:
-                continue
-            categorical = feature.kind == "categorical"
-            cells.append(
-                DriftCell(
-                    time=t,
-                    rows=int(sum(c)),
-                    psi=_finite(psi(feature.frequencies, c)),
-                    js=_finite(js_distance(feature.frequencies, c)),
-                    chi2_p=_finite(chi2_pvalue(feature.frequencies, c)) if categorical else None,
-                    counts=list(c),
-                )
-            )
-        total = np.sum([cell.counts for cell in cells], axis=0) if cells else None
-        overall_psi = _finite(psi(feature.frequencies, total)) if total is not None else None
-        features.append(
-            FeatureDrift(
-                name=feature.name,
-                kind=feature.kind,
-                bin_labels=feature.bin_labels,
-                baseline=list(feature.frequencies),
-                cells=cells,
-                rows=int(total.sum()) if total is not None else 0,
-                psi=overall_psi,
-                js=_finite(js_distance(feature.frequencies, total)) if total is not None else None,
-                chi2_p=_finite(chi2_pvalue(feature.frequencies, total))
-                if total is not None and feature.kind == "categorical"
-                else None,
-                level=drift_level(
-                    overall_psi,
-                    warn=warn,
-                    alert=alert,
-                    rows=int(total.sum()) if total is not None else 0,
-                    min_rows=settings.MONITORING_MIN_ROWS,
-                ),
-            )
-        )
+    times = sorted({t for per_feature in counts.counts.values() for t in per_feature} | set(counts.prediction))
+    features = [
+        _feature_drift(feature, counts.counts.get(feature.name, {}), times, warn=warn, alert=alert)
+        for feature in baseline.features
+    ]
     # judged features first (alert, warn, ok by PSI), then those with too few rows, then those without data
     features.sort(key=lambda f: (f.psi is None, f.level == "few rows", -(f.psi or 0.0), f.name))
+    prediction = (
+        _feature_drift(baseline.prediction, counts.prediction, times, warn=warn, alert=alert)
+        if baseline.prediction is not None
+        else None
+    )
     return DriftSeries(
         deployment_id=deployment.pk,
         window=window.key,
@@ -162,4 +163,5 @@ def drift_series_get(
         psi_alert=alert,
         min_rows=settings.MONITORING_MIN_ROWS,
         warnings=counts.warnings,
+        prediction=prediction,
     )

@@ -18,10 +18,10 @@ from apps.accounts.services import audit_record
 from apps.common.errors import ApplicationError, ForbiddenError, NotFoundError
 from apps.monitoring.drift import profile_build
 from apps.monitoring.models import Baseline, DriftThresholds
+from apps.monitoring.uploads import upload_kind
 
 __all__ = [
     "REFERENCE_ARTIFACT",
-    "MAX_UPLOAD_BYTES",
     "baseline_ensure",
     "baseline_from_frame",
     "baseline_upload",
@@ -33,8 +33,6 @@ logger = logging.getLogger(__name__)
 
 # What the demo models (apps/registry/demo/seed.py) and any well-behaved training run log as reference data.
 REFERENCE_ARTIFACT = "reference/reference.parquet"
-MAX_UPLOAD_BYTES = 100 * 1024 * 1024
-PARQUET_MAGIC = b"PAR1"
 
 
 def _require_lead(actor, what: str) -> None:
@@ -45,13 +43,11 @@ def _require_lead(actor, what: str) -> None:
 
 
 def read_table(data: bytes, *, filename: str = "") -> pd.DataFrame:
-    """A Parquet file (recognised by its magic bytes) or a CSV file with a header row."""
-    if not data:
-        raise ApplicationError("The file is empty.", code="invalid_file")
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise ApplicationError(f"The file is larger than {MAX_UPLOAD_BYTES // 2**20} MiB.", code="invalid_file")
+    """A Parquet file or a CSV file with a header row, told apart by their bytes (``uploads.upload_kind``: size,
+    type and a name that matches the content are checked first)."""
+    kind = upload_kind(data, filename=filename)
     try:
-        if data[:4] == PARQUET_MAGIC:
+        if kind == "parquet":
             frame = pd.read_parquet(io.BytesIO(data))
         else:
             frame = pd.read_csv(io.BytesIO(data))

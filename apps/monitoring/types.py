@@ -122,35 +122,37 @@ class FeatureProfile:
         return [f"< {e[0]:g}", *[f"[{a:g}, {b:g})" for a, b in zip(e, e[1:], strict=False)], f">= {e[-1]:g}"]
 
 
+def _feature_json(f: FeatureProfile) -> dict:
+    return {"name": f.name, "kind": f.kind, "frequencies": f.frequencies, "edges": f.edges, "categories": f.categories}
+
+
 @dataclass(frozen=True)
 class BaselineProfile:
+    """The reference distributions of a model version's inputs, and of its predictions when they are known
+    (``prediction``: None when the reference data carried none)."""
+
     model_name: str
     model_version: str
     rows: int
     features: list[FeatureProfile]
+    prediction: FeatureProfile | None = None
 
     def to_json(self) -> dict:
         return {
             "rows": self.rows,
-            "features": [
-                {
-                    "name": f.name,
-                    "kind": f.kind,
-                    "frequencies": f.frequencies,
-                    "edges": f.edges,
-                    "categories": f.categories,
-                }
-                for f in self.features
-            ],
+            "features": [_feature_json(f) for f in self.features],
+            "prediction": _feature_json(self.prediction) if self.prediction else None,
         }
 
     @classmethod
     def from_json(cls, *, model_name: str, model_version: str, data: dict) -> BaselineProfile:
+        prediction = data.get("prediction")
         return cls(
             model_name=model_name,
             model_version=model_version,
             rows=int(data.get("rows", 0)),
             features=[FeatureProfile(**f) for f in data.get("features", [])],
+            prediction=FeatureProfile(**prediction) if prediction else None,
         )
 
 
@@ -188,10 +190,12 @@ class LatencyCounts:
 
 @dataclass
 class DriftCounts:
-    """feature -> bin start -> counts per baseline bin (the profile's order)."""
+    """feature -> bin start -> counts per baseline bin (the profile's order); ``prediction``: the same for the
+    sampled outputs, in the bins of the baseline's prediction profile (empty when it has none)."""
 
     counts: dict[str, dict[datetime, list[int]]]
     warnings: list[str] = field(default_factory=list)
+    prediction: dict[datetime, list[int]] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------- what selectors return
@@ -260,3 +264,4 @@ class DriftSeries:
     psi_alert: float
     min_rows: int = 0
     warnings: list[str] = field(default_factory=list)
+    prediction: FeatureDrift | None = None  # drift of the outputs; None when the baseline has no predictions

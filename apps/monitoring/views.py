@@ -14,8 +14,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.common.errors import ApplicationError
 from apps.deployments.selectors import deployment_get
-from apps.monitoring import charts, selectors, services
-from apps.monitoring.forms import BaselineUploadForm, DriftThresholdsForm
+from apps.monitoring import baselines, charts, selectors, services, uploads
+from apps.monitoring.forms import BaselineUploadForm, DriftThresholdsForm, TrafficBaselineForm
 from apps.monitoring.types import WINDOWS, window_get
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -69,6 +69,7 @@ def deployment_monitoring(request: HttpRequest, pk: int) -> HttpResponse:
     warn, alert = selectors.drift_thresholds_get(deployment=deployment)
     context["thresholds_form"] = DriftThresholdsForm(initial={"psi_warn": warn, "psi_alert": alert})
     context["baseline_form"] = BaselineUploadForm()
+    context["traffic_baseline_form"] = TrafficBaselineForm(prefix="traffic")
     try:
         latency = selectors.latency_series_get(deployment=deployment, window=window)
         context["latency"] = latency
@@ -88,6 +89,8 @@ def deployment_monitoring(request: HttpRequest, pk: int) -> HttpResponse:
             top = drift.features[0]
             if top.rows:
                 context["figures"]["overlay"] = charts.feature_overlay_figure(top)
+            if drift.prediction is not None and drift.prediction.rows:
+                context["figures"]["prediction"] = charts.feature_overlay_figure(drift.prediction)
     except ApplicationError as exc:
         context["drift_error"] = exc.message
     return render(request, "monitoring/deployment_monitoring.html", context)
@@ -129,11 +132,29 @@ def baseline_upload(request: HttpRequest, pk: int) -> HttpResponse:
             actor=request.user,
             model_name=deployment.model_name,
             model_version=version,
-            data=upload.read(services.MAX_UPLOAD_BYTES + 1),
+            data=upload.read(uploads.max_upload_bytes() + 1),
             filename=upload.name or "",
         )
     except ApplicationError as exc:
         messages.error(request, f"Baseline not replaced: {exc.message}")
         return _back(pk, request)
     messages.success(request, f"Baseline of v{baseline.model_version} replaced from {baseline.rows} uploaded rows.")
+    return _back(pk, request)
+
+
+@require_POST
+def baseline_from_traffic(request: HttpRequest, pk: int) -> HttpResponse:
+    deployment = deployment_get(pk=pk)
+    form = TrafficBaselineForm(request.POST, prefix="traffic")
+    try:
+        if not form.is_valid():
+            raise ApplicationError("; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        window = window_get(form.cleaned_data["window"], start=form.cleaned_data["start"], end=form.cleaned_data["end"])
+        baseline = baselines.baseline_from_traffic(actor=request.user, deployment=deployment, window=window)
+    except ApplicationError as exc:
+        messages.error(request, f"Baseline not replaced: {exc.message}")
+        return _back(pk, request)
+    messages.success(
+        request, f"Baseline of v{baseline.model_version} replaced from {baseline.rows} sampled rows of this traffic."
+    )
     return _back(pk, request)

@@ -29,6 +29,9 @@ class FixedSource(TelemetrySource):
     def drift_counts(self, deployment, window, bin, baseline, *, end=None):
         return self.drift
 
+    def sampled_rows(self, deployment, *, start, end, model_version, limit):
+        raise AssertionError("not read by the selectors")
+
 
 def test_latency_rates_and_revision_changes(deployment):
     bins = [

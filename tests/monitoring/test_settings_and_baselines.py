@@ -58,7 +58,7 @@ def test_baseline_upload_through_the_api(lead_api, api_client, deployment, regis
 
     junk = io.BytesIO(b"\x00\x01not a table")
     junk.name = "x.bin"
-    assert lead_api.post(url, {"file": junk}, format="multipart").status_code == 400
+    assert lead_api.post(url, {"file": junk}, format="multipart").status_code == 415  # neither CSV nor Parquet
     unknown = io.BytesIO(_csv())
     unknown.name = "ref.csv"
     assert lead_api.post(url, {"file": unknown, "version": "999"}, format="multipart").status_code == 404

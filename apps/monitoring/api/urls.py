@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.monitoring.api import views
+from apps.monitoring.api import baselines, views
 
 app_name = "monitoring-api"
 
@@ -24,5 +24,10 @@ urlpatterns = [
         "deployments/<int:pk>/monitoring/baseline/",
         views.DeploymentBaselineUploadApi.as_view(),
         name="deployment_baseline_upload",
+    ),
+    path(
+        "deployments/<int:pk>/monitoring/baseline/traffic/",
+        baselines.DeploymentBaselineFromTrafficApi.as_view(),
+        name="deployment_baseline_from_traffic",
     ),
 ]

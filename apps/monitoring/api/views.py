@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from apps.accounts.choices import AuditSource
 from apps.common.errors import ApplicationError, NotFoundError
 from apps.deployments.selectors import deployment_get
-from apps.monitoring import selectors, services
+from apps.monitoring import selectors, services, uploads
 from apps.monitoring.types import WINDOWS, window_get
 
 WINDOW = OpenApiParameter(
@@ -161,7 +161,7 @@ class DeploymentBaselineUploadApi(APIView):
             actor=request.user,
             model_name=deployment.model_name,
             model_version=version,
-            data=upload.read(services.MAX_UPLOAD_BYTES + 1),
+            data=upload.read(uploads.max_upload_bytes() + 1),
             filename=upload.name or "",
             source=AuditSource.API,
         )

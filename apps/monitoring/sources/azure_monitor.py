@@ -8,11 +8,14 @@ workspace aggregates (percentiles per bin, counts per baseline bin), so only agg
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+import pandas as pd
 from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
@@ -22,7 +25,9 @@ from azure.core.exceptions import (
 from azure.monitor.query import LogsQueryClient, LogsQueryPartialResult, LogsQueryStatus
 from django.core.exceptions import ImproperlyConfigured
 
+from apps.monitoring.drift import prediction_value
 from apps.monitoring.sources.base import (
+    SampledRows,
     TelemetryError,
     TelemetrySource,
     TelemetryUnavailableError,
@@ -175,14 +180,26 @@ class AzureMonitorTelemetrySource(TelemetrySource):
         step = kql_timespan(bin)
         packs = []
         for index, feature in enumerate(baseline.features):
-            packs.append(f'pack("f", {index}, "b", {self._bin_case(feature)})')
+            packs.append(f'pack("f", {index}, "b", {self._bin_case(feature, "row")})')
+        expand = '| mv-expand row = m["inputs"]'
+        if baseline.prediction is not None:
+            # outputs[i] is the prediction of inputs[i], so both expand side by side; a one-field row ({"label":
+            # 1}, [1]) counts as its value, like the local source; the prediction is feature number len(inputs)
+            expand += (
+                ', out = m["outputs"]\n| extend pred = case('
+                'gettype(out) == "dictionary" and array_length(bag_keys(out)) == 1, out[tostring(bag_keys(out)[0])], '
+                'gettype(out) == "array" and array_length(out) == 1, out[0], '
+                'gettype(out) in ("dictionary", "array"), dynamic(null), out)'
+            )
+            prediction_bin = self._bin_case(baseline.prediction, "", value="pred")
+            packs.append(f'pack("f", {len(baseline.features)}, "b", {prediction_bin})')
         query = "\n".join(
             [
                 self._base(deployment, start, end),
                 f'| where tostring(m["model_version"]) == {kql_string(baseline.model_version)}',
                 '| where tobool(m["sampled"]) == true',
                 f"| extend t = bin({self.time}, {step})",
-                '| mv-expand row = m["inputs"]',
+                expand,
                 "| extend cells = pack_array(\n    " + ",\n    ".join(packs) + ")",
                 "| mv-expand cell = cells",
                 '| extend f = toint(cell["f"]), b = toint(cell["b"])',
@@ -192,9 +209,24 @@ class AzureMonitorTelemetrySource(TelemetrySource):
         )
         return query, start, end
 
+    def sampled_rows_query(self, deployment, *, start: datetime, end: datetime, model_version: str, limit: int) -> str:
+        return "\n".join(
+            [
+                self._base(deployment, start, end),
+                f'| where tostring(m["model_version"]) == {kql_string(model_version)}',
+                '| where tobool(m["sampled"]) == true',
+                '| mv-expand row = m["inputs"], out = m["outputs"]',
+                "| where isnotnull(row)",
+                f"| sample {int(limit)}",
+                f"| project t = {self.time}, row, out",
+            ]
+        )
+
     @staticmethod
-    def _bin_case(feature: FeatureProfile) -> str:
-        value = f"row[{kql_string(feature.name)}]"
+    def _bin_case(feature: FeatureProfile, column: str, *, value: str = "") -> str:
+        """The KQL ``case`` mapping ``column[feature.name]`` (or the expression ``value``) to its baseline bin,
+        -1 when missing."""
+        value = value or f"{column}[{kql_string(feature.name)}]"
         if feature.kind == "categorical":
             text = f"tostring({value})"
             arms = [f"{text} == {kql_string(c)}, {i}" for i, c in enumerate(feature.categories)]
@@ -276,16 +308,47 @@ class AzureMonitorTelemetrySource(TelemetrySource):
         query, start, end = self.drift_query(deployment, window, bin, baseline, end=end)
         rows, warnings = self._run(query, start, end)
         counts: dict[str, dict[datetime, list[int]]] = {f.name: {} for f in baseline.features}
+        prediction: dict[datetime, list[int]] = {}
         for row in rows:
             f, b = int(row["f"]), int(row["b"])
-            if not 0 <= f < len(baseline.features):
+            if 0 <= f < len(baseline.features):
+                feature, per_time = baseline.features[f], counts[baseline.features[f].name]
+            elif f == len(baseline.features) and baseline.prediction is not None:
+                feature, per_time = baseline.prediction, prediction
+            else:
                 continue
-            feature = baseline.features[f]
             if not 0 <= b < len(feature.frequencies):
                 continue
-            cells = counts[feature.name].setdefault(_as_datetime(row["t"]), [0] * len(feature.frequencies))
+            cells = per_time.setdefault(_as_datetime(row["t"]), [0] * len(feature.frequencies))
             cells[b] += int(row["n"] or 0)
-        return DriftCounts(counts=counts, warnings=warnings)
+        return DriftCounts(counts=counts, warnings=warnings, prediction=prediction)
+
+    def sampled_rows(self, deployment, *, start, end, model_version: str, limit: int) -> SampledRows:
+        query = self.sampled_rows_query(deployment, start=start, end=end, model_version=model_version, limit=limit)
+        rows, _ = self._run(query, start, end)
+        times, inputs, outputs = [], [], []
+        for row in rows:
+            values = _dynamic(row["row"])
+            if not isinstance(values, dict):
+                continue
+            times.append(_as_datetime(row["t"]).timestamp())
+            inputs.append(values)
+            outputs.append(prediction_value(_dynamic(row["out"])))
+        return SampledRows(
+            times=np.asarray(times, dtype=float),
+            inputs=pd.DataFrame(inputs, index=range(len(inputs))),
+            outputs=pd.Series(outputs, dtype=object),
+        )
+
+
+def _dynamic(value):
+    """A ``dynamic`` cell: the SDK hands it over as its JSON text."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _float(value) -> float | None:

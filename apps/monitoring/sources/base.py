@@ -7,10 +7,13 @@ bin per feature and time bin for drift. The selectors turn them into series (rat
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import import_module
 from typing import Protocol
 
+import numpy as np
+import pandas as pd
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
@@ -20,6 +23,7 @@ from apps.monitoring.types import BaselineProfile, DriftCounts, LatencyCounts
 __all__ = [
     "SOURCES",
     "TelemetrySource",
+    "SampledRows",
     "TelemetryError",
     "TelemetryUnavailableError",
     "get_telemetry_source",
@@ -64,6 +68,19 @@ def window_bounds(window: timedelta, bin: timedelta, end: datetime | None = None
     return start, end
 
 
+@dataclass
+class SampledRows:
+    """Sampled input rows, one per row: when (epoch seconds), its inputs (a column per input field) and the
+    model's prediction for it (None where the line carried none)."""
+
+    times: np.ndarray
+    inputs: pd.DataFrame
+    outputs: pd.Series
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+
 class TelemetrySource(abc.ABC):
     """Reads the scoring telemetry (``docs/telemetry.md``) of one deployment, aggregated per time bin."""
 
@@ -89,7 +106,16 @@ class TelemetrySource(abc.ABC):
     ) -> DriftCounts:
         """Per feature of ``baseline`` and time bin: how many sampled input values fell in each baseline bin
         (numeric: between the baseline's edges; categorical: each category, then "other"). Missing values
-        are not counted. Only lines of ``baseline.model_version`` count."""
+        are not counted. Only lines of ``baseline.model_version`` count. When the baseline has a
+        ``prediction`` profile, ``DriftCounts.prediction`` counts the sampled outputs the same way."""
+
+    @abc.abstractmethod
+    def sampled_rows(
+        self, deployment: DeploymentLike, *, start: datetime, end: datetime, model_version: str, limit: int
+    ) -> SampledRows:
+        """At most ``limit`` sampled input rows (with their predictions) of ``model_version`` between ``start``
+        and ``end``, a random sample when there are more: the raw material of a baseline built from traffic.
+        The one read that returns rows rather than aggregates, bounded by ``limit``."""
 
 
 _instances: dict[tuple, TelemetrySource] = {}

@@ -1,21 +1,28 @@
 """The embedded default: aggregates computed from the JSONL telemetry files the local target writes
-(``TELEMETRY_DIR / "<environment>--<deployment>.jsonl"``)."""
+(``TELEMETRY_DIR / "<environment>--<deployment>.jsonl"``).
+
+A file is read once: its lines become columns (``TelemetryTable``) kept per file, and each later request
+reads only the bytes appended since (the remembered offset), so a week's window of a big file costs a few
+numpy operations, not a re-parse. A file that shrank or was replaced (another inode) is read again from the
+start.
+"""
 
 from __future__ import annotations
 
-import json
 import math
-from collections import Counter, defaultdict
-from collections.abc import Iterator
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from apps.monitoring.sources.base import TelemetrySource, TelemetryUnavailableError, window_bounds
+from apps.monitoring.drift import feature_bins
+from apps.monitoring.sources.base import SampledRows, TelemetrySource, TelemetryUnavailableError, window_bounds
+from apps.monitoring.sources.local_table import TelemetryTable
 from apps.monitoring.types import BaselineProfile, DriftCounts, LatencyBin, LatencyCounts, RevisionLatency
 
-__all__ = ["LocalTelemetrySource", "nearest_rank", "bin_index"]
+__all__ = ["LocalTelemetrySource", "nearest_rank"]
 
 
 def nearest_rank(sorted_values: np.ndarray, q: float) -> float:
@@ -25,25 +32,16 @@ def nearest_rank(sorted_values: np.ndarray, q: float) -> float:
     return float(sorted_values[rank - 1])
 
 
-def bin_index(feature, value) -> int | None:
-    """The baseline bin a value falls in, or None for a missing or unreadable value."""
-    if value is None:
-        return None
-    if feature.kind == "categorical":
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        try:
-            return feature.categories.index(text)
-        except ValueError:
-            return len(feature.categories)
-    if isinstance(value, bool):
-        value = float(value)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    if math.isnan(number):
-        return None
-    return int(np.searchsorted(feature.edges, number, side="right"))
+def _grouped_percentiles(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[int, list]]:
+    """Per distinct key (sorted): its count and the nearest-rank p50/p95/p99 of its values."""
+    order = np.lexsort((values, keys))
+    keys, values = keys[order], values[order]
+    unique, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    percentiles = {}
+    for q in (50, 95, 99):
+        rank = np.maximum(1, np.ceil(q / 100 * counts).astype(np.int64))
+        percentiles[q] = values[first + rank - 1].tolist()
+    return unique, counts, percentiles
 
 
 class LocalTelemetrySource(TelemetrySource):
@@ -51,6 +49,8 @@ class LocalTelemetrySource(TelemetrySource):
 
     def __init__(self, *, telemetry_dir: Path | str | None = None) -> None:
         self._telemetry_dir = Path(telemetry_dir) if telemetry_dir else None
+        self._tables: dict[Path, TelemetryTable] = {}
+        self._lock = threading.Lock()
 
     @property
     def telemetry_dir(self) -> Path:
@@ -61,100 +61,124 @@ class LocalTelemetrySource(TelemetrySource):
     def path(self, deployment) -> Path:
         return self.telemetry_dir / f"{deployment.environment.name}--{deployment.name}.jsonl"
 
-    def _lines(self, deployment, start: datetime, end: datetime, warnings: list[str]) -> Iterator[dict]:
+    def table(self, deployment) -> TelemetryTable | None:
+        """Every line of the deployment's file as columns, brought up to date with what was appended since the
+        last call; None when there is no file yet."""
         path = self.path(deployment)
-        try:
-            handle = path.open("rb")
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise TelemetryUnavailableError(f"Cannot read the telemetry file {path.name}: {exc.strerror}.") from None
-        bad = 0
-        with handle:
-            for raw in handle:
-                try:
-                    line = json.loads(raw)
-                    if line.get("type") != "scoring_request":
-                        continue
-                    when = datetime.fromisoformat(line["time"].replace("Z", "+00:00"))
-                except (ValueError, KeyError, TypeError, AttributeError):
-                    bad += 1
-                    continue
-                if start <= when < end:
-                    line["_time"] = when
-                    yield line
-        if bad:
-            warnings.append(f"{bad} unreadable line(s) in {path.name} were skipped.")
+        with self._lock:
+            table = self._tables.get(path)
+            try:
+                self._tables[path] = table = TelemetryTable.refresh(path, table)
+            except FileNotFoundError:
+                self._tables.pop(path, None)
+                return None
+            except OSError as exc:
+                raise TelemetryUnavailableError(
+                    f"Cannot read the telemetry file {path.name}: {exc.strerror}."
+                ) from None
+            return table
 
     @staticmethod
-    def _bin_start(when: datetime, step: float) -> datetime:
-        return datetime.fromtimestamp((when.timestamp() // step) * step, UTC)
+    def _warnings(table: TelemetryTable, path: Path) -> list[str]:
+        return [f"{table.bad} unreadable line(s) in {path.name} were skipped."] if table.bad else []
 
     def latency_series(self, deployment, window: timedelta, bin: timedelta, *, end=None) -> LatencyCounts:
         start, end = window_bounds(window, bin, end)
+        table = self.table(deployment)
+        if table is None:
+            return LatencyCounts(bins=[])
+        requests = table.requests()
+        times = requests["time"]
+        inside = (times >= start.timestamp()) & (times < end.timestamp())
         step = bin.total_seconds()
-        warnings: list[str] = []
-        latencies: dict[datetime, list[float]] = defaultdict(list)
-        errors: Counter = Counter()
-        rejected: Counter = Counter()
-        revisions: dict[datetime, Counter] = defaultdict(Counter)
-        per_revision: dict[str, list[float]] = defaultdict(list)
-        revision_errors: Counter = Counter()
-        for line in self._lines(deployment, start, end, warnings):
-            key = self._bin_start(line["_time"], step)
-            latencies[key].append(float(line.get("latency_ms") or 0.0))
-            status = int(line.get("status") or 0)
-            errors[key] += status >= 500
-            rejected[key] += 400 <= status < 500
-            revisions[key][str(line.get("revision", ""))] += 1
-            per_revision[str(line.get("revision", ""))].append(float(line.get("latency_ms") or 0.0))
-            revision_errors[str(line.get("revision", ""))] += status >= 500
+        keys = np.floor(times[inside] / step).astype(np.int64)
+        latency = requests["latency"][inside]
+        status = requests["status"][inside]
+        revision = requests["revision"][inside]
         bins = []
-        for key in sorted(latencies):
-            values = np.sort(np.asarray(latencies[key], dtype=float))
-            bins.append(
-                LatencyBin(
-                    start=key,
-                    requests=len(values),
-                    errors=errors[key],
-                    rejected=rejected[key],
-                    p50=nearest_rank(values, 50),
-                    p95=nearest_rank(values, 95),
-                    p99=nearest_rank(values, 99),
-                    revision=revisions[key].most_common(1)[0][0],
+        if len(keys):
+            unique, counts, pct = _grouped_percentiles(keys, latency)
+            errors = np.bincount(np.searchsorted(unique, keys[status >= 500]), minlength=len(unique))
+            refused = (status >= 400) & (status < 500)
+            rejected = np.bincount(np.searchsorted(unique, keys[refused]), minlength=len(unique))
+            per_bin = pd.DataFrame({"key": keys, "revision": revision}).groupby(["key", "revision"]).size()
+            # the revision that answered most requests of the bin, the first by name on a tie
+            top = per_bin.reset_index().sort_values(["key", 0, "revision"], ascending=[True, False, True])
+            top_revision = top.drop_duplicates("key").set_index("key")["revision"]
+            for i, key in enumerate(unique.tolist()):
+                bins.append(
+                    LatencyBin(
+                        start=datetime.fromtimestamp(key * step, UTC),
+                        requests=int(counts[i]),
+                        errors=int(errors[i]),
+                        rejected=int(rejected[i]),
+                        p50=pct[50][i],
+                        p95=pct[95][i],
+                        p99=pct[99][i],
+                        revision=str(top_revision[key]),
+                    )
                 )
+        return LatencyCounts(
+            bins=bins,
+            warnings=self._warnings(table, self.path(deployment)),
+            revisions=self._revisions(revision, latency, status),
+        )
+
+    @staticmethod
+    def _revisions(revision: np.ndarray, latency: np.ndarray, status: np.ndarray) -> list[RevisionLatency]:
+        if not len(revision):
+            return []
+        names, codes = np.unique(revision.astype(str), return_inverse=True)
+        unique, counts, pct = _grouped_percentiles(codes, latency)
+        errors = np.bincount(codes[status >= 500], minlength=len(names))
+        return [
+            RevisionLatency(
+                revision=str(names[code]),
+                requests=int(counts[i]),
+                errors=int(errors[code]),
+                p50=pct[50][i],
+                p95=pct[95][i],
+                p99=pct[99][i],
             )
-        compared = []
-        for revision in sorted(per_revision):
-            values = np.sort(np.asarray(per_revision[revision], dtype=float))
-            compared.append(
-                RevisionLatency(
-                    revision=revision,
-                    requests=len(values),
-                    errors=revision_errors[revision],
-                    p50=nearest_rank(values, 50),
-                    p95=nearest_rank(values, 95),
-                    p99=nearest_rank(values, 99),
-                )
-            )
-        return LatencyCounts(bins=bins, warnings=warnings, revisions=compared)
+            for i, code in enumerate(unique.tolist())
+        ]
 
     def drift_counts(self, deployment, window, bin, baseline: BaselineProfile, *, end=None) -> DriftCounts:
         start, end = window_bounds(window, bin, end)
-        step = bin.total_seconds()
-        warnings: list[str] = []
         counts: dict[str, dict[datetime, list[int]]] = {f.name: {} for f in baseline.features}
-        for line in self._lines(deployment, start, end, warnings):
-            if not line.get("sampled") or str(line.get("model_version")) != str(baseline.model_version):
-                continue
-            key = self._bin_start(line["_time"], step)
-            for row in line.get("inputs") or []:
-                if not isinstance(row, dict):
-                    continue
-                for feature in baseline.features:
-                    index = bin_index(feature, row.get(feature.name))
-                    if index is None:
-                        continue
-                    cells = counts[feature.name].setdefault(key, [0] * len(feature.frequencies))
-                    cells[index] += 1
-        return DriftCounts(counts=counts, warnings=warnings)
+        table = self.table(deployment)
+        if table is None:
+            return DriftCounts(counts=counts)
+        rows = table.sampled_rows(start=start, end=end, model_version=str(baseline.model_version))
+        step = bin.total_seconds()
+        keys = np.floor(rows.times / step).astype(np.int64)
+        unique, key_index = np.unique(keys, return_inverse=True)
+        starts = [datetime.fromtimestamp(k * step, UTC) for k in unique.tolist()]
+        for feature in baseline.features:
+            if feature.name in rows.inputs.columns:
+                counts[feature.name] = _count_by_time(feature, rows.inputs[feature.name], key_index, starts)
+        prediction = _count_by_time(baseline.prediction, rows.outputs, key_index, starts) if baseline.prediction else {}
+        return DriftCounts(counts=counts, warnings=self._warnings(table, self.path(deployment)), prediction=prediction)
+
+    def sampled_rows(self, deployment, *, start, end, model_version: str, limit: int) -> SampledRows:
+        table = self.table(deployment)
+        if table is None:
+            return SampledRows(times=np.empty(0), inputs=pd.DataFrame(), outputs=pd.Series([], dtype=object))
+        rows = table.sampled_rows(start=start, end=end, model_version=str(model_version))
+        if len(rows) <= limit:
+            return rows
+        keep = np.sort(np.random.default_rng(0).choice(len(rows), size=limit, replace=False))
+        return SampledRows(
+            times=rows.times[keep],
+            inputs=rows.inputs.iloc[keep].reset_index(drop=True),
+            outputs=rows.outputs.iloc[keep].reset_index(drop=True),
+        )
+
+
+def _count_by_time(feature, values: pd.Series, key_index: np.ndarray, starts: list[datetime]) -> dict:
+    """time bin start -> counts per baseline bin, for the time bins where at least one value counted."""
+    size = len(feature.frequencies)
+    bins = feature_bins(feature, values)
+    valid = bins >= 0
+    grid = np.bincount(key_index[valid] * size + bins[valid], minlength=len(starts) * size).reshape(-1, size)
+    return {starts[i]: grid[i].tolist() for i in np.flatnonzero(grid.sum(axis=1)).tolist()}

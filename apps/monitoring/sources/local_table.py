@@ -1,0 +1,158 @@
+"""One telemetry file as columns, read incrementally: the local source's index.
+
+Request lines become numpy columns (time, latency, status, revision, model version); the input rows of
+sampled lines become one data frame (a column per input field) with the prediction of each row next to it.
+New bytes are parsed in chunks appended to the columns; the concatenated view is built once per change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from apps.monitoring.drift import prediction_value
+from apps.monitoring.sources.base import SampledRows
+
+__all__ = ["TelemetryTable"]
+
+_READ_BYTES = 64 * 2**20  # parse at most this much per chunk, to bound the memory of one read
+
+
+def _epoch(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass
+class _Chunk:
+    """The columns of one parsed stretch of the file."""
+
+    time: np.ndarray
+    latency: np.ndarray
+    status: np.ndarray
+    revision: np.ndarray
+    row_time: np.ndarray
+    row_version: np.ndarray
+    inputs: pd.DataFrame
+    outputs: pd.Series
+
+    @classmethod
+    def parse(cls, data: bytes) -> tuple[_Chunk, int]:
+        """The chunk of the complete lines in ``data``, and how many lines were unreadable."""
+        time, latency, status, revision = [], [], [], []
+        row_time, row_version, inputs, outputs = [], [], [], []
+        bad = 0
+        for raw in data.splitlines():
+            if not raw.strip():
+                continue
+            try:
+                line = json.loads(raw)
+                if line.get("type") != "scoring_request":
+                    continue
+                when = _epoch(line["time"])
+            except (ValueError, KeyError, TypeError, AttributeError):
+                bad += 1
+                continue
+            time.append(when)
+            latency.append(float(line.get("latency_ms") or 0.0))
+            status.append(int(line.get("status") or 0))
+            revision.append(str(line.get("revision", "")))
+            if line.get("sampled"):
+                rows = line.get("inputs") if isinstance(line.get("inputs"), list) else []
+                outs = line.get("outputs") if isinstance(line.get("outputs"), list) else []
+                version = str(line.get("model_version"))
+                for i, row in enumerate(rows):
+                    if not isinstance(row, dict):
+                        continue
+                    row_time.append(when)
+                    row_version.append(version)
+                    inputs.append(row)
+                    outputs.append(prediction_value(outs[i]) if i < len(outs) else None)
+        chunk = cls(
+            time=np.asarray(time, dtype=float),
+            latency=np.asarray(latency, dtype=float),
+            status=np.asarray(status, dtype=np.int64),
+            revision=np.asarray(revision, dtype=object),
+            row_time=np.asarray(row_time, dtype=float),
+            row_version=np.asarray(row_version, dtype=object),
+            inputs=pd.DataFrame(inputs, index=range(len(inputs))) if inputs else pd.DataFrame(),
+            outputs=pd.Series(outputs, dtype=object),
+        )
+        return chunk, bad
+
+
+@dataclass
+class TelemetryTable:
+    path: Path
+    inode: int
+    offset: int = 0  # bytes of complete lines read so far
+    bad: int = 0
+    chunks: list[_Chunk] = field(default_factory=list)
+    _joined: dict | None = None
+
+    @classmethod
+    def refresh(cls, path: Path, table: TelemetryTable | None) -> TelemetryTable:
+        """``table`` with the lines appended to ``path`` since, or a new table if the file was replaced or
+        shrank. Raises FileNotFoundError (no file) or OSError (unreadable)."""
+        with path.open("rb") as handle:
+            stat = os.fstat(handle.fileno())
+            if table is None or table.inode != stat.st_ino or stat.st_size < table.offset:
+                table = cls(path=path, inode=stat.st_ino)
+            if stat.st_size == table.offset:
+                return table
+            handle.seek(table.offset)
+            pending = b""
+            while data := handle.read(_READ_BYTES):
+                data = pending + data
+                complete = data.rfind(b"\n") + 1  # a last line without its newline is still being written
+                pending = data[complete:]
+                if not complete:
+                    continue
+                chunk, bad = _Chunk.parse(data[:complete])
+                table.chunks.append(chunk)
+                table.bad += bad
+                table.offset += complete
+                table._joined = None
+        return table
+
+    def _columns(self) -> dict:
+        if self._joined is None:
+            chunks = self.chunks
+            frames = [c.inputs for c in chunks if len(c.inputs)]
+            self._joined = {
+                "time": np.concatenate([c.time for c in chunks]) if chunks else np.empty(0),
+                "latency": np.concatenate([c.latency for c in chunks]) if chunks else np.empty(0),
+                "status": np.concatenate([c.status for c in chunks]) if chunks else np.empty(0, dtype=np.int64),
+                "revision": np.concatenate([c.revision for c in chunks]) if chunks else np.empty(0, dtype=object),
+                "row_time": np.concatenate([c.row_time for c in chunks]) if chunks else np.empty(0),
+                "row_version": np.concatenate([c.row_version for c in chunks]) if chunks else np.empty(0, dtype=object),
+                "inputs": pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(),
+                "outputs": pd.concat([c.outputs for c in chunks], ignore_index=True)
+                if chunks
+                else pd.Series([], dtype=object),
+            }
+        return self._joined
+
+    def requests(self) -> dict[str, np.ndarray]:
+        """Columns of every request line: time (epoch seconds), latency, status, revision."""
+        return self._columns()
+
+    def sampled_rows(self, *, start: datetime, end: datetime, model_version: str) -> SampledRows:
+        """The sampled input rows of lines of ``model_version`` with start <= time < end."""
+        columns = self._columns()
+        times = columns["row_time"]
+        keep = (times >= start.timestamp()) & (times < end.timestamp()) & (columns["row_version"] == model_version)
+        index = np.flatnonzero(keep)
+        inputs = columns["inputs"]
+        return SampledRows(
+            times=times[index],
+            inputs=inputs.iloc[index].reset_index(drop=True)
+            if len(inputs.columns)
+            else pd.DataFrame(index=range(len(index))),
+            outputs=columns["outputs"].iloc[index].reset_index(drop=True),
+        )
