@@ -14,7 +14,7 @@ from django.utils.text import slugify
 
 from apps.accounts.choices import AuditSource, Role
 from apps.accounts.models import User
-from apps.accounts.services import audit_record
+from apps.accounts.services import audit_changes, audit_record
 from apps.common.errors import ApplicationError, ConflictError, ForbiddenError, NotFoundError
 from apps.deployments.choices import DeploymentStatus, RevisionKind, RevisionStatus, StepName
 from apps.deployments.models import Deployment, Environment, Revision, RevisionStep
@@ -261,6 +261,7 @@ def deployment_delete(*, actor: User, deployment: Deployment, source: str = Audi
         return deployment
     if deployment.revisions.filter(status__in=IN_PROGRESS).exists():
         raise ConflictError(f"A rollout of {deployment} is in progress; wait for it to finish, then delete.")
+    before = {"status": deployment.status}
     deployment.status = DeploymentStatus.DELETING
     deployment.save(update_fields=["status", "updated_at"])
     audit_record(
@@ -269,7 +270,12 @@ def deployment_delete(*, actor: User, deployment: Deployment, source: str = Audi
         target_type="deployment",
         target_id=deployment.pk,
         source=source,
-        data={"model": deployment.model_name, "environment": deployment.environment.name},
+        data=audit_changes(
+            before,
+            {"status": deployment.status},
+            model=deployment.model_name,
+            environment=deployment.environment.name,
+        ),
     )
     deployment_id = deployment.pk
     transaction.on_commit(lambda: tear_down_task.apply_async(kwargs={"deployment_id": deployment_id}))

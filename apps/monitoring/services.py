@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from apps.accounts.choices import AuditSource, Role
-from apps.accounts.services import audit_record
+from apps.accounts.services import audit_changes, audit_record
 from apps.common.errors import ApplicationError, ForbiddenError, NotFoundError
 from apps.monitoring.drift import profile_build
 from apps.monitoring.models import Baseline, DriftThresholds
@@ -139,6 +139,7 @@ def drift_thresholds_set(
         thresholds = DriftThresholds.objects.filter(deployment=deployment).first() or DriftThresholds(
             deployment=deployment
         )
+        before = {"psi_warn": thresholds.psi_warn, "psi_alert": thresholds.psi_alert} if thresholds.pk else {}
         thresholds.psi_warn, thresholds.psi_alert = float(psi_warn), float(psi_alert)
         try:
             thresholds.full_clean()
@@ -153,6 +154,11 @@ def drift_thresholds_set(
             action="monitoring.thresholds_set",
             target_type="deployment",
             target_id=deployment.pk,
-            data={"psi_warn": thresholds.psi_warn, "psi_alert": thresholds.psi_alert},
+            data=audit_changes(
+                before,
+                {"psi_warn": thresholds.psi_warn, "psi_alert": thresholds.psi_alert},
+                psi_warn=thresholds.psi_warn,
+                psi_alert=thresholds.psi_alert,
+            ),
         )
     return thresholds

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from apps.accounts.choices import AuditSource, Role
 from apps.accounts.models import User
-from apps.accounts.services import audit_record
+from apps.accounts.services import audit_changes, audit_record
 from apps.common.errors import ApplicationError, ConflictError, ForbiddenError, NotFoundError
 from apps.deployments.choices import DeploymentStatus
 from apps.deployments.models import Deployment, Environment, Revision
@@ -337,7 +337,11 @@ def promotion_cancel(
         target_type="promotion",
         target_id=pk,
         source=source,
-        data=_data(promotion, comment=comment.strip()),
+        data=audit_changes(
+            {"status": PromotionStatus.PENDING},
+            {"status": PromotionStatus.CANCELLED},
+            **_data(promotion, comment=comment.strip()),
+        ),
     )
     _notify(promotion, "cancelled")
     return _get(pk)
