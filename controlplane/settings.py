@@ -5,11 +5,14 @@ See ``.env.example`` for every variable.
 
 from __future__ import annotations
 
+import re
 import secrets
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from controlplane.env import env_bool, env_int, env_list, env_secret, env_str
 
@@ -48,6 +51,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "django_filters",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "apps.common",
@@ -60,6 +64,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Before WhiteNoise, so static files are sent with the security headers too.
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -69,7 +76,8 @@ MIDDLEWARE = [
     "apps.accounts.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "apps.common.middleware.ApplicationErrorMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a refused (locked-out) login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "controlplane.urls"
@@ -135,16 +143,82 @@ CACHES = {
 }
 
 # ---------------------------------------------------------------------------- security
+# docs/security.md explains each of these. A deployment is told apart from the embedded default (`make run`
+# and the tests, plain HTTP on 127.0.0.1, a key generated in var/) by being given DJANGO_SECRET_KEY: it then
+# gets secure cookies unless it says otherwise.
+_DEPLOYED = bool(env_secret("DJANGO_SECRET_KEY")) and not DEBUG
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"  # one query less on every page
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
+SESSION_COOKIE_AGE = env_int("DJANGO_SESSION_COOKIE_AGE", 12 * 3600)  # seconds; a working day, then sign in again
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", _DEPLOYED)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the kubelet probes over plain HTTP
 SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_BEHIND_TLS_PROXY") else None
+# Preloading is a decision for the owner of the parent domain (hstspreload.org), not for one application.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+
+# Content-Security-Policy on every response (django-csp): scripts only from our own origin, never inline
+# (pages hand data to scripts in <script type="application/json"> blocks, which are not executed). Styles
+# allow inline attributes: Plotly and Swagger UI set them from script.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT failed local logins for one username from one
+# address, that pair is refused for AXES_COOLOFF_TIME; each refusal is in the audit trail.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out username+address before any check
+    "apps.accounts.oidc.LocalPasswordBackend",  # username and password, unless LOCAL_LOGIN_ENABLED is off
+    "apps.accounts.oidc.OidcBackend",  # users signed in through OpenID Connect (apps/accounts/oidc_views.py)
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "apps.accounts.throttling.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "apps.accounts.throttling.client_ip"
+AXES_VERBOSE = False
+
+# Single sign-on with OpenID Connect (Microsoft Entra ID, or any provider with a discovery document).
+# Off unless OIDC_CLIENT_ID and an issuer (OIDC_ISSUER, or OIDC_TENANT_ID for Entra) are set.
+OIDC_TENANT_ID = env_str("OIDC_TENANT_ID")
+OIDC_ISSUER = env_str("OIDC_ISSUER") or (
+    f"https://login.microsoftonline.com/{OIDC_TENANT_ID}/v2.0" if OIDC_TENANT_ID else ""
+)
+OIDC_CLIENT_ID = env_str("OIDC_CLIENT_ID")
+OIDC_CLIENT_SECRET = env_secret("OIDC_CLIENT_SECRET")
+OIDC_SCOPES = env_str("OIDC_SCOPES", "openid profile email")
+OIDC_USERNAME_CLAIM = env_str("OIDC_USERNAME_CLAIM", "preferred_username")
+OIDC_GROUPS_CLAIM = env_str("OIDC_GROUPS_CLAIM", "groups")
+# "<group>=<role>" or "<group>=<role>@<environment>", comma-separated: a global role or a per-environment grant.
+OIDC_GROUP_ROLES = env_list("OIDC_GROUP_ROLES")
+for _entry in OIDC_GROUP_ROLES:
+    if not re.fullmatch(r"[^=@]+=(viewer|lead|reviewer|admin)(@[^=@]+)?", _entry):
+        raise ImproperlyConfigured(f"OIDC_GROUP_ROLES entry {_entry!r}: use <group>=<role> or <group>=<role>@<env>")
+OIDC_DEFAULT_ROLE = env_str("OIDC_DEFAULT_ROLE", "viewer")  # for a user no group maps; empty: refuse them
+OIDC_PROVIDER_NAME = env_str("OIDC_PROVIDER_NAME", "Microsoft")  # the button says "Sign in with <name>"
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT", 10)  # seconds for each call to the provider
+# The username/password form (and the admin's): turn it off once everyone signs in through SSO.
+LOCAL_LOGIN_ENABLED = env_bool("LOCAL_LOGIN_ENABLED", True)
 
 # ---------------------------------------------------------------------------- REST API
 REST_FRAMEWORK = {

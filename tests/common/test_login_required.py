@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, reverse
 
-# The only URLs an anonymous visitor may open: the login forms themselves and the liveness probe.
-PUBLIC = {"accounts:login", "admin:login", "healthz"}
+# The only URLs an anonymous visitor may open: the login forms, the two steps of SSO, and the liveness probe.
+PUBLIC = {"accounts:login", "accounts:oidc_login", "accounts:oidc_callback", "admin:login", "healthz"}
 SAMPLE_VALUES = ("1", "x", "accounts")
 
 
