@@ -387,6 +387,8 @@ MONITORING_MIN_ROWS = env_int("MONITORING_MIN_ROWS", 100)  # fewer sampled rows:
 # --- end monitoring
 
 # ---------------------------------------------------------------------------- logging
+# Every record is redacted as it is created: no secret setting, URI credential or token reaches a log line.
+LOGGING_CONFIG = "controlplane.logging_redaction.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
