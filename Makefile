@@ -24,6 +24,7 @@ lint: setup
 	$(BIN)/ruff check apps controlplane tests scoring-image bench
 	$(BIN)/ruff format --check apps controlplane
 
+bench-drift: setup ; bash bench/drift/run.sh $(ARGS)
 bench-registry: setup
 	$(BIN)/python bench/registry/bench_registry.py
 

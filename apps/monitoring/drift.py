@@ -36,8 +36,9 @@ PREDICTION = "prediction"
 
 
 def _categorical_text(series: pd.Series) -> pd.Series:
-    if pd.api.types.is_bool_dtype(series):
-        return series.map(lambda v: str(v).lower())
+    """Categories as text, spelled as ``category_text`` spells a single value, so counting matches profiling."""
+    if pd.api.types.is_bool_dtype(series) or series.dtype == object:
+        return series.map(category_text)
     return series.astype(str)
 
 
@@ -122,31 +123,56 @@ def profile_build(
     )
 
 
+def _as_series(values) -> pd.Series:
+    return values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+
+
+def _numbers(series: pd.Series) -> np.ndarray:
+    """The values as floats, NaN where missing or unreadable (booleans count as 0 and 1)."""
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        return series.to_numpy(dtype=float, na_value=np.nan)
+    readable = series.map(lambda v: float(v) if isinstance(v, bool) else v)
+    return pd.to_numeric(readable, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _category_bins(feature: FeatureProfile, distinct) -> np.ndarray:
+    """The bin of each distinct value: its category's position, else "other"."""
+    position = {c: i for i, c in enumerate(feature.categories)}
+    other = len(feature.categories)
+    return np.fromiter((position.get(category_text(u), other) for u in distinct), dtype=np.int64, count=len(distinct))
+
+
 def feature_bins(feature: FeatureProfile, values) -> np.ndarray:
     """The bin of ``feature`` each of ``values`` falls in, -1 for a missing (or, for numeric features,
     unreadable) value. Vectorised: one searchsorted, or one hash of the distinct values, per feature."""
-    series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+    series = _as_series(values)
     if feature.kind == "numeric":
-        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-            data = series.to_numpy(dtype=float, na_value=np.nan)
-        else:
-            readable = series.map(lambda v: float(v) if isinstance(v, bool) else v)
-            data = pd.to_numeric(readable, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        data = _numbers(series)
         bins = np.searchsorted(np.asarray(feature.edges, dtype=float), data, side="right")
         bins[np.isnan(data)] = -1
         return bins
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    position = {c: i for i, c in enumerate(feature.categories)}
-    other = len(feature.categories)
-    lookup = np.fromiter((position.get(category_text(u), other) for u in uniques), dtype=np.int64, count=len(uniques))
+    lookup = _category_bins(feature, uniques)
     return np.where(codes >= 0, lookup[np.maximum(codes, 0)] if len(lookup) else -1, -1)
 
 
 def feature_counts(feature: FeatureProfile, values) -> np.ndarray:
-    """How many of ``values`` fall in each bin of ``feature`` (missing values are not counted)."""
-    bins = feature_bins(feature, values)
+    """How many of ``values`` fall in each bin of ``feature`` (missing values are not counted), without a bin
+    per row: numeric counts are differences of "how many are below each edge" (one vectorised comparison per
+    edge, no search), categorical counts are the distinct values' counts added up per category."""
+    series = _as_series(values)
     size = len(feature.frequencies)
-    return np.bincount(bins[bins >= 0], minlength=size)[:size]
+    if feature.kind == "numeric":
+        data = _numbers(series)
+        valid = len(data) - int(np.count_nonzero(np.isnan(data)))
+        below = [int(np.count_nonzero(data < edge)) for edge in feature.edges]  # NaN is below nothing
+        return np.diff(np.array([0, *below, valid], dtype=np.int64))
+    distinct = series.value_counts(dropna=True, sort=False)
+    if distinct.empty:
+        return np.zeros(size, dtype=np.int64)
+    return np.bincount(_category_bins(feature, distinct.index), weights=distinct.to_numpy(), minlength=size).astype(
+        np.int64
+    )[:size]
 
 
 def drift_table(baseline: BaselineProfile, frame: pd.DataFrame) -> list[dict]:
