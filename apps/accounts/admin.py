@@ -6,9 +6,9 @@ from apps.accounts.models import ApiToken, AuditEvent, User
 
 @admin.register(User)
 class ModelplaneUserAdmin(UserAdmin):
-    fieldsets = UserAdmin.fieldsets + (("Role", {"fields": ("role",)}),)
-    list_display = ("username", "email", "role", "is_active", "last_login")
-    list_filter = ("role", "is_active")
+    fieldsets = UserAdmin.fieldsets + (("Role", {"fields": ("role", "is_service_account", "description")}),)
+    list_display = ("username", "email", "role", "is_service_account", "is_active", "last_login")
+    list_filter = ("role", "is_service_account", "is_active")
 
 
 @admin.register(ApiToken)
@@ -23,8 +23,21 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ("occurred_at", "actor_name", "source", "action", "target_type", "target_id")
-    list_filter = ("action", "source")
+    """Read-only for everyone, superusers included: the audit trail is append-only (see the model)."""
+
+    list_display = (
+        "occurred_at",
+        "actor_name",
+        "source",
+        "via",
+        "credential",
+        "ip",
+        "action",
+        "target_type",
+        "target_id",
+    )
+    list_filter = ("action", "source", "via")
+    search_fields = ("actor_name", "action", "target_id")
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -18,8 +18,8 @@ class AuditEventFilterSet(django_filters.FilterSet):
     )
     target_type = django_filters.CharFilter(lookup_expr="iexact", label="Target type (e.g. promotion)")
     target_id = django_filters.CharFilter(label="Target id")
-    source = django_filters.ChoiceFilter(choices=AuditSource.choices, label="Source")
-    via = django_filters.ChoiceFilter(choices=AuditVia.choices, label="Credential kind")
+    source = django_filters.ChoiceFilter(choices=AuditSource.choices, label="Source", empty_label="Any source")
+    via = django_filters.ChoiceFilter(choices=AuditVia.choices, label="Credential kind", empty_label="Any credential")
     since = django_filters.DateFilter(
         field_name="occurred_at",
         lookup_expr="date__gte",
