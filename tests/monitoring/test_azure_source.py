@@ -177,3 +177,23 @@ def test_throttling_is_retried_after_retry_after(emulator, source, deployment):
     counts = source.latency_series(deployment, timedelta(hours=1), timedelta(minutes=1), end=NOW)
     assert time.monotonic() - began >= 0.9  # waited as told
     assert len(emulator.requests) == 2 and len(counts.bins) == 2
+
+
+def test_sampled_rows_for_a_traffic_baseline_are_bounded_and_parsed(emulator, source, deployment):
+    columns = [("t", "datetime"), ("row", "dynamic"), ("out", "dynamic")]
+    rows = [
+        ["2026-11-27T02:10:00Z", '{"age": 31, "sex": "male"}', "1"],
+        ["2026-11-27T02:11:00Z", '{"age": 45, "sex": "female"}', '{"label": 0}'],
+        ["2026-11-27T02:12:00Z", '"not a row"', "1"],
+    ]
+    emulator.answers.append((200, {"tables": [table(columns, rows)]}, {}))
+    sampled = source.sampled_rows(
+        deployment, start=NOW - timedelta(hours=1), end=NOW, model_version='1" or "', limit=5000
+    )
+    query = emulator.requests[0]["body"]["query"]
+    assert 'tostring(m["model_version"]) == "1\\" or \\""' in query
+    assert '| mv-expand row = m["inputs"], out = m["outputs"]' in query
+    assert "| sample 5000" in query and "| project t = TimeGenerated, row, out" in query
+    assert sampled.inputs.to_dict(orient="records") == [{"age": 31, "sex": "male"}, {"age": 45, "sex": "female"}]
+    assert sampled.outputs.tolist() == [1, 0]
+    assert sampled.times.tolist() == [NOW.timestamp() - 50 * 60, NOW.timestamp() - 49 * 60]

@@ -63,3 +63,15 @@ def test_a_replaced_or_truncated_file_is_read_again(telemetry_dir, deployment):
     assert _requests(source, deployment) == 1
     path.unlink()
     assert _requests(source, deployment) == 0
+
+
+def test_many_small_appends_are_compacted_into_one_chunk(telemetry_dir, deployment):
+    path = telemetry_dir / "dev--credit-default.jsonl"
+    source = LocalTelemetrySource(telemetry_dir=telemetry_dir)
+    for i in range(20):
+        write_lines(path, [line(NOW - timedelta(minutes=10) + timedelta(seconds=i), latency_ms=float(i))])
+        assert _requests(source, deployment) == i + 1
+    table = source.table(deployment)
+    assert len(table.chunks) <= 16 and sum(len(c.time) for c in table.chunks) == 20
+    (only,) = source.latency_series(deployment, HOUR, MINUTE, end=NOW).bins
+    assert (only.requests, only.p50, only.p99) == (20, 9.0, 19.0)

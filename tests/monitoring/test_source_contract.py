@@ -10,7 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from apps.monitoring.sources import TelemetrySource, get_telemetry_source
 from apps.monitoring.sources.azure_monitor import AzureMonitorTelemetrySource
-from apps.monitoring.sources.base import SOURCES
+from apps.monitoring.sources.base import SOURCES, SampledRows
 from apps.monitoring.sources.local import LocalTelemetrySource
 from apps.monitoring.types import BaselineProfile, DriftCounts, FeatureProfile, LatencyCounts
 from tests.monitoring.conftest import NOW
@@ -45,6 +45,12 @@ class SourceContract:
         counts = source.drift_counts(deployment, timedelta(days=1), timedelta(minutes=15), BASELINE, end=NOW)
         assert isinstance(counts, DriftCounts)
         assert counts.counts == {"age": {}, "sex": {}}
+        assert counts.prediction == {}
+
+    def test_no_telemetry_has_no_sampled_rows(self, source, deployment):
+        rows = source.sampled_rows(deployment, start=NOW - timedelta(days=1), end=NOW, model_version="1", limit=10)
+        assert isinstance(rows, SampledRows)
+        assert len(rows) == 0 and rows.inputs.empty and len(rows.outputs) == 0
 
 
 class TestLocalSource(SourceContract):

@@ -22,6 +22,7 @@ from apps.monitoring.sources.base import SampledRows
 __all__ = ["TelemetryTable"]
 
 _READ_BYTES = 64 * 2**20  # parse at most this much per chunk, to bound the memory of one read
+_MAX_CHUNKS = 16
 
 
 def _epoch(text: str) -> float:
@@ -85,6 +86,25 @@ class _Chunk:
         )
         return chunk, bad
 
+    @classmethod
+    def merge(cls, chunks: list[_Chunk]) -> _Chunk:
+        """One chunk holding the lines of ``chunks``, in order."""
+        if len(chunks) == 1:
+            return chunks[0]
+        if not chunks:
+            return cls.parse(b"")[0]
+        frames = [c.inputs for c in chunks if len(c.inputs)]
+        return cls(
+            time=np.concatenate([c.time for c in chunks]),
+            latency=np.concatenate([c.latency for c in chunks]),
+            status=np.concatenate([c.status for c in chunks]),
+            revision=np.concatenate([c.revision for c in chunks]),
+            row_time=np.concatenate([c.row_time for c in chunks]),
+            row_version=np.concatenate([c.row_version for c in chunks]),
+            inputs=pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(),
+            outputs=pd.concat([c.outputs for c in chunks], ignore_index=True),
+        )
+
 
 @dataclass
 class TelemetryTable:
@@ -93,7 +113,7 @@ class TelemetryTable:
     offset: int = 0  # bytes of complete lines read so far
     bad: int = 0
     chunks: list[_Chunk] = field(default_factory=list)
-    _joined: dict | None = None
+    _joined: _Chunk | None = None
 
     @classmethod
     def refresh(cls, path: Path, table: TelemetryTable | None) -> TelemetryTable:
@@ -118,41 +138,37 @@ class TelemetryTable:
                 table.bad += bad
                 table.offset += complete
                 table._joined = None
+        if len(table.chunks) > _MAX_CHUNKS:  # many small appends: one chunk again, so a join stays cheap
+            table.chunks = [_Chunk.merge(table.chunks)]
         return table
 
-    def _columns(self) -> dict:
-        if self._joined is None:
-            chunks = self.chunks
-            frames = [c.inputs for c in chunks if len(c.inputs)]
-            self._joined = {
-                "time": np.concatenate([c.time for c in chunks]) if chunks else np.empty(0),
-                "latency": np.concatenate([c.latency for c in chunks]) if chunks else np.empty(0),
-                "status": np.concatenate([c.status for c in chunks]) if chunks else np.empty(0, dtype=np.int64),
-                "revision": np.concatenate([c.revision for c in chunks]) if chunks else np.empty(0, dtype=object),
-                "row_time": np.concatenate([c.row_time for c in chunks]) if chunks else np.empty(0),
-                "row_version": np.concatenate([c.row_version for c in chunks]) if chunks else np.empty(0, dtype=object),
-                "inputs": pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(),
-                "outputs": pd.concat([c.outputs for c in chunks], ignore_index=True)
-                if chunks
-                else pd.Series([], dtype=object),
-            }
-        return self._joined
+    def _columns(self) -> _Chunk:
+        joined = self._joined  # read once: a refresh in another thread may reset it meanwhile
+        if joined is None:
+            joined = self._joined = _Chunk.merge(list(self.chunks))
+        return joined
 
     def requests(self) -> dict[str, np.ndarray]:
         """Columns of every request line: time (epoch seconds), latency, status, revision."""
-        return self._columns()
+        columns = self._columns()
+        return {
+            "time": columns.time,
+            "latency": columns.latency,
+            "status": columns.status,
+            "revision": columns.revision,
+        }
 
     def sampled_rows(self, *, start: datetime, end: datetime, model_version: str) -> SampledRows:
         """The sampled input rows of lines of ``model_version`` with start <= time < end."""
         columns = self._columns()
-        times = columns["row_time"]
-        keep = (times >= start.timestamp()) & (times < end.timestamp()) & (columns["row_version"] == model_version)
+        times = columns.row_time
+        keep = (times >= start.timestamp()) & (times < end.timestamp()) & (columns.row_version == model_version)
         index = np.flatnonzero(keep)
-        inputs = columns["inputs"]
+        inputs = columns.inputs
         return SampledRows(
             times=times[index],
             inputs=inputs.iloc[index].reset_index(drop=True)
             if len(inputs.columns)
             else pd.DataFrame(index=range(len(index))),
-            outputs=columns["outputs"].iloc[index].reset_index(drop=True),
+            outputs=columns.outputs.iloc[index].reset_index(drop=True),
         )
