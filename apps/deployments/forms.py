@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 from django import forms
+from django.db.models import QuerySet
 
+from apps.accounts.choices import Role
+from apps.accounts.models import User
 from apps.deployments.models import Environment
 
 
@@ -12,6 +15,22 @@ class DeployForm(forms.Form):
         queryset=Environment.objects.all(), to_field_name="name", empty_label=None, label="Environment"
     )
 
+    def __init__(self, *args: object, environments: QuerySet[Environment] | None = None, **kwargs: object) -> None:
+        """``environments`` narrows the choices shown (where the user may act); the service still checks."""
+        super().__init__(*args, **kwargs)
+        if environments is not None:
+            self.fields["environment"].queryset = environments
+
 
 class RollbackForm(forms.Form):
     revision = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+
+
+class GrantForm(forms.Form):
+    user = forms.ModelChoiceField(queryset=User.objects.filter(is_active=True), to_field_name="username")
+    environment = forms.ModelChoiceField(queryset=Environment.objects.all(), to_field_name="name", empty_label=None)
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)

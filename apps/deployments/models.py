@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
+from apps.accounts.choices import Role
 from apps.common.models import TimeStampedModel
 from apps.deployments.choices import (
     DeploymentStatus,
@@ -16,7 +17,7 @@ from apps.deployments.choices import (
     StepStatus,
 )
 
-__all__ = ["Environment", "Deployment", "Revision", "RevisionStep"]
+__all__ = ["Environment", "EnvironmentGrant", "Deployment", "Revision", "RevisionStep"]
 
 dns_label = RegexValidator(
     r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "Use lowercase letters, digits and '-' (a DNS label)."
@@ -62,6 +63,34 @@ class Environment(TimeStampedModel):
             raise ValidationError(errors)
 
 
+class EnvironmentGrant(models.Model):
+    """A role someone holds in one environment, on top of their global role (``User.role``).
+
+    ``source`` keeps grants set by an admin apart from those an SSO login derives from group claims,
+    so that a login only ever replaces the latter.
+    """
+
+    class Source(models.TextChoices):
+        MANUAL = "manual", "Granted by an admin"
+        SSO = "sso", "From SSO group claims"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="environment_grants")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="grants")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.MANUAL)
+    granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["environment__order", "environment__name", "user__username", "role"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "environment", "role"], name="one_grant_per_role_and_environment")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role} in {self.environment}"
+
+
 class Deployment(TimeStampedModel):
     """One registered model served in one environment. Its revisions are the rollouts."""
 
@@ -72,10 +101,20 @@ class Deployment(TimeStampedModel):
     live_revision = models.ForeignKey("Revision", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     endpoint_url = models.CharField(max_length=500, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    # Who asked for the tear-down, and the Idempotency-Key they sent (a retried DELETE answers the same).
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    delete_idempotency_key = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["environment__order", "model_name"]
         constraints = [
+            models.UniqueConstraint(
+                fields=["deleted_by", "delete_idempotency_key"],
+                condition=~models.Q(delete_idempotency_key=""),
+                name="unique_delete_idempotency_key_per_user",
+            ),
             models.UniqueConstraint(
                 fields=["environment", "model_name"],
                 condition=~models.Q(status="deleted"),

@@ -20,7 +20,14 @@ from apps.deployments.choices import DeploymentStatus, RevisionKind, RevisionSta
 from apps.deployments.models import Deployment, Environment, Revision, RevisionStep
 from apps.registry import selectors as registry
 
-__all__ = ["environment_ensure", "deployment_create", "deployment_rollback", "deployment_delete", "revision_enqueue"]
+__all__ = [
+    "environment_ensure",
+    "deployment_create",
+    "deployment_rollback",
+    "deployment_delete",
+    "revision_enqueue",
+    "idempotency_key_reused",
+]
 
 IN_PROGRESS = (RevisionStatus.QUEUED, RevisionStatus.RUNNING)
 DEPLOY_STEPS = [
@@ -54,10 +61,12 @@ def environment_ensure(*, name: str, actor: User | None = None, **fields: object
     return environment, True
 
 
-def _require_lead(actor: User, what: str) -> None:
-    if not actor.has_role(Role.LEAD):
+def _require_lead(actor: User, what: str, environment: Environment) -> None:
+    if not actor.has_role(Role.LEAD, environment=environment):
+        held = ", ".join(sorted(actor.roles_in(environment))) if actor.is_active else "inactive"
         raise ForbiddenError(
-            f"Only ML leads and admins may {what}; {actor.get_username()} is a {actor.get_role_display()}."
+            f"Only ML leads and admins of {environment.name} may {what} there; "
+            f"{actor.get_username()} is {held} in {environment.name}."
         )
 
 
@@ -91,28 +100,46 @@ def revision_enqueue(revision: Revision) -> None:
     transaction.on_commit(lambda: roll_out_task.apply_async(kwargs={"revision_id": revision_id}))
 
 
-def _idempotent_replay(actor: User, key: str, model_name: str, version: str, environment: str) -> Revision | None:
+def idempotency_key_reused(key: str, used_for: str) -> ConflictError:
+    """The answer to a known ``Idempotency-Key`` sent with a different request (HTTP 409)."""
+    return ConflictError(
+        f"Idempotency-Key {key!r} was already used for {used_for}; a retry must send the same request, "
+        "a new request needs a new key.",
+        code="idempotency_key_reused",
+    )
+
+
+def _revision_replay(actor: User, key: str, *, kind: str, fingerprint: tuple[object, ...]) -> Revision | None:
+    """The revision ``actor`` already started with ``key``, if its request had the same ``fingerprint``.
+
+    Deploys fingerprint (model, version, environment), rollbacks (deployment id, revision rolled back to)."""
     if not key:
         return None
     previous = (
-        Revision.objects.select_related("deployment__environment")
+        Revision.objects.select_related("deployment__environment", "rollback_of")
         .filter(requested_by=actor, idempotency_key=key)
         .first()
     )
     if previous is None:
         return None
-    same = (previous.deployment.model_name, previous.model_version, previous.deployment.environment.name) == (
-        model_name,
-        version,
-        environment,
-    )
-    if not same:
-        raise ConflictError(
-            f"Idempotency-Key {key!r} was already used for {previous.deployment.model_name} "
-            f"v{previous.model_version} in {previous.deployment.environment.name}; use a new key.",
-            code="idempotency_key_reused",
+    deployment = previous.deployment
+    if previous.kind == RevisionKind.ROLLBACK:
+        same = kind == RevisionKind.ROLLBACK and fingerprint == (deployment.pk, previous.rollback_of_id)
+        used_for = f"a rollback of {deployment} to {previous.rollback_of.label if previous.rollback_of else '?'}"
+    else:
+        same = kind == previous.kind and fingerprint == (
+            deployment.model_name,
+            previous.model_version,
+            deployment.environment.name,
         )
+        used_for = f"{deployment.model_name} v{previous.model_version} in {deployment.environment.name}"
+    if not same:
+        raise idempotency_key_reused(key, used_for)
     return previous
+
+
+def _idempotent_replay(actor: User, key: str, model_name: str, version: str, environment: str) -> Revision | None:
+    return _revision_replay(actor, key, kind=RevisionKind.DEPLOY, fingerprint=(model_name, version, environment))
 
 
 def deployment_create(
@@ -131,18 +158,18 @@ def deployment_create(
     ``via_promotion`` is for the promotions service only, once a promotion to a gated environment is approved;
     the UI and the API never pass it.
     """
-    if not via_promotion:  # an approved promotion is its own authorisation
-        _require_lead(actor, "deploy")
-    model_version = str(model_version).strip()
-    replay = _idempotent_replay(actor, idempotency_key, model_name, model_version, environment)
-    if replay:
-        return replay
     env = Environment.objects.filter(name=environment).first()
     if env is None:
         names = ", ".join(Environment.objects.values_list("name", flat=True))
         raise ApplicationError(
             f"Unknown environment {environment!r}; expected one of {names}.", code="unknown_environment"
         )
+    if not via_promotion:  # an approved promotion is its own authorisation
+        _require_lead(actor, "deploy", env)
+    model_version = str(model_version).strip()
+    replay = _idempotent_replay(actor, idempotency_key, model_name, model_version, environment)
+    if replay:
+        return replay
     if env.gated and not via_promotion:
         raise ConflictError(
             f"{env.name} is gated: deploying there needs an approved promotion, not a direct deploy. "
@@ -206,13 +233,31 @@ def _config(env: Environment) -> dict[str, object]:
     return {field: getattr(env, field) for field in fields}
 
 
-@transaction.atomic
 def deployment_rollback(
-    *, actor: User, deployment: Deployment, to_revision: Revision, source: str = AuditSource.UI
+    *,
+    actor: User,
+    deployment: Deployment,
+    to_revision: Revision,
+    idempotency_key: str = "",
+    source: str = AuditSource.UI,
 ) -> Revision:
-    """Serve an earlier live revision again (same model version, same image), as a new revision."""
-    _require_lead(actor, "roll back")
+    """Serve an earlier live revision again (same model version, same image), as a new revision.
+
+    The same ``idempotency_key`` for the same rollback returns the revision it started the first time."""
+    try:
+        return _deployment_rollback(actor, deployment, to_revision, idempotency_key[:200], source)
+    except IntegrityError:  # the same key raced in on another deployment
+        raise idempotency_key_reused(idempotency_key, "another request that is still being made") from None
+
+
+@transaction.atomic
+def _deployment_rollback(actor: User, deployment: Deployment, to_revision: Revision, key: str, source: str) -> Revision:
+    _require_lead(actor, "roll back", deployment.environment)
     deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
+    # After the lock, so that a retry racing the first call sees the revision it started.
+    replay = _revision_replay(actor, key, kind=RevisionKind.ROLLBACK, fingerprint=(deployment.pk, to_revision.pk))
+    if replay:
+        return replay
     if to_revision.deployment_id != deployment.pk:
         raise NotFoundError(f"Revision {to_revision.pk} does not belong to {deployment}.")
     if deployment.status in (DeploymentStatus.DELETING, DeploymentStatus.DELETED):
@@ -237,6 +282,7 @@ def deployment_rollback(
         model_dir=to_revision.model_dir,
         config=to_revision.config,
         requested_by=actor,
+        idempotency_key=key,
     )
     audit_record(
         actor=actor,
@@ -251,19 +297,28 @@ def deployment_rollback(
 
 
 @transaction.atomic
-def deployment_delete(*, actor: User, deployment: Deployment, source: str = AuditSource.UI) -> Deployment:
-    """Tear the deployment down (in a task). Deleting twice is a no-op."""
+def deployment_delete(
+    *, actor: User, deployment: Deployment, idempotency_key: str = "", source: str = AuditSource.UI
+) -> Deployment:
+    """Tear the deployment down (in a task). Deleting twice is a no-op; an ``idempotency_key`` already used
+    to delete another deployment is refused."""
     from apps.deployments.tasks import tear_down as tear_down_task
 
-    _require_lead(actor, "delete deployments")
+    _require_lead(actor, "delete deployments", deployment.environment)
+    key = idempotency_key[:200]
     deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
+    if key:
+        used = Deployment.objects.filter(deleted_by=actor, delete_idempotency_key=key).exclude(pk=deployment.pk)
+        if used.exists():
+            raise idempotency_key_reused(key, f"deleting {used.select_related('environment').first()}")
     if deployment.status in (DeploymentStatus.DELETING, DeploymentStatus.DELETED):
         return deployment
     if deployment.revisions.filter(status__in=IN_PROGRESS).exists():
         raise ConflictError(f"A rollout of {deployment} is in progress; wait for it to finish, then delete.")
     before = {"status": deployment.status}
     deployment.status = DeploymentStatus.DELETING
-    deployment.save(update_fields=["status", "updated_at"])
+    deployment.deleted_by, deployment.delete_idempotency_key = actor, key
+    deployment.save(update_fields=["status", "deleted_by", "delete_idempotency_key", "updated_at"])
     audit_record(
         actor=actor,
         action="deployment.delete",

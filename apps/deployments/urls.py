@@ -11,4 +11,8 @@ urlpatterns = [
     path("deployments/<int:pk>/rollback/", views.deployment_rollback, name="deployment_rollback"),
     path("deployments/<int:pk>/delete/", views.deployment_delete, name="deployment_delete"),
     path("revisions/<int:pk>/", views.revision_detail, name="revision_detail"),
+    path("access/", views.access, name="access"),
+    path("access/grants/", views.access_grant_add, name="access_grant_add"),
+    path("access/grants/<int:pk>/delete/", views.access_grant_remove, name="access_grant_remove"),
+    path("access/users/<str:username>/role/", views.access_role_set, name="access_role_set"),
 ]

@@ -6,10 +6,15 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.common.errors import ApplicationError, NotFoundError
+from apps.accounts.choices import Role
+from apps.accounts.models import User
+from apps.common.errors import ApplicationError, ForbiddenError, NotFoundError
+from apps.common.flash import flash_error
 from apps.deployments import selectors, services
+from apps.deployments.access import access_rows, grant_add, grant_remove, user_role_set
 from apps.deployments.filtersets import DeploymentFilterSet
-from apps.deployments.forms import DeployForm, RollbackForm
+from apps.deployments.forms import DeployForm, GrantForm, RoleForm, RollbackForm
+from apps.deployments.models import EnvironmentGrant
 
 
 @require_GET
@@ -33,7 +38,7 @@ def deployment_create(request: HttpRequest) -> HttpResponse:
             environment=form.cleaned_data["environment"].name,
         )
     except ApplicationError as exc:
-        messages.error(request, exc.message)
+        flash_error(request, exc)
         return redirect("registry:version_detail", name=model, version=version)
     messages.success(
         request, f"Deploying {model} v{version} to {revision.deployment.environment.name} ({revision.label})."
@@ -45,7 +50,12 @@ def deployment_create(request: HttpRequest) -> HttpResponse:
 def deployment_detail(request: HttpRequest, pk: int) -> HttpResponse:
     deployment = selectors.deployment_get(pk=pk)
     revisions = selectors.revisions_of_deployment(deployment=deployment)
-    return render(request, "deployments/deployment_detail.html", {"deployment": deployment, "revisions": revisions})
+    context = {
+        "deployment": deployment,
+        "revisions": revisions,
+        "can_deploy": request.user.has_role(Role.LEAD, environment=deployment.environment),
+    }
+    return render(request, "deployments/deployment_detail.html", context)
 
 
 @require_POST
@@ -60,7 +70,7 @@ def deployment_rollback(request: HttpRequest, pk: int) -> HttpResponse:
             raise NotFoundError(f"{deployment} has no revision r{form.cleaned_data['revision']}.")
         revision = services.deployment_rollback(actor=request.user, deployment=deployment, to_revision=target)
     except ApplicationError as exc:
-        messages.error(request, exc.message)
+        flash_error(request, exc)
         return redirect("deployments:deployment_detail", pk=pk)
     messages.success(request, f"Rolling back to {target.label} as {revision.label}.")
     return redirect("deployments:revision_detail", pk=revision.pk)
@@ -72,7 +82,7 @@ def deployment_delete(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         services.deployment_delete(actor=request.user, deployment=deployment)
     except ApplicationError as exc:
-        messages.error(request, exc.message)
+        flash_error(request, exc)
         return redirect("deployments:deployment_detail", pk=pk)
     messages.success(request, f"Deleting {deployment}: its scoring servers are being torn down.")
     return redirect(reverse("deployments:deployment_detail", kwargs={"pk": pk}))
@@ -84,3 +94,60 @@ def revision_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request, "deployments/revision_detail.html", {"revision": revision, "deployment": revision.deployment}
     )
+
+
+@require_GET
+def access(request: HttpRequest) -> HttpResponse:
+    if not request.user.has_role(Role.ADMIN):
+        raise ForbiddenError("Only admins manage access.", code="not_admin")
+    query = request.GET.get("q", "").strip()
+    context = {
+        "rows": access_rows(query=query),
+        "query": query,
+        "grant_form": GrantForm(),
+        "roles": Role.choices,
+        "environments": selectors.environment_list(),
+    }
+    return render(request, "deployments/access.html", context)
+
+
+@require_POST
+def access_grant_add(request: HttpRequest) -> HttpResponse:
+    form = GrantForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise ApplicationError("Cannot grant: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        grant = grant_add(actor=request.user, **form.cleaned_data)
+        messages.success(request, f"{grant.user} is now {grant.get_role_display()} in {grant.environment}.")
+    except ApplicationError as exc:
+        flash_error(request, exc)
+    return redirect("deployments:access")
+
+
+@require_POST
+def access_grant_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    grant = EnvironmentGrant.objects.select_related("user", "environment").filter(pk=pk).first()
+    try:
+        if grant is None:
+            raise NotFoundError(f"Grant {pk} does not exist (any more).")
+        grant_remove(actor=request.user, grant=grant)
+        messages.success(request, f"{grant.user} is no longer {grant.get_role_display()} in {grant.environment}.")
+    except ApplicationError as exc:
+        flash_error(request, exc)
+    return redirect("deployments:access")
+
+
+@require_POST
+def access_role_set(request: HttpRequest, username: str) -> HttpResponse:
+    user = User.objects.filter(username=username, is_active=True).first()
+    form = RoleForm(request.POST)
+    try:
+        if user is None:
+            raise NotFoundError(f"No active user {username!r}.")
+        if not form.is_valid():
+            raise ApplicationError(f"Unknown role; expected one of {', '.join(Role.values)}.")
+        user = user_role_set(actor=request.user, user=user, role=form.cleaned_data["role"])
+        messages.success(request, f"{user} is now {user.get_role_display()} everywhere.")
+    except ApplicationError as exc:
+        flash_error(request, exc)
+    return redirect("deployments:access")

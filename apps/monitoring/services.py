@@ -35,10 +35,16 @@ logger = logging.getLogger(__name__)
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 
 
-def _require_lead(actor, what: str) -> None:
-    if not actor.has_role(Role.LEAD):
+def _require_lead(actor, what: str, environment=None) -> None:
+    """Lead (or admin) in ``environment``; without one (baselines belong to a model version, not to an
+    environment), lead globally or in at least one environment."""
+    from apps.deployments.access import has_role_anywhere
+
+    allowed = actor.has_role(Role.LEAD, environment=environment) if environment else has_role_anywhere(actor, Role.LEAD)
+    if not allowed:
+        where = f" in {environment.name}" if environment else ""
         raise ForbiddenError(
-            f"Only ML leads and admins may {what}; {actor.get_username()} is a {actor.get_role_display()}."
+            f"Only ML leads and admins{where} may {what}; {actor.get_username()} is a {actor.get_role_display()}."
         )
 
 
@@ -134,7 +140,7 @@ def baseline_upload(
 def drift_thresholds_set(
     *, actor, deployment, psi_warn: float, psi_alert: float, source: str = AuditSource.UI
 ) -> DriftThresholds:
-    _require_lead(actor, "change drift thresholds")
+    _require_lead(actor, "change drift thresholds", deployment.environment)
     with transaction.atomic():
         thresholds = DriftThresholds.objects.filter(deployment=deployment).first() or DriftThresholds(
             deployment=deployment

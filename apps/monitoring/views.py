@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.common.errors import ApplicationError
+from apps.common.flash import flash_error
 from apps.deployments.selectors import deployment_get
 from apps.monitoring import baselines, charts, selectors, services, uploads
 from apps.monitoring.forms import BaselineUploadForm, DriftThresholdsForm, TrafficBaselineForm
@@ -44,11 +45,12 @@ def deployment_monitoring(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         window = window_get(request.GET.get("window"), start=request.GET.get("start"), end=request.GET.get("end"))
     except ApplicationError as exc:
-        messages.error(request, exc.message)
+        flash_error(request, exc)
         window = WINDOWS["1h"]
     now = datetime.now(UTC)
     context = {
         "deployment": deployment,
+        "can_deploy": request.user.has_role("lead", environment=deployment.environment),
         "window": window,
         "windows": WINDOWS.values(),
         "plotly_version": plotly_js_version(),
@@ -111,7 +113,7 @@ def drift_thresholds_set(request: HttpRequest, pk: int) -> HttpResponse:
             raise ApplicationError("; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
         services.drift_thresholds_set(actor=request.user, deployment=deployment, **form.cleaned_data)
     except ApplicationError as exc:
-        messages.error(request, f"Thresholds not changed: {exc.message}")
+        flash_error(request, exc, prefix="Thresholds not changed: ")
         return _back(pk, request)
     messages.success(request, "Drift thresholds saved.")
     return _back(pk, request)
@@ -136,7 +138,7 @@ def baseline_upload(request: HttpRequest, pk: int) -> HttpResponse:
             filename=upload.name or "",
         )
     except ApplicationError as exc:
-        messages.error(request, f"Baseline not replaced: {exc.message}")
+        flash_error(request, exc, prefix="Baseline not replaced: ")
         return _back(pk, request)
     messages.success(request, f"Baseline of v{baseline.model_version} replaced from {baseline.rows} uploaded rows.")
     return _back(pk, request)

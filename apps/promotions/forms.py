@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.db.models import QuerySet
 
 from apps.deployments.models import Environment
 
@@ -9,8 +10,15 @@ class PromotionRequestForm(forms.Form):
     model = forms.CharField(max_length=500, widget=forms.HiddenInput)
     version = forms.RegexField(r"^\d{1,9}$", widget=forms.HiddenInput)
     environment = forms.ModelChoiceField(
-        queryset=Environment.objects.filter(gated=True), to_field_name="name", empty_label=None, label="Environment"
+        queryset=Environment.objects.all(), to_field_name="name", empty_label=None, label="Environment"
     )
+
+    def __init__(self, *args: object, environments: QuerySet[Environment] | None = None, **kwargs: object) -> None:
+        """``environments`` narrows the choices shown (where the user may act); the service still checks."""
+        super().__init__(*args, **kwargs)
+        if environments is not None:
+            self.fields["environment"].queryset = environments
+
     justification = forms.CharField(
         max_length=4000,
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Why this version, e.g. AUC +0.02 on holdout"}),

@@ -81,7 +81,7 @@ def promotion_permissions(*, promotion: PromotionRequest, user: User, policy: Pr
         reason = f"This request is {promotion.get_status_display().lower()}."
     elif user.pk == promotion.requested_by_id:
         reason = "You requested this promotion; another reviewer decides."
-    elif not user.has_role(policy.approver_role):
+    elif not user.has_role(policy.approver_role, environment=promotion.environment_id):
         reason = f"Only {policy.get_approver_role_display().lower()}s and admins decide promotions."
     elif any(review.reviewer_id == user.pk for review in promotion.reviews.all()):
         reason = "You have decided already."

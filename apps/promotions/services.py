@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.choices import AuditSource, Role
@@ -25,7 +25,7 @@ from apps.accounts.services import audit_changes, audit_record
 from apps.common.errors import ApplicationError, ConflictError, ForbiddenError, NotFoundError
 from apps.deployments.choices import DeploymentStatus
 from apps.deployments.models import Deployment, Environment, Revision
-from apps.deployments.services import deployment_create
+from apps.deployments.services import deployment_create, idempotency_key_reused
 from apps.promotions.choices import PromotionStatus, ReviewDecision
 from apps.promotions.models import PromotionPolicy, PromotionRequest, PromotionReview
 from apps.registry import selectors as registry
@@ -154,24 +154,32 @@ def promotion_request(
     version: str,
     environment: str,
     justification: str,
+    idempotency_key: str = "",
     source: str = AuditSource.UI,
 ) -> PromotionRequest:
     """Ask for ``model_name`` ``version`` to go to the gated ``environment``. A pending request for the same
-    model and environment expires: the newer one replaces it."""
-    if not actor.has_role(Role.LEAD):
-        raise ForbiddenError(
-            f"Only ML leads and admins may request promotions; {actor.get_username()} is a {actor.get_role_display()}."
-        )
-    version, justification = str(version).strip(), justification.strip()
-    if not justification:
-        raise ApplicationError(
-            "Say why this version should be promoted: a justification is required.", code="justification_required"
-        )
+    model and environment expires: the newer one replaces it.
+
+    The same ``idempotency_key`` with the same request returns the request it created the first time."""
     env = Environment.objects.filter(name=environment).first()
     if env is None:
         names = ", ".join(Environment.objects.filter(gated=True).values_list("name", flat=True)) or "none"
         raise ApplicationError(
             f"Unknown environment {environment!r}; gated environments are: {names}.", code="unknown_environment"
+        )
+    if not actor.has_role(Role.LEAD, environment=env):
+        raise ForbiddenError(
+            f"Only ML leads and admins of {env.name} may request promotions to it; "
+            f"{actor.get_username()} is {', '.join(sorted(actor.roles_in(env)))} in {env.name}."
+        )
+    version, justification = str(version).strip(), justification.strip()
+    key = idempotency_key[:200]
+    replay = _request_replay(actor, key, (model_name, version, environment, justification))
+    if replay:
+        return replay
+    if not justification:
+        raise ApplicationError(
+            "Say why this version should be promoted: a justification is required.", code="justification_required"
         )
     if not env.gated:
         raise ApplicationError(
@@ -193,12 +201,38 @@ def promotion_request(
                 f"{env.name}; {source_env.name} serves {serving}.",
                 code="not_live_in_source",
             )
-    return _request_create(actor, env, policy, model_name, version, justification, source)
+    try:
+        return _request_create(actor, env, policy, model_name, version, justification, key, source)
+    except IntegrityError:
+        replay = _request_replay(actor, key, (model_name, version, environment, justification))
+        if replay:  # a concurrent request with the same key won the race
+            return replay
+        raise ConflictError(f"{model_name} is being requested for {env.name} by another request; try again.") from None
+
+
+def _request_replay(actor: User, key: str, fingerprint: tuple[str, ...]) -> PromotionRequest | None:
+    if not key:
+        return None
+    previous = PromotionRequest.objects.select_related("environment").filter(requested_by=actor, idempotency_key=key)
+    previous = previous.first()
+    if previous is None:
+        return None
+    used = (previous.model_name, previous.version, previous.environment.name, previous.justification)
+    if used != fingerprint:
+        raise idempotency_key_reused(key, f"promotion #{previous.pk} ({previous.model_name} v{previous.version})")
+    return previous
 
 
 @transaction.atomic
 def _request_create(
-    actor: User, env: Environment, policy: PromotionPolicy, model_name: str, version: str, text: str, source: str
+    actor: User,
+    env: Environment,
+    policy: PromotionPolicy,
+    model_name: str,
+    version: str,
+    text: str,
+    key: str,
+    source: str,
 ) -> PromotionRequest:
     Environment.objects.select_for_update().filter(pk=env.pk).first()  # one request at a time per environment
     now = timezone.now()
@@ -209,7 +243,12 @@ def _request_create(
             older, reason=f"replaced by a newer request (v{version}) by {actor.get_username()}", actor=actor, now=now
         )
     promotion = PromotionRequest(
-        model_name=model_name, version=version, environment=env, justification=text, requested_by=actor
+        model_name=model_name,
+        version=version,
+        environment=env,
+        justification=text,
+        requested_by=actor,
+        idempotency_key=key,
     )
     promotion.full_clean()
     promotion.save()
@@ -227,42 +266,53 @@ def _request_create(
 
 # ---------------------------------------------------------------------------- decide
 def promotion_approve(
-    *, actor: User, promotion: PromotionRequest | int, comment: str = "", source: str = AuditSource.UI
+    *,
+    actor: User,
+    promotion: PromotionRequest | int,
+    comment: str = "",
+    idempotency_key: str = "",
+    source: str = AuditSource.UI,
 ) -> PromotionRequest:
     """Approve; when that meets the policy, execute (move the alias, start the rollout).
 
     Approving twice is a no-op that returns the request as it is. Of several concurrent approvals that each
-    meet the policy, exactly one executes the promotion.
+    meet the policy, exactly one executes the promotion. An ``idempotency_key`` already used for another
+    decision is refused.
     """
     pk = _pk(promotion)
-    if _decide(actor, pk, ReviewDecision.APPROVE, comment, source):
+    if _decide(actor, pk, ReviewDecision.APPROVE, comment, source, idempotency_key[:200]):
         return promotion_execute(promotion=pk, actor=actor, source=source)
     return _get(pk)
 
 
 def promotion_reject(
-    *, actor: User, promotion: PromotionRequest | int, comment: str = "", source: str = AuditSource.UI
+    *,
+    actor: User,
+    promotion: PromotionRequest | int,
+    comment: str = "",
+    idempotency_key: str = "",
+    source: str = AuditSource.UI,
 ) -> PromotionRequest:
     """Reject: one rejection from an allowed reviewer ends the request. Rejecting twice is a no-op."""
     pk = _pk(promotion)
-    _decide(actor, pk, ReviewDecision.REJECT, comment, source)
+    _decide(actor, pk, ReviewDecision.REJECT, comment, source, idempotency_key[:200])
     return _get(pk)
 
 
-def _decide(actor: User, pk: int, decision: str, comment: str, source: str) -> bool:
+def _decide(actor: User, pk: int, decision: str, comment: str, source: str, key: str = "") -> bool:
     """Record one person's decision. Returns True only for the approval that moved the request to approved."""
     promotion = _get(pk)
     policy = policy_for(promotion.environment)
     verb = "approve" if decision == ReviewDecision.APPROVE else "reject"
-    if not actor.has_role(policy.approver_role):
+    if not actor.has_role(policy.approver_role, environment=promotion.environment):
         who = (
             "admins"
             if policy.approver_role == Role.ADMIN
             else f"{Role(policy.approver_role).label.lower()}s and admins"
         )
         raise ForbiddenError(
-            f"Only {who} may {verb} promotions to {promotion.environment.name}; "
-            f"{actor.get_username()} is a {actor.get_role_display()}.",
+            f"Only {who} of {promotion.environment.name} may {verb} promotions to it; "
+            f"{actor.get_username()} is {', '.join(sorted(actor.roles_in(promotion.environment)))} there.",
             code="not_a_reviewer",
         )
     if actor.pk == promotion.requested_by_id:
@@ -270,6 +320,12 @@ def _decide(actor: User, pk: int, decision: str, comment: str, source: str) -> b
             f"You requested promotion #{pk}, so you cannot {verb} it: another reviewer must decide.",
             code="self_approval",
         )
+    if key:
+        used = PromotionReview.objects.filter(reviewer=actor, idempotency_key=key).first()
+        if used is not None and (used.request_id, used.decision, used.comment) != (pk, decision, comment.strip()):
+            raise idempotency_key_reused(key, f"a decision to {used.decision} promotion #{used.request_id}")
+        if used is not None:
+            return False  # a retry of a decision already recorded
     if _expire_if_stale(promotion, policy):
         raise ConflictError(
             f"Promotion #{pk} waited more than {policy.max_age_hours} hours and has expired; request it again.",
@@ -291,7 +347,9 @@ def _decide(actor: User, pk: int, decision: str, comment: str, source: str) -> b
                 f"Only pending requests can be decided; promotion #{pk} is {promotion.get_status_display().lower()}.",
                 code="not_pending",
             )
-        PromotionReview.objects.create(request=promotion, reviewer=actor, decision=decision, comment=comment.strip())
+        PromotionReview.objects.create(
+            request=promotion, reviewer=actor, decision=decision, comment=comment.strip(), idempotency_key=key
+        )
         now = timezone.now()
         audit_record(
             actor=actor,

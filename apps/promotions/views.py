@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.common.errors import ApplicationError
+from apps.common.flash import flash_error
 from apps.promotions import selectors, services
 from apps.promotions.choices import PromotionStatus
 from apps.promotions.filtersets import PromotionFilterSet
@@ -39,7 +40,7 @@ def promotion_create(request: HttpRequest) -> HttpResponse:
             justification=form.cleaned_data["justification"],
         )
     except ApplicationError as exc:
-        messages.error(request, exc.message)
+        flash_error(request, exc)
         return back or redirect("promotions:promotion_list")
     messages.success(request, f"Promotion #{promotion.pk} requested; reviewers can now approve it.")
     return redirect("promotions:promotion_detail", pk=promotion.pk)
@@ -66,7 +67,7 @@ def _decide(request: HttpRequest, pk: int, action: Callable[..., object], done: 
     try:
         promotion = action(actor=request.user, promotion=pk, comment=comment)
     except ApplicationError as exc:
-        messages.error(request, exc.message)
+        flash_error(request, exc)
         return redirect("promotions:promotion_detail", pk=pk)
     if promotion.status == PromotionStatus.EXECUTED:
         messages.success(request, f"Promotion #{pk} executed: the alias moved and the rollout started.")

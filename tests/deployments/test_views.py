@@ -18,7 +18,7 @@ class DeployFromTheVersionPageTests:
         assert '<input type="hidden" name="model" value="credit-default"' in page
         client.force_login(carol)
         page = client.get(url).content
-        assert b'id="deploy-form"' not in page and b"ML leads and admins can deploy" in page
+        assert b'id="deploy-form"' not in page and b"ML leads and admins of an ungated environment can deploy" in page
 
     def test_deploying_redirects_to_the_revision_page(self, client, alice, environments, registry):
         client.force_login(alice)
@@ -48,7 +48,7 @@ class DeployFromTheVersionPageTests:
             {"model": "credit-default", "version": "2", "environment": "dev"},
             follow=True,
         )
-        assert b"Only ML leads and admins may deploy" in response.content and not Revision.objects.exists()
+        assert b"Only ML leads and admins of dev may deploy there" in response.content and not Revision.objects.exists()
 
 
 class DeploymentPagesTests:

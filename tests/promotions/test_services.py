@@ -54,7 +54,7 @@ class PromotionRequestTests:
 
     @pytest.mark.parametrize("persona", ["carol", "bob"])
     def test_viewers_and_reviewers_may_not_request(self, persona, request, environments, promo_registry):
-        with pytest.raises(ForbiddenError, match="Only ML leads and admins may request promotions"):
+        with pytest.raises(ForbiddenError, match="Only ML leads and admins of production may request promotions to it"):
             _request(request.getfixturevalue(persona))
         assert not PromotionRequest.objects.exists()
 
@@ -153,7 +153,7 @@ class PromotionApproveTests:
     @pytest.mark.parametrize("persona", ["carol", "alice"])
     def test_viewers_and_leads_may_not_approve(self, persona, request, dave, environments, promo_registry):
         promotion = _request(dave)
-        with pytest.raises(ForbiddenError, match="Only reviewers and admins may approve promotions to production"):
+        with pytest.raises(ForbiddenError, match="Only reviewers and admins of production may approve promotions to it"):
             services.promotion_approve(actor=request.getfixturevalue(persona), promotion=promotion)
 
     def test_an_admin_counts_as_a_reviewer(self, alice, dave, environments, promo_registry):
@@ -163,7 +163,7 @@ class PromotionApproveTests:
     def test_the_policy_can_ask_for_an_admin(self, alice, bob, dave, environments, promo_registry):
         _policy(environments, approver_role="admin")
         promotion = _request(alice)
-        with pytest.raises(ForbiddenError, match="Only admins may approve promotions to production; bob is a Reviewer"):
+        with pytest.raises(ForbiddenError, match="Only admins of production may approve promotions to it; bob is reviewer there"):
             services.promotion_approve(actor=bob, promotion=promotion)
         assert services.promotion_approve(actor=dave, promotion=promotion).status == PromotionStatus.EXECUTED
 

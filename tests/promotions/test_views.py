@@ -83,7 +83,7 @@ def test_requesting_from_the_version_page_by_role(role, allowed, request, client
         assert promotion.requested_by.username == ROLES[role]
     else:
         assert promotion is None and response["Location"] == f"/models/{MODEL}/versions/2/"
-        assert _messages(response)[0].startswith("Only ML leads and admins may request promotions")
+        assert _messages(response)[0].startswith("Only ML leads and admins of production may request promotions")
 
 
 def test_the_version_page_offers_only_gated_environments_and_lists_promotions(client, alice, pending):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.deployments.api import views
+from apps.deployments.api import access, views
 
 app_name = "deployments-api"
 
@@ -10,4 +10,8 @@ urlpatterns = [
     path("deployments/<int:pk>/", views.DeploymentDetailApi.as_view(), name="deployment_detail"),
     path("deployments/<int:pk>/rollback/", views.DeploymentRollbackApi.as_view(), name="deployment_rollback"),
     path("revisions/<int:pk>/", views.RevisionDetailApi.as_view(), name="revision_detail"),
+    path("grants/", access.GrantListCreateApi.as_view(), name="grant_list"),
+    path("grants/<int:pk>/", access.GrantDetailApi.as_view(), name="grant_detail"),
+    path("users/", access.UserAccessListApi.as_view(), name="user_access_list"),
+    path("users/<str:username>/", access.UserAccessDetailApi.as_view(), name="user_access_detail"),
 ]

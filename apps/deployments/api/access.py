@@ -1,0 +1,160 @@
+"""Access over the API: per-environment grants and global roles. Admins write; everyone reads their own."""
+
+from __future__ import annotations
+
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.choices import AuditSource, Role
+from apps.accounts.models import User
+from apps.common.api import IF_MATCH, check_if_match, etag_of
+from apps.common.errors import ApplicationError, ForbiddenError, NotFoundError
+from apps.deployments.access import grant_add, grant_remove, user_role_set
+from apps.deployments.models import Environment, EnvironmentGrant
+
+
+class GrantSerializer(serializers.ModelSerializer):
+    user = serializers.CharField(source="user.username")
+    environment = serializers.CharField(source="environment.name")
+    granted_by = serializers.CharField(source="granted_by.username", default=None, allow_null=True)
+
+    class Meta:
+        model = EnvironmentGrant
+        fields = ["id", "user", "environment", "role", "source", "granted_by", "created_at"]
+        read_only_fields = fields
+
+
+class GrantInputSerializer(serializers.Serializer):
+    user = serializers.CharField(max_length=150, help_text="Username.")
+    environment = serializers.CharField(max_length=63)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class UserAccessSerializer(serializers.ModelSerializer):
+    grants = GrantSerializer(source="environment_grants", many=True, read_only=True)
+    email = serializers.CharField(read_only=True, help_text="May be empty.")
+
+    class Meta:
+        model = User
+        fields = ["username", "email", "role", "grants"]
+        read_only_fields = ["username", "email", "grants"]
+
+
+class RoleInputSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class GrantFilterSet(filters.FilterSet):
+    user = filters.CharFilter(field_name="user__username")
+    environment = filters.CharFilter(field_name="environment__name")
+    role = filters.ChoiceFilter(choices=Role.choices)
+
+    class Meta:
+        model = EnvironmentGrant
+        fields = ["user", "environment", "role"]
+
+
+def _admin(request: Request) -> None:
+    if not request.user.has_role(Role.ADMIN):
+        raise ForbiddenError("Only admins manage access.", code="not_admin")
+
+
+class GrantListCreateApi(generics.ListAPIView):
+    """Per-environment grants. Admins see everyone's; others see their own."""
+
+    serializer_class = GrantSerializer
+    filter_backends = [filters.DjangoFilterBackend]
+    filterset_class = GrantFilterSet
+
+    def get_queryset(self):
+        grants = EnvironmentGrant.objects.select_related("user", "environment", "granted_by")
+        if not self.request.user.has_role(Role.ADMIN):
+            grants = grants.filter(user=self.request.user)
+        return grants
+
+    @extend_schema(operation_id="grants_create", request=GrantInputSerializer, responses={201: GrantSerializer})
+    def post(self, request: Request) -> Response:
+        _admin(request)
+        data = GrantInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = User.objects.filter(username=data.validated_data["user"], is_active=True).first()
+        if user is None:
+            raise ApplicationError(f"No active user {data.validated_data['user']!r}.", code="unknown_user")
+        environment = Environment.objects.filter(name=data.validated_data["environment"]).first()
+        if environment is None:
+            names = ", ".join(Environment.objects.values_list("name", flat=True))
+            raise ApplicationError(
+                f"Unknown environment {data.validated_data['environment']!r}; expected one of {names}.",
+                code="unknown_environment",
+            )
+        grant = grant_add(
+            actor=request.user,
+            user=user,
+            environment=environment,
+            role=data.validated_data["role"],
+            source=AuditSource.API,
+        )
+        return Response(GrantSerializer(grant).data, status=status.HTTP_201_CREATED)
+
+
+class GrantDetailApi(APIView):
+    @extend_schema(operation_id="grants_destroy", responses={204: None})
+    def delete(self, request: Request, pk: int) -> Response:
+        _admin(request)
+        grant = EnvironmentGrant.objects.select_related("user", "environment").filter(pk=pk).first()
+        if grant is None:
+            raise NotFoundError(f"Grant {pk} does not exist (any more).")
+        grant_remove(actor=request.user, grant=grant, source=AuditSource.API)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UserAccessListApi(generics.ListAPIView):
+    """Every active user with their global role and grants (admins only)."""
+
+    serializer_class = UserAccessSerializer
+
+    def get_queryset(self):
+        _admin(self.request)
+        return (
+            User.objects.filter(is_active=True).order_by("username").prefetch_related("environment_grants__environment")
+        )
+
+
+class UserAccessDetailApi(APIView):
+    def _user(self, request: Request, username: str) -> User:
+        if request.user.get_username() != username:
+            _admin(request)
+        user = User.objects.filter(username=username, is_active=True).first()
+        if user is None:
+            raise NotFoundError(f"No active user {username!r}.")
+        return user
+
+    @staticmethod
+    def _answer(user: User, code: int = status.HTTP_200_OK) -> Response:
+        return Response(UserAccessSerializer(user).data, status=code, headers={"ETag": etag_of(user.pk, user.role)})
+
+    @extend_schema(operation_id="users_access_retrieve", responses=UserAccessSerializer)
+    def get(self, request: Request, username: str) -> Response:
+        """One user's global role and grants: admins for anyone, everyone for themselves."""
+        return self._answer(self._user(request, username))
+
+    @extend_schema(
+        operation_id="users_access_role_set",
+        request=RoleInputSerializer,
+        parameters=[IF_MATCH],
+        responses=UserAccessSerializer,
+    )
+    def patch(self, request: Request, username: str) -> Response:
+        """Change the global role (admins only). Send the GET's `ETag` as `If-Match` to not overwrite a
+        concurrent change."""
+        _admin(request)
+        user = self._user(request, username)
+        check_if_match(request, etag_of(user.pk, user.role))
+        data = RoleInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = user_role_set(actor=request.user, user=user, role=data.validated_data["role"], source=AuditSource.API)
+        return self._answer(user)
