@@ -37,8 +37,7 @@ class Pagination(PageNumberPagination):
 
 
 def _created(request: Request, created: CreatedToken) -> Response:
-    data = CreatedTokenSerializer(created.token, context={"request": request}).data
-    data["key"] = created.key
+    data = {**TokenSerializer(created.token).data, "key": created.key}  # the only answer that has the key
     return Response(data, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
 
