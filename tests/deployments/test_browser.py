@@ -3,6 +3,8 @@ back, with a real Celery worker doing the work."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
@@ -64,3 +66,24 @@ def test_a_lead_deploys_watches_it_go_live_and_rolls_back(
         expect(page.locator("text=Try it")).to_be_visible(timeout=10_000)
         page.goto(f"{live_server.url}/deployments/")
         expect(page.locator("#deployments tbody tr").first).to_contain_text("v1")
+
+
+def test_an_admin_grants_a_role_in_one_environment(live_server, dave, carol, environments, page):
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", "dave")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/models/")
+    page.click("nav >> text=Access")
+    page.fill("#grant-form input[name=user]", "carol")
+    page.select_option("#grant-form select[name=role]", "lead")
+    page.select_option("#grant-form select[name=environment]", "dev")
+    page.click("#grant")
+    row = page.locator('tr[data-user="carol"]')
+    expect(row).to_contain_text("ML lead in dev")
+    expect(page.locator(".messages")).to_contain_text("carol is now ML lead in dev")
+    _shot(page, "access")
+    # Playwright's loop runs in this thread, so the ORM is asked from another one.
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(lambda: {env: carol.has_role("lead", environment=environments[env]) for env in environments})
+        assert held.result() == {"dev": True, "staging": False, "production": False}
