@@ -17,10 +17,14 @@ def test_it_creates_one_user_per_role_and_prints_passwords_once(registry):
     call_command("demo_setup", stdout=second)
     assert sorted(User.objects.values_list("username", "role")) == [
         ("admin", "admin"),
+        ("intern", "viewer"),
         ("lead", "lead"),
         ("reviewer", "reviewer"),
         ("viewer", "viewer"),
     ]
+    intern = User.objects.get(username="intern")
+    assert intern.has_role("lead", environment=Environment.objects.get(name="dev"))
+    assert not intern.has_role("lead", environment=Environment.objects.get(name="staging"))
     password = next(line.split()[1] for line in first.getvalue().splitlines() if line.strip().startswith("lead"))
     assert User.objects.get(username="lead").check_password(password)
     assert password not in second.getvalue() and "exist already" in second.getvalue()

@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand
 
 from apps.accounts.choices import Role
 from apps.accounts.services import user_ensure
+from apps.deployments.models import EnvironmentGrant
 from apps.deployments.services import environment_ensure
 from apps.promotions.services import promotion_policy_ensure
 
@@ -34,6 +35,11 @@ class Command(BaseCommand):
             if password:
                 created.append((user.username, password, role.label))
         environments = {spec["name"]: environment_ensure(**spec)[0] for spec in DEMO_ENVIRONMENTS}
+        # Per-environment roles: the intern reads everything and deploys to dev only.
+        intern, password = user_ensure(username="intern", role=Role.VIEWER)
+        EnvironmentGrant.objects.get_or_create(user=intern, environment=environments["dev"], role=Role.LEAD)
+        if password:
+            created.append((intern.username, password, "Viewer; ML lead in dev"))
         # Production takes one reviewer's approval of a version that is live in staging.
         promotion_policy_ensure(environment=environments["production"], require_live_in=environments["staging"])
         if created:
