@@ -229,7 +229,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "apps.common.api.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "apps.common.paging.Pagination",
+    "PAGE_SIZE": 25,
     "EXCEPTION_HANDLER": "apps.common.api.exception_handler",
 }
 SPECTACULAR_SETTINGS = {

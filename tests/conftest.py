@@ -61,6 +61,26 @@ def api_client(carol) -> APIClient:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _api_answers_match_the_openapi_schema():
+    """Every /api/ answer any test gets through the test client is validated against the generated schema
+    (status code documented, JSON, body schema): see tests/api_schema.py."""
+    from django.test.client import Client
+
+    from tests import api_schema
+
+    original = Client.request
+
+    def request(self, **request):
+        response = original(self, **request)
+        api_schema.check(request, response)
+        return response
+
+    Client.request = request
+    yield
+    Client.request = original
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _static_files():
     """Pages are rendered with the production static storage (hashed names), so collect once."""
     call_command("collectstatic", interactive=False, verbosity=0)

@@ -1,6 +1,9 @@
-"""Token pagination over backends that only give a "next page" token (MLflow, Azure).
+"""Pagination of API lists.
 
-The previous pages' tokens travel in the ``history`` query parameter, so Previous works without server state.
+``Pagination`` is DRF's page-number pagination, the default of every list. ``TokenCursor`` pages over backends that
+only give a "next page" token (MLflow, Azure): the previous pages' tokens travel in the ``history`` query parameter,
+so Previous works without server state. (Kept free of drf-spectacular imports: DRF imports this module while it
+builds its generic views.)
 """
 
 from __future__ import annotations
@@ -9,12 +12,21 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django.http import QueryDict
+from rest_framework.pagination import PageNumberPagination
 
-__all__ = ["TokenCursor", "MAX_HISTORY"]
+__all__ = ["Pagination", "TokenCursor", "MAX_HISTORY"]
 
 SEPARATOR = "~"  # not in MLflow's base64 tokens
 FIRST_PAGE = "-"  # stands for "no token" inside the history
 MAX_HISTORY = 200
+
+
+class Pagination(PageNumberPagination):
+    """``?page=2&page_size=50`` (at most 100), answering ``{count, next, previous, results}``."""
+
+    page_size = 25
+    page_size_query_param = "page_size"
+    max_page_size = 100
 
 
 @dataclass(frozen=True)

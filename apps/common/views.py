@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET
 from apps.common import selectors, services
 
 
+@require_GET
 def home(request: HttpRequest) -> HttpResponse:
     return redirect("registry:model_list")
 
@@ -19,6 +20,7 @@ def healthz(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok", content_type="text/plain")
 
 
+@require_GET
 def system_status(request: HttpRequest) -> HttpResponse:
     """What the control plane is connected to, and whether a worker is alive (a heartbeat is queued on each visit)."""
     broker_error = services.heartbeat_request()

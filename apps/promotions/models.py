@@ -69,16 +69,22 @@ class PromotionRequest(TimeStampedModel):
     )
     executed_at = models.DateTimeField(null=True, blank=True)
     execution_error = models.TextField(blank=True, help_text="Why the last attempt to execute failed; it is retried.")
+    idempotency_key = models.CharField(max_length=200, blank=True, help_text="The requester's Idempotency-Key.")
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["model_name", "environment", "status"])]
         constraints = [
             models.UniqueConstraint(
+                fields=["requested_by", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="unique_promotion_idempotency_key_per_user",
+            ),
+            models.UniqueConstraint(
                 fields=["model_name", "environment"],
                 condition=models.Q(status="pending"),
                 name="one_pending_promotion_per_model_and_environment",
-            )
+            ),
         ]
 
     def __str__(self) -> str:
@@ -94,10 +100,18 @@ class PromotionReview(TimeStampedModel):
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     decision = models.CharField(max_length=8, choices=ReviewDecision.choices)
     comment = models.TextField(blank=True)
+    idempotency_key = models.CharField(max_length=200, blank=True, help_text="The reviewer's Idempotency-Key.")
 
     class Meta:
         ordering = ["created_at", "id"]
-        constraints = [models.UniqueConstraint(fields=["request", "reviewer"], name="one_review_per_reviewer")]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "reviewer"], name="one_review_per_reviewer"),
+            models.UniqueConstraint(
+                fields=["reviewer", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="unique_review_idempotency_key_per_user",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.reviewer_id} {self.decision} #{self.request_id}"

@@ -54,6 +54,21 @@ def _quote(value: str) -> str:
     raise ApplicationError("Names containing both ' and \" cannot be searched in an MLflow registry.")
 
 
+@contextlib.contextmanager
+def _page_token_checked(page_token: str | None) -> Iterator[None]:
+    """A database-backed registry cannot decode a page token it never gave out (ValueError): that is the
+    caller's mistake (400), not an unavailable registry."""
+    try:
+        yield
+    except ValueError as exc:
+        if not page_token:
+            raise
+        raise ApplicationError(
+            "page_token is not a token this registry gave out: follow the `next` link, or start from the first page.",
+            code="invalid_page_token",
+        ) from exc
+
+
 def _type_label(spec: dict) -> str:
     if spec.get("type") == "tensor" and "tensor-spec" in spec:
         tensor = spec["tensor-spec"]
@@ -142,7 +157,7 @@ class RegistryClient:
         order_by = [MODEL_ORDER.get(order, MODEL_ORDER["updated"])]
         if order_by[0].startswith("last_updated"):
             order_by.append("name ASC")  # a stable order, so page tokens never skip or repeat a model
-        with self._errors("The model list"):
+        with self._errors("The model list"), _page_token_checked(page_token):
             result = self.client.search_registered_models(
                 filter_string=filter_string, max_results=page_size, order_by=order_by, page_token=page_token or None
             )
@@ -171,7 +186,7 @@ class RegistryClient:
 
     # ------------------------------------------------------------------ versions
     def search_versions(self, name: str, *, page_size: int = 25, page_token: str | None = None) -> Page[VersionInfo]:
-        with self._errors(f"Versions of {name!r}"):
+        with self._errors(f"Versions of {name!r}"), _page_token_checked(page_token):
             result = self.client.search_model_versions(
                 filter_string=f"name = {_quote(name)}",
                 max_results=page_size,

@@ -44,6 +44,8 @@ class TokenCreateInputSerializer(serializers.Serializer):
 
 
 class ServiceAccountSerializer(serializers.ModelSerializer):
+    # Read-only: the model field's pattern (Python's Unicode \w) would be read as ASCII-only by JSON Schema.
+    username = serializers.CharField(read_only=True)
     created_at = serializers.DateTimeField(source="date_joined", read_only=True)
     active_tokens = serializers.IntegerField(read_only=True)
     url = serializers.SerializerMethodField()

@@ -23,8 +23,8 @@ class RevisionSerializer(serializers.ModelSerializer):
     deployment = serializers.IntegerField(source="deployment_id")
     model = serializers.CharField(source="deployment.model_name")
     environment = serializers.CharField(source="deployment.environment.name")
-    requested_by = serializers.CharField(source="requested_by.username", default=None)
-    rollback_of = serializers.CharField(source="rollback_of.label", default=None)
+    requested_by = serializers.CharField(source="requested_by.username", default=None, allow_null=True)
+    rollback_of = serializers.CharField(source="rollback_of.label", default=None, allow_null=True)
     steps = StepSerializer(many=True)
     url = serializers.SerializerMethodField()
 
@@ -66,9 +66,10 @@ class RevisionSummarySerializer(RevisionSerializer):
 class DeploymentSerializer(serializers.ModelSerializer):
     environment = serializers.CharField(source="environment.name")
     model = serializers.CharField(source="model_name")
-    model_version = serializers.CharField(source="live_revision.model_version", default=None)
-    live_revision = serializers.CharField(source="live_revision.label", default=None)
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    model_version = serializers.CharField(source="live_revision.model_version", default=None, allow_null=True)
+    live_revision = serializers.CharField(source="live_revision.label", default=None, allow_null=True)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
+    url = serializers.SerializerMethodField()
 
     class Meta:
         model = Deployment
@@ -84,7 +85,13 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "created_by",
             "created_at",
             "updated_at",
+            "url",
         ]
+
+    def get_url(self, obj: Deployment) -> str:
+        request = self.context.get("request")
+        path = reverse("deployments-api:deployment_detail", kwargs={"pk": obj.pk})
+        return request.build_absolute_uri(path) if request else path
 
 
 class DeploymentDetailSerializer(DeploymentSerializer):

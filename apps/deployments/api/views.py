@@ -1,14 +1,14 @@
 from __future__ import annotations
 
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.choices import AuditSource
+from apps.common.api import IDEMPOTENCY_KEY, idempotency_key
 from apps.common.errors import NotFoundError
 from apps.deployments import selectors, services
 from apps.deployments.api.serializers import (
@@ -19,25 +19,15 @@ from apps.deployments.api.serializers import (
 )
 from apps.deployments.filtersets import DeploymentFilterSet
 
-IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER, description="The same key never starts two rollouts."
-)
-
-
-class Pagination(PageNumberPagination):
-    page_size = 25
-    page_size_query_param = "page_size"
-    max_page_size = 100
-
 
 def _accepted(request: Request, revision) -> Response:
+    """202: the rollout runs in the background; ``Location`` and ``url`` point at the revision to poll."""
     data = RevisionSerializer(revision, context={"request": request}).data
     return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
 
 
 class EnvironmentListApi(generics.ListAPIView):
     serializer_class = EnvironmentSerializer
-    pagination_class = Pagination
 
     def get_queryset(self):
         return selectors.environment_list()
@@ -47,7 +37,6 @@ class DeploymentListCreateApi(generics.ListAPIView):
     """List what runs where; POST deploys a model version to an environment."""
 
     serializer_class = DeploymentSerializer
-    pagination_class = Pagination
     filter_backends = [DjangoFilterBackend]
     filterset_class = DeploymentFilterSet
 
@@ -63,7 +52,7 @@ class DeploymentListCreateApi(generics.ListAPIView):
         operation_id="deployments_create",
         request=DeployInputSerializer,
         parameters=[IDEMPOTENCY_KEY],
-        responses={202: RevisionSerializer, 400: OpenApiResponse(description="Invalid input")},
+        responses={202: RevisionSerializer},
     )
     def post(self, request: Request) -> Response:
         data = self.DeployInputSerializer(data=request.data)
@@ -73,7 +62,7 @@ class DeploymentListCreateApi(generics.ListAPIView):
             model_name=data.validated_data["model"],
             model_version=data.validated_data["version"],
             environment=data.validated_data["environment"],
-            idempotency_key=request.headers.get("Idempotency-Key", ""),
+            idempotency_key=idempotency_key(request),
             source=AuditSource.API,
         )
         return _accepted(request, selectors.revision_get(pk=revision.pk))
@@ -84,12 +73,22 @@ class DeploymentDetailApi(APIView):
     def get(self, request: Request, pk: int) -> Response:
         return Response(DeploymentDetailSerializer(selectors.deployment_get(pk=pk), context={"request": request}).data)
 
-    @extend_schema(operation_id="deployments_destroy", responses={202: DeploymentSerializer})
+    @extend_schema(
+        operation_id="deployments_destroy",
+        parameters=[IDEMPOTENCY_KEY],
+        responses={202: DeploymentSerializer},
+        description="Tear the deployment down in the background: 202, then poll `Location` (the deployment) "
+        "until its status is `deleted`. Deleting again is a no-op.",
+    )
     def delete(self, request: Request, pk: int) -> Response:
         deployment = services.deployment_delete(
-            actor=request.user, deployment=selectors.deployment_get(pk=pk), source=AuditSource.API
+            actor=request.user,
+            deployment=selectors.deployment_get(pk=pk),
+            idempotency_key=idempotency_key(request),
+            source=AuditSource.API,
         )
-        return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
+        data = DeploymentSerializer(deployment, context={"request": request}).data
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
 
 
 class DeploymentRollbackApi(APIView):
@@ -97,7 +96,10 @@ class DeploymentRollbackApi(APIView):
         revision = serializers.IntegerField(min_value=1, help_text="Number of the earlier live revision (3 for r3).")
 
     @extend_schema(
-        operation_id="deployments_rollback", request=RollbackInputSerializer, responses={202: RevisionSerializer}
+        operation_id="deployments_rollback",
+        request=RollbackInputSerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={202: RevisionSerializer},
     )
     def post(self, request: Request, pk: int) -> Response:
         data = self.RollbackInputSerializer(data=request.data)
@@ -107,7 +109,11 @@ class DeploymentRollbackApi(APIView):
         if target is None:
             raise NotFoundError(f"{deployment} has no revision r{data.validated_data['revision']}.")
         revision = services.deployment_rollback(
-            actor=request.user, deployment=deployment, to_revision=target, source=AuditSource.API
+            actor=request.user,
+            deployment=deployment,
+            to_revision=target,
+            idempotency_key=idempotency_key(request),
+            source=AuditSource.API,
         )
         return _accepted(request, selectors.revision_get(pk=revision.pk))
 

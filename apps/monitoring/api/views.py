@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -11,7 +12,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.choices import AuditSource
+from apps.common.api import IF_MATCH, check_if_match, etag_of
 from apps.common.errors import ApplicationError, NotFoundError
+from apps.deployments.models import Deployment
 from apps.deployments.selectors import deployment_get
 from apps.monitoring import selectors, services, uploads
 from apps.monitoring.types import WINDOWS, window_get
@@ -100,7 +103,9 @@ class DeploymentDriftThresholdsApi(APIView):
 
     def _answer(self, deployment) -> Response:
         warn, alert = selectors.drift_thresholds_get(deployment=deployment)
-        return Response(self.OutputSerializer({"psi_warn": warn, "psi_alert": alert}).data)
+        return Response(
+            self.OutputSerializer({"psi_warn": warn, "psi_alert": alert}).data, headers={"ETag": etag_of(warn, alert)}
+        )
 
     @extend_schema(operation_id="deployment_drift_thresholds", responses={200: OutputSerializer})
     def get(self, request: Request, pk: int) -> Response:
@@ -109,15 +114,19 @@ class DeploymentDriftThresholdsApi(APIView):
     @extend_schema(
         operation_id="deployment_drift_thresholds_set",
         request=InputSerializer,
+        parameters=[IF_MATCH],
         responses={200: OutputSerializer, 400: OpenApiResponse(description="Invalid thresholds.")},
     )
     def put(self, request: Request, pk: int) -> Response:
         deployment = deployment_get(pk=pk)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.drift_thresholds_set(
-            actor=request.user, deployment=deployment, source=AuditSource.API, **data.validated_data
-        )
+        with transaction.atomic():  # the lock makes check-then-write one step for concurrent editors
+            Deployment.objects.select_for_update().filter(pk=deployment.pk).first()
+            check_if_match(request, etag_of(*selectors.drift_thresholds_get(deployment=deployment)))
+            services.drift_thresholds_set(
+                actor=request.user, deployment=deployment, source=AuditSource.API, **data.validated_data
+            )
         return self._answer(deployment)
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.promotions.models import PromotionRequest, PromotionReview
@@ -19,11 +20,16 @@ class ReviewSerializer(serializers.ModelSerializer):
         fields = ["reviewer", "decision", "comment", "created_at"]
 
 
+class RevisionLinkSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    url = serializers.URLField(help_text="Poll it for the rollout's progress.")
+
+
 class PromotionSerializer(serializers.ModelSerializer):
     model = serializers.CharField(source="model_name")
     environment = serializers.CharField(source="environment.name")
     requested_by = serializers.CharField(source="requested_by.username")
-    approvals = serializers.IntegerField(read_only=True, default=None)
+    approvals = serializers.IntegerField(read_only=True, default=None, allow_null=True)
     reviews = ReviewSerializer(many=True, read_only=True)
     executed_revision = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
@@ -50,6 +56,7 @@ class PromotionSerializer(serializers.ModelSerializer):
             "url",
         ]
 
+    @extend_schema_field(RevisionLinkSerializer(allow_null=True))
     def get_executed_revision(self, obj: PromotionRequest) -> dict | None:
         if obj.executed_revision_id is None:
             return None

@@ -3,22 +3,16 @@ from __future__ import annotations
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.choices import AuditSource
+from apps.common.api import IDEMPOTENCY_KEY, idempotency_key
 from apps.promotions import selectors, services
 from apps.promotions.api.serializers import PromotionSerializer
 from apps.promotions.choices import PromotionStatus
 from apps.promotions.filtersets import PromotionFilterSet
-
-
-class Pagination(PageNumberPagination):
-    page_size = 25
-    page_size_query_param = "page_size"
-    max_page_size = 100
 
 
 def _answer(request: Request, pk: int, code: int = status.HTTP_200_OK) -> Response:
@@ -37,7 +31,6 @@ class PromotionListCreateApi(generics.ListAPIView):
     """Promotion requests, pending first; POST requests one."""
 
     serializer_class = PromotionSerializer
-    pagination_class = Pagination
     filter_backends = [DjangoFilterBackend]
     filterset_class = PromotionFilterSet
 
@@ -51,7 +44,10 @@ class PromotionListCreateApi(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     @extend_schema(
-        operation_id="promotions_create", request=PromotionCreateInputSerializer, responses={201: PromotionSerializer}
+        operation_id="promotions_create",
+        request=PromotionCreateInputSerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={201: PromotionSerializer},
     )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
@@ -62,6 +58,7 @@ class PromotionListCreateApi(generics.ListAPIView):
             version=data.validated_data["version"],
             environment=data.validated_data["environment"],
             justification=data.validated_data["justification"],
+            idempotency_key=idempotency_key(request),
             source=AuditSource.API,
         )
         return _answer(request, promotion.pk, status.HTTP_201_CREATED)
@@ -85,13 +82,20 @@ class PromotionApproveApi(APIView):
     @extend_schema(
         operation_id="promotions_approve",
         request=PromotionCommentSerializer,
+        parameters=[IDEMPOTENCY_KEY],
         responses={200: PromotionSerializer, 202: PromotionSerializer},
+        description="200: the approval is recorded. 202: it met the policy and the promotion executed: the rollout "
+        "runs in the background; follow `executed_revision.url` for its progress.",
     )
     def post(self, request: Request, pk: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         promotion = services.promotion_approve(
-            actor=request.user, promotion=pk, comment=data.validated_data["comment"], source=AuditSource.API
+            actor=request.user,
+            promotion=pk,
+            comment=data.validated_data["comment"],
+            idempotency_key=idempotency_key(request),
+            source=AuditSource.API,
         )
         started = promotion.status == PromotionStatus.EXECUTED
         return _answer(request, pk, status.HTTP_202_ACCEPTED if started else status.HTTP_200_OK)
@@ -100,12 +104,21 @@ class PromotionApproveApi(APIView):
 class PromotionRejectApi(APIView):
     InputSerializer = PromotionCommentSerializer
 
-    @extend_schema(operation_id="promotions_reject", request=PromotionCommentSerializer, responses=PromotionSerializer)
+    @extend_schema(
+        operation_id="promotions_reject",
+        request=PromotionCommentSerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        responses=PromotionSerializer,
+    )
     def post(self, request: Request, pk: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.promotion_reject(
-            actor=request.user, promotion=pk, comment=data.validated_data["comment"], source=AuditSource.API
+            actor=request.user,
+            promotion=pk,
+            comment=data.validated_data["comment"],
+            idempotency_key=idempotency_key(request),
+            source=AuditSource.API,
         )
         return _answer(request, pk)
 

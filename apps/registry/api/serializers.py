@@ -68,11 +68,15 @@ class VersionDetailSerializer(VersionSerializer):
 
 
 def paginated(serializer: type[serializers.Serializer], name: str) -> type[serializers.Serializer]:
-    """The list envelope: DRF's cursor shape (``next``, ``previous``, ``results``; MLflow gives no total)."""
+    """The list envelope, DRF's shape. MLflow pages by token and never says how many there are, so ``count``
+    is always null here (counting would mean reading every page); ``next``/``previous`` work as usual."""
     return type(
         name,
         (serializers.Serializer,),
         {
+            "count": serializers.IntegerField(
+                allow_null=True, help_text="Always null: the MLflow registry does not report a total."
+            ),
             "next": serializers.URLField(allow_null=True),
             "previous": serializers.URLField(allow_null=True),
             "results": serializer(many=True),

@@ -26,7 +26,7 @@ def _page_size(request: Request) -> int | None:
         return None
     from rest_framework.exceptions import ValidationError
 
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 100:
         raise ValidationError({"page_size": [f"Must be an integer from 1 to 100, not {raw!r}."]})
     return int(raw)
 
@@ -66,7 +66,7 @@ class ModelListApi(APIView):
         )
         base_url = request.build_absolute_uri("/").rstrip("/")
         results = s.ModelSerializer(page.items, many=True, context={"base_url": base_url}).data
-        return Response({**_links(request, cursor, page.next_token), "results": results})
+        return Response({"count": None, **_links(request, cursor, page.next_token), "results": results})
 
 
 class ModelDetailApi(APIView):
@@ -85,7 +85,7 @@ class VersionListApi(APIView):
         if not page.items and not cursor.token:
             selectors.registered_model_get(name=name)  # an unknown model is a 404, not an empty list
         results = s.VersionSerializer(page.items, many=True).data
-        return Response({**_links(request, cursor, page.next_token), "results": results})
+        return Response({"count": None, **_links(request, cursor, page.next_token), "results": results})
 
 
 class VersionDetailApi(APIView):
