@@ -111,7 +111,7 @@ def main() -> int:
     cold = timed(lambda: new.latency_series(DEPLOYMENT, WEEK, BIN, end=END))
     warm_latency = min(timed(lambda: new.latency_series(DEPLOYMENT, WEEK, BIN, end=END)) for _ in range(3))
     warm_drift = min(timed(lambda: new.drift_counts(DEPLOYMENT, WEEK, BIN, baseline, end=END)) for _ in range(3))
-    with path.open("a") as handle:  # a minute more of traffic arrives
+    with path.open("ab") as handle:  # a minute more of traffic arrives
         tail = source_file.read_bytes().splitlines(keepends=True)[-1000:]
         handle.writelines(tail)
     appended = timed(lambda: new.latency_series(DEPLOYMENT, WEEK, BIN, end=END))

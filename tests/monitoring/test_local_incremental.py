@@ -75,3 +75,9 @@ def test_many_small_appends_are_compacted_into_one_chunk(telemetry_dir, deployme
     assert len(table.chunks) <= 16 and sum(len(c.time) for c in table.chunks) == 20
     (only,) = source.latency_series(deployment, HOUR, MINUTE, end=NOW).bins
     assert (only.requests, only.p50, only.p99) == (20, 9.0, 19.0)
+
+
+def test_a_file_without_lines_in_the_window_is_no_data(telemetry_dir, deployment):
+    write_lines(telemetry_dir / "dev--credit-default.jsonl", [line(NOW - timedelta(hours=3))])
+    counts = LocalTelemetrySource(telemetry_dir=telemetry_dir).latency_series(deployment, HOUR, MINUTE, end=NOW)
+    assert counts.bins == [] and counts.revisions == [] and counts.warnings == []

@@ -156,7 +156,12 @@ class DeploymentBaselineUploadApi(APIView):
     @extend_schema(
         operation_id="deployment_baseline_upload",
         request={"multipart/form-data": InputSerializer},
-        responses={201: OutputSerializer, **ERRORS},
+        responses={
+            201: OutputSerializer,
+            **ERRORS,
+            413: OpenApiResponse(description="The file is larger than MONITORING_BASELINE_MAX_UPLOAD_BYTES."),
+            415: OpenApiResponse(description="The file is neither CSV text nor Parquet (by its content)."),
+        },
     )
     def post(self, request: Request, pk: int) -> Response:
         deployment = deployment_get(pk=pk)

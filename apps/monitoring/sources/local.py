@@ -32,16 +32,18 @@ def nearest_rank(sorted_values: np.ndarray, q: float) -> float:
     return float(sorted_values[rank - 1])
 
 
-def _grouped_percentiles(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[int, list]]:
-    """Per distinct key (sorted): its count and the nearest-rank p50/p95/p99 of its values."""
-    order = np.lexsort((values, keys))
-    keys, values = keys[order], values[order]
-    unique, first, counts = np.unique(keys, return_index=True, return_counts=True)
+def _grouped_percentiles(groups: np.ndarray, size: int, ascending: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Per group 0..size-1: the count, and the nearest-rank p50/p95/p99 of ``ascending`` (values already sorted
+    ascending; ``groups[i]`` is the group of value i). A stable sort by group keeps each group ascending."""
+    narrow = groups.astype(np.uint16) if size <= 2**16 else groups  # NumPy radix-sorts 16-bit keys: O(n)
+    values = ascending[np.argsort(narrow, kind="stable")]
+    counts = np.bincount(groups, minlength=size)
+    first = np.concatenate(([0], np.cumsum(counts)[:-1]))
     percentiles = {}
     for q in (50, 95, 99):
         rank = np.maximum(1, np.ceil(q / 100 * counts).astype(np.int64))
-        percentiles[q] = values[first + rank - 1].tolist()
-    return unique, counts, percentiles
+        percentiles[q] = values[np.minimum(first + rank - 1, max(len(values) - 1, 0))] if len(values) else counts
+    return counts, percentiles
 
 
 class LocalTelemetrySource(TelemetrySource):
@@ -87,60 +89,54 @@ class LocalTelemetrySource(TelemetrySource):
         table = self.table(deployment)
         if table is None:
             return LatencyCounts(bins=[])
-        requests = table.requests()
-        times = requests["time"]
+        columns = table.requests()
+        times, order = columns["time"], columns["by_latency"]
         inside = (times >= start.timestamp()) & (times < end.timestamp())
+        lines = order[inside[order]]  # the window's lines, in ascending latency
+        if not len(lines):
+            return LatencyCounts(bins=[], warnings=self._warnings(table, self.path(deployment)))
         step = bin.total_seconds()
-        keys = np.floor(times[inside] / step).astype(np.int64)
-        latency = requests["latency"][inside]
-        status = requests["status"][inside]
-        revision = requests["revision"][inside]
+        first_key = int(start.timestamp() // step)
+        keys = np.floor(times[lines] / step).astype(np.int64) - first_key
+        latency, status, revision = columns["latency"][lines], columns["status"][lines], columns["revision"][lines]
+        names = columns["revision_names"]
+        size = int(keys.max()) + 1 if len(keys) else 0
+        counts, pct = _grouped_percentiles(keys, size, latency)
+        errors = np.bincount(keys[status >= 500], minlength=size)
+        rejected = np.bincount(keys[(status >= 400) & (status < 500)], minlength=size)
+        per_revision = np.bincount(keys * len(names) + revision, minlength=size * len(names)).reshape(size, -1)
         bins = []
-        if len(keys):
-            unique, counts, pct = _grouped_percentiles(keys, latency)
-            errors = np.bincount(np.searchsorted(unique, keys[status >= 500]), minlength=len(unique))
-            refused = (status >= 400) & (status < 500)
-            rejected = np.bincount(np.searchsorted(unique, keys[refused]), minlength=len(unique))
-            per_bin = pd.DataFrame({"key": keys, "revision": revision}).groupby(["key", "revision"]).size()
-            # the revision that answered most requests of the bin, the first by name on a tie
-            top = per_bin.reset_index().sort_values(["key", 0, "revision"], ascending=[True, False, True])
-            top_revision = top.drop_duplicates("key").set_index("key")["revision"]
-            for i, key in enumerate(unique.tolist()):
-                bins.append(
-                    LatencyBin(
-                        start=datetime.fromtimestamp(key * step, UTC),
-                        requests=int(counts[i]),
-                        errors=int(errors[i]),
-                        rejected=int(rejected[i]),
-                        p50=pct[50][i],
-                        p95=pct[95][i],
-                        p99=pct[99][i],
-                        revision=str(top_revision[key]),
-                    )
+        for key in np.flatnonzero(counts).tolist():
+            busiest = np.flatnonzero(per_revision[key] == per_revision[key].max())
+            bins.append(
+                LatencyBin(
+                    start=datetime.fromtimestamp((first_key + key) * step, UTC),
+                    requests=int(counts[key]),
+                    errors=int(errors[key]),
+                    rejected=int(rejected[key]),
+                    p50=float(pct[50][key]),
+                    p95=float(pct[95][key]),
+                    p99=float(pct[99][key]),
+                    revision=min(str(names[i]) for i in busiest),  # the first by name on a tie
                 )
-        return LatencyCounts(
-            bins=bins,
-            warnings=self._warnings(table, self.path(deployment)),
-            revisions=self._revisions(revision, latency, status),
-        )
+            )
+        compared = self._revisions(revision, names, latency, status)
+        return LatencyCounts(bins=bins, warnings=self._warnings(table, self.path(deployment)), revisions=compared)
 
     @staticmethod
-    def _revisions(revision: np.ndarray, latency: np.ndarray, status: np.ndarray) -> list[RevisionLatency]:
-        if not len(revision):
-            return []
-        names, codes = np.unique(revision.astype(str), return_inverse=True)
-        unique, counts, pct = _grouped_percentiles(codes, latency)
-        errors = np.bincount(codes[status >= 500], minlength=len(names))
+    def _revisions(revision: np.ndarray, names: np.ndarray, ascending: np.ndarray, status: np.ndarray) -> list:
+        counts, pct = _grouped_percentiles(revision, len(names), ascending)
+        errors = np.bincount(revision[status >= 500], minlength=len(names))
         return [
             RevisionLatency(
                 revision=str(names[code]),
-                requests=int(counts[i]),
+                requests=int(counts[code]),
                 errors=int(errors[code]),
-                p50=pct[50][i],
-                p95=pct[95][i],
-                p99=pct[99][i],
+                p50=float(pct[50][code]),
+                p95=float(pct[95][code]),
+                p99=float(pct[99][code]),
             )
-            for i, code in enumerate(unique.tolist())
+            for code in sorted(np.flatnonzero(counts).tolist(), key=lambda c: str(names[c]))
         ]
 
     def drift_counts(self, deployment, window, bin, baseline: BaselineProfile, *, end=None) -> DriftCounts:

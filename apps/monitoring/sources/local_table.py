@@ -114,6 +114,7 @@ class TelemetryTable:
     bad: int = 0
     chunks: list[_Chunk] = field(default_factory=list)
     _joined: _Chunk | None = None
+    _derived: tuple | None = None
 
     @classmethod
     def refresh(cls, path: Path, table: TelemetryTable | None) -> TelemetryTable:
@@ -149,13 +150,23 @@ class TelemetryTable:
         return joined
 
     def requests(self) -> dict[str, np.ndarray]:
-        """Columns of every request line: time (epoch seconds), latency, status, revision."""
+        """Columns of every request line: time (epoch seconds), latency, status, ``revision`` (a code into
+        ``revision_names``) and ``by_latency`` (the line numbers in ascending latency), the last three computed
+        once per change of the file."""
         columns = self._columns()
+        derived = self._derived
+        if derived is None or derived[0] is not columns:
+            codes, names = pd.factorize(columns.revision, use_na_sentinel=False)
+            derived = (columns, codes.astype(np.int64), np.asarray(names, dtype=object), np.argsort(columns.latency))
+            self._derived = derived
+        _, codes, names, by_latency = derived
         return {
             "time": columns.time,
             "latency": columns.latency,
             "status": columns.status,
-            "revision": columns.revision,
+            "revision": codes,
+            "revision_names": names,
+            "by_latency": by_latency,
         }
 
     def sampled_rows(self, *, start: datetime, end: datetime, model_version: str) -> SampledRows:
