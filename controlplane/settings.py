@@ -397,5 +397,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"alembic": {"level": "WARNING"}, "mlflow": {"level": "WARNING"}},
+    # axes logs every successful login and reset at INFO; lockouts are in the audit trail.
+    "loggers": {"alembic": {"level": "WARNING"}, "mlflow": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
