@@ -3,7 +3,7 @@
 Every operation the schema documents is called with generated (valid and invalid) input, with a real API token
 of an admin and of a viewer. It must never answer 5xx, and every answer must be documented: status code,
 content type and body schema. Path ids are half the time those of real rows, so the operations also run
-against a live deployment, its revisions and a pending promotion, not only against 404s.
+against a live deployment, its revisions, a pending promotion, a token and a service account, not only 404s.
 
 Bounded: ``EXAMPLES`` per operation, two in three as the admin and one in three as the viewer (the whole file
 runs in about three minutes on two quiet cores).
@@ -25,14 +25,15 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from apps.accounts.services import api_token_create
+from apps.accounts.choices import Role
+from apps.accounts.services import api_token_create, service_account_create
 from apps.deployments.choices import RevisionStatus
 from apps.promotions.models import PromotionRequest
 from tests.api_schema import raw_schema
 from tests.deployments import conftest as deployments_fixtures
 from tests.promotions.conftest import MODEL, make_live
 
-EXAMPLES = 12
+EXAMPLES = 30
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 environments = deployments_fixtures.environments
@@ -53,6 +54,8 @@ def world(db, dave, carol, alice, environments, registry) -> dict[str, object]:
         "deployments": live.deployment_id,
         "revisions": live.deployment.revisions.filter(status=RevisionStatus.SUPERSEDED).first().pk,
         "promotions": promotion.pk,
+        "tokens": api_token_create(user=dave, name="spare").token.pk,  # not the one the fuzzer authenticates with
+        "service-accounts": service_account_create(actor=dave, username="ci-bot", role=Role.LEAD).pk,
         "admin": api_token_create(user=dave, name="fuzz").key,
         "viewer": api_token_create(user=carol, name="fuzz").key,
         "calls": 0,
