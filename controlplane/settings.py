@@ -386,6 +386,7 @@ MONITORING_PSI_ALERT = float(env_str("MONITORING_PSI_ALERT", "0.25"))
 MONITORING_BASELINE_BINS = env_int("MONITORING_BASELINE_BINS", 10)  # quantile bins per numeric feature
 MONITORING_BASELINE_TOP_K = env_int("MONITORING_BASELINE_TOP_K", 10)  # categories kept before "other"
 MONITORING_MIN_ROWS = env_int("MONITORING_MIN_ROWS", 100)  # fewer sampled rows: PSI is too noisy to judge
+MONITORING_BASELINE_MAX_UPLOAD_BYTES = env_int("MONITORING_BASELINE_MAX_UPLOAD_BYTES", 100 * 2**20)  # baseline files
 # --- end monitoring
 
 # ---------------------------------------------------------------------------- logging

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from apps.common.errors import ApplicationError
+from apps.monitoring.drift import PREDICTION
 
 __all__ = ["MAX_RATE", "MAX_SECONDS", "MAX_REQUESTS", "loopback_endpoint", "shift_frame", "TrafficReport", "send"]
 
@@ -89,7 +90,7 @@ def send(
     rate = min(max(rate, 0.01), MAX_RATE)
     seconds = min(max(seconds, 0.0), MAX_SECONDS)
     total = min(MAX_REQUESTS, max(1, int(rate * seconds)))
-    records = _records(frame)
+    records = _records(frame.drop(columns=[PREDICTION], errors="ignore"))  # an output, not a model input
     if not records:
         raise ApplicationError("The reference data has no rows.")
     rng = np.random.default_rng(seed)

@@ -31,7 +31,7 @@ def traffic(telemetry_dir, deployment, registry):
     client = get_client()
     run_id = client.get_version("credit-default", "1").run_id
     path = client.download_run_artifact(run_id, "reference/reference.parquet", str(telemetry_dir.parent / "ref"))
-    reference = pd.read_parquet(path)
+    reference = pd.read_parquet(path).drop(columns=["prediction"])  # the demo logs the model's predictions
     rows = json.loads(reference.head(150).to_json(orient="records"))
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     lines = []
@@ -80,6 +80,7 @@ def test_api_latency_and_drift_series(api_client, deployment, traffic):
     assert body["model_version"] == "1" and len(body["features"]) == len(traffic.columns)
     top = body["features"][0]
     assert top["name"] == "age" and top["level"] == "alert" and top["psi"] > 0.25
+    assert body["prediction"]["name"] == "prediction"  # the demo baseline profiles predictions too
     assert Baseline.objects.filter(model_name="credit-default", model_version="1").count() == 1
 
 

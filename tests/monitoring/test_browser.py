@@ -46,6 +46,7 @@ def test_monitoring_page_renders_both_charts(live_server, carol, deployment, tra
     expect(page.locator("#drift-chart")).to_have_attribute("data-rendered", "true", timeout=20_000)
     expect(page.locator("#latency-chart .main-svg").first).to_be_visible()
     expect(page.locator("#drift-chart .heatmaplayer, #drift-chart .hm").first).to_be_attached()
-    expect(page.locator("#drift-table tbody tr").first).to_have_attribute("data-feature", "age")
+    expect(page.locator("#drift-table tbody tr").first).to_have_attribute("data-feature", "prediction")
+    expect(page.locator("#drift-table tbody tr:not(.mon-prediction)").first).to_have_attribute("data-feature", "age")
     assert [u for u in page.external_requests if not u.startswith(live_server.url)] == []
     _shot(page, "monitoring")

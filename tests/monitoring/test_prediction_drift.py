@@ -172,6 +172,11 @@ def test_api_and_page_show_prediction_drift(api_client, client, carol, deploymen
 def test_without_predictions_in_the_baseline_the_page_says_how_to_get_them(
     client, carol, deployment, telemetry_dir, registry
 ):
+    from apps.monitoring.services import baseline_from_frame
+
+    rng = np.random.default_rng(7)
+    inputs_only = pd.DataFrame({"age": rng.integers(20, 70, 500), "credit_limit": rng.integers(1, 9, 500) * 1e4})
+    baseline_from_frame(model_name="credit-default", model_version="1", frame=inputs_only, source="upload")
     client.force_login(carol)
     html = client.get(f"/deployments/{deployment.pk}/monitoring/").content.decode()
     assert 'id="prediction-missing"' in html

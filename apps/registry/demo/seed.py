@@ -146,7 +146,8 @@ def _register_version(client: MlflowClient, model: DemoModel, index: int, experi
         mlflow.set_tags({"demo": "true", **model.tags})
         with tempfile.TemporaryDirectory() as tmp:
             reference = Path(tmp, "reference.parquet")
-            x_test.to_parquet(reference, index=False)  # the drift baseline's reference data
+            # The drift baseline's reference data, with what the served model answers for it (prediction drift).
+            x_test.assign(prediction=estimator.predict(x_test)).to_parquet(reference, index=False)
             mlflow.log_artifact(str(reference), artifact_path="reference")
         info = mlflow.sklearn.log_model(
             estimator,
