@@ -86,6 +86,16 @@ def _static_files():
     call_command("collectstatic", interactive=False, verbosity=0)
 
 
+@pytest.fixture
+def page(settings):
+    """A headless Chromium page (``tests/browser.py``). Request database fixtures before it: once Playwright's
+    loop runs in the test thread, Django refuses ORM calls there."""
+    from tests.browser import chromium_page
+
+    with chromium_page(settings) as page:
+        yield page
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     """PBKDF2's million rounds cost ~0.3 s per user created; the tests are not about hashing strength."""

@@ -4,24 +4,12 @@ and finds that creation, with the token's name but not its key."""
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from tests.common.test_browser import ARGS, CHROMIUM, _shot
+from tests.browser import shot
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def page(settings):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser.new_page(viewport={"width": 1360, "height": 900})
-        browser.close()
 
 
 def _log_in(page, base: str, username: str) -> None:
@@ -43,12 +31,12 @@ def test_a_token_is_shown_once_and_its_creation_is_audited_without_the_key(live_
     assert len(key) >= 40
     expect(page.locator("#token-created")).to_contain_text("only this once")
     expect(page.locator("#tokens tbody tr")).to_have_count(1)
-    _shot(page, "accounts-token-created")
+    shot(page, "accounts-token-created")
     page.goto(f"{base}/accounts/tokens/")
     expect(page.locator("#token-key")).to_have_count(0)
     expect(page.locator("#tokens")).to_contain_text(key[:8])
     assert key not in page.content()
-    _shot(page, "accounts-tokens")
+    shot(page, "accounts-tokens")
     page.click("text=Log out")
 
     _log_in(page, base, "bob")
@@ -61,7 +49,7 @@ def test_a_token_is_shown_once_and_its_creation_is_audited_without_the_key(live_
     expect(row).to_contain_text("carol")
     expect(row).to_contain_text("Web UI")
     assert key not in page.content()
-    _shot(page, "accounts-audit")
+    shot(page, "accounts-audit")
     page.click("text=Log out")
 
     _log_in(page, base, "dave")
@@ -74,4 +62,4 @@ def test_a_token_is_shown_once_and_its_creation_is_audited_without_the_key(live_
     page.fill("#id_name", "github")
     page.click("#create-token")
     expect(page.locator("#token-key")).to_have_count(1)
-    _shot(page, "accounts-service-account")
+    shot(page, "accounts-service-account")

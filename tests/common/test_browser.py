@@ -5,43 +5,12 @@ Screenshots land in ``$MODELPLANE_VAR_DIR/screenshots`` for a human to look at.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from django.conf import settings as django_settings
-from playwright.sync_api import sync_playwright
 
+from tests.browser import shot
 from tests.conftest import PASSWORD
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def page(settings):
-    # The live server serves static files from the app folders, by their plain names.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser.new_page(viewport={"width": 1360, "height": 900})
-        browser.close()
-
-
-def _shot(page, name: str) -> None:
-    folder = Path(django_settings.VAR_DIR) / "screenshots"
-    folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
 def test_a_viewer_logs_in_and_browses_the_registry(live_server, carol, registry, page):
@@ -53,7 +22,7 @@ def test_a_viewer_logs_in_and_browses_the_registry(live_server, carol, registry,
     page.wait_for_selector("#models")
     assert page.locator("#models tbody tr").count() == 3
     assert page.locator(".topbar").evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(20, 26, 46)"
-    _shot(page, "models")
+    shot(page, "models")
 
     page.fill("input[name=q]", "credit")
     page.click("form[role=search] button")
@@ -63,12 +32,12 @@ def test_a_viewer_logs_in_and_browses_the_registry(live_server, carol, registry,
     assert page.locator("#versions tbody tr").count() == 2
     assert page.locator("text=@staging").first.is_visible()
     assert page.locator(".sigcol").count() >= 23
-    _shot(page, "model")
+    shot(page, "model")
 
     page.click("#versions >> text=v2")
     page.wait_for_selector("text=Source run")
     assert page.locator("text=n_estimators").is_visible()
-    _shot(page, "version")
+    shot(page, "version")
 
 
 def test_a_wrong_password_is_refused(live_server, carol, page):

@@ -4,9 +4,8 @@ monitoring charts, the API docs) and the login page, and reports not one CSP vio
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from tests.common.test_browser import ARGS, CHROMIUM
 from tests.conftest import PASSWORD
 from tests.deployments.conftest import environments, local_dirs  # noqa: F401 - fixtures
 from tests.monitoring.conftest import deployment, telemetry_dir  # noqa: F401 - fixtures
@@ -16,21 +15,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def page(settings):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1360, "height": 900})
-        page.violations = []
-        page.on(
-            "console",
-            lambda m: page.violations.append(m.text) if "Content Security Policy" in m.text else None,
-        )
-        yield page
-        browser.close()
+def page(page):
+    page.violations = []
+    page.on("console", lambda m: page.violations.append(m.text) if "Content Security Policy" in m.text else None)
+    return page
 
 
 def test_no_page_with_scripts_violates_the_policy(live_server, carol, deployment, traffic, page):  # noqa: F811

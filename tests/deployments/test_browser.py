@@ -6,25 +6,13 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from tests.common.test_browser import ARGS, CHROMIUM, _shot
+from tests.browser import log_in, shot
 from tests.conftest import PASSWORD
 from tests.workers import running_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def page(settings):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser.new_page(viewport={"width": 1360, "height": 900})
-        browser.close()
 
 
 def _deploy(page, base: str, version: str) -> None:
@@ -44,21 +32,17 @@ def test_a_lead_deploys_watches_it_go_live_and_rolls_back(
     live_server, alice, environments, registry, worker_env, teardown_local, tmp_path, page
 ):
     with running_worker(tmp_path / "worker.log", env=worker_env):
-        page.goto(f"{live_server.url}/accounts/login/")
-        page.fill("#id_username", "alice")
-        page.fill("#id_password", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url("**/models/")
+        log_in(page, live_server.url, "alice", PASSWORD)
 
         _deploy(page, live_server.url, "1")
         expect(page.locator('[data-step="build"]')).to_have_attribute("data-status", "skipped")
-        _shot(page, "revision-live")
+        shot(page, "revision-live")
         _deploy(page, live_server.url, "2")
 
         page.goto(f"{live_server.url}/deployments/")
         page.click("#deployments >> text=credit-default")
         expect(page.locator("#endpoint")).to_contain_text("http://127.0.0.1:")
-        _shot(page, "deployment")
+        shot(page, "deployment")
         page.click("button.rollback")
         page.wait_for_url("**/revisions/*/")
         expect(page.locator("h1")).to_contain_text("r3")
@@ -69,11 +53,7 @@ def test_a_lead_deploys_watches_it_go_live_and_rolls_back(
 
 
 def test_an_admin_grants_a_role_in_one_environment(live_server, dave, carol, environments, page):
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", "dave")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/models/")
+    log_in(page, live_server.url, "dave", PASSWORD)
     page.click("nav >> text=Access")
     page.fill("#grant-form input[name=user]", "carol")
     page.select_option("#grant-form select[name=role]", "lead")
@@ -82,7 +62,7 @@ def test_an_admin_grants_a_role_in_one_environment(live_server, dave, carol, env
     row = page.locator('tr[data-user="carol"]')
     expect(row).to_contain_text("ML lead in dev")
     expect(page.locator(".messages")).to_contain_text("carol is now ML lead in dev")
-    _shot(page, "access")
+    shot(page, "access")
     # Playwright's loop runs in this thread, so the ORM is asked from another one.
     with ThreadPoolExecutor(1) as pool:
         held = pool.submit(lambda: {env: carol.has_role("lead", environment=environments[env]) for env in environments})

@@ -4,9 +4,9 @@ served by the app itself (no CDN), from telemetry written as the scoring server 
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from tests.common.test_browser import ARGS, CHROMIUM, _shot
+from tests.browser import log_in, shot
 from tests.conftest import PASSWORD
 from tests.monitoring.test_api_and_page import traffic  # noqa: F401 - fixture
 
@@ -14,31 +14,17 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def page(settings):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1360, "height": 900})
-        page.external_requests = []
-        page.on(
-            "request",
-            lambda r: (
-                page.external_requests.append(r.url) if not r.url.startswith(("http://localhost", "data:")) else None
-            ),
-        )
-        yield page
-        browser.close()
+def page(page):
+    page.external_requests = []
+    page.on(
+        "request",
+        lambda r: page.external_requests.append(r.url) if not r.url.startswith(("http://localhost", "data:")) else None,
+    )
+    return page
 
 
 def test_monitoring_page_renders_both_charts(live_server, carol, deployment, traffic, page):  # noqa: F811
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", "carol")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/models/")
+    log_in(page, live_server.url, "carol", PASSWORD)
     page.goto(f"{live_server.url}/deployments/{deployment.pk}/")
     page.click("#monitoring-link")
     page.wait_for_url("**/monitoring/")
@@ -49,4 +35,4 @@ def test_monitoring_page_renders_both_charts(live_server, carol, deployment, tra
     expect(page.locator("#drift-table tbody tr").first).to_have_attribute("data-feature", "prediction")
     expect(page.locator("#drift-table tbody tr:not(.mon-prediction)").first).to_have_attribute("data-feature", "age")
     assert [u for u in page.external_requests if not u.startswith(live_server.url)] == []
-    _shot(page, "monitoring")
+    shot(page, "monitoring")

@@ -7,27 +7,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db import connection
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from apps.promotions.models import PromotionRequest
-from tests.common.test_browser import ARGS, CHROMIUM, _shot
+from tests.browser import shot
 from tests.conftest import PASSWORD
 from tests.promotions.conftest import MODEL
 from tests.workers import running_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def page(settings):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser.new_page(viewport={"width": 1360, "height": 900})
-        browser.close()
 
 
 def _log_in(page, base: str, username: str) -> None:
@@ -46,12 +34,12 @@ def test_a_lead_requests_a_reviewer_approves_and_the_rollout_runs(
     page.goto(f"{base}/models/{MODEL}/versions/2/")
     page.select_option("#id_promotion_environment", "production")
     page.fill("#id_justification", "200 trees: better AUC on the holdout")
-    _shot(page, "promotion-version-page")
+    shot(page, "promotion-version-page")
     page.click("#request-promotion")
     page.wait_for_url("**/promotions/*/")
     expect(page.locator("#promotion-status")).to_have_text("Pending")
     expect(page.locator("#approve")).to_have_count(0)  # nobody approves their own request
-    _shot(page, "promotion-requested")
+    shot(page, "promotion-requested")
     page.click("text=Log out")
 
     _log_in(page, base, "bob")
@@ -62,7 +50,7 @@ def test_a_lead_requests_a_reviewer_approves_and_the_rollout_runs(
     with running_worker(tmp_path / "worker.log", env=worker_env):
         page.click("#approve")
         expect(page.locator("#promotion-status")).to_have_text("Executed")
-        _shot(page, "promotion-executed")
+        shot(page, "promotion-executed")
         assert str(mlflow_client.get_registered_model(MODEL).aliases["production"]) == "2"
         page.click("#revision-link")
         page.wait_for_url("**/revisions/*/")

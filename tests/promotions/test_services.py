@@ -153,7 +153,7 @@ class PromotionApproveTests:
     @pytest.mark.parametrize("persona", ["carol", "alice"])
     def test_viewers_and_leads_may_not_approve(self, persona, request, dave, environments, promo_registry):
         promotion = _request(dave)
-        with pytest.raises(ForbiddenError, match="Only reviewers and admins of production may approve promotions to it"):
+        with pytest.raises(ForbiddenError, match="Only reviewers and admins of production may approve promotions"):
             services.promotion_approve(actor=request.getfixturevalue(persona), promotion=promotion)
 
     def test_an_admin_counts_as_a_reviewer(self, alice, dave, environments, promo_registry):
@@ -163,7 +163,7 @@ class PromotionApproveTests:
     def test_the_policy_can_ask_for_an_admin(self, alice, bob, dave, environments, promo_registry):
         _policy(environments, approver_role="admin")
         promotion = _request(alice)
-        with pytest.raises(ForbiddenError, match="Only admins of production may approve promotions to it; bob is reviewer there"):
+        with pytest.raises(ForbiddenError, match="Only admins of production may approve .*; bob is reviewer there"):
             services.promotion_approve(actor=bob, promotion=promotion)
         assert services.promotion_approve(actor=dave, promotion=promotion).status == PromotionStatus.EXECUTED
 
