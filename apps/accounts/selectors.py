@@ -6,6 +6,7 @@ from django.db.models import Count, Q, QuerySet
 
 from apps.accounts.choices import Role
 from apps.accounts.models import ApiToken, AuditEvent, User
+from apps.accounts.permissions import require_admin
 from apps.common.errors import ForbiddenError, NotFoundError
 
 __all__ = [
@@ -34,16 +35,8 @@ def api_token_get(*, user: User, pk: int) -> ApiToken:
     return token
 
 
-def _require_admin(actor: User) -> None:
-    if not actor.is_admin:
-        raise ForbiddenError(
-            f"Only admins may manage service accounts; {actor.get_username()} is a {actor.get_role_display()}.",
-            code="admin_required",
-        )
-
-
 def service_account_list(*, actor: User) -> QuerySet[User]:
-    _require_admin(actor)
+    require_admin(actor, "manage service accounts")
     active = Q(api_tokens__revoked_at__isnull=True)
     return (
         User.objects.filter(is_service_account=True)

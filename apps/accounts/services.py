@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from apps.accounts.choices import AuditSource, Role
 from apps.accounts.models import ApiToken, AuditEvent, User
+from apps.accounts.permissions import check_role, require_admin
 from apps.accounts.request_context import current_origin
 from apps.common.errors import ApplicationError, ConflictError, ForbiddenError, NotFoundError
 
@@ -170,18 +171,6 @@ def api_token_revoke(*, actor: User, token: ApiToken | int, source: str = AuditS
 # ---------------------------------------------------------------------------------------------------- service accounts
 
 
-def _require_admin(actor: User, what: str) -> None:
-    if not actor.is_admin:
-        raise ForbiddenError(
-            f"Only admins may {what}; {actor.get_username()} is a {actor.get_role_display()}.", code="admin_required"
-        )
-
-
-def _check_role(role: str) -> None:
-    if role not in Role.values:
-        raise ApplicationError(f"Unknown role {role!r}; expected one of {', '.join(Role.values)}.", code="unknown_role")
-
-
 def _snapshot(account: User) -> dict[str, Any]:
     return {"role": account.role, "description": account.description, "is_active": account.is_active}
 
@@ -191,9 +180,9 @@ def service_account_create(
     *, actor: User, username: str, role: str, description: str = "", source: str = AuditSource.UI
 ) -> User:
     """A user for CI that acts only through API tokens: no usable password, no UI login, no admin site."""
-    _require_admin(actor, "create service accounts")
+    require_admin(actor, "create service accounts")
     username = username.strip()
-    _check_role(role)
+    check_role(role)
     try:
         UnicodeUsernameValidator()(username)
     except ValidationError:
@@ -231,14 +220,14 @@ def service_account_update(
     source: str = AuditSource.UI,
 ) -> User:
     """Change a service account's role, description, or switch it off (its tokens stop working)."""
-    _require_admin(actor, "change service accounts")
+    require_admin(actor, "change service accounts")
     pk = account.pk if isinstance(account, User) else account
     account = User.objects.select_for_update().filter(pk=pk, is_service_account=True).first()
     if account is None:
         raise NotFoundError("No such service account.", code="service_account_not_found")
     before = _snapshot(account)
     if role is not None:
-        _check_role(role)
+        check_role(role)
         account.role = role
     if description is not None:
         account.description = description.strip()[:200]
@@ -265,8 +254,7 @@ def service_account_update(
 @transaction.atomic
 def user_ensure(*, username: str, role: str, email: str = "") -> tuple[User, str | None]:
     """Create the user with a random password if missing. Returns the password only when it was created."""
-    if role not in Role.values:
-        raise ApplicationError(f"Unknown role {role!r}; expected one of {', '.join(Role.values)}.")
+    check_role(role)
     user = User.objects.filter(username=username).first()
     if user:
         return user, None

@@ -14,8 +14,9 @@ from django.db.models import QuerySet
 
 from apps.accounts.choices import AuditSource, Role
 from apps.accounts.models import User
+from apps.accounts.permissions import check_role, require_admin
 from apps.accounts.services import audit_record
-from apps.common.errors import ApplicationError, ConflictError, ForbiddenError, NotFoundError
+from apps.common.errors import ConflictError, NotFoundError
 from apps.deployments.models import Environment, EnvironmentGrant
 
 __all__ = [
@@ -45,24 +46,12 @@ def has_role_anywhere(user: User, *roles: str) -> bool:
     return environments_where(user, *roles).exists()
 
 
-def _require_admin(actor: User) -> None:
-    if not actor.has_role(Role.ADMIN):
-        raise ForbiddenError(
-            f"Only admins manage access; {actor.get_username()} is a {actor.get_role_display()}.", code="not_admin"
-        )
-
-
-def _check_role(role: str) -> None:
-    if role not in Role.values:
-        raise ApplicationError(f"Unknown role {role!r}; expected one of {', '.join(Role.values)}.", code="bad_role")
-
-
 def grant_add(
     *, actor: User, user: User, environment: Environment, role: str, source: str = AuditSource.UI
 ) -> EnvironmentGrant:
     """Give ``user`` ``role`` in ``environment``. Granting what is already granted returns the existing grant."""
-    _require_admin(actor)
-    _check_role(role)
+    require_admin(actor, "manage access")
+    check_role(role)
     existing = EnvironmentGrant.objects.filter(user=user, environment=environment, role=role).first()
     if existing:
         return existing
@@ -84,7 +73,7 @@ def grant_add(
 
 @transaction.atomic
 def grant_remove(*, actor: User, grant: EnvironmentGrant, source: str = AuditSource.UI) -> None:
-    _require_admin(actor)
+    require_admin(actor, "manage access")
     deleted, _ = EnvironmentGrant.objects.filter(pk=grant.pk).delete()
     if not deleted:
         raise NotFoundError(f"Grant {grant.pk} does not exist (any more).")
@@ -101,8 +90,8 @@ def grant_remove(*, actor: User, grant: EnvironmentGrant, source: str = AuditSou
 @transaction.atomic
 def user_role_set(*, actor: User, user: User, role: str, source: str = AuditSource.UI) -> User:
     """Change someone's global role. The last active admin cannot be demoted: someone must manage access."""
-    _require_admin(actor)
-    _check_role(role)
+    require_admin(actor, "manage access")
+    check_role(role)
     user = User.objects.select_for_update().get(pk=user.pk)
     before = user.role
     if before == role:

@@ -8,7 +8,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.accounts.choices import Role
 from apps.accounts.models import User
-from apps.common.errors import ApplicationError, ForbiddenError, NotFoundError
+from apps.accounts.permissions import require_admin
+from apps.common.errors import ApplicationError, NotFoundError
 from apps.common.flash import flash_error
 from apps.deployments import selectors, services
 from apps.deployments.access import access_rows, grant_add, grant_remove, user_role_set
@@ -98,8 +99,7 @@ def revision_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def access(request: HttpRequest) -> HttpResponse:
-    if not request.user.has_role(Role.ADMIN):
-        raise ForbiddenError("Only admins manage access.", code="not_admin")
+    require_admin(request.user, "manage access")
     query = request.GET.get("q", "").strip()
     context = {
         "rows": access_rows(query=query),

@@ -109,7 +109,7 @@ class TestAccessApi:
         listed = api.get("/api/v1/grants/").json()
         assert [g["user"] for g in listed["results"]] == ["carol"]
         refused = api.post("/api/v1/grants/", {"user": "carol", "environment": "dev", "role": "admin"}, format="json")
-        assert refused.status_code == 403 and refused.json()["code"] == "not_admin"
+        assert refused.status_code == 403 and refused.json()["code"] == "admin_required"
         assert api.get("/api/v1/users/").status_code == 403
         assert api.get("/api/v1/users/alice/").status_code == 403
         assert api.get("/api/v1/users/carol/").json()["grants"][0]["role"] == "reviewer"

@@ -11,8 +11,9 @@ from rest_framework.views import APIView
 
 from apps.accounts.choices import AuditSource, Role
 from apps.accounts.models import User
+from apps.accounts.permissions import require_admin
 from apps.common.api import IF_MATCH, check_if_match, etag_of
-from apps.common.errors import ApplicationError, ForbiddenError, NotFoundError
+from apps.common.errors import ApplicationError, NotFoundError
 from apps.deployments.access import grant_add, grant_remove, user_role_set
 from apps.deployments.models import Environment, EnvironmentGrant
 
@@ -58,11 +59,6 @@ class GrantFilterSet(filters.FilterSet):
         fields = ["user", "environment", "role"]
 
 
-def _admin(request: Request) -> None:
-    if not request.user.has_role(Role.ADMIN):
-        raise ForbiddenError("Only admins manage access.", code="not_admin")
-
-
 class GrantListCreateApi(generics.ListAPIView):
     """Per-environment grants. Admins see everyone's; others see their own."""
 
@@ -80,7 +76,7 @@ class GrantListCreateApi(generics.ListAPIView):
 
     @extend_schema(operation_id="grants_create", request=GrantInputSerializer, responses={201: GrantSerializer})
     def post(self, request: Request) -> Response:
-        _admin(request)
+        require_admin(request.user, "manage access")
         data = GrantInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = User.objects.filter(username=data.validated_data["user"], is_active=True).first()
@@ -106,7 +102,7 @@ class GrantListCreateApi(generics.ListAPIView):
 class GrantDetailApi(APIView):
     @extend_schema(operation_id="grants_destroy", responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
-        _admin(request)
+        require_admin(request.user, "manage access")
         grant = EnvironmentGrant.objects.select_related("user", "environment").filter(pk=pk).first()
         if grant is None:
             raise NotFoundError(f"Grant {pk} does not exist (any more).")
@@ -122,7 +118,7 @@ class UserAccessListApi(generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return User.objects.none()
-        _admin(self.request)
+        require_admin(self.request.user, "manage access")
         return (
             User.objects.filter(is_active=True).order_by("username").prefetch_related("environment_grants__environment")
         )
@@ -131,7 +127,7 @@ class UserAccessListApi(generics.ListAPIView):
 class UserAccessDetailApi(APIView):
     def _user(self, request: Request, username: str) -> User:
         if request.user.get_username() != username:
-            _admin(request)
+            require_admin(request.user, "manage access")
         user = User.objects.filter(username=username, is_active=True).first()
         if user is None:
             raise NotFoundError(f"No active user {username!r}.")
@@ -155,7 +151,7 @@ class UserAccessDetailApi(APIView):
     def patch(self, request: Request, username: str) -> Response:
         """Change the global role (admins only). Send the GET's `ETag` as `If-Match` to not overwrite a
         concurrent change."""
-        _admin(request)
+        require_admin(request.user, "manage access")
         user = self._user(request, username)
         check_if_match(request, etag_of(user.pk, user.role))
         data = RoleInputSerializer(data=request.data)
