@@ -33,7 +33,7 @@ from tests.api_schema import raw_schema
 from tests.deployments import conftest as deployments_fixtures
 from tests.promotions.conftest import MODEL, make_live
 
-EXAMPLES = 30
+EXAMPLES = 20
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 environments = deployments_fixtures.environments
