@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.accounts.choices import Role
+from apps.accounts.exports import EXPORT_FIELDS
 from apps.accounts.models import ApiToken, AuditEvent, User
 
 
@@ -81,16 +82,4 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AuditEvent
-        fields = [
-            "id",
-            "occurred_at",
-            "actor",
-            "source",
-            "via",
-            "credential",
-            "ip",
-            "action",
-            "target_type",
-            "target_id",
-            "data",
-        ]
+        fields = EXPORT_FIELDS  # the API answers what the CSV/JSON exports hold
