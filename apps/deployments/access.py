@@ -22,6 +22,8 @@ from apps.deployments.models import Environment, EnvironmentGrant
 __all__ = [
     "environments_where",
     "has_role_anywhere",
+    "grants_visible_to",
+    "user_access_get",
     "grant_add",
     "grant_remove",
     "user_role_set",
@@ -44,6 +46,22 @@ def environments_where(user: User, *roles: str) -> QuerySet[Environment]:
 def has_role_anywhere(user: User, *roles: str) -> bool:
     """Whether ``user`` holds one of ``roles`` globally or in at least one environment."""
     return environments_where(user, *roles).exists()
+
+
+def grants_visible_to(user: User) -> QuerySet[EnvironmentGrant]:
+    """Admins see every grant; everyone else their own."""
+    grants = EnvironmentGrant.objects.select_related("user", "environment", "granted_by")
+    return grants if user.has_role(Role.ADMIN) else grants.filter(user=user)
+
+
+def user_access_get(*, actor: User, username: str) -> User:
+    """One active user's access: admins may read anyone's, everyone their own."""
+    if actor.get_username() != username:
+        require_admin(actor, "read other people's access")
+    user = User.objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise NotFoundError(f"No active user {username!r}.")
+    return user
 
 
 def grant_add(

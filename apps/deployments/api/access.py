@@ -14,7 +14,7 @@ from apps.accounts.models import User
 from apps.accounts.permissions import require_admin
 from apps.common.api import IF_MATCH, check_if_match, etag_of
 from apps.common.errors import ApplicationError, NotFoundError
-from apps.deployments.access import grant_add, grant_remove, user_role_set
+from apps.deployments.access import grant_add, grant_remove, grants_visible_to, user_access_get, user_role_set
 from apps.deployments.models import Environment, EnvironmentGrant
 
 
@@ -67,12 +67,9 @@ class GrantListCreateApi(generics.ListAPIView):
     filterset_class = GrantFilterSet
 
     def get_queryset(self):
-        grants = EnvironmentGrant.objects.select_related("user", "environment", "granted_by")
         if getattr(self, "swagger_fake_view", False):  # the schema generator has no user
-            return grants.none()
-        if not self.request.user.has_role(Role.ADMIN):
-            grants = grants.filter(user=self.request.user)
-        return grants
+            return EnvironmentGrant.objects.none()
+        return grants_visible_to(self.request.user)
 
     @extend_schema(operation_id="grants_create", request=GrantInputSerializer, responses={201: GrantSerializer})
     def post(self, request: Request) -> Response:
@@ -126,12 +123,7 @@ class UserAccessListApi(generics.ListAPIView):
 
 class UserAccessDetailApi(APIView):
     def _user(self, request: Request, username: str) -> User:
-        if request.user.get_username() != username:
-            require_admin(request.user, "manage access")
-        user = User.objects.filter(username=username, is_active=True).first()
-        if user is None:
-            raise NotFoundError(f"No active user {username!r}.")
-        return user
+        return user_access_get(actor=request.user, username=username)
 
     @staticmethod
     def _answer(user: User, code: int = status.HTTP_200_OK) -> Response:
