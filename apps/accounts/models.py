@@ -25,26 +25,6 @@ class User(AbstractUser):
             return False
         return super().check_password(raw_password)
 
-    @property
-    def is_admin(self) -> bool:
-        """Admin of the whole control plane (users, service accounts), not of one environment."""
-        return self.is_active and (self.role == Role.ADMIN or self.is_superuser)
-
-    def roles_in(self, environment: object | None = None) -> set[str]:
-        """The global role plus the roles granted in ``environment`` (an Environment or its pk)."""
-        held = {self.role}
-        if environment is not None and self.pk is not None:
-            env_id = getattr(environment, "pk", environment)
-            held.update(self.environment_grants.filter(environment_id=env_id).values_list("role", flat=True))
-        return held
-
-    def has_role(self, *roles: str, environment: object | None = None) -> bool:
-        """Whether the user holds one of ``roles`` (admin holds them all) globally or in ``environment``."""
-        if not self.is_active:
-            return False
-        held = self.roles_in(environment)
-        return Role.ADMIN in held or not held.isdisjoint(roles)
-
 
 class ApiToken(models.Model):
     """A personal API token. Only its SHA-256 is stored; the key is shown once, at creation."""

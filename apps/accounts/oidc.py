@@ -21,6 +21,7 @@ from django.db import transaction
 
 from apps.accounts.choices import AuditSource, Role
 from apps.accounts.models import User
+from apps.accounts.permissions import django_admin_flags
 from apps.accounts.services import audit_record
 from apps.common.errors import ApplicationError
 
@@ -169,7 +170,8 @@ def oidc_user_sync(*, claims: Mapping[str, Any]) -> User:
     user.first_name = str(claims.get("given_name") or user.first_name or "")[:150]
     user.last_name = str(claims.get("family_name") or user.last_name or "")[:150]
     user.role = role
-    user.is_staff = user.is_superuser = role == Role.ADMIN
+    for flag, value in django_admin_flags(role).items():
+        setattr(user, flag, value)
     user.is_active = True
     user.save()
     after = {"role": user.role, "is_staff": user.is_staff}

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db.models import Count, Q, QuerySet
 
-from apps.accounts.choices import Role
 from apps.accounts.models import ApiToken, AuditEvent, User
-from apps.accounts.permissions import require_admin
-from apps.common.errors import ForbiddenError, NotFoundError
+from apps.accounts.permissions import READ_AUDIT_TRAIL, is_admin, may, require, require_admin
+from apps.common.errors import ApplicationError, NotFoundError
 
 __all__ = [
     "api_token_list",
     "api_token_get",
+    "active_user_get",
     "service_account_list",
     "service_account_get",
     "audit_can_read",
     "audit_event_list",
-    "AUDIT_READERS",
+    "nav_permissions",
+    "NavPermissions",
 ]
-
-# Who may read the whole audit trail: reviewers (they sign off changes) and admins. Leads and viewers may not.
-AUDIT_READERS = (Role.REVIEWER, Role.ADMIN)
 
 
 def api_token_list(*, user: User) -> QuerySet[ApiToken]:
@@ -33,6 +33,16 @@ def api_token_get(*, user: User, pk: int) -> ApiToken:
     if token is None:
         raise NotFoundError("No such token.", code="token_not_found")
     return token
+
+
+def active_user_get(*, username: str, from_input: bool = False) -> User:
+    """The active account ``username``: 404 ``unknown_user`` when there is none, or 400 when the name came as
+    input (a form field, a request body) rather than in the URL."""
+    user = User.objects.filter(username=username, is_active=True).first()
+    if user is None:
+        error = ApplicationError if from_input else NotFoundError
+        raise error(f"No active user {username!r}.", code="unknown_user")
+    return user
 
 
 def service_account_list(*, actor: User) -> QuerySet[User]:
@@ -53,15 +63,26 @@ def service_account_get(*, actor: User, pk: int) -> User:
 
 
 def audit_can_read(user: User) -> bool:
-    return bool(user.is_authenticated and user.is_active and (user.role in AUDIT_READERS or user.is_superuser))
+    return may(user, READ_AUDIT_TRAIL)
 
 
 def audit_event_list(*, actor: User) -> QuerySet[AuditEvent]:
     """The whole audit trail, newest first, for reviewers and admins."""
-    if not audit_can_read(actor):
-        raise ForbiddenError(
-            f"Only reviewers and admins may read the audit trail; {actor.get_username()} is a "
-            f"{actor.get_role_display()}.",
-            code="audit_forbidden",
-        )
+    require(actor, READ_AUDIT_TRAIL, code="audit_forbidden")
     return AuditEvent.objects.order_by("-occurred_at", "-id")
+
+
+@dataclass(frozen=True)
+class NavPermissions:
+    """Which sections the top bar offers; each section's page and API check again."""
+
+    audit: bool
+    service_accounts: bool
+    access: bool
+    django_admin: bool
+
+
+def nav_permissions(user: User) -> NavPermissions:
+    admin = is_admin(user)
+    staff = bool(user.is_active and user.is_staff)  # Django's own flag, which its admin site checks
+    return NavPermissions(audit=audit_can_read(user), service_accounts=admin, access=admin, django_admin=staff)

@@ -14,9 +14,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from apps.accounts.choices import AuditSource, Role
+from apps.accounts.choices import AuditSource
 from apps.accounts.models import ApiToken, AuditEvent, User
-from apps.accounts.permissions import check_role, require_admin
+from apps.accounts.permissions import admins, django_admin_flags, is_admin, require_admin, validate_role
 from apps.accounts.request_context import current_origin
 from apps.common.errors import ApplicationError, ConflictError, ForbiddenError, NotFoundError
 
@@ -28,6 +28,7 @@ __all__ = [
     "service_account_create",
     "service_account_update",
     "user_ensure",
+    "user_role_set",
     "CreatedToken",
     "REDACTED",
 ]
@@ -131,11 +132,8 @@ def api_token_create(
 def _require_token_manager(actor: User, owner: User, what: str) -> None:
     """People manage their own tokens; admins manage service accounts' tokens. Nobody else's."""
     if owner.is_service_account:
-        if actor.pk != owner.pk and not actor.is_admin:
-            raise ForbiddenError(
-                f"Only admins may {what} service accounts; {actor.get_username()} is a {actor.get_role_display()}.",
-                code="admin_required",
-            )
+        if actor.pk != owner.pk:
+            require_admin(actor, f"{what} service accounts")
         if actor.pk == owner.pk:
             raise ForbiddenError(
                 "A service account cannot manage its own tokens; an admin issues and revokes them.",
@@ -182,7 +180,7 @@ def service_account_create(
     """A user for CI that acts only through API tokens: no usable password, no UI login, no admin site."""
     require_admin(actor, "create service accounts")
     username = username.strip()
-    check_role(role)
+    validate_role(role)
     try:
         UnicodeUsernameValidator()(username)
     except ValidationError:
@@ -227,7 +225,7 @@ def service_account_update(
         raise NotFoundError("No such service account.", code="service_account_not_found")
     before = _snapshot(account)
     if role is not None:
-        check_role(role)
+        validate_role(role)
         account.role = role
     if description is not None:
         account.description = description.strip()[:200]
@@ -254,7 +252,7 @@ def service_account_update(
 @transaction.atomic
 def user_ensure(*, username: str, role: str, email: str = "") -> tuple[User, str | None]:
     """Create the user with a random password if missing. Returns the password only when it was created."""
-    check_role(role)
+    validate_role(role)
     user = User.objects.filter(username=username).first()
     if user:
         return user, None
@@ -264,8 +262,37 @@ def user_ensure(*, username: str, role: str, email: str = "") -> tuple[User, str
         email=email,
         password=password,
         role=role,
-        is_staff=role == Role.ADMIN,
-        is_superuser=role == Role.ADMIN,
+        **django_admin_flags(role),
     )
     audit_record(actor=None, action="user.create", target_type="user", target_id=user.pk, data={"role": role})
     return user, password
+
+
+@transaction.atomic
+def user_role_set(*, actor: User, user: User, role: str, source: str = AuditSource.UI) -> User:
+    """Change someone's global role (and with it the Django admin flags it implies). The last active admin cannot
+    be demoted: someone must manage access."""
+    require_admin(actor, "manage access")
+    validate_role(role)
+    user = User.objects.select_for_update().get(pk=user.pk)
+    before = user.role
+    if before == role:
+        return user
+    if is_admin(user):
+        if not admins().select_for_update().exclude(pk=user.pk).exists():
+            raise ConflictError(
+                f"{user.get_username()} is the last admin; make someone else admin first.", code="last_admin"
+            )
+    user.role = role
+    for flag, value in django_admin_flags(role).items():
+        setattr(user, flag, value)
+    user.save(update_fields=["role", "is_staff", "is_superuser"])
+    audit_record(
+        actor=actor,
+        source=source,
+        action="access.role_set",
+        target_type="user",
+        target_id=user.pk,
+        data={"user": user.get_username(), "before": {"role": before}, "after": {"role": role}},
+    )
+    return user

@@ -16,12 +16,9 @@ from apps.accounts.filtersets import AuditEventFilterSet
 from apps.accounts.forms import ServiceAccountCreateForm, ServiceAccountUpdateForm, TokenCreateForm
 from apps.accounts.services import CreatedToken
 from apps.common.errors import ApplicationError
+from apps.common.forms import form_errors
 
 AUDIT_PAGE_SIZE = 50
-
-
-def _form_errors(form) -> str:
-    return "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
 
 
 # ---------------------------------------------------------------------------------------------------- tokens
@@ -113,7 +110,7 @@ def service_account_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def service_account_update(request: HttpRequest, pk: int) -> HttpResponse:
     form = ServiceAccountUpdateForm(request.POST)
     if not form.is_valid():
-        messages.error(request, f"Cannot change the service account: {_form_errors(form)}")
+        messages.error(request, f"Cannot change the service account: {form_errors(form)}")
         return redirect("accounts:service_account_detail", pk=pk)
     account = services.service_account_update(actor=request.user, account=pk, **form.cleaned_data)
     messages.success(request, f"Service account {account.username} saved.")
@@ -173,7 +170,7 @@ def _valid_audit_filter(request: HttpRequest) -> AuditEventFilterSet:
     """The filters of an export; a bad one is refused rather than ignored, which would export more than asked."""
     filterset = _audit_filter(request)
     if not filterset.is_valid():
-        raise ApplicationError(f"Cannot export: {_form_errors(filterset.form)}", code="invalid_filter")
+        raise ApplicationError(f"Cannot export: {form_errors(filterset.form)}", code="invalid_filter")
     return filterset
 
 

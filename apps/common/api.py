@@ -40,6 +40,7 @@ __all__ = [
     "etag_of",
     "exception_handler",
     "idempotency_key",
+    "if_match_check",
 ]
 
 
@@ -139,7 +140,12 @@ def etag_of(*parts: object) -> str:
 
 def check_if_match(request: Request, current: str) -> None:
     """Refuse (412) a write whose ``If-Match`` names another version than ``current``."""
-    wanted = request.headers.get("If-Match")
+    if_match_check(request.headers.get("If-Match"), current)
+
+
+def if_match_check(wanted: str | None, current: str) -> None:
+    """Refuse (412) a write based on ``wanted`` (an ``If-Match`` value; None: no precondition) unless it names
+    ``current``. For services that check under their own lock."""
     if wanted is None:
         return
     tags = {tag.strip().removeprefix("W/") for tag in wanted.split(",")}

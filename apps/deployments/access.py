@@ -1,7 +1,6 @@
-"""Who may act where: a global role per person (``User.role``) plus roles granted per environment.
-
-Reads for pages and forms, and the admin's writes (grants, global roles). Every check of an action goes
-through ``User.has_role(..., environment=...)`` in the service that performs it.
+"""Roles granted in single environments (``EnvironmentGrant``): the admin's writes, SSO's sync, and the reads the
+access page and API share. Who may do what with those roles is decided in ``apps/accounts/permissions.py``; the
+global role (``User.role``) is written by ``apps.accounts.services.user_role_set``.
 """
 
 from __future__ import annotations
@@ -14,54 +13,42 @@ from django.db.models import QuerySet
 
 from apps.accounts.choices import AuditSource, Role
 from apps.accounts.models import User
-from apps.accounts.permissions import check_role, require_admin
+from apps.accounts.permissions import is_admin, require_admin, validate_role
+from apps.accounts.selectors import active_user_get
 from apps.accounts.services import audit_record
-from apps.common.errors import ConflictError, NotFoundError
+from apps.common.errors import NotFoundError
 from apps.deployments.models import Environment, EnvironmentGrant
 
 __all__ = [
-    "environments_where",
-    "has_role_anywhere",
     "grants_visible_to",
+    "grant_get",
     "user_access_get",
     "grant_add",
     "grant_remove",
-    "user_role_set",
     "sso_grants_sync",
     "access_rows",
     "AccessRow",
 ]
 
 
-def environments_where(user: User, *roles: str) -> QuerySet[Environment]:
-    """The environments in which ``user`` holds one of ``roles`` (admin counts as every role)."""
-    if not user.is_authenticated or not user.is_active:
-        return Environment.objects.none()
-    if user.has_role(*roles):
-        return Environment.objects.all()
-    granted = user.environment_grants.filter(role__in={*roles, Role.ADMIN}).values("environment_id")
-    return Environment.objects.filter(pk__in=granted)
-
-
-def has_role_anywhere(user: User, *roles: str) -> bool:
-    """Whether ``user`` holds one of ``roles`` globally or in at least one environment."""
-    return environments_where(user, *roles).exists()
-
-
 def grants_visible_to(user: User) -> QuerySet[EnvironmentGrant]:
     """Admins see every grant; everyone else their own."""
     grants = EnvironmentGrant.objects.select_related("user", "environment", "granted_by")
-    return grants if user.has_role(Role.ADMIN) else grants.filter(user=user)
+    return grants if is_admin(user) else grants.filter(user=user)
+
+
+def grant_get(*, pk: int) -> EnvironmentGrant:
+    grant = EnvironmentGrant.objects.select_related("user", "environment").filter(pk=pk).first()
+    if grant is None:
+        raise NotFoundError(f"Grant {pk} does not exist (any more).")
+    return grant
 
 
 def user_access_get(*, actor: User, username: str) -> User:
     """One active user's access: admins may read anyone's, everyone their own."""
     if actor.get_username() != username:
         require_admin(actor, "read other people's access")
-    user = User.objects.filter(username=username, is_active=True).first()
-    if user is None:
-        raise NotFoundError(f"No active user {username!r}.")
-    return user
+    return active_user_get(username=username)
 
 
 def grant_add(
@@ -69,7 +56,7 @@ def grant_add(
 ) -> EnvironmentGrant:
     """Give ``user`` ``role`` in ``environment``. Granting what is already granted returns the existing grant."""
     require_admin(actor, "manage access")
-    check_role(role)
+    validate_role(role)
     existing = EnvironmentGrant.objects.filter(user=user, environment=environment, role=role).first()
     if existing:
         return existing
@@ -103,34 +90,6 @@ def grant_remove(*, actor: User, grant: EnvironmentGrant, source: str = AuditSou
         target_id=grant.user_id,
         data={"user": grant.user.get_username(), "environment": grant.environment.name, "role": grant.role},
     )
-
-
-@transaction.atomic
-def user_role_set(*, actor: User, user: User, role: str, source: str = AuditSource.UI) -> User:
-    """Change someone's global role. The last active admin cannot be demoted: someone must manage access."""
-    require_admin(actor, "manage access")
-    check_role(role)
-    user = User.objects.select_for_update().get(pk=user.pk)
-    before = user.role
-    if before == role:
-        return user
-    if before == Role.ADMIN:
-        admins = User.objects.select_for_update().filter(role=Role.ADMIN, is_active=True)
-        if not admins.exclude(pk=user.pk).exists():
-            raise ConflictError(
-                f"{user.get_username()} is the last admin; make someone else admin first.", code="last_admin"
-            )
-    user.role = role
-    user.save(update_fields=["role"])
-    audit_record(
-        actor=actor,
-        source=source,
-        action="access.role_set",
-        target_type="user",
-        target_id=user.pk,
-        data={"user": user.get_username(), "before": {"role": before}, "after": {"role": role}},
-    )
-    return user
 
 
 @transaction.atomic
@@ -174,12 +133,9 @@ class AccessRow:
     grants: list[EnvironmentGrant] = field(default_factory=list)
 
 
-def access_rows(*, query: str = "") -> list[AccessRow]:
-    """Every active user with their grants, for the access page and API."""
-    users = User.objects.filter(is_active=True).order_by("username")
-    if query:
-        users = users.filter(username__icontains=query)
-    rows = {user.pk: AccessRow(user=user) for user in users}
+def access_rows(*, users: QuerySet[User]) -> list[AccessRow]:
+    """``users`` (the access page's filtered people) with their grants, by username."""
+    rows = {user.pk: AccessRow(user=user) for user in users.order_by("username")}
     grants = EnvironmentGrant.objects.filter(user_id__in=rows).select_related("environment", "user")
     for grant in grants:
         rows[grant.user_id].grants.append(grant)

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import django_filters
 
+from apps.accounts.choices import Role
+from apps.accounts.models import User
 from apps.deployments.choices import DeploymentStatus
-from apps.deployments.models import Deployment
+from apps.deployments.models import Deployment, EnvironmentGrant
 
 
 class DeploymentFilterSet(django_filters.FilterSet):
@@ -16,3 +18,30 @@ class DeploymentFilterSet(django_filters.FilterSet):
     class Meta:
         model = Deployment
         fields = ["model", "environment", "status"]
+
+
+class GrantFilterSet(django_filters.FilterSet):
+    """``GET /api/v1/grants/``: grants by user, environment or role."""
+
+    user = django_filters.CharFilter(field_name="user__username")
+    environment = django_filters.CharFilter(field_name="environment__name")
+    role = django_filters.ChoiceFilter(choices=Role.choices)
+
+    class Meta:
+        model = EnvironmentGrant
+        fields = ["user", "environment", "role"]
+
+
+class UserAccessFilterSet(django_filters.FilterSet):
+    """Shared by the access page and ``GET /api/v1/users/``: people by name, by an environment they hold a
+    grant in, or by global role."""
+
+    user = django_filters.CharFilter(field_name="username", lookup_expr="icontains", label="User")
+    environment = django_filters.CharFilter(
+        field_name="environment_grants__environment__name", label="Has a grant in", distinct=True
+    )
+    role = django_filters.ChoiceFilter(choices=Role.choices, label="Global role")
+
+    class Meta:
+        model = User
+        fields = ["user", "environment", "role"]

@@ -6,11 +6,12 @@ from django.db.models import QuerySet
 from apps.accounts.choices import Role
 from apps.accounts.models import User
 from apps.deployments.models import Environment
+from apps.registry.versions import VERSION_MESSAGE, VERSION_PATTERN
 
 
 class DeployForm(forms.Form):
     model = forms.CharField(max_length=500, widget=forms.HiddenInput)
-    version = forms.RegexField(r"^\d{1,9}$", widget=forms.HiddenInput)
+    version = forms.RegexField(VERSION_PATTERN, widget=forms.HiddenInput, error_messages={"invalid": VERSION_MESSAGE})
     environment = forms.ModelChoiceField(
         queryset=Environment.objects.all(), to_field_name="name", empty_label=None, label="Environment"
     )
@@ -34,3 +35,10 @@ class GrantForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
+
+    @classmethod
+    def of(cls, user: User) -> RoleForm:
+        """The access page's form for ``user``'s global role, showing the one they hold."""
+        form = cls(initial={"role": user.role}, auto_id=False)
+        form.fields["role"].widget.attrs["aria-label"] = f"Global role of {user.username}"
+        return form

@@ -12,18 +12,21 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils.text import slugify
 
-from apps.accounts.choices import AuditSource, Role
+from apps.accounts.choices import AuditSource
 from apps.accounts.models import User
+from apps.accounts.permissions import DELETE_DEPLOYMENT, DEPLOY, ROLL_BACK, require
 from apps.accounts.services import audit_changes, audit_record
-from apps.common.errors import ApplicationError, ConflictError, ForbiddenError, NotFoundError
+from apps.common.errors import ApplicationError, ConflictError, NotFoundError
 from apps.deployments.choices import DeploymentStatus, RevisionKind, RevisionStatus, StepName
 from apps.deployments.models import Deployment, Environment, Revision, RevisionStep
+from apps.deployments.selectors import environment_get
 from apps.registry import selectors as registry
 
 __all__ = [
     "environment_ensure",
     "deployment_create",
     "deployment_rollback",
+    "rollback_refusal",
     "deployment_delete",
     "revision_enqueue",
     "idempotency_key_reused",
@@ -59,15 +62,6 @@ def environment_ensure(*, name: str, actor: User | None = None, **fields: object
         data={"name": name, **{k: str(v) for k, v in fields.items()}},
     )
     return environment, True
-
-
-def _require_lead(actor: User, what: str, environment: Environment) -> None:
-    if not actor.has_role(Role.LEAD, environment=environment):
-        held = ", ".join(sorted(actor.roles_in(environment))) if actor.is_active else "inactive"
-        raise ForbiddenError(
-            f"Only ML leads and admins of {environment.name} may {what} there; "
-            f"{actor.get_username()} is {held} in {environment.name}."
-        )
 
 
 def _resource_name(model_name: str, environment: Environment) -> str:
@@ -158,14 +152,9 @@ def deployment_create(
     ``via_promotion`` is for the promotions service only, once a promotion to a gated environment is approved;
     the UI and the API never pass it.
     """
-    env = Environment.objects.filter(name=environment).first()
-    if env is None:
-        names = ", ".join(Environment.objects.values_list("name", flat=True))
-        raise ApplicationError(
-            f"Unknown environment {environment!r}; expected one of {names}.", code="unknown_environment"
-        )
+    env = environment_get(name=environment)
     if not via_promotion:  # an approved promotion is its own authorisation
-        _require_lead(actor, "deploy", env)
+        require(actor, DEPLOY, environment=env)
     model_version = str(model_version).strip()
     replay = _idempotent_replay(actor, idempotency_key, model_name, model_version, environment)
     if replay:
@@ -250,22 +239,31 @@ def deployment_rollback(
         raise idempotency_key_reused(idempotency_key, "another request that is still being made") from None
 
 
+def rollback_refusal(deployment: Deployment, to_revision: Revision) -> ApplicationError | None:
+    """Why ``deployment`` cannot go back to ``to_revision`` (None: it can). The service raises it; the deployment
+    page offers a Roll back button only where it is None. (A rollout in progress is checked apart: it passes.)"""
+    if to_revision.deployment_id != deployment.pk:
+        return NotFoundError(f"Revision {to_revision.pk} does not belong to {deployment}.")
+    if deployment.status in (DeploymentStatus.DELETING, DeploymentStatus.DELETED):
+        return ConflictError(f"{deployment} is deleted; it cannot be rolled back.")
+    if to_revision.status not in (RevisionStatus.LIVE, RevisionStatus.SUPERSEDED):
+        return ConflictError(f"{to_revision.label} never went live; only revisions that served can be restored.")
+    if deployment.live_revision_id == to_revision.pk:
+        return ConflictError(f"{to_revision.label} is already live.")
+    return None
+
+
 @transaction.atomic
 def _deployment_rollback(actor: User, deployment: Deployment, to_revision: Revision, key: str, source: str) -> Revision:
-    _require_lead(actor, "roll back", deployment.environment)
+    require(actor, ROLL_BACK, environment=deployment.environment)
     deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
     # After the lock, so that a retry racing the first call sees the revision it started.
     replay = _revision_replay(actor, key, kind=RevisionKind.ROLLBACK, fingerprint=(deployment.pk, to_revision.pk))
     if replay:
         return replay
-    if to_revision.deployment_id != deployment.pk:
-        raise NotFoundError(f"Revision {to_revision.pk} does not belong to {deployment}.")
-    if deployment.status in (DeploymentStatus.DELETING, DeploymentStatus.DELETED):
-        raise ConflictError(f"{deployment} is deleted; it cannot be rolled back.")
-    if to_revision.status not in (RevisionStatus.LIVE, RevisionStatus.SUPERSEDED):
-        raise ConflictError(f"{to_revision.label} never went live; only revisions that served can be restored.")
-    if deployment.live_revision_id == to_revision.pk:
-        raise ConflictError(f"{to_revision.label} is already live.")
+    refused = rollback_refusal(deployment, to_revision)
+    if refused:
+        raise refused
     if deployment.revisions.filter(status__in=IN_PROGRESS).exists():
         raise ConflictError(
             f"A rollout of {deployment} is in progress; wait for it to finish.", code="rollout_in_progress"
@@ -304,7 +302,7 @@ def deployment_delete(
     to delete another deployment is refused."""
     from apps.deployments.tasks import tear_down as tear_down_task
 
-    _require_lead(actor, "delete deployments", deployment.environment)
+    require(actor, DELETE_DEPLOYMENT, environment=deployment.environment)
     key = idempotency_key[:200]
     deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
     if key:

@@ -9,13 +9,15 @@ from django.views.decorators.http import require_GET, require_POST
 from apps.accounts.choices import Role
 from apps.accounts.models import User
 from apps.accounts.permissions import require_admin
-from apps.common.errors import ApplicationError, NotFoundError
+from apps.accounts.selectors import active_user_get
+from apps.accounts.services import user_role_set
+from apps.common.errors import ApplicationError
 from apps.common.flash import flash_error
+from apps.common.forms import form_errors
 from apps.deployments import selectors, services
-from apps.deployments.access import access_rows, grant_add, grant_remove, user_role_set
-from apps.deployments.filtersets import DeploymentFilterSet
+from apps.deployments.access import access_rows, grant_add, grant_get, grant_remove
+from apps.deployments.filtersets import DeploymentFilterSet, UserAccessFilterSet
 from apps.deployments.forms import DeployForm, GrantForm, RoleForm, RollbackForm
-from apps.deployments.models import EnvironmentGrant
 
 
 @require_GET
@@ -28,7 +30,7 @@ def deployment_list(request: HttpRequest) -> HttpResponse:
 def deployment_create(request: HttpRequest) -> HttpResponse:
     form = DeployForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Cannot deploy: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        messages.error(request, f"Cannot deploy: {form_errors(form)}")
         return redirect("registry:model_list")
     model, version = form.cleaned_data["model"], form.cleaned_data["version"]
     try:
@@ -50,11 +52,11 @@ def deployment_create(request: HttpRequest) -> HttpResponse:
 @require_GET
 def deployment_detail(request: HttpRequest, pk: int) -> HttpResponse:
     deployment = selectors.deployment_get(pk=pk)
-    revisions = selectors.revisions_of_deployment(deployment=deployment)
+    revisions = list(selectors.revisions_of_deployment(deployment=deployment))
     context = {
         "deployment": deployment,
         "revisions": revisions,
-        "can_deploy": request.user.has_role(Role.LEAD, environment=deployment.environment),
+        "permissions": selectors.deployment_permissions(deployment=deployment, user=request.user, revisions=revisions),
     }
     return render(request, "deployments/deployment_detail.html", context)
 
@@ -66,9 +68,7 @@ def deployment_rollback(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         if not form.is_valid():
             raise ApplicationError("Choose the revision to roll back to.")
-        target = deployment.revisions.filter(number=form.cleaned_data["revision"]).first()
-        if target is None:
-            raise NotFoundError(f"{deployment} has no revision r{form.cleaned_data['revision']}.")
+        target = selectors.revision_numbered(deployment=deployment, number=form.cleaned_data["revision"])
         revision = services.deployment_rollback(actor=request.user, deployment=deployment, to_revision=target)
     except ApplicationError as exc:
         flash_error(request, exc)
@@ -100,10 +100,11 @@ def revision_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def access(request: HttpRequest) -> HttpResponse:
     require_admin(request.user, "manage access")
-    query = request.GET.get("q", "").strip()
+    filterset = UserAccessFilterSet(request.GET, queryset=User.objects.filter(is_active=True))
+    rows = access_rows(users=filterset.qs)
     context = {
-        "rows": access_rows(query=query),
-        "query": query,
+        "rows": [(row, RoleForm.of(row.user)) for row in rows],
+        "filter": filterset,
         "grant_form": GrantForm(),
         "roles": Role.choices,
         "environments": selectors.environment_list(),
@@ -116,7 +117,7 @@ def access_grant_add(request: HttpRequest) -> HttpResponse:
     form = GrantForm(request.POST)
     try:
         if not form.is_valid():
-            raise ApplicationError("Cannot grant: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+            raise ApplicationError(f"Cannot grant: {form_errors(form)}")
         grant = grant_add(actor=request.user, **form.cleaned_data)
         messages.success(request, f"{grant.user} is now {grant.get_role_display()} in {grant.environment}.")
     except ApplicationError as exc:
@@ -126,10 +127,8 @@ def access_grant_add(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def access_grant_remove(request: HttpRequest, pk: int) -> HttpResponse:
-    grant = EnvironmentGrant.objects.select_related("user", "environment").filter(pk=pk).first()
     try:
-        if grant is None:
-            raise NotFoundError(f"Grant {pk} does not exist (any more).")
+        grant = grant_get(pk=pk)
         grant_remove(actor=request.user, grant=grant)
         messages.success(request, f"{grant.user} is no longer {grant.get_role_display()} in {grant.environment}.")
     except ApplicationError as exc:
@@ -139,11 +138,9 @@ def access_grant_remove(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def access_role_set(request: HttpRequest, username: str) -> HttpResponse:
-    user = User.objects.filter(username=username, is_active=True).first()
     form = RoleForm(request.POST)
     try:
-        if user is None:
-            raise NotFoundError(f"No active user {username!r}.")
+        user = active_user_get(username=username)
         if not form.is_valid():
             raise ApplicationError(f"Unknown role; expected one of {', '.join(Role.values)}.")
         user = user_role_set(actor=request.user, user=user, role=form.cleaned_data["role"])

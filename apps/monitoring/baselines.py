@@ -9,12 +9,12 @@ from django.conf import settings
 from django.db import transaction
 
 from apps.accounts.choices import AuditSource
+from apps.accounts.permissions import SET_DRIFT_BASELINE, require
 from apps.accounts.services import audit_record
 from apps.common.errors import ApplicationError
 from apps.monitoring.drift import profile_build
 from apps.monitoring.models import Baseline
-from apps.monitoring.selectors import monitored_version
-from apps.monitoring.services import _require_lead
+from apps.monitoring.selectors import version_to_monitor
 from apps.monitoring.sources import get_telemetry_source
 from apps.monitoring.types import Window
 
@@ -32,10 +32,8 @@ def baseline_from_traffic(*, actor, deployment, window: Window, source: str = Au
     """Replace the baseline of the model version the deployment serves with the profile of the sampled requests
     of that version in ``window`` (a preset ending now, or a custom start/end). Leads only; audited. A window
     in the future, or with fewer than ``MONITORING_MIN_ROWS`` sampled rows, is refused with the reason."""
-    _require_lead(actor, "set drift baselines")
-    version = monitored_version(deployment)
-    if version is None:
-        raise ApplicationError("Nothing has been deployed yet, so there is no model version to set a baseline for.")
+    require(actor, SET_DRIFT_BASELINE)
+    version = version_to_monitor(deployment)
     end = window.end or datetime.now(UTC)
     start = end - window.span
     if start >= datetime.now(UTC):

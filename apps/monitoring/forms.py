@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django import forms
 
+from apps.registry.versions import VERSION_MESSAGE, VERSION_PATTERN
+
 
 class DriftThresholdsForm(forms.Form):
     psi_warn = forms.FloatField(min_value=0, max_value=10, label="Warn at PSI")
@@ -10,6 +12,13 @@ class DriftThresholdsForm(forms.Form):
 
 class BaselineUploadForm(forms.Form):
     file = forms.FileField(help_text="CSV with a header row, or Parquet; one column per input feature.")
+    version = forms.RegexField(
+        VERSION_PATTERN,
+        required=False,
+        label="Model version",
+        error_messages={"invalid": VERSION_MESSAGE},
+        help_text="By default the version this deployment serves.",
+    )
 
 
 class TrafficBaselineForm(forms.Form):

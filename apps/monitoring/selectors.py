@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 from django.conf import settings
 
+from apps.accounts.models import User
+from apps.accounts.permissions import CHANGE_DRIFT_THRESHOLDS, SET_DRIFT_BASELINE, may
+from apps.common.api import etag_of
+from apps.common.errors import NotFoundError
 from apps.monitoring.drift import chi2_pvalue, js_distance, psi
 from apps.monitoring.sources import get_telemetry_source
 from apps.monitoring.sources.base import window_bounds
@@ -21,7 +26,18 @@ from apps.monitoring.types import (
     Window,
 )
 
-__all__ = ["latency_series_get", "drift_series_get", "drift_level", "monitored_version", "drift_thresholds_get"]
+__all__ = [
+    "latency_series_get",
+    "drift_series_get",
+    "deployment_drift_get",
+    "drift_level",
+    "monitored_version",
+    "version_to_monitor",
+    "drift_thresholds_get",
+    "drift_thresholds_etag",
+    "monitoring_permissions",
+    "MonitoringPermissions",
+]
 
 
 def drift_thresholds_get(*, deployment) -> tuple[float, float]:
@@ -32,6 +48,11 @@ def drift_thresholds_get(*, deployment) -> tuple[float, float]:
     if own is not None:
         return own.psi_warn, own.psi_alert
     return settings.MONITORING_PSI_WARN, settings.MONITORING_PSI_ALERT
+
+
+def drift_thresholds_etag(*, deployment) -> str:
+    """The ``ETag`` of the deployment's thresholds: what an ``If-Match`` must name to change them."""
+    return etag_of(*drift_thresholds_get(deployment=deployment))
 
 
 def latency_series_get(*, deployment, window: Window, end: datetime | None = None, source=None) -> LatencySeries:
@@ -89,6 +110,14 @@ def monitored_version(deployment) -> str | None:
         return deployment.live_revision.model_version
     latest = deployment.revisions.order_by("-number").first()
     return latest.model_version if latest else None
+
+
+def version_to_monitor(deployment, version: str | None = None) -> str:
+    """``version`` when one is named, else :func:`monitored_version`; 404 when the deployment has none yet."""
+    chosen = version or monitored_version(deployment)
+    if chosen is None:
+        raise NotFoundError(f"{deployment} has no revision yet, so there is no model version to monitor.")
+    return str(chosen)
 
 
 def _finite(value: float) -> float | None:
@@ -164,4 +193,29 @@ def drift_series_get(
         min_rows=settings.MONITORING_MIN_ROWS,
         warnings=counts.warnings,
         prediction=prediction,
+    )
+
+
+def deployment_drift_get(*, deployment, window: Window) -> DriftSeries:
+    """Drift of what the deployment serves against its version's baseline (built on first use), for the
+    monitoring page and ``GET .../metrics/drift/`` alike."""
+    from apps.monitoring.services import baseline_ensure
+
+    version = version_to_monitor(deployment)
+    baseline = baseline_ensure(model_name=deployment.model_name, model_version=version).as_profile()
+    return drift_series_get(deployment=deployment, window=window, baseline=baseline)
+
+
+@dataclass(frozen=True)
+class MonitoringPermissions:
+    """What the monitoring page offers. Only a hint: the services check the same rules on every call."""
+
+    can_set_thresholds: bool  # ML lead (or admin) in the deployment's environment
+    can_set_baseline: bool  # ML lead in any environment: a baseline belongs to a model version, not to one place
+
+
+def monitoring_permissions(*, deployment, user: User) -> MonitoringPermissions:
+    return MonitoringPermissions(
+        can_set_thresholds=may(user, CHANGE_DRIFT_THRESHOLDS, environment=deployment.environment),
+        can_set_baseline=may(user, SET_DRIFT_BASELINE),
     )

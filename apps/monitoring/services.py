@@ -13,9 +13,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from apps.accounts.choices import AuditSource, Role
+from apps.accounts.choices import AuditSource
+from apps.accounts.permissions import CHANGE_DRIFT_THRESHOLDS, SET_DRIFT_BASELINE, require
 from apps.accounts.services import audit_changes, audit_record
-from apps.common.errors import ApplicationError, ForbiddenError, NotFoundError
+from apps.common.api import if_match_check
+from apps.common.errors import ApplicationError, NotFoundError
 from apps.monitoring.drift import profile_build
 from apps.monitoring.models import Baseline, DriftThresholds
 from apps.monitoring.uploads import upload_kind
@@ -33,19 +35,6 @@ logger = logging.getLogger(__name__)
 
 # What the demo models (apps/registry/demo/seed.py) and any well-behaved training run log as reference data.
 REFERENCE_ARTIFACT = "reference/reference.parquet"
-
-
-def _require_lead(actor, what: str, environment=None) -> None:
-    """Lead (or admin) in ``environment``; without one (baselines belong to a model version, not to an
-    environment), lead globally or in at least one environment."""
-    from apps.deployments.access import has_role_anywhere
-
-    allowed = actor.has_role(Role.LEAD, environment=environment) if environment else has_role_anywhere(actor, Role.LEAD)
-    if not allowed:
-        where = f" in {environment.name}" if environment else ""
-        raise ForbiddenError(
-            f"Only ML leads and admins{where} may {what}; {actor.get_username()} is a {actor.get_role_display()}."
-        )
 
 
 def read_table(data: bytes, *, filename: str = "") -> pd.DataFrame:
@@ -117,7 +106,7 @@ def baseline_upload(
     *, actor, model_name: str, model_version: str, data: bytes, filename: str = "", source: str = AuditSource.UI
 ) -> Baseline:
     """Replace the baseline of a model version with the profile of an uploaded CSV or Parquet file."""
-    _require_lead(actor, "set drift baselines")
+    require(actor, SET_DRIFT_BASELINE)
     from apps.registry.client import get_client
 
     get_client().get_version(model_name, str(model_version))  # the version exists
@@ -138,10 +127,18 @@ def baseline_upload(
 
 
 def drift_thresholds_set(
-    *, actor, deployment, psi_warn: float, psi_alert: float, source: str = AuditSource.UI
+    *, actor, deployment, psi_warn: float, psi_alert: float, if_match: str | None = None, source: str = AuditSource.UI
 ) -> DriftThresholds:
-    _require_lead(actor, "change drift thresholds", deployment.environment)
+    """Set the deployment's PSI thresholds. ``if_match`` (an ``If-Match`` value): only if they are still the ones
+    of that ``ETag`` (412 otherwise); checked and written under a lock of the deployment, so of two concurrent
+    editors of the same version one wins and the other is refused."""
+    from apps.deployments.models import Deployment
+    from apps.monitoring.selectors import drift_thresholds_etag
+
+    require(actor, CHANGE_DRIFT_THRESHOLDS, environment=deployment.environment)
     with transaction.atomic():
+        Deployment.objects.select_for_update().filter(pk=deployment.pk).first()
+        if_match_check(if_match, drift_thresholds_etag(deployment=deployment))
         thresholds = DriftThresholds.objects.filter(deployment=deployment).first() or DriftThresholds(
             deployment=deployment
         )

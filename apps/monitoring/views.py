@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.common.errors import ApplicationError
 from apps.common.flash import flash_error
+from apps.common.forms import form_errors
 from apps.deployments.selectors import deployment_get
 from apps.monitoring import baselines, charts, selectors, services, uploads
 from apps.monitoring.forms import BaselineUploadForm, DriftThresholdsForm, TrafficBaselineForm
@@ -50,7 +51,7 @@ def deployment_monitoring(request: HttpRequest, pk: int) -> HttpResponse:
     now = datetime.now(UTC)
     context = {
         "deployment": deployment,
-        "can_deploy": request.user.has_role("lead", environment=deployment.environment),
+        "permissions": selectors.monitoring_permissions(deployment=deployment, user=request.user),
         "window": window,
         "windows": WINDOWS.values(),
         "plotly_version": plotly_js_version(),
@@ -70,7 +71,7 @@ def deployment_monitoring(request: HttpRequest, pk: int) -> HttpResponse:
     }
     warn, alert = selectors.drift_thresholds_get(deployment=deployment)
     context["thresholds_form"] = DriftThresholdsForm(initial={"psi_warn": warn, "psi_alert": alert})
-    context["baseline_form"] = BaselineUploadForm()
+    context["baseline_form"] = BaselineUploadForm(initial={"version": selectors.monitored_version(deployment)})
     context["traffic_baseline_form"] = TrafficBaselineForm(prefix="traffic")
     try:
         latency = selectors.latency_series_get(deployment=deployment, window=window)
@@ -79,12 +80,9 @@ def deployment_monitoring(request: HttpRequest, pk: int) -> HttpResponse:
             context["figures"]["latency"] = charts.latency_figure(latency)
     except ApplicationError as exc:
         context["latency_error"] = exc.message
-    version = context["version"] = selectors.monitored_version(deployment)
+    context["version"] = selectors.monitored_version(deployment)
     try:
-        if version is None:
-            raise ApplicationError("Nothing has been deployed yet, so there is no model version to compare with.")
-        baseline = services.baseline_ensure(model_name=deployment.model_name, model_version=version).as_profile()
-        drift = selectors.drift_series_get(deployment=deployment, window=window, baseline=baseline)
+        drift = selectors.deployment_drift_get(deployment=deployment, window=window)
         context["drift"] = drift
         if drift.times:
             context["figures"]["drift"] = charts.drift_heatmap_figure(drift)
@@ -110,7 +108,7 @@ def drift_thresholds_set(request: HttpRequest, pk: int) -> HttpResponse:
     form = DriftThresholdsForm(request.POST)
     try:
         if not form.is_valid():
-            raise ApplicationError("; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+            raise ApplicationError(form_errors(form))
         services.drift_thresholds_set(actor=request.user, deployment=deployment, **form.cleaned_data)
     except ApplicationError as exc:
         flash_error(request, exc, prefix="Thresholds not changed: ")
@@ -125,15 +123,12 @@ def baseline_upload(request: HttpRequest, pk: int) -> HttpResponse:
     form = BaselineUploadForm(request.POST, request.FILES)
     try:
         if not form.is_valid():
-            raise ApplicationError("choose a CSV or Parquet file.")
-        version = selectors.monitored_version(deployment)
-        if version is None:
-            raise ApplicationError("nothing is deployed yet.")
+            raise ApplicationError(form_errors(form))
         upload = form.cleaned_data["file"]
         baseline = services.baseline_upload(
             actor=request.user,
             model_name=deployment.model_name,
-            model_version=version,
+            model_version=selectors.version_to_monitor(deployment, form.cleaned_data["version"]),
             data=upload.read(uploads.max_upload_bytes() + 1),
             filename=upload.name or "",
         )
@@ -150,7 +145,7 @@ def baseline_from_traffic(request: HttpRequest, pk: int) -> HttpResponse:
     form = TrafficBaselineForm(request.POST, prefix="traffic")
     try:
         if not form.is_valid():
-            raise ApplicationError("; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+            raise ApplicationError(form_errors(form))
         window = window_get(form.cleaned_data["window"], start=form.cleaned_data["start"], end=form.cleaned_data["end"])
         baseline = baselines.baseline_from_traffic(actor=request.user, deployment=deployment, window=window)
     except ApplicationError as exc:

@@ -4,11 +4,12 @@ from django import forms
 from django.db.models import QuerySet
 
 from apps.deployments.models import Environment
+from apps.registry.versions import VERSION_MESSAGE, VERSION_PATTERN
 
 
 class PromotionRequestForm(forms.Form):
     model = forms.CharField(max_length=500, widget=forms.HiddenInput)
-    version = forms.RegexField(r"^\d{1,9}$", widget=forms.HiddenInput)
+    version = forms.RegexField(VERSION_PATTERN, widget=forms.HiddenInput, error_messages={"invalid": VERSION_MESSAGE})
     environment = forms.ModelChoiceField(
         queryset=Environment.objects.all(), to_field_name="name", empty_label=None, label="Environment"
     )

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from django.db.models import Case, Count, IntegerField, Prefetch, Q, QuerySet, Value, When
 
 from apps.accounts.models import AuditEvent, User
+from apps.accounts.permissions import REQUEST_PROMOTION, decide_promotion, environments_where, refusal
 from apps.common.errors import ApplicationError, NotFoundError
-from apps.deployments.models import Revision
+from apps.deployments.models import Environment, Revision
 from apps.promotions.choices import PromotionStatus, ReviewDecision
 from apps.promotions.models import PromotionPolicy, PromotionRequest, PromotionReview
 from apps.promotions.services import live_revision_in, policy_for
@@ -21,10 +22,16 @@ __all__ = [
     "promotion_get",
     "promotion_comparison_get",
     "promotion_permissions",
+    "promotion_targets",
     "promotions_of_version",
     "promotion_events",
     "Comparison",
 ]
+
+
+def promotion_targets(*, user: User) -> QuerySet[Environment]:
+    """Where ``user`` may request promotions to: the gated environments among those they may request for."""
+    return environments_where(user, REQUEST_PROMOTION).filter(gated=True)
 
 
 def promotion_list() -> QuerySet[PromotionRequest]:
@@ -81,8 +88,8 @@ def promotion_permissions(*, promotion: PromotionRequest, user: User, policy: Pr
         reason = f"This request is {promotion.get_status_display().lower()}."
     elif user.pk == promotion.requested_by_id:
         reason = "You requested this promotion; another reviewer decides."
-    elif not user.has_role(policy.approver_role, environment=promotion.environment_id):
-        reason = f"Only {policy.get_approver_role_display().lower()}s and admins decide promotions."
+    elif refused := refusal(user, decide_promotion("decide", policy.approver_role), environment=promotion.environment):
+        reason = refused
     elif any(review.reviewer_id == user.pk for review in promotion.reviews.all()):
         reason = "You have decided already."
     return Permissions(

@@ -19,12 +19,14 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.accounts.choices import AuditSource, Role
+from apps.accounts.choices import AuditSource
 from apps.accounts.models import User
+from apps.accounts.permissions import REQUEST_PROMOTION, decide_promotion, require
 from apps.accounts.services import audit_changes, audit_record
 from apps.common.errors import ApplicationError, ConflictError, ForbiddenError, NotFoundError
 from apps.deployments.choices import DeploymentStatus
 from apps.deployments.models import Deployment, Environment, Revision
+from apps.deployments.selectors import environment_get
 from apps.deployments.services import deployment_create, idempotency_key_reused
 from apps.promotions.choices import PromotionStatus, ReviewDecision
 from apps.promotions.models import PromotionPolicy, PromotionRequest, PromotionReview
@@ -161,17 +163,8 @@ def promotion_request(
     model and environment expires: the newer one replaces it.
 
     The same ``idempotency_key`` with the same request returns the request it created the first time."""
-    env = Environment.objects.filter(name=environment).first()
-    if env is None:
-        names = ", ".join(Environment.objects.filter(gated=True).values_list("name", flat=True)) or "none"
-        raise ApplicationError(
-            f"Unknown environment {environment!r}; gated environments are: {names}.", code="unknown_environment"
-        )
-    if not actor.has_role(Role.LEAD, environment=env):
-        raise ForbiddenError(
-            f"Only ML leads and admins of {env.name} may request promotions to it; "
-            f"{actor.get_username()} is {', '.join(sorted(actor.roles_in(env)))} in {env.name}."
-        )
+    env = environment_get(name=environment)
+    require(actor, REQUEST_PROMOTION, environment=env)
     version, justification = str(version).strip(), justification.strip()
     key = idempotency_key[:200]
     replay = _request_replay(actor, key, (model_name, version, environment, justification))
@@ -304,17 +297,9 @@ def _decide(actor: User, pk: int, decision: str, comment: str, source: str, key:
     promotion = _get(pk)
     policy = policy_for(promotion.environment)
     verb = "approve" if decision == ReviewDecision.APPROVE else "reject"
-    if not actor.has_role(policy.approver_role, environment=promotion.environment):
-        who = (
-            "admins"
-            if policy.approver_role == Role.ADMIN
-            else f"{Role(policy.approver_role).label.lower()}s and admins"
-        )
-        raise ForbiddenError(
-            f"Only {who} of {promotion.environment.name} may {verb} promotions to it; "
-            f"{actor.get_username()} is {', '.join(sorted(actor.roles_in(promotion.environment)))} there.",
-            code="not_a_reviewer",
-        )
+    require(
+        actor, decide_promotion(verb, policy.approver_role), environment=promotion.environment, code="not_a_reviewer"
+    )
     if actor.pk == promotion.requested_by_id:
         raise ForbiddenError(
             f"You requested promotion #{pk}, so you cannot {verb} it: another reviewer must decide.",

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.common.errors import ApplicationError
 from apps.common.flash import flash_error
+from apps.common.forms import form_errors
 from apps.promotions import selectors, services
 from apps.promotions.choices import PromotionStatus
 from apps.promotions.filtersets import PromotionFilterSet
@@ -28,8 +29,7 @@ def promotion_create(request: HttpRequest) -> HttpResponse:
     model, version = request.POST.get("model", ""), request.POST.get("version", "")
     back = redirect("registry:version_detail", name=model, version=version) if model and version.isdigit() else None
     if not form.is_valid():
-        errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
-        messages.error(request, f"Cannot request the promotion: {errors}")
+        messages.error(request, f"Cannot request the promotion: {form_errors(form)}")
         return back or redirect("promotions:promotion_list")
     try:
         promotion = services.promotion_request(

@@ -10,11 +10,9 @@ from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
-from apps.accounts.choices import Role
 from apps.common.paging import TokenCursor
 from apps.common.timefmt import ago
 from apps.deployments import selectors as deployment_selectors
-from apps.deployments.access import environments_where
 from apps.deployments.forms import DeployForm
 from apps.promotions import selectors as promotion_selectors
 from apps.promotions.forms import PromotionRequestForm
@@ -129,12 +127,12 @@ def version_detail(request: HttpRequest, name: str, version: str) -> HttpRespons
         "run": detail.run,
         "deploy_form": DeployForm(
             initial={"model": name, "version": detail.version.version},
-            environments=environments_where(request.user, Role.LEAD).filter(gated=False),
+            environments=deployment_selectors.deploy_targets(user=request.user),
         ),
         "revisions": deployment_selectors.revisions_of_version(model_name=name, version=detail.version.version)[:10],
         "promotion_form": PromotionRequestForm(
             initial={"model": name, "version": detail.version.version},
-            environments=environments_where(request.user, Role.LEAD).filter(gated=True),
+            environments=promotion_selectors.promotion_targets(user=request.user),
         ),
         "promotions": promotion_selectors.promotions_of_version(model_name=name, version=detail.version.version)[:5],
     }

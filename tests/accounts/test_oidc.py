@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from apps.accounts.choices import Role
 from apps.accounts.models import AuditEvent, User
 from apps.accounts.oidc import roles_from_groups
+from apps.accounts.permissions import has_role
 from apps.deployments.models import Environment, EnvironmentGrant
 from tests.accounts.oidc_provider import Identity, OidcProvider
 from tests.conftest import PASSWORD
@@ -87,8 +88,8 @@ class OidcLoginTests:
         assert not user.has_usable_password()
         grants = set(EnvironmentGrant.objects.filter(user=user).values_list("environment__name", "role", "source"))
         assert grants == {("production", Role.REVIEWER, EnvironmentGrant.Source.SSO)}
-        assert user.has_role(Role.REVIEWER, environment=environments["production"])
-        assert not user.has_role(Role.REVIEWER, environment=environments["dev"])
+        assert has_role(user, Role.REVIEWER, environment=environments["production"])
+        assert not has_role(user, Role.REVIEWER, environment=environments["dev"])
         # Signed in: the session is the user's.
         assert client.get("/deployments/").wsgi_request.user == user
         # The provider was used as a relying party must: code exchanged with the secret, keys fetched.

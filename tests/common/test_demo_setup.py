@@ -6,6 +6,7 @@ import pytest
 from django.core.management import call_command
 
 from apps.accounts.models import AuditEvent, User
+from apps.accounts.permissions import has_role
 from apps.deployments.models import Environment
 
 pytestmark = pytest.mark.django_db
@@ -23,8 +24,8 @@ def test_it_creates_one_user_per_role_and_prints_passwords_once(registry):
         ("viewer", "viewer"),
     ]
     intern = User.objects.get(username="intern")
-    assert intern.has_role("lead", environment=Environment.objects.get(name="dev"))
-    assert not intern.has_role("lead", environment=Environment.objects.get(name="staging"))
+    assert has_role(intern, "lead", environment=Environment.objects.get(name="dev"))
+    assert not has_role(intern, "lead", environment=Environment.objects.get(name="staging"))
     password = next(line.split()[1] for line in first.getvalue().splitlines() if line.strip().startswith("lead"))
     assert User.objects.get(username="lead").check_password(password)
     assert password not in second.getvalue() and "exist already" in second.getvalue()

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from playwright.sync_api import expect
 
+from apps.accounts.permissions import has_role
 from tests.browser import log_in, shot
 from tests.conftest import PASSWORD
 from tests.workers import running_worker
@@ -65,5 +66,5 @@ def test_an_admin_grants_a_role_in_one_environment(live_server, dave, carol, env
     shot(page, "access")
     # Playwright's loop runs in this thread, so the ORM is asked from another one.
     with ThreadPoolExecutor(1) as pool:
-        held = pool.submit(lambda: {env: carol.has_role("lead", environment=environments[env]) for env in environments})
+        held = pool.submit(lambda: {e: has_role(carol, "lead", environment=environments[e]) for e in environments})
         assert held.result() == {"dev": True, "staging": False, "production": False}

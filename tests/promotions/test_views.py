@@ -145,7 +145,7 @@ def test_a_viewer_sees_no_buttons_and_the_reason(client, carol, pending):
     client.force_login(carol)
     page = client.get(f"/promotions/{pending.pk}/").content.decode()
     assert 'id="approve"' not in page and 'id="cancel"' not in page
-    assert "Only reviewers and admins decide promotions." in page
+    assert "Only reviewers and admins of production may decide promotions; carol is viewer there." in page
 
 
 def test_an_executed_request_links_its_rollout(client, bob, pending):

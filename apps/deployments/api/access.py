@@ -12,10 +12,13 @@ from rest_framework.views import APIView
 from apps.accounts.choices import AuditSource, Role
 from apps.accounts.models import User
 from apps.accounts.permissions import require_admin
+from apps.accounts.selectors import active_user_get
+from apps.accounts.services import user_role_set
 from apps.common.api import IF_MATCH, check_if_match, etag_of
-from apps.common.errors import ApplicationError, NotFoundError
-from apps.deployments.access import grant_add, grant_remove, grants_visible_to, user_access_get, user_role_set
-from apps.deployments.models import Environment, EnvironmentGrant
+from apps.deployments.access import grant_add, grant_get, grant_remove, grants_visible_to, user_access_get
+from apps.deployments.filtersets import GrantFilterSet, UserAccessFilterSet
+from apps.deployments.models import EnvironmentGrant
+from apps.deployments.selectors import environment_get
 
 
 class GrantSerializer(serializers.ModelSerializer):
@@ -49,16 +52,6 @@ class RoleInputSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class GrantFilterSet(filters.FilterSet):
-    user = filters.CharFilter(field_name="user__username")
-    environment = filters.CharFilter(field_name="environment__name")
-    role = filters.ChoiceFilter(choices=Role.choices)
-
-    class Meta:
-        model = EnvironmentGrant
-        fields = ["user", "environment", "role"]
-
-
 class GrantListCreateApi(generics.ListAPIView):
     """Per-environment grants. Admins see everyone's; others see their own."""
 
@@ -76,20 +69,10 @@ class GrantListCreateApi(generics.ListAPIView):
         require_admin(request.user, "manage access")
         data = GrantInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = User.objects.filter(username=data.validated_data["user"], is_active=True).first()
-        if user is None:
-            raise ApplicationError(f"No active user {data.validated_data['user']!r}.", code="unknown_user")
-        environment = Environment.objects.filter(name=data.validated_data["environment"]).first()
-        if environment is None:
-            names = ", ".join(Environment.objects.values_list("name", flat=True))
-            raise ApplicationError(
-                f"Unknown environment {data.validated_data['environment']!r}; expected one of {names}.",
-                code="unknown_environment",
-            )
         grant = grant_add(
             actor=request.user,
-            user=user,
-            environment=environment,
+            user=active_user_get(username=data.validated_data["user"], from_input=True),
+            environment=environment_get(name=data.validated_data["environment"]),
             role=data.validated_data["role"],
             source=AuditSource.API,
         )
@@ -100,10 +83,7 @@ class GrantDetailApi(APIView):
     @extend_schema(operation_id="grants_destroy", responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
         require_admin(request.user, "manage access")
-        grant = EnvironmentGrant.objects.select_related("user", "environment").filter(pk=pk).first()
-        if grant is None:
-            raise NotFoundError(f"Grant {pk} does not exist (any more).")
-        grant_remove(actor=request.user, grant=grant, source=AuditSource.API)
+        grant_remove(actor=request.user, grant=grant_get(pk=pk), source=AuditSource.API)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -111,6 +91,8 @@ class UserAccessListApi(generics.ListAPIView):
     """Every active user with their global role and grants (admins only)."""
 
     serializer_class = UserAccessSerializer
+    filter_backends = [filters.DjangoFilterBackend]
+    filterset_class = UserAccessFilterSet
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

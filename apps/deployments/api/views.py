@@ -18,6 +18,7 @@ from apps.deployments.api.serializers import (
     RevisionSerializer,
 )
 from apps.deployments.filtersets import DeploymentFilterSet
+from apps.registry.versions import VERSION_MESSAGE, VERSION_PATTERN
 
 
 def _accepted(request: Request, revision) -> Response:
@@ -42,7 +43,7 @@ class DeploymentListCreateApi(generics.ListAPIView):
 
     class DeployInputSerializer(serializers.Serializer):
         model = serializers.CharField(max_length=500)
-        version = serializers.RegexField(r"^\d{1,9}$", error_messages={"invalid": "A version is a number, like 3."})
+        version = serializers.RegexField(VERSION_PATTERN, error_messages={"invalid": VERSION_MESSAGE})
         environment = serializers.CharField(max_length=63)
 
     def get_queryset(self):

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -12,12 +11,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.choices import AuditSource
-from apps.common.api import IF_MATCH, check_if_match, etag_of
-from apps.common.errors import ApplicationError, NotFoundError
-from apps.deployments.models import Deployment
+from apps.common.api import IF_MATCH
 from apps.deployments.selectors import deployment_get
 from apps.monitoring import selectors, services, uploads
 from apps.monitoring.types import WINDOWS, window_get
+from apps.registry.versions import VERSION_MESSAGE, VERSION_PATTERN
 
 WINDOW = OpenApiParameter(
     "window",
@@ -76,11 +74,7 @@ class DeploymentDriftMetricsApi(APIView):
             start=request.query_params.get("start"),
             end=request.query_params.get("end"),
         )
-        version = selectors.monitored_version(deployment)
-        if version is None:
-            raise NotFoundError(f"{deployment} has no revision yet: there is no model version to compare with.")
-        baseline = services.baseline_ensure(model_name=deployment.model_name, model_version=version).as_profile()
-        series = selectors.drift_series_get(deployment=deployment, window=window, baseline=baseline)
+        series = selectors.deployment_drift_get(deployment=deployment, window=window)
         return Response(dataclasses.asdict(series))
 
 
@@ -104,7 +98,8 @@ class DeploymentDriftThresholdsApi(APIView):
     def _answer(self, deployment) -> Response:
         warn, alert = selectors.drift_thresholds_get(deployment=deployment)
         return Response(
-            self.OutputSerializer({"psi_warn": warn, "psi_alert": alert}).data, headers={"ETag": etag_of(warn, alert)}
+            self.OutputSerializer({"psi_warn": warn, "psi_alert": alert}).data,
+            headers={"ETag": selectors.drift_thresholds_etag(deployment=deployment)},
         )
 
     @extend_schema(operation_id="deployment_drift_thresholds", responses={200: OutputSerializer})
@@ -121,12 +116,13 @@ class DeploymentDriftThresholdsApi(APIView):
         deployment = deployment_get(pk=pk)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        with transaction.atomic():  # the lock makes check-then-write one step for concurrent editors
-            Deployment.objects.select_for_update().filter(pk=deployment.pk).first()
-            check_if_match(request, etag_of(*selectors.drift_thresholds_get(deployment=deployment)))
-            services.drift_thresholds_set(
-                actor=request.user, deployment=deployment, source=AuditSource.API, **data.validated_data
-            )
+        services.drift_thresholds_set(
+            actor=request.user,
+            deployment=deployment,
+            if_match=request.headers.get("If-Match"),
+            source=AuditSource.API,
+            **data.validated_data,
+        )
         return self._answer(deployment)
 
 
@@ -138,7 +134,7 @@ class DeploymentBaselineUploadApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         file = serializers.FileField()
-        version = serializers.RegexField(r"^\d{1,9}$", required=False)
+        version = serializers.RegexField(VERSION_PATTERN, required=False, error_messages={"invalid": VERSION_MESSAGE})
 
         class Meta:
             ref_name = "BaselineUpload"
@@ -167,14 +163,11 @@ class DeploymentBaselineUploadApi(APIView):
         deployment = deployment_get(pk=pk)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        version = data.validated_data.get("version") or selectors.monitored_version(deployment)
-        if version is None:
-            raise ApplicationError("Say which model version the baseline is for (version).")
         upload = data.validated_data["file"]
         baseline = services.baseline_upload(
             actor=request.user,
             model_name=deployment.model_name,
-            model_version=version,
+            model_version=selectors.version_to_monitor(deployment, data.validated_data.get("version")),
             data=upload.read(uploads.max_upload_bytes() + 1),
             filename=upload.name or "",
             source=AuditSource.API,

@@ -13,6 +13,7 @@ from apps.promotions import selectors, services
 from apps.promotions.api.serializers import PromotionSerializer
 from apps.promotions.choices import PromotionStatus
 from apps.promotions.filtersets import PromotionFilterSet
+from apps.registry.versions import VERSION_MESSAGE, VERSION_PATTERN
 
 
 def _answer(request: Request, pk: int, code: int = status.HTTP_200_OK) -> Response:
@@ -22,7 +23,7 @@ def _answer(request: Request, pk: int, code: int = status.HTTP_200_OK) -> Respon
 
 class PromotionCreateInputSerializer(serializers.Serializer):
     model = serializers.CharField(max_length=500)
-    version = serializers.RegexField(r"^\d{1,9}$", error_messages={"invalid": "A version is a number, like 3."})
+    version = serializers.RegexField(VERSION_PATTERN, error_messages={"invalid": VERSION_MESSAGE})
     environment = serializers.CharField(max_length=63, help_text="A gated environment, e.g. production.")
     justification = serializers.CharField(max_length=4000)
 
