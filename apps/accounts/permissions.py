@@ -150,6 +150,10 @@ def may(user: User, action: Action, *, environment: Environment | None = None) -
 
 def environments_where(user: User, action: Action) -> QuerySet[Environment]:
     """The environments in which ``user`` may do ``action``: where to offer it."""
+    if action.scope == GLOBALLY and not has_role(user, action.role):
+        from apps.deployments.models import Environment
+
+        return Environment.objects.none()  # a grant in one environment is not a global role
     return _environments_with(user, action.role)
 
 

@@ -123,3 +123,33 @@ def test_the_template_rule_catches_role_checks(template):
 
 def test_the_template_rule_lets_pages_read_their_permissions():
     assert not template_violations("{% if permissions.can_delete %}{{ user.get_role_display }} role-{{ user.role }}")
+
+
+def test_one_refusal_wording_for_each_scope(db):
+    from apps.accounts.models import User
+    from apps.accounts.permissions import (
+        DEPLOY,
+        READ_AUDIT_TRAIL,
+        SET_DRIFT_BASELINE,
+        admin_action,
+        environments_where,
+        refusal,
+    )
+    from apps.deployments.models import EnvironmentGrant
+    from apps.deployments.services import environment_ensure
+
+    dev = environment_ensure(name="dev")[0]
+    erin = User.objects.create(username="erin", role="viewer")
+    EnvironmentGrant.objects.create(user=erin, environment=dev, role="reviewer")
+    assert refusal(erin, DEPLOY, environment=dev) == (
+        "Only ML leads and admins of dev may deploy; erin is reviewer, viewer there."
+    )
+    assert refusal(erin, SET_DRIFT_BASELINE) == (
+        "Only ML leads and admins of at least one environment may set drift baselines; erin is viewer."
+    )
+    assert refusal(erin, READ_AUDIT_TRAIL) == "Only reviewers and admins may read the audit trail; erin is viewer."
+    assert list(environments_where(erin, READ_AUDIT_TRAIL)) == []  # a grant is not the global role
+    erin.is_active = False
+    assert refusal(erin, admin_action("manage access")) == (
+        "Only admins may manage access; erin holds no role (an inactive account)."
+    )
