@@ -245,7 +245,12 @@ class ScoringApp:
         task.add_done_callback(lambda t: self._general_done(t, req, route, started, parse_error))
 
     def _general_done(
-        self, task: asyncio.Future[bytes], req: Request, route: str, started: float, parse_error: BadRequest | None
+        self,
+        task: asyncio.Future[tuple[bytes, int]],
+        req: Request,
+        route: str,
+        started: float,
+        parse_error: BadRequest | None,
     ) -> None:
         self._general_running -= 1
         try:

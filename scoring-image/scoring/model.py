@@ -368,7 +368,7 @@ def _check_column(spec: ColumnSpec, values: list[Any]) -> tuple[list[Any], str |
 
 def _to_array(kind: str, values: list[Any], np: Any, pd: Any) -> Any:
     if kind == "string":
-        return np.array(values, dtype=object)  # object, as MLflow's schema enforcement hands strings over
+        return values  # pandas infers its string dtype, as MLflow's schema enforcement hands strings over
     if kind == "datetime":
         return pd.to_datetime(values)
     has_null = None in values

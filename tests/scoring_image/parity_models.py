@@ -93,6 +93,33 @@ def save_all_types(path: Path) -> Path:
     return path
 
 
+def save_simple_types(path: Path) -> Path:
+    """The same dtype-reporting PythonModel on a signature the fast path takes (long, double, string,
+    boolean, and an optional double): its answers show the frame our fast path builds is MLflow's."""
+    import mlflow.pyfunc
+    import parity_pymodels
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    schema = Schema(
+        [
+            ColSpec("long", "n"),
+            ColSpec("double", "x"),
+            ColSpec("string", "s"),
+            ColSpec("boolean", "flag"),
+            ColSpec("double", "opt", required=False),
+        ]
+    )
+    mlflow.pyfunc.save_model(
+        str(path),
+        python_model=parity_pymodels.DtypesModel(),
+        signature=ModelSignature(schema),
+        code_paths=CODE,
+        pip_requirements=REQS,
+    )
+    return path
+
+
 def save_shapes(path: Path) -> Path:
     """A PythonModel without a signature: its output kind is chosen by the input's ``kind`` column."""
     import mlflow.pyfunc
@@ -151,6 +178,7 @@ PARITY_MODELS = {
     "sklearn_skops": save_sklearn_skops,
     "sklearn_pickle_params": save_sklearn_pickle_with_params,
     "all_types": save_all_types,
+    "simple_types": save_simple_types,
     "shapes": save_shapes,
     "tensor_f32": save_tensor_float32,
     "type_hints": save_type_hints_from_code,

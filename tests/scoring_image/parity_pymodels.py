@@ -15,6 +15,7 @@ class DtypesModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input, params=None):
         out = [[k, str(v)] for k, v in model_input.dtypes.items()]
+        out.append(["values", model_input.astype(str).to_dict("list")])
         if "binary" in model_input:
             out.append(["binary-values", [bytes(b).hex() if b is not None else None for b in model_input["binary"]]])
         return out

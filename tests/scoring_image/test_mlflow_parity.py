@@ -248,6 +248,74 @@ CASES = [
         ),
         "same",
     ),
+    # --- the fast path on a PythonModel: the frame it builds must be the one MLflow builds
+    (
+        "fast_records",
+        "simple_types",
+        JSON,
+        _records(*[{"n": i, "x": i + 0.5, "s": f"s{i}", "flag": i % 2 == 0, "opt": 1.5} for i in range(3)]),
+        "same",
+    ),
+    (
+        "fast_split",
+        "simple_types",
+        JSON,
+        b'{"dataframe_split": {"columns": ["n", "x", "s", "flag", "opt"], "data": [[1, 2.5, "a", true, 0.5]]}}',
+        "same",
+    ),
+    (
+        "fast_keys_reordered",
+        "simple_types",
+        JSON,
+        _records({"flag": False, "s": "z", "x": 1.0, "n": 7, "opt": 2.0}),
+        "same",
+    ),
+    (
+        "fast_ints_for_double",
+        "simple_types",
+        JSON,
+        _records({"n": 1, "x": 3, "s": "a", "flag": True, "opt": 4}),
+        "same",
+    ),
+    ("optional_missing", "simple_types", JSON, _records({"n": 1, "x": 2.0, "s": "a", "flag": True}), "same"),
+    ("null_in_string", "simple_types", JSON, _records({"n": 1, "x": 2.0, "s": None, "flag": True, "opt": 1.0}), "same"),
+    (
+        "null_in_long",
+        "simple_types",
+        JSON,
+        _records({"n": None, "x": 2.0, "s": "a", "flag": True, "opt": 1.0}),
+        "refused",
+    ),
+    (
+        "integral_float_for_long",
+        "simple_types",
+        JSON,
+        _records({"n": 3.0, "x": 2.0, "s": "a", "flag": True, "opt": 1.0}),
+        "same",
+    ),
+    (
+        "fraction_for_long",
+        "simple_types",
+        JSON,
+        _records({"n": 3.5, "x": 2.0, "s": "a", "flag": True, "opt": 1.0}),
+        "same",
+    ),
+    ("number_for_string", "simple_types", JSON, _records({"n": 1, "x": 2.0, "s": 5, "flag": True, "opt": 1.0}), "same"),
+    (
+        "extra_column",
+        "simple_types",
+        JSON,
+        _records({"n": 1, "x": 2.0, "s": "a", "flag": True, "opt": 1.0, "zz": 1}),
+        "same",
+    ),
+    ("fast_csv", "simple_types", CSV, b"n,x,s,flag,opt\n1,2.5,a,true,0.5\n2,3.5,b,false,\n", "same"),
+    (
+        "fast_inputs_columns",
+        "simple_types",
+        JSON,
+        b'{"inputs": {"n": [1], "x": [2.5], "s": ["a"], "flag": [true], "opt": [1.0]}}',
+        "same",
+    ),
     # --- every output shape (no signature)
     *[
         (f"output_{k}", "shapes", JSON, _kind(k), "same")
@@ -335,6 +403,8 @@ def test_answers_like_mlflow_models_serve(parity, model, content_type, body, exp
         assert _dumps(my_body) == _dumps(ref_body)
         assert mine.headers["content-type"].startswith(JSON)
         return
+    code = my_body.get("error_code", "") if isinstance(my_body, dict) else ""
+    print(f"refused {model}: mlflow {reference.status_code}, ours {mine.status_code} {code}")
     assert reference.status_code >= 400, f"MLflow served it: {reference.text[:500]}"
     assert mine.status_code >= 400, mine.text[:500]
     assert isinstance(my_body, dict) and my_body["message"], mine.text
