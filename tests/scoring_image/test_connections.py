@@ -142,3 +142,21 @@ def test_connections_past_the_cap_get_503_and_scoring_resumes(guarded):
         sock.close()
     time.sleep(0.2)
     _score_ok(guarded)
+
+
+def test_shutdown_does_not_wait_for_a_stalled_client(model_dir, log_dir):
+    """SIGTERM with one client stalled mid-request and one that half-closed mid-request: the server
+    exits once the header timeout cuts the first, not after the 30 s drain timeout."""
+    server = ServerProcess(model_dir, log_dir, env=LIMITS).wait_ready()
+    stalled = _connect(server)
+    stalled.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Le")
+    gone = _connect(server)
+    gone.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{")
+    gone.shutdown(socket.SHUT_WR)
+    started = time.monotonic()
+    server.terminate()
+    assert server.proc.wait(timeout=10) == 0
+    assert time.monotonic() - started < 4.0
+    server.stop()
+    stalled.close()
+    gone.close()

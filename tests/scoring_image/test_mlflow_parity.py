@@ -418,3 +418,14 @@ def test_every_listed_model_kind_is_served_by_both(parity):
     """The parity cases cover every model (no model was built for nothing)."""
     assert {c[1] for c in CASES} == set(PARITY_MODELS)
     assert math.isclose(float(TIMEOUT_S), 2.0)
+
+
+def test_predict_route_on_a_model_without_signature_answers_as_mlflow_records(parity):
+    ours, theirs = parity["shapes"]
+    rows = [{"kind": "series", "x": 1}, {"kind": "series", "x": 2}]
+    mine = requests.post(ours.url + "/predict", json=rows, timeout=30)
+    reference = requests.post(theirs.url + "/invocations", json={"dataframe_records": rows}, timeout=30)
+    assert mine.status_code == reference.status_code == 200, mine.text
+    assert mine.json() == reference.json() == {"predictions": [{"score": 0}, {"score": 1}]}
+    one = requests.post(ours.url + "/predict", json={"kind": "list"}, timeout=30)
+    assert one.json() == {"predictions": [0]}
