@@ -42,9 +42,9 @@ def _env_float(name: str, default: float, *, minimum: float = 0.0, maximum: floa
     return value
 
 
-def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+def _env_choice(name: str, default: str, choices: tuple[str, ...], *, allow_empty: bool = False) -> str:
     value = os.environ.get(name) or default
-    if value not in choices:
+    if value not in choices and not (allow_empty and value == ""):
         raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
 
@@ -103,7 +103,7 @@ class Settings:
             batching=_env_choice("SCORING_BATCHING", cls.batching, ("sklearn", "row-aligned", "off")),
             max_body_bytes=_env_int("SCORING_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1),
             validation=_env_choice("SCORING_VALIDATION", cls.validation, ("mlflow", "strict")),
-            unknown_columns=_env_choice("SCORING_UNKNOWN_COLUMNS", "", ("", "reject", "ignore")),
+            unknown_columns=_env_choice("SCORING_UNKNOWN_COLUMNS", "", ("reject", "ignore"), allow_empty=True),
             request_timeout_s=_env_float("MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT", cls.request_timeout_s, minimum=0.001),
             keepalive_timeout_s=_env_float("SCORING_KEEPALIVE_TIMEOUT_S", cls.keepalive_timeout_s, minimum=0.1),
             header_timeout_s=_env_float("SCORING_HEADER_TIMEOUT_S", cls.header_timeout_s, minimum=0.1),
