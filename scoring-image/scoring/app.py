@@ -31,10 +31,10 @@ import orjson
 
 from . import __version__
 from .config import Settings
-from .errors import NotReady, PayloadTooLarge, ScoringError
+from .errors import BadRequest, NotReady, PayloadTooLarge, RequestTimeout, ScoringError
 from .http import HttpServer, Request, make_socket
 from .model import LoadedModel, ModelError
-from .protocol import ParsedInput, parse_invocations, parse_predict
+from .protocol import media_type, parse_invocations, parse_predict
 
 __all__ = ["ScoringApp", "run_worker"]
 
@@ -53,6 +53,9 @@ class _Job:
     rows: int
 
 
+_JSON = "application/json"
+
+
 class ScoringApp:
     """The request handler behind ``HttpServer``; one per worker process."""
 
@@ -61,7 +64,12 @@ class ScoringApp:
         from .telemetry import Telemetry
 
         self.settings = settings
-        self.model = LoadedModel(model_dir, unknown_columns=settings.unknown_columns)
+        self.model = LoadedModel(
+            model_dir,
+            validation=settings.validation,
+            unknown_columns=settings.effective_unknown_columns,
+            batching=settings.batching,
+        )
         self.metrics = Metrics()
         self.loop = asyncio.get_running_loop()
         self.telemetry = Telemetry(
@@ -74,14 +82,13 @@ class ScoringApp:
             revision=settings.revision,
             loop=self.loop,
         )
-        self.server = HttpServer(
-            self, max_body_bytes=settings.max_body_bytes, keepalive_timeout_s=settings.keepalive_timeout_s
-        )
+        self.server = HttpServer(self, settings)
         self.state = "loading"  # loading -> ready -> draining; or failed
         self.queue: deque[_Job] = deque()
         self.queued_rows = 0
         self._batch_handle: asyncio.Handle | asyncio.TimerHandle | None = None
         self._in_predict = False
+        self._general_running = 0  # requests on the general path (in threads, as MLflow's server runs them)
         self.stopped: asyncio.Future[int] = self.loop.create_future()
         self._column_names: list[str] | None = None
         self._rid_prefix = f"{os.getpid():x}-{uuid.uuid4().hex[:8]}-"
@@ -135,7 +142,7 @@ class ScoringApp:
         self.server.stop_accepting()
         self.server.drain()
         ok = await self.server.wait_closed(
-            self.settings.shutdown_timeout_s, lambda: bool(self.queue) or self._in_predict
+            self.settings.shutdown_timeout_s, lambda: bool(self.queue) or self._in_predict or self._general_running > 0
         )
         self.telemetry.flush()
         if not ok:
@@ -211,29 +218,54 @@ class ScoringApp:
                 if self.state != "draining":
                     raise NotReady(f"Server is {self.state}")
             ctype = req.headers.get("content-type")
+            mime = media_type(ctype)
+            body = req.body
+            try:
+                parsed = parse_predict(body, ctype) if route == "/predict" else parse_invocations(body, ctype)
+            except BadRequest as exc:
+                if self.model.strict or route != "/invocations" or mime != _JSON:
+                    raise
+                # A body MLflow may still accept (chat-style input, other shapes): its parser decides.
+                return self._score_general(req, route, body, mime, exc)
+            columns = self.model.fast_columns(parsed)
+            if columns is not None:
+                return self._enqueue(_Job(req, route, columns, parsed.rows))
             if route == "/predict":
-                parsed = parse_predict(req.body, ctype)
-            else:
-                parsed = parse_invocations(req.body, ctype)
-            if self.model.accepts_fast(parsed):
-                columns = self.model.validate(parsed)
-                if parsed.rows == 0:
-                    return self._answer(req, route, [], 0, 0, None)
-                self._enqueue(_Job(req, route, columns, parsed.rows))
-            else:
-                self._score_generic(req, route, parsed)
+                body = b'{"dataframe_records": ' + (b"[%s]" % body if body.lstrip()[:1] == b"{" else body) + b"}"
+            self._score_general(req, route, body, mime, None)
         except ScoringError as exc:
             self.handle_error(req, route, exc)
 
-    def _score_generic(self, req: Request, route: str, parsed: ParsedInput) -> None:
+    def _score_general(self, req: Request, route: str, body: bytes, mime: str, parse_error: BadRequest | None) -> None:
+        """MLflow's own path, in a thread with MLflow's request timeout (504 when it passes)."""
+        self._general_running += 1
         started = _perf()
-        self._in_predict = True
+        future = self.loop.run_in_executor(None, self.model.score_general, body, mime)
+        task = asyncio.ensure_future(asyncio.wait_for(future, self.settings.request_timeout_s))
+        task.add_done_callback(lambda t: self._general_done(t, req, route, started, parse_error))
+
+    def _general_done(
+        self,
+        task: asyncio.Future[tuple[bytes, int]],
+        req: Request,
+        route: str,
+        started: float,
+        parse_error: BadRequest | None,
+    ) -> None:
+        self._general_running -= 1
         try:
-            predictions = self.model.predict_generic(parsed)
-        finally:
-            self._in_predict = False
-        self.metrics.observe_batch(parsed.rows, 1, _perf() - started)
-        self._answer(req, route, predictions, parsed.rows, parsed.rows, None)
+            answer, rows = task.result()
+        except TimeoutError:
+            return self.handle_error(req, route, RequestTimeout("Request processing time exceeded limit"))
+        except BadRequest as exc:  # MLflow cannot read it either: our message names the problem better
+            return self.handle_error(req, route, parse_error or exc)
+        except ScoringError as exc:
+            return self.handle_error(req, route, exc)
+        except Exception as exc:  # a bug, not the model: still answer
+            log.exception("general path failed for request %s", req.request_id)
+            return self.handle_error(req, route, ModelError(f"Internal error: {type(exc).__name__}: {exc}"))
+        self.metrics.observe_batch(rows, 1, _perf() - started)
+        self._respond_ok(req, route, answer, rows, rows, None, None)
 
     def _enqueue(self, job: _Job) -> None:
         self.queue.append(job)
@@ -294,7 +326,8 @@ class ScoringApp:
             if isinstance(result, ScoringError):
                 self.handle_error(job.req, job.route, result)
             else:
-                self._answer(job.req, job.route, result, job.rows, rows, job.columns)
+                body, predictions = result
+                self._respond_ok(job.req, job.route, body, job.rows, rows, job.columns, predictions)
         if self.queue:
             self._batch_handle = self.loop.call_soon(self._run_batch)
 
@@ -304,13 +337,16 @@ class ScoringApp:
         except ScoringError as exc:
             return exc
 
-    def _answer(
-        self, req: Request, route: str, predictions: Any, rows: int, batch_rows: int, columns: list[list[Any]] | None
+    def _respond_ok(
+        self,
+        req: Request,
+        route: str,
+        body: bytes,
+        rows: int,
+        batch_rows: int,
+        columns: list[list[Any]] | None,
+        predictions: list[Any] | None,
     ) -> None:
-        try:
-            body = orjson.dumps({"predictions": predictions}, option=_JSON_OPTS)
-        except TypeError as exc:
-            return self.handle_error(req, route, ModelError(f"Model output is not JSON-serializable: {exc}"))
         req.respond(200, body)
         latency = _perf() - req.t0
         self.metrics.observe_request(route, 200, latency)
@@ -323,7 +359,7 @@ class ScoringApp:
             batch_rows=batch_rows,
             columns=self._column_names if columns is not None else None,
             inputs=columns,
-            outputs=predictions if isinstance(predictions, list) else None,
+            outputs=predictions,
         )
 
     def handle_error(self, req: Request, route: str, exc: ScoringError) -> None:

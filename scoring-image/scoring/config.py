@@ -42,9 +42,9 @@ def _env_float(name: str, default: float, *, minimum: float = 0.0, maximum: floa
     return value
 
 
-def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+def _env_choice(name: str, default: str, choices: tuple[str, ...], *, allow_empty: bool = False) -> str:
     value = os.environ.get(name) or default
-    if value not in choices:
+    if value not in choices and not (allow_empty and value == ""):
         raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
 
@@ -59,11 +59,24 @@ class Settings:
     # Micro-batching: rows merged into one predict call, and how long a batch may wait for recently active clients.
     max_batch_rows: int = 1024
     max_batch_wait_ms: float = 2.0
+    # Which models get concurrent requests merged into one predict call: "sklearn" (row-wise estimators),
+    # "row-aligned" (any model whose warm-up output has one row per input row), or "off".
+    batching: str = "sklearn"
     # Requests larger than this get a 413.
     max_body_bytes: int = 10 * 1024 * 1024
+    # "mlflow": answer every request as `mlflow models serve` does (its type coercions included);
+    # "strict": 422 naming the column and the type for data that does not match the signature.
+    validation: str = "mlflow"
     # "reject" answers 422 for columns the signature does not name; "ignore" drops them (MLflow's behaviour).
-    unknown_columns: str = "reject"
+    # Empty: "reject" in strict mode, "ignore" otherwise.
+    unknown_columns: str = ""
+    # MLflow's own setting: a request still scoring after this many seconds gets a 504.
+    request_timeout_s: float = 60.0
+    # Connections: idle keep-alive, time to send the headers / the body, and how many at once.
     keepalive_timeout_s: float = 75.0
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    max_connections: int = 1024
     # SIGTERM: keep serving (readiness 503) for shutdown_delay_s, then wait up to shutdown_timeout_s for in-flight work.
     shutdown_delay_s: float = 0.0
     shutdown_timeout_s: float = 30.0
@@ -87,9 +100,15 @@ class Settings:
             workers=_env_int("SCORING_WORKERS", cls.workers, minimum=1),
             max_batch_rows=_env_int("SCORING_MAX_BATCH_ROWS", cls.max_batch_rows, minimum=1),
             max_batch_wait_ms=_env_float("SCORING_MAX_BATCH_WAIT_MS", cls.max_batch_wait_ms, maximum=1000.0),
+            batching=_env_choice("SCORING_BATCHING", cls.batching, ("sklearn", "row-aligned", "off")),
             max_body_bytes=_env_int("SCORING_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1),
-            unknown_columns=_env_choice("SCORING_UNKNOWN_COLUMNS", cls.unknown_columns, ("reject", "ignore")),
+            validation=_env_choice("SCORING_VALIDATION", cls.validation, ("mlflow", "strict")),
+            unknown_columns=_env_choice("SCORING_UNKNOWN_COLUMNS", "", ("reject", "ignore"), allow_empty=True),
+            request_timeout_s=_env_float("MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT", cls.request_timeout_s, minimum=0.001),
             keepalive_timeout_s=_env_float("SCORING_KEEPALIVE_TIMEOUT_S", cls.keepalive_timeout_s, minimum=0.1),
+            header_timeout_s=_env_float("SCORING_HEADER_TIMEOUT_S", cls.header_timeout_s, minimum=0.1),
+            body_timeout_s=_env_float("SCORING_BODY_TIMEOUT_S", cls.body_timeout_s, minimum=0.1),
+            max_connections=_env_int("SCORING_MAX_CONNECTIONS", cls.max_connections, minimum=1),
             shutdown_delay_s=_env_float("SCORING_SHUTDOWN_DELAY_S", cls.shutdown_delay_s),
             shutdown_timeout_s=_env_float("SCORING_SHUTDOWN_TIMEOUT_S", cls.shutdown_timeout_s),
             telemetry_path=_env_str("SCORING_TELEMETRY_PATH", cls.telemetry_path) or "-",
@@ -102,6 +121,10 @@ class Settings:
             image_digest=_env_str("SCORING_IMAGE_DIGEST", ""),
             log_level=_env_choice("SCORING_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         )
+
+    @property
+    def effective_unknown_columns(self) -> str:
+        return self.unknown_columns or ("reject" if self.validation == "strict" else "ignore")
 
     def replace(self, **changes: object) -> Settings:
         values = {f.name: getattr(self, f.name) for f in fields(self)}

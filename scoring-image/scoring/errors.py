@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["ScoringError", "BadRequest", "PayloadTooLarge", "UnsupportedMediaType", "InvalidInput", "NotReady"]
+__all__ = [
+    "ScoringError",
+    "BadRequest",
+    "PayloadTooLarge",
+    "UnsupportedMediaType",
+    "InvalidInput",
+    "NotReady",
+    "RequestTimeout",
+]
 
 
 class ScoringError(Exception):
@@ -43,3 +51,10 @@ class InvalidInput(ScoringError):
 class NotReady(ScoringError):
     status = 503
     error_code = "TEMPORARILY_UNAVAILABLE"
+
+
+class RequestTimeout(ScoringError):
+    """Scoring took longer than ``MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT`` (MLflow's server answers 504 too)."""
+
+    status = 504
+    error_code = "DEADLINE_EXCEEDED"

@@ -4,6 +4,12 @@ Why not uvicorn + ASGI: per-request overhead matters when a whole batch of reque
 predict call, and we need TCP_NODELAY, SO_REUSEPORT across workers, in-order answers for pipelined
 requests and a drain-on-SIGTERM that finishes in-flight requests. Keep-alive, pipelining, chunked
 request bodies and ``Expect: 100-continue`` are supported; responses always carry Content-Length.
+
+Hostile clients: a request's headers must arrive within ``header_timeout_s`` of its first byte (a
+new connection must start one within that time too) and its body within ``body_timeout_s`` of the
+headers, else 408 and close; idle keep-alive connections close after ``keepalive_timeout_s``; a
+client that half-closes mid-request is closed at once; a declared ``Content-Length`` over the limit
+is answered 413 before the body is read; past ``max_connections`` a new connection gets 503.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ __all__ = ["Request", "Connection", "HttpServer", "make_socket"]
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 _perf = time.perf_counter
+_LINGER_S = 1.0
 
 
 class Request:
@@ -68,6 +75,9 @@ class Connection(asyncio.Protocol):
         self.last_active = time.monotonic()
         self.last_scored = -1e9  # monotonic time of this connection's last scoring request
         self.in_message = False
+        self.started = time.monotonic()  # when the current request's first byte (or the connection) arrived
+        self.headers_at = 0.0  # when the current request's headers were complete; 0 while they are not
+        self.served = False  # at least one request completed on this connection
         self._url = b""
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
@@ -86,6 +96,15 @@ class Connection(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
+        if len(self.server.connections) >= self.server.max_connections:
+            transport.write(
+                b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 90\r\n"
+                b"connection: close\r\nretry-after: 1\r\n\r\n"
+                b'{"error_code": "TEMPORARILY_UNAVAILABLE", "message": "Too many connections; retry later"}'
+            )
+            self._closing = True
+            transport.close()
+            return
         self.server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -96,13 +115,16 @@ class Connection(asyncio.Protocol):
         self.pending.clear()
 
     def eof_received(self) -> bool:
-        # A client may half-close after sending its request: answer it before closing.
-        if self.pending or self.in_message:
+        # A client may half-close after sending its request: answer it before closing. A request
+        # still incomplete can never complete: close now (no CLOSE-WAIT socket left behind).
+        if self.pending and not self.in_message:
             self._eof = True
             return True
         return False
 
     def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return  # after a fatal answer (400/408/413): discard what the client still sends
         self.last_active = time.monotonic()
         try:
             self.parser.feed_data(data)
@@ -114,6 +136,8 @@ class Connection(asyncio.Protocol):
     # ------------------------------------------------------------------ httptools callbacks
     def on_message_begin(self) -> None:
         self.in_message = True
+        self.started = time.monotonic()
+        self.headers_at = 0.0
         self._t0 = _perf()
         self._url = b""
         self._headers = {}
@@ -128,15 +152,19 @@ class Connection(asyncio.Protocol):
         self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
+        self.headers_at = time.monotonic()
         limit = self.server.max_body_bytes
         length = self._headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
+            # Refuse before the client sends the body; the connection cannot be reused.
             self._too_large = True
+            self._closing = True  # nothing after this on the connection is handled
+            req = Request(self.parser.get_method().decode("latin-1"), self._path(), self._headers, b"", self._t0, self)
+            req.keep_alive = False
+            self.pending.append(req)
+            self.server.handler.too_large(req)
+            return
         if self._headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
-            if self._too_large:
-                # Refuse before the client sends the body; the connection cannot be reused.
-                self._fail(413, f"Request body exceeds the limit of {limit} bytes".encode())
-                return
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, chunk: bytes) -> None:
@@ -151,12 +179,10 @@ class Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.in_message = False
+        self.served = True
         if self.transport is None or self._closing:
             return
-        path = self._url.decode("latin-1")
-        q = path.find("?")
-        if q >= 0:
-            path = path[:q]
+        path = self._path()
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         req = Request(self.parser.get_method().decode("latin-1"), path, self._headers, body, self._t0, self)
         req.keep_alive = self.parser.should_keep_alive()
@@ -170,6 +196,11 @@ class Connection(asyncio.Protocol):
         except Exception:  # a bug in a handler must not kill the connection silently
             logging.getLogger("scoring").exception("unhandled error for %s %s", req.method, req.path)
             req.respond(500, b'{"error_code": "INTERNAL_ERROR", "message": "Internal server error"}')
+
+    def _path(self) -> str:
+        path = self._url.decode("latin-1")
+        q = path.find("?")
+        return path[:q] if q >= 0 else path
 
     # ------------------------------------------------------------------ answers
     def answer(
@@ -208,10 +239,21 @@ class Connection(asyncio.Protocol):
             if close:
                 self._closing = True
                 self.pending.clear()
-                transport.close()
+                self._close_after_answer(transport)
                 return
         self.last_active = time.monotonic()
-        if (self.server.draining or self._eof) and not self.pending and not self.in_message and transport is not None:
+        if self._eof and not self.pending and transport is not None:
+            transport.close()
+        elif self.server.draining and not self.pending and not self.in_message and transport is not None:
+            transport.close()
+
+    def _close_after_answer(self, transport: asyncio.Transport) -> None:
+        """Close after a final answer. If the client may still be sending (a refused body), stop
+        writing but keep reading (and discarding) for a moment, so the answer is not lost to a reset."""
+        if self.in_message and transport.can_write_eof():
+            transport.write_eof()
+            asyncio.get_running_loop().call_later(_LINGER_S, transport.close)
+        else:
             transport.close()
 
     def _fail(self, status: int, message: bytes) -> None:
@@ -229,9 +271,20 @@ class Connection(asyncio.Protocol):
         self.server.handler.protocol_error(req, status)
 
     def close_if_idle(self, now: float, idle_timeout: float) -> None:
-        if self.transport is None or self.pending or self.in_message:
+        if self.transport is None or self._closing:
             return
-        if self.server.draining or now - self.last_active > idle_timeout:
+        server = self.server
+        if self.in_message:
+            if not self.headers_at and now - self.started > server.header_timeout_s:
+                self._fail(408, b"The request headers did not arrive in time")
+            elif self.headers_at and now - self.headers_at > server.body_timeout_s:
+                self._fail(408, b"The request body did not arrive in time")
+            return
+        if self.pending:
+            return
+        if not self.served and now - self.started > server.header_timeout_s:
+            self.transport.close()  # connected but never sent a request
+        elif server.draining or now - self.last_active > idle_timeout:
             self.transport.close()
 
 
@@ -244,10 +297,14 @@ def _json_str(message: bytes) -> bytes:
 class HttpServer:
     """Owns the listening socket and the live connections; ``handler`` answers requests."""
 
-    def __init__(self, handler: Any, *, max_body_bytes: int, keepalive_timeout_s: float) -> None:
+    def __init__(self, handler: Any, settings: Any) -> None:
         self.handler = handler
-        self.max_body_bytes = max_body_bytes
-        self.keepalive_timeout_s = keepalive_timeout_s
+        self.max_body_bytes: int = settings.max_body_bytes
+        self.keepalive_timeout_s: float = settings.keepalive_timeout_s
+        self.header_timeout_s: float = settings.header_timeout_s
+        self.body_timeout_s: float = settings.body_timeout_s
+        self.max_connections: int = settings.max_connections
+        self._sweep_every = min(1.0, self.header_timeout_s / 4, self.body_timeout_s / 4, self.keepalive_timeout_s / 4)
         self.connections: set[Connection] = set()
         self.draining = False
         self._server: asyncio.AbstractServer | None = None
@@ -261,7 +318,7 @@ class HttpServer:
 
     def _schedule_sweep(self) -> None:
         assert self._loop is not None
-        self._sweeper = self._loop.call_later(1.0, self._sweep)
+        self._sweeper = self._loop.call_later(self._sweep_every, self._sweep)
 
     def _sweep(self) -> None:
         now = time.monotonic()

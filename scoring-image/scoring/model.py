@@ -1,10 +1,17 @@
-"""Loading an MLflow model directory, validating columns against its signature, and predicting batches.
+"""Loading an MLflow model directory, the fast path's column checks, and predicting batches.
 
-Fast path (a column signature of simple types, no ``params``): requests are validated column by
-column in plain Python, merged into one pandas DataFrame per batch, and handed to the model's own
-predict function (for the sklearn flavor the estimator's ``predict_fn`` directly, skipping pyfunc's
-per-call schema enforcement, which our validation replaces). Anything else goes through
-``PyFuncModel.predict`` one request at a time, exactly as ``mlflow models serve`` would.
+Fast path (a model with a column signature of simple types, ``dataframe_split``/``dataframe_records``
+or ``/predict`` bodies, no ``params``): requests are checked column by column in plain Python,
+merged into one pandas DataFrame per batch, and handed to ``PyFuncModel.predict`` or, for the
+sklearn flavor, to the estimator's own predict function (the flavor's ``predict_fn``; pyfunc's
+sklearn wrapper calls that same method after its schema enforcement). Requests are merged only for
+sklearn models (their predict is row by row) unless ``batching`` says ``row-aligned``.
+
+In the default ``mlflow`` validation mode a request takes the fast path only when every value
+already has the signature's exact JSON type, so the frame is the one MLflow would build; anything
+else (coercions, nulls, unknown columns, other formats, other signatures) goes to the general path
+(``general.py``), which is MLflow's own code. In ``strict`` mode our checks answer 422 naming the
+column instead, and the fast path converts what it can losslessly.
 """
 
 from __future__ import annotations
@@ -16,25 +23,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from .errors import BadRequest, InvalidInput, ScoringError
+from .general import ModelError, ModelRejectedInput, mlflow_encode, model_failure, score_general
 from .protocol import ParsedInput, parse_invocations
 
-__all__ = ["ColumnSpec", "LoadedModel", "ModelError", "ModelRejectedInput", "jsonable"]
+__all__ = ["ColumnSpec", "LoadedModel", "ModelError", "ModelRejectedInput"]
 
 log = logging.getLogger("scoring.model")
 
-# MLflow DataType names the fast path validates and converts itself.
+# MLflow DataType names strict mode validates and converts itself.
 SIMPLE_KINDS = ("string", "long", "integer", "double", "float", "boolean", "datetime")
+# Kinds whose exact JSON values give the same DataFrame column as MLflow's parser (mlflow mode).
+_EXACT_KINDS = ("string", "long", "double", "boolean")
+_FAST_FORMATS = ("dataframe_split", "dataframe_records", "predict")
 _MAX_PROBLEMS = 5
 _FLOAT_MAX = 1.7976931348623157e308
 _INT_RANGES = {"long": (-(2**63), 2**63 - 1), "integer": (-(2**31), 2**31 - 1)}
-
-
-class ModelError(ScoringError):
-    """The model raised while predicting: a server-side failure (500)."""
-
-    status = 500
-    error_code = "INTERNAL_ERROR"
+_EXACT_INT = 2**53  # ints up to this convert to float64 exactly
+_JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,50 +52,36 @@ class ColumnSpec:
     required: bool
 
 
-def jsonable(value: Any) -> Any:
-    """What ``mlflow.pyfunc.scoring_server`` makes of a prediction before JSON encoding."""
+def _plain_rows(value: Any, rows: int) -> list[Any] | None:
+    """Per-row JSON values when ``value`` is a numeric/bool ndarray row-aligned with the input and
+    without NaN/inf (orjson would write null where MLflow writes NaN), else None."""
     import numpy as np
-    import pandas as pd
 
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, pd.DataFrame):
-        return value.to_dict(orient="records")
-    if isinstance(value, pd.Series):
-        return value.tolist()
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _row_values(value: Any, rows: int) -> list[Any] | None:
-    """Per-row JSON values when ``value`` is row-aligned with the input, else None."""
-    import numpy as np
-    import pandas as pd
-
-    if isinstance(value, np.ndarray) and value.ndim >= 1 and len(value) == rows:
-        return value.tolist()
-    if isinstance(value, pd.DataFrame) and len(value) == rows:
-        return value.to_dict(orient="records")
-    if isinstance(value, pd.Series) and len(value) == rows:
-        return value.tolist()
-    if isinstance(value, list) and len(value) == rows:
-        return jsonable(value)
-    return None
+    if not isinstance(value, np.ndarray) or value.ndim < 1 or len(value) != rows or value.dtype.kind not in "biuf":
+        return None
+    if value.dtype.kind == "f" and not np.isfinite(value).all():
+        return None
+    return value.tolist()
 
 
 class LoadedModel:
     """An MLflow model directory, loaded once per worker process."""
 
-    def __init__(self, model_dir: str | os.PathLike[str], *, unknown_columns: str = "reject") -> None:
+    def __init__(
+        self,
+        model_dir: str | os.PathLike[str],
+        *,
+        validation: str = "mlflow",
+        unknown_columns: str = "ignore",
+        batching: str = "sklearn",
+    ) -> None:
         self.model_dir = Path(model_dir)
+        self.strict = validation == "strict"
         self.unknown_columns = unknown_columns
+        self.batching = batching
         self.specs: list[ColumnSpec] | None = None
         self.spec_names: frozenset[str] = frozenset()
+        self.fast = False  # the model can take the fast path at all
         self.batchable = False
         self.info: dict[str, Any] = {}
         self._pyfunc: Any = None
@@ -101,7 +95,11 @@ class LoadedModel:
         import mlflow.pyfunc
         from mlflow.types.schema import ColSpec
 
-        self._pyfunc = mlflow.pyfunc.load_model(str(self.model_dir))
+        extra: dict[str, Any] = {}
+        if config := os.environ.get("SERVING_MODEL_CONFIG"):  # as `mlflow models serve`
+            extra["model_config"] = json.loads(config)
+        self._pyfunc = mlflow.pyfunc.load_model(str(self.model_dir), **extra)
+        os.environ["_MLFLOW_IS_IN_SERVING_ENVIRONMENT"] = "true"  # as MLflow's server sets it
         meta = self._pyfunc.metadata
         pyfunc_conf = meta.flavors.get("python_function", {})
         self.info = {
@@ -112,52 +110,84 @@ class LoadedModel:
             "mlflow_version": getattr(meta, "mlflow_version", None),
         }
         schema = meta.get_input_schema()
-        if schema is not None and schema.has_input_names() and all(isinstance(s, ColSpec) for s in schema.inputs):
+        type_hint = getattr(meta, "_is_signature_from_type_hint", lambda: False)()
+        if (
+            schema is not None
+            and not type_hint
+            and schema.has_input_names()
+            and all(isinstance(s, ColSpec) for s in schema.inputs)
+        ):
             kinds = [getattr(s.type, "name", str(s.type)) for s in schema.inputs]
             if all(k in SIMPLE_KINDS for k in kinds):
                 self.specs = [ColumnSpec(s.name, k, s.required) for s, k in zip(schema.inputs, kinds, strict=True)]
                 self.spec_names = frozenset(s.name for s in self.specs)
+        self.fast = self.specs is not None
         self._predict_frame = self._pyfunc.predict
-        if pyfunc_conf.get("loader_module") == "mlflow.sklearn":
+        if self.specs and pyfunc_conf.get("loader_module") == "mlflow.sklearn":
             # pyfunc's sklearn wrapper calls this same method after its own schema enforcement.
             raw = self._pyfunc.get_raw_model()
             self._predict_frame = getattr(raw, pyfunc_conf.get("predict_fn", "predict"))
+        merge = {"sklearn": pyfunc_conf.get("loader_module") == "mlflow.sklearn", "row-aligned": True}
+        self._may_merge = merge.get(self.batching, False)
         log.info(
             "loaded model %s (flavors %s, %s)",
             self.model_dir,
             ",".join(self.info["flavors"]),
-            f"{len(self.specs)} signature columns, fast path" if self.specs else "generic pyfunc path",
+            f"{len(self.specs or [])} signature columns, fast path" if self.fast else "general (MLflow) path",
         )
 
     def warm_up(self) -> int:
         """Score the model's own serving example (or one synthetic row); decides whether batching is safe."""
         example = self.model_dir / "serving_input_example.json"
         parsed: ParsedInput | None = None
+        body: bytes | None = None
         if example.is_file():
+            body = example.read_bytes()
             try:
-                parsed = parse_invocations(example.read_bytes(), "application/json")
+                parsed = parse_invocations(body, "application/json")
             except ScoringError as exc:
-                log.warning("ignoring unreadable %s: %s", example, exc.message)
-        if parsed is None and self.specs:
-            parsed = ParsedInput(columns={s.name: [_synthetic(s.kind)] for s in self.specs}, rows=1)
-        if parsed is None:
-            log.warning("no signature and no serving example: skipping warm-up")
-            return 0
-        if self.accepts_fast(parsed):
-            columns = self.validate(parsed)
+                log.warning("%s is not a fast-path input (%s)", example, exc.message)
+        if parsed is None and body is None and self.specs:
+            parsed = ParsedInput(columns={s.name: [_synthetic(s.kind)] for s in self.specs}, rows=1, fmt="predict")
+        columns = self.fast_columns(parsed) if parsed is not None else None
+        if columns is not None and parsed is not None:
             out = self._predict_frame(self.frame([columns], [parsed.rows]))
-            self.batchable = _row_values(out, parsed.rows) is not None
+            self.batchable = self._may_merge and _plain_rows(out, parsed.rows) is not None
+            rows = parsed.rows
+        elif body is not None:
+            self.score_general(body, "application/json")
+            rows = parsed.rows if parsed is not None else 1
         else:
-            self.predict_generic(parsed)
-        log.info("warm-up scored %d row(s); micro-batching %s", parsed.rows, "on" if self.batchable else "off")
-        return parsed.rows
+            log.warning("no fast-path signature and no serving example: skipping warm-up")
+            return 0
+        log.info("warm-up scored %d row(s); micro-batching %s", rows, "on" if self.batchable else "off")
+        return rows
 
     # ---------------------------------------------------------------- validation
-    def accepts_fast(self, parsed: ParsedInput) -> bool:
-        return self.specs is not None and parsed.columns is not None and parsed.params is None
+    def fast_columns(self, parsed: ParsedInput) -> list[list[Any]] | None:
+        """Column values in signature order for the fast path, or None: the general path answers.
+        In strict mode a request that does not match the signature raises InvalidInput (422) here."""
+        if self.specs is None or parsed.columns is None:
+            return None
+        if self.strict:
+            columns = self.validate(parsed)
+            ok = self.fast and parsed.params is None and parsed.rows > 0 and parsed.fmt in _FAST_FORMATS
+            return columns if ok else None
+        if not self.fast or parsed.params is not None or parsed.positional or parsed.fmt not in _FAST_FORMATS:
+            return None
+        cols = parsed.columns
+        if parsed.rows == 0 or len(cols) != len(self.specs):
+            return None  # unknown or missing columns: MLflow decides
+        out = []
+        for spec in self.specs:
+            values = cols.get(spec.name)
+            if values is None or not _exact_column(spec.kind, values):
+                return None
+            out.append(values)
+        return out
 
     def validate(self, parsed: ParsedInput) -> list[list[Any]]:
-        """Column values in signature order, type-checked; raises InvalidInput naming every problem found."""
+        """Strict mode: column values in signature order, type-checked; raises InvalidInput naming every problem."""
         assert self.specs is not None and parsed.columns is not None
         cols = parsed.columns
         if parsed.positional:
@@ -209,63 +239,44 @@ class LoadedModel:
             data[spec.name] = _to_array(spec.kind, values, np, pd)
         return pd.DataFrame(data, copy=False)
 
-    def predict_batch(self, parts: list[list[list[Any]]], sizes: list[int]) -> list[Any]:
-        """Predict several requests with one call; returns each request's JSON-able predictions."""
+    def predict_batch(self, parts: list[list[list[Any]]], sizes: list[int]) -> list[tuple[bytes, list[Any] | None]]:
+        """Predict several requests with one call; each request's (answer body, JSON predictions or None)."""
         total = sum(sizes)
         try:
             out = self._predict_frame(self.frame(parts, sizes))
         except Exception as exc:
-            raise _model_failure(exc) from exc
-        rows = _row_values(out, total)
+            raise model_failure(exc) from exc
+        rows = _plain_rows(out, total)
         if rows is None:
             if len(parts) == 1:
-                return [jsonable(out)]
-            raise ModelError("Model output is not row-aligned with its input; cannot split a merged batch")
+                return [(mlflow_encode(out), None)]
+            raise ModelError("Model output is not a numeric array row-aligned with its input; cannot split a batch")
         results = []
         start = 0
         for size in sizes:
-            results.append(rows[start : start + size])
+            chunk = rows[start : start + size]
+            results.append((orjson.dumps({"predictions": chunk}, option=_JSON_OPTS), chunk))
             start += size
         return results
 
-    def predict_generic(self, parsed: ParsedInput) -> Any:
-        """One request through ``PyFuncModel.predict`` (schema enforcement and params included)."""
-        import numpy as np
-        import pandas as pd
-        from mlflow.exceptions import MlflowException
-
-        if parsed.columns is not None:
-            data: Any = pd.DataFrame(parsed.columns)
-            if parsed.positional and self.specs and len(data.columns) == len(self.specs):
-                data.columns = [s.name for s in self.specs]
-        else:
-            data = parsed.raw
-            if isinstance(data, list):
-                try:
-                    data = np.asarray(data)
-                except ValueError:
-                    pass
-        try:
-            out = self._pyfunc.predict(data, params=parsed.params)
-        except MlflowException as exc:
-            if exc.get_http_status_code() < 500:
-                raise InvalidInput(f"Invalid input: {exc.message[:1000]}") from None
-            raise ModelError(f"Model prediction failed: {exc.message[:500]}") from exc
-        except Exception as exc:
-            raise _model_failure(exc) from exc
-        return jsonable(out)
+    def score_general(self, body: bytes | dict[str, Any], mime: str) -> tuple[bytes, int]:
+        """One request through MLflow's own parsing, ``PyFuncModel.predict`` and encoding."""
+        return score_general(self._pyfunc, body, mime)
 
 
-class ModelRejectedInput(InvalidInput):
-    """The model raised ValueError/TypeError on values that passed the signature check (e.g. a number
-    too large for the estimator's float32): by Python convention a bad argument, so a 422."""
-
-
-def _model_failure(exc: Exception) -> ScoringError:
-    detail = f"{type(exc).__name__}: {str(exc)[:500]}"
-    if isinstance(exc, (ValueError, TypeError)):
-        return ModelRejectedInput(f"The model rejected the input: {detail}")
-    return ModelError(f"Model prediction failed: {detail}")
+def _exact_column(kind: str, values: list[Any]) -> bool:
+    """Whether every value has exactly the JSON type MLflow's parser turns into this kind unchanged."""
+    if kind == "double":
+        if all(type(v) is float for v in values):
+            return True
+        return all(type(v) is float or (type(v) is int and -_EXACT_INT <= v <= _EXACT_INT) for v in values)
+    if kind == "long":
+        return all(type(v) is int and -(2**63) <= v < 2**63 for v in values)
+    if kind == "string":
+        return all(type(v) is str for v in values)
+    if kind == "boolean":
+        return all(type(v) is bool for v in values)
+    return False
 
 
 def _synthetic(kind: str) -> Any:
@@ -357,7 +368,7 @@ def _check_column(spec: ColumnSpec, values: list[Any]) -> tuple[list[Any], str |
 
 def _to_array(kind: str, values: list[Any], np: Any, pd: Any) -> Any:
     if kind == "string":
-        return values  # pandas infers its string dtype, as for the training frame
+        return values  # pandas infers its string dtype, as MLflow's schema enforcement hands strings over
     if kind == "datetime":
         return pd.to_datetime(values)
     has_null = None in values

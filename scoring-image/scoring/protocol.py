@@ -8,6 +8,7 @@ other requests into one batch. CSV goes through pandas (it is not the hot path).
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,9 @@ import orjson
 
 from .errors import BadRequest, UnsupportedMediaType
 
-__all__ = ["ParsedInput", "parse_invocations", "parse_predict", "SUPPORTED_FORMATS"]
+__all__ = ["ParsedInput", "parse_invocations", "parse_predict", "media_type", "SUPPORTED_FORMATS", "PARQUET"]
+
+PARQUET = "application/vnd.apache.parquet"
 
 SUPPORTED_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 _FORMAT_HELP = f"The input must be a JSON object with exactly one of the fields {', '.join(SUPPORTED_FORMATS)}"
@@ -32,9 +35,11 @@ class ParsedInput:
     params: dict[str, Any] | None = None
     # Column names given positionally (dataframe_split without "columns"): matched to the signature order.
     positional: bool = False
+    # Where the data came from: a JSON format key, "predict", "csv" or "parquet".
+    fmt: str = ""
 
 
-def _media_type(content_type: str | None) -> str:
+def media_type(content_type: str | None) -> str:
     if not content_type:
         raise UnsupportedMediaType("Missing Content-Type header; use application/json or text/csv")
     parts = [p.strip() for p in content_type.split(";")]
@@ -56,24 +61,29 @@ def _loads(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"Malformed JSON: {exc}") from None
+        try:  # Python's parser, as MLflow's server uses: it also takes the NaN/Infinity tokens
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            raise BadRequest(f"Malformed JSON: {exc}") from None
 
 
 def parse_invocations(body: bytes, content_type: str | None) -> ParsedInput:
     """Parse a ``POST /invocations`` body the way ``mlflow models serve`` does."""
-    mime = _media_type(content_type)
+    mime = media_type(content_type)
     if mime == "application/json":
         return _parse_json_envelope(_loads(body))
     if mime == "text/csv":
         return _parse_csv(body)
+    if mime == PARQUET:
+        return ParsedInput(columns=None, rows=0, fmt="parquet")  # read by MLflow's parser (general path)
     raise UnsupportedMediaType(
-        f"Unsupported Content-Type '{content_type}'; this server accepts application/json and text/csv"
+        f"Unsupported Content-Type '{content_type}'; this server accepts application/json, text/csv and {PARQUET}"
     )
 
 
 def parse_predict(body: bytes, content_type: str | None) -> ParsedInput:
     """``POST /predict``: a JSON list of records (or one record), as the reference proof of concept took."""
-    mime = _media_type(content_type)
+    mime = media_type(content_type)
     if mime != "application/json":
         raise UnsupportedMediaType(f"Unsupported Content-Type '{content_type}'; /predict accepts application/json")
     data = _loads(body)
@@ -81,7 +91,9 @@ def parse_predict(body: bytes, content_type: str | None) -> ParsedInput:
         data = [data]
     if not isinstance(data, list):
         raise BadRequest(f"/predict expects a JSON list of records, got {type(data).__name__}")
-    return _from_records(data, "request body")
+    parsed = _from_records(data, "request body")
+    parsed.fmt = "predict"
+    return parsed
 
 
 def _parse_json_envelope(data: Any) -> ParsedInput:
@@ -106,6 +118,7 @@ def _parse_json_envelope(data: Any) -> ParsedInput:
     else:
         parsed = _from_tensor_style(value, key)
     parsed.params = params or None
+    parsed.fmt = key
     return parsed
 
 
@@ -194,4 +207,4 @@ def _parse_csv(body: bytes) -> ParsedInput:
         values = frame[name].tolist()
         # NaN (an empty CSV cell) is a null, as in JSON.
         cols[str(name)] = [None if isinstance(v, float) and v != v else v for v in values]
-    return ParsedInput(columns=cols, rows=len(frame))
+    return ParsedInput(columns=cols, rows=len(frame), fmt="csv")

@@ -29,7 +29,8 @@ def log_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def ours(model_dir, log_dir):
-    """Our server on the credit-default model; telemetry to a file, every request sampled."""
+    """Our server on the credit-default model in strict validation mode (named 422s); telemetry to a file,
+    every request sampled."""
     telemetry = log_dir / "telemetry-ours.jsonl"
     server = ServerProcess(
         model_dir,
@@ -37,6 +38,7 @@ def ours(model_dir, log_dir):
         env={
             "SCORING_TELEMETRY_PATH": str(telemetry),
             "SCORING_TELEMETRY_SAMPLE_RATE": "1",
+            "SCORING_VALIDATION": "strict",
             "SCORING_MAX_BODY_BYTES": str(256 * 1024),
             "SCORING_DEPLOYMENT": "credit-default-dev",
             "SCORING_MODEL_NAME": "credit-default",
@@ -61,6 +63,8 @@ def mlflow_server(model_dir, log_dir):
 
 @pytest.fixture(scope="session")
 def trouble(trouble_model_dir, log_dir):
-    server = ServerProcess(trouble_model_dir, log_dir, env={"SCORING_TELEMETRY_SAMPLE_RATE": "0"})
+    server = ServerProcess(
+        trouble_model_dir, log_dir, env={"SCORING_TELEMETRY_SAMPLE_RATE": "0", "SCORING_BATCHING": "row-aligned"}
+    )
     yield server.wait_ready()
     server.stop()

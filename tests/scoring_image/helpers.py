@@ -93,13 +93,16 @@ class ServerProcess:
 class MlflowServer:
     """``mlflow models serve --env-manager local`` (it runs uvicorn in a child: stop the whole group)."""
 
-    def __init__(self, model_dir: Path | str, log_dir: Path, *, workers: int = 1):
+    def __init__(
+        self, model_dir: Path | str, log_dir: Path, *, workers: int = 1, extra_env: dict[str, str] | None = None
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         mlflow_cli = Path(PYTHON).with_name("mlflow")
         # It runs `uvicorn` from PATH: the venv's bin directory must be on it.
         env = dict(os.environ, MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true")
         env["PATH"] = os.pathsep.join([str(mlflow_cli.parent), env.get("PATH", "")])
+        env.update(extra_env or {})
         cmd = [
             str(mlflow_cli),
             "models",

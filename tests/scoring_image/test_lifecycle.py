@@ -277,7 +277,12 @@ def tuned(trouble_model_dir, log_dir):
     server = ServerProcess(
         trouble_model_dir,
         log_dir,
-        env={"SCORING_MAX_BATCH_WAIT_MS": "400", "SCORING_UNKNOWN_COLUMNS": "ignore", "SCORING_MAX_BATCH_ROWS": "3"},
+        env={
+            "SCORING_MAX_BATCH_WAIT_MS": "400",
+            "SCORING_UNKNOWN_COLUMNS": "ignore",
+            "SCORING_MAX_BATCH_ROWS": "3",
+            "SCORING_BATCHING": "row-aligned",
+        },
     )
     yield server.wait_ready()
     server.stop()
