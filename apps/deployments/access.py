@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
-from apps.accounts.choices import AuditSource, Role
+from apps.accounts.choices import Role
 from apps.accounts.models import User
 from apps.accounts.permissions import check_role, require_admin
 from apps.accounts.services import audit_record
@@ -64,9 +64,7 @@ def user_access_get(*, actor: User, username: str) -> User:
     return user
 
 
-def grant_add(
-    *, actor: User, user: User, environment: Environment, role: str, source: str = AuditSource.UI
-) -> EnvironmentGrant:
+def grant_add(*, actor: User, user: User, environment: Environment, role: str) -> EnvironmentGrant:
     """Give ``user`` ``role`` in ``environment``. Granting what is already granted returns the existing grant."""
     require_admin(actor, "manage access")
     check_role(role)
@@ -78,7 +76,6 @@ def grant_add(
             grant = EnvironmentGrant.objects.create(user=user, environment=environment, role=role, granted_by=actor)
             audit_record(
                 actor=actor,
-                source=source,
                 action="access.grant",
                 target_type="user",
                 target_id=user.pk,
@@ -90,14 +87,13 @@ def grant_add(
 
 
 @transaction.atomic
-def grant_remove(*, actor: User, grant: EnvironmentGrant, source: str = AuditSource.UI) -> None:
+def grant_remove(*, actor: User, grant: EnvironmentGrant) -> None:
     require_admin(actor, "manage access")
     deleted, _ = EnvironmentGrant.objects.filter(pk=grant.pk).delete()
     if not deleted:
         raise NotFoundError(f"Grant {grant.pk} does not exist (any more).")
     audit_record(
         actor=actor,
-        source=source,
         action="access.revoke",
         target_type="user",
         target_id=grant.user_id,
@@ -106,7 +102,7 @@ def grant_remove(*, actor: User, grant: EnvironmentGrant, source: str = AuditSou
 
 
 @transaction.atomic
-def user_role_set(*, actor: User, user: User, role: str, source: str = AuditSource.UI) -> User:
+def user_role_set(*, actor: User, user: User, role: str) -> User:
     """Change someone's global role. The last active admin cannot be demoted: someone must manage access."""
     require_admin(actor, "manage access")
     check_role(role)
@@ -124,7 +120,6 @@ def user_role_set(*, actor: User, user: User, role: str, source: str = AuditSour
     user.save(update_fields=["role"])
     audit_record(
         actor=actor,
-        source=source,
         action="access.role_set",
         target_type="user",
         target_id=user.pk,
@@ -159,7 +154,6 @@ def sso_grants_sync(*, user: User, grants: Iterable[tuple[str, str]]) -> list[st
     if stale or wanted - current.keys():
         audit_record(
             actor=user,
-            source=AuditSource.SYSTEM,
             action="access.sso_sync",
             target_type="user",
             target_id=user.pk,

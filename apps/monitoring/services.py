@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from apps.accounts.choices import AuditSource, Role
+from apps.accounts.choices import Role
 from apps.accounts.services import audit_changes, audit_record
 from apps.common.errors import ApplicationError, ForbiddenError, NotFoundError
 from apps.monitoring.drift import profile_build
@@ -113,9 +113,7 @@ def baseline_ensure(*, model_name: str, model_version: str) -> Baseline:
         return Baseline.objects.get(model_name=model_name, model_version=str(model_version))
 
 
-def baseline_upload(
-    *, actor, model_name: str, model_version: str, data: bytes, filename: str = "", source: str = AuditSource.UI
-) -> Baseline:
+def baseline_upload(*, actor, model_name: str, model_version: str, data: bytes, filename: str = "") -> Baseline:
     """Replace the baseline of a model version with the profile of an uploaded CSV or Parquet file."""
     _require_lead(actor, "set drift baselines")
     from apps.registry.client import get_client
@@ -128,7 +126,6 @@ def baseline_upload(
         )
         audit_record(
             actor=actor,
-            source=source,
             action="monitoring.baseline_upload",
             target_type="model_version",
             target_id=f"{model_name}/{model_version}",
@@ -137,9 +134,7 @@ def baseline_upload(
     return baseline
 
 
-def drift_thresholds_set(
-    *, actor, deployment, psi_warn: float, psi_alert: float, source: str = AuditSource.UI
-) -> DriftThresholds:
+def drift_thresholds_set(*, actor, deployment, psi_warn: float, psi_alert: float) -> DriftThresholds:
     _require_lead(actor, "change drift thresholds", deployment.environment)
     with transaction.atomic():
         thresholds = DriftThresholds.objects.filter(deployment=deployment).first() or DriftThresholds(
@@ -156,7 +151,6 @@ def drift_thresholds_set(
         thresholds.save()
         audit_record(
             actor=actor,
-            source=source,
             action="monitoring.thresholds_set",
             target_type="deployment",
             target_id=deployment.pk,

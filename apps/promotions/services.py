@@ -19,7 +19,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.accounts.choices import AuditSource, Role
+from apps.accounts.choices import Role
 from apps.accounts.models import User
 from apps.accounts.services import audit_changes, audit_record
 from apps.common.errors import ApplicationError, ConflictError, ForbiddenError, NotFoundError
@@ -155,7 +155,6 @@ def promotion_request(
     environment: str,
     justification: str,
     idempotency_key: str = "",
-    source: str = AuditSource.UI,
 ) -> PromotionRequest:
     """Ask for ``model_name`` ``version`` to go to the gated ``environment``. A pending request for the same
     model and environment expires: the newer one replaces it.
@@ -202,7 +201,7 @@ def promotion_request(
                 code="not_live_in_source",
             )
     try:
-        return _request_create(actor, env, policy, model_name, version, justification, key, source)
+        return _request_create(actor, env, policy, model_name, version, justification, key)
     except IntegrityError:
         replay = _request_replay(actor, key, (model_name, version, environment, justification))
         if replay:  # a concurrent request with the same key won the race
@@ -232,7 +231,6 @@ def _request_create(
     version: str,
     text: str,
     key: str,
-    source: str,
 ) -> PromotionRequest:
     Environment.objects.select_for_update().filter(pk=env.pk).first()  # one request at a time per environment
     now = timezone.now()
@@ -257,7 +255,6 @@ def _request_create(
         action="promotion.request",
         target_type="promotion",
         target_id=promotion.pk,
-        source=source,
         data=_data(promotion, justification=text),
     )
     _notify(promotion, "requested", policy)
@@ -271,7 +268,6 @@ def promotion_approve(
     promotion: PromotionRequest | int,
     comment: str = "",
     idempotency_key: str = "",
-    source: str = AuditSource.UI,
 ) -> PromotionRequest:
     """Approve; when that meets the policy, execute (move the alias, start the rollout).
 
@@ -280,8 +276,8 @@ def promotion_approve(
     decision is refused.
     """
     pk = _pk(promotion)
-    if _decide(actor, pk, ReviewDecision.APPROVE, comment, source, idempotency_key[:200]):
-        return promotion_execute(promotion=pk, actor=actor, source=source)
+    if _decide(actor, pk, ReviewDecision.APPROVE, comment, idempotency_key[:200]):
+        return promotion_execute(promotion=pk, actor=actor)
     return _get(pk)
 
 
@@ -291,15 +287,14 @@ def promotion_reject(
     promotion: PromotionRequest | int,
     comment: str = "",
     idempotency_key: str = "",
-    source: str = AuditSource.UI,
 ) -> PromotionRequest:
     """Reject: one rejection from an allowed reviewer ends the request. Rejecting twice is a no-op."""
     pk = _pk(promotion)
-    _decide(actor, pk, ReviewDecision.REJECT, comment, source, idempotency_key[:200])
+    _decide(actor, pk, ReviewDecision.REJECT, comment, idempotency_key[:200])
     return _get(pk)
 
 
-def _decide(actor: User, pk: int, decision: str, comment: str, source: str, key: str = "") -> bool:
+def _decide(actor: User, pk: int, decision: str, comment: str, key: str = "") -> bool:
     """Record one person's decision. Returns True only for the approval that moved the request to approved."""
     promotion = _get(pk)
     policy = policy_for(promotion.environment)
@@ -356,7 +351,6 @@ def _decide(actor: User, pk: int, decision: str, comment: str, source: str, key:
             action=f"promotion.{verb}",
             target_type="promotion",
             target_id=pk,
-            source=source,
             data=_data(promotion, comment=comment.strip()),
         )
         if decision == ReviewDecision.REJECT:
@@ -370,9 +364,7 @@ def _decide(actor: User, pk: int, decision: str, comment: str, source: str, key:
 
 
 @transaction.atomic
-def promotion_cancel(
-    *, actor: User, promotion: PromotionRequest | int, comment: str = "", source: str = AuditSource.UI
-) -> PromotionRequest:
+def promotion_cancel(*, actor: User, promotion: PromotionRequest | int, comment: str = "") -> PromotionRequest:
     """The requester withdraws a pending request. Cancelling twice is a no-op."""
     pk = _pk(promotion)
     promotion = _get(pk)
@@ -394,7 +386,6 @@ def promotion_cancel(
         action="promotion.cancel",
         target_type="promotion",
         target_id=pk,
-        source=source,
         data=audit_changes(
             {"status": PromotionStatus.PENDING},
             {"status": PromotionStatus.CANCELLED},
@@ -406,9 +397,7 @@ def promotion_cancel(
 
 
 # ---------------------------------------------------------------------------- execute
-def promotion_execute(
-    *, promotion: PromotionRequest | int, actor: User | None = None, source: str = AuditSource.SYSTEM
-) -> PromotionRequest:
+def promotion_execute(*, promotion: PromotionRequest | int, actor: User | None = None) -> PromotionRequest:
     """Move the environment's MLflow alias to the version, then start the rollout as the requester.
 
     Only approved requests execute; an executed one is returned as it is. Safe to run twice: the alias move
@@ -442,7 +431,7 @@ def promotion_execute(
                 f"promotion.{env}.requested_by": promotion.requested_by.get_username(),
             },
         )
-        return _execute(promotion, approvers, actor, source)
+        return _execute(promotion, approvers, actor)
     except ApplicationError as exc:
         logger.warning("promotion %s approved but not executed: %s", pk, exc.message)
         PromotionRequest.objects.filter(pk=pk, status=PromotionStatus.APPROVED).update(
@@ -452,7 +441,7 @@ def promotion_execute(
 
 
 @transaction.atomic
-def _execute(promotion: PromotionRequest, approvers: list[str], actor: User | None, source: str) -> PromotionRequest:
+def _execute(promotion: PromotionRequest, approvers: list[str], actor: User | None) -> PromotionRequest:
     pk = promotion.pk
     locked = PromotionRequest.objects.select_for_update().filter(pk=pk, status=PromotionStatus.APPROVED).first()
     if locked is None:
@@ -463,7 +452,6 @@ def _execute(promotion: PromotionRequest, approvers: list[str], actor: User | No
         model_version=promotion.version,
         environment=promotion.environment.name,
         idempotency_key=f"promotion-{pk}",
-        source=source,
         via_promotion=True,
     )
     _set_status(
@@ -479,7 +467,6 @@ def _execute(promotion: PromotionRequest, approvers: list[str], actor: User | No
         action="promotion.execute",
         target_type="promotion",
         target_id=pk,
-        source=source,
         data=_data(
             promotion,
             approvers=approvers,

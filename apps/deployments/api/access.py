@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.choices import AuditSource, Role
+from apps.accounts.choices import Role
 from apps.accounts.models import User
 from apps.accounts.permissions import require_admin
 from apps.common.api import IF_MATCH, check_if_match, etag_of
@@ -91,7 +91,6 @@ class GrantListCreateApi(generics.ListAPIView):
             user=user,
             environment=environment,
             role=data.validated_data["role"],
-            source=AuditSource.API,
         )
         return Response(GrantSerializer(grant).data, status=status.HTTP_201_CREATED)
 
@@ -103,7 +102,7 @@ class GrantDetailApi(APIView):
         grant = EnvironmentGrant.objects.select_related("user", "environment").filter(pk=pk).first()
         if grant is None:
             raise NotFoundError(f"Grant {pk} does not exist (any more).")
-        grant_remove(actor=request.user, grant=grant, source=AuditSource.API)
+        grant_remove(actor=request.user, grant=grant)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -148,5 +147,5 @@ class UserAccessDetailApi(APIView):
         check_if_match(request, etag_of(user.pk, user.role))
         data = RoleInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = user_role_set(actor=request.user, user=user, role=data.validated_data["role"], source=AuditSource.API)
+        user = user_role_set(actor=request.user, user=user, role=data.validated_data["role"])
         return self._answer(user)

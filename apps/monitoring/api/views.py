@@ -11,7 +11,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.choices import AuditSource
 from apps.common.api import IF_MATCH, check_if_match, etag_of
 from apps.common.errors import ApplicationError, NotFoundError
 from apps.deployments.models import Deployment
@@ -124,9 +123,7 @@ class DeploymentDriftThresholdsApi(APIView):
         with transaction.atomic():  # the lock makes check-then-write one step for concurrent editors
             Deployment.objects.select_for_update().filter(pk=deployment.pk).first()
             check_if_match(request, etag_of(*selectors.drift_thresholds_get(deployment=deployment)))
-            services.drift_thresholds_set(
-                actor=request.user, deployment=deployment, source=AuditSource.API, **data.validated_data
-            )
+            services.drift_thresholds_set(actor=request.user, deployment=deployment, **data.validated_data)
         return self._answer(deployment)
 
 
@@ -177,7 +174,6 @@ class DeploymentBaselineUploadApi(APIView):
             model_version=version,
             data=upload.read(uploads.max_upload_bytes() + 1),
             filename=upload.name or "",
-            source=AuditSource.API,
         )
         baseline.feature_count = len(baseline.profile.get("features", []))
         return Response(self.OutputSerializer(baseline).data, status=201)
