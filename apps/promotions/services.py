@@ -41,6 +41,7 @@ __all__ = [
     "promotion_cancel",
     "promotion_execute",
     "promotion_expire_stale",
+    "promotion_execute_approved",
 ]
 
 logger = logging.getLogger(__name__)
@@ -493,3 +494,12 @@ def promotion_expire_stale(*, now: datetime | None = None) -> int:
                 reason = f"pending for more than {policy.max_age_hours} hours"
                 expired += _expire(promotion, reason=reason, actor=None, now=now)
     return expired
+
+
+def promotion_execute_approved() -> int:
+    """Execute every approved request whose execution failed before (registry down, a rollout in progress).
+    Returns how many executed now. Safe to run twice: ``promotion_execute`` is."""
+    executed = 0
+    for pk in PromotionRequest.objects.filter(status=PromotionStatus.APPROVED).values_list("pk", flat=True):
+        executed += promotion_execute(promotion=pk).status == PromotionStatus.EXECUTED
+    return executed
