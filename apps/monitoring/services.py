@@ -31,7 +31,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# What the demo models (apps/registry/demo/seed.py) and any well-behaved training run log as reference data.
+# What the demo models (apps/demo/registry/seed.py) and any well-behaved training run log as reference data.
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 
 
