@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "apps.deployments",
     "apps.promotions",
     "apps.monitoring",
+    "apps.demo",
 ]
 
 MIDDLEWARE = [

@@ -1,9 +1,12 @@
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
 from django.urls import include, path
+from django.views.decorators.http import require_GET
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from apps.common import views as common_views
+from controlplane.status import STATUS_CHECKS
 
 api_v1 = [
     path("", include("apps.registry.api.urls")),
@@ -14,8 +17,8 @@ api_v1 = [
 ]
 
 urlpatterns = [
-    path("", common_views.home, name="home"),
-    path("status/", common_views.system_status, name="status"),
+    path("", require_GET(RedirectView.as_view(pattern_name="registry:model_list")), name="home"),
+    path("status/", common_views.system_status, {"checks": STATUS_CHECKS}, name="status"),
     path("healthz", common_views.healthz, name="healthz"),
     path("accounts/", include("apps.accounts.urls")),
     path("audit/", include("apps.accounts.audit_urls")),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from apps.registry.demo.seed import demo_models_ensure
+from apps.demo.registry.seed import demo_models_ensure
 
 TEST_ROWS = 600
 

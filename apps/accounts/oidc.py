@@ -19,7 +19,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
-from apps.accounts.choices import AuditSource, Role
+from apps.accounts.choices import Role
 from apps.accounts.models import User
 from apps.accounts.permissions import django_admin_flags
 from apps.accounts.services import audit_record
@@ -178,7 +178,6 @@ def oidc_user_sync(*, claims: Mapping[str, Any]) -> User:
     if created or before != after:
         audit_record(
             actor=user,
-            source=AuditSource.SYSTEM,
             action="user.sso_create" if created else "user.sso_role_set",
             target_type="user",
             target_id=user.pk,

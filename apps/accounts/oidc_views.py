@@ -17,7 +17,6 @@ from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET
 
-from apps.accounts.choices import AuditSource
 from apps.accounts.oidc import SsoRefused, oidc_client, oidc_enabled, oidc_user_sync
 from apps.accounts.services import audit_record
 
@@ -112,7 +111,7 @@ def oidc_callback(request: HttpRequest) -> HttpResponse:
     except (OAuthError, JoseError, requests.RequestException, ValueError) as exc:
         reason = _why(exc)
         logger.warning("OIDC sign-in refused: %s (%s)", reason, type(exc).__name__)
-        audit_record(actor=None, action="login.sso_refused", source=AuditSource.UI, data={"reason": reason[:200]})
+        audit_record(actor=None, action="login.sso_refused", data={"reason": reason[:200]})
         return _refused(request, f"Sign-in with {settings.OIDC_PROVIDER_NAME} failed: {reason}")
     claims = token.get("userinfo")
     if not claims:
@@ -120,7 +119,7 @@ def oidc_callback(request: HttpRequest) -> HttpResponse:
     try:
         user = oidc_user_sync(claims=claims)
     except SsoRefused as exc:
-        audit_record(actor=None, action="login.sso_refused", source=AuditSource.UI, data={"reason": str(exc)[:200]})
+        audit_record(actor=None, action="login.sso_refused", data={"reason": str(exc)[:200]})
         return _refused(request, str(exc))
     next_url = request.session.pop(_NEXT_KEY, "")
     auth_login(request, user, backend="apps.accounts.oidc.OidcBackend")

@@ -1,23 +1,37 @@
-"""Where a write comes from: the client IP and the credential of the request being served.
+"""Where a write comes from: the interface (web UI, REST API or the system), the credential and the client IP.
 
 A middleware remembers the request in a context variable for the length of the request; the API token
-authentication adds the token it accepted. ``audit_record`` reads both, so services do not need the request
-and Celery tasks or management commands (no request) record no origin.
+authentication adds the token it accepted. ``audit_record`` reads both, so services never take the origin as an
+argument. Celery tasks (a signal in ``controlplane/celery.py``) and management commands (``SystemCommand``) run
+``as_system()``: their writes are the system's, with no credential or address, even when a task runs eagerly
+inside a request.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.management.base import BaseCommand
 from django.http import HttpRequest, HttpResponse
 
-from apps.accounts.choices import AuditVia
+from apps.accounts.choices import AuditSource, AuditVia
 
-__all__ = ["Origin", "RequestContextMiddleware", "current_origin", "remember_token", "client_ip"]
+__all__ = [
+    "Origin",
+    "RequestContextMiddleware",
+    "SystemCommand",
+    "as_system",
+    "current_origin",
+    "remember_token",
+    "client_ip",
+    "is_api_request",
+]
 
 
 @dataclass
@@ -31,6 +45,7 @@ _current: ContextVar[_Context | None] = ContextVar("modelplane_request", default
 
 @dataclass(frozen=True)
 class Origin:
+    source: str = AuditSource.SYSTEM
     via: str = ""
     credential: str = ""
     ip: str | None = None
@@ -51,6 +66,11 @@ def client_ip(request: HttpRequest) -> str | None:
         return None
 
 
+def is_api_request(request: HttpRequest) -> bool:
+    """The REST API lives under ``/api/``; everything else is a page of the web UI."""
+    return request.path_info.startswith("/api/")
+
+
 def remember_token(request: HttpRequest, token: object) -> None:
     context = _current.get()
     if context is not None and context.request is request:
@@ -63,16 +83,36 @@ def current_origin() -> Origin:
         return Origin()
     request, token = context.request, context.token
     ip = client_ip(request)
+    source = AuditSource.API if is_api_request(request) else AuditSource.UI
     if token is not None:
-        return Origin(via=AuditVia.TOKEN, credential=f"{token.name} ({token.prefix}…)"[:120], ip=ip)
+        return Origin(source=source, via=AuditVia.TOKEN, credential=f"{token.name} ({token.prefix}…)"[:120], ip=ip)
     session = getattr(request, "session", None)
     session_key = getattr(session, "session_key", None)
     user = getattr(request, "user", None)
     if session_key and user is not None and user.is_authenticated:
         # A short hash tells two sessions apart without keeping a usable session key.
         digest = hashlib.sha256(session_key.encode()).hexdigest()[:12]
-        return Origin(via=AuditVia.SESSION, credential=f"session {digest}", ip=ip)
-    return Origin(ip=ip)
+        return Origin(source=source, via=AuditVia.SESSION, credential=f"session {digest}", ip=ip)
+    return Origin(source=source, ip=ip)
+
+
+@contextmanager
+def as_system() -> Iterator[None]:
+    """Writes inside are the system's (source ``system``, no credential, no address), whatever request is
+    being served around them: for Celery tasks, management commands and work the system does on its own."""
+    reset = _current.set(None)
+    try:
+        yield
+    finally:
+        _current.reset(reset)
+
+
+class SystemCommand(BaseCommand):
+    """A management command whose writes are audited as the system's."""
+
+    def execute(self, *args, **options):
+        with as_system():
+            return super().execute(*args, **options)
 
 
 class RequestContextMiddleware:

@@ -14,7 +14,6 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from apps.accounts.choices import AuditSource
 from apps.accounts.models import ApiToken, AuditEvent, User
 from apps.accounts.permissions import admins, django_admin_flags, is_admin, require_admin, validate_role
 from apps.accounts.request_context import current_origin
@@ -60,19 +59,20 @@ def audit_record(
     action: str,
     target_type: str = "",
     target_id: str = "",
-    source: str = AuditSource.SYSTEM,
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Record who did what, from where. Call it inside the transaction of the write it describes.
 
-    The origin (the credential, API token or session, and the client IP) comes from the request being
-    served, if any. Values under secret-looking keys (``password``, ``*_key``, ``connection_string``...) are
-    replaced by ``[redacted]``. For an edit pass ``data=audit_changes(before, after)``."""
+    The origin comes from the request being served (``request_context.current_origin``): the interface
+    (``ui`` for a page, ``api`` under ``/api/``), the credential (API token or session) and the client IP;
+    with no request, or inside ``as_system()`` (Celery tasks, management commands), it is ``system``.
+    Values under secret-looking keys (``password``, ``*_key``, ``connection_string``...) are replaced by
+    ``[redacted]``. For an edit pass ``data=audit_changes(before, after)``."""
     origin = current_origin()
     return AuditEvent.objects.create(
         actor=actor,
         actor_name=actor.get_username() if actor else "system",
-        source=source,
+        source=origin.source,
         action=action,
         target_type=target_type,
         target_id=str(target_id),
@@ -104,7 +104,7 @@ class CreatedToken:
 
 @transaction.atomic
 def api_token_create(
-    *, user: User, name: str, expires_at: datetime | None = None, actor: User | None = None, source: str = "system"
+    *, user: User, name: str, expires_at: datetime | None = None, actor: User | None = None
 ) -> CreatedToken:
     """A new key for ``user``; only its hash is kept. People create their own; admins create service accounts'."""
     name = name.strip()
@@ -123,7 +123,6 @@ def api_token_create(
         action="api_token.create",
         target_type="user",
         target_id=user.pk,
-        source=source,
         data={"token": token.name, "prefix": token.prefix, "expires_at": expires_at},
     )
     return CreatedToken(token=token, key=key)
@@ -144,7 +143,7 @@ def _require_token_manager(actor: User, owner: User, what: str) -> None:
 
 
 @transaction.atomic
-def api_token_revoke(*, actor: User, token: ApiToken | int, source: str = AuditSource.UI) -> ApiToken:
+def api_token_revoke(*, actor: User, token: ApiToken | int) -> ApiToken:
     """Revoke a token from now on. Revoking twice is a no-op (and records nothing the second time)."""
     pk = token.pk if isinstance(token, ApiToken) else token
     token = ApiToken.objects.select_for_update().select_related("user").filter(pk=pk).first()
@@ -160,7 +159,6 @@ def api_token_revoke(*, actor: User, token: ApiToken | int, source: str = AuditS
         action="api_token.revoke",
         target_type="user",
         target_id=token.user_id,
-        source=source,
         data={"token": token.name, "prefix": token.prefix, "owner": token.user.get_username()},
     )
     return token
@@ -174,9 +172,7 @@ def _snapshot(account: User) -> dict[str, Any]:
 
 
 @transaction.atomic
-def service_account_create(
-    *, actor: User, username: str, role: str, description: str = "", source: str = AuditSource.UI
-) -> User:
+def service_account_create(*, actor: User, username: str, role: str, description: str = "") -> User:
     """A user for CI that acts only through API tokens: no usable password, no UI login, no admin site."""
     require_admin(actor, "create service accounts")
     username = username.strip()
@@ -201,7 +197,6 @@ def service_account_create(
         action="service_account.create",
         target_type="user",
         target_id=account.pk,
-        source=source,
         data={"username": username, "role": role, "description": account.description},
     )
     return account
@@ -215,7 +210,6 @@ def service_account_update(
     role: str | None = None,
     description: str | None = None,
     is_active: bool | None = None,
-    source: str = AuditSource.UI,
 ) -> User:
     """Change a service account's role, description, or switch it off (its tokens stop working)."""
     require_admin(actor, "change service accounts")
@@ -240,7 +234,6 @@ def service_account_update(
         action="service_account.update",
         target_type="user",
         target_id=account.pk,
-        source=source,
         data=audit_changes(before, after, username=account.username),
     )
     return account
@@ -269,7 +262,7 @@ def user_ensure(*, username: str, role: str, email: str = "") -> tuple[User, str
 
 
 @transaction.atomic
-def user_role_set(*, actor: User, user: User, role: str, source: str = AuditSource.UI) -> User:
+def user_role_set(*, actor: User, user: User, role: str) -> User:
     """Change someone's global role (and with it the Django admin flags it implies). The last active admin cannot
     be demoted: someone must manage access."""
     require_admin(actor, "manage access")
@@ -289,7 +282,6 @@ def user_role_set(*, actor: User, user: User, role: str, source: str = AuditSour
     user.save(update_fields=["role", "is_staff", "is_superuser"])
     audit_record(
         actor=actor,
-        source=source,
         action="access.role_set",
         target_type="user",
         target_id=user.pk,

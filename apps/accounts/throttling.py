@@ -12,7 +12,6 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from apps.accounts.choices import AuditSource
 from apps.accounts.services import audit_record
 
 __all__ = ["client_ip", "lockout_response"]
@@ -39,7 +38,6 @@ def lockout_response(
         action="login.locked_out",
         target_type="user",
         target_id=username,
-        source=AuditSource.UI,
         data={"username": username, "address": client_ip(request), "path": request.path[:200]},
     )
     from apps.accounts.oidc_views import login_context

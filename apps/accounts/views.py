@@ -50,7 +50,6 @@ def token_list(request: HttpRequest) -> HttpResponse:
             name=form.cleaned_data["name"],
             expires_at=form.expires_at(),
             actor=request.user,
-            source="ui",
         )
     except ApplicationError as exc:
         form.add_error(None, exc.message)
@@ -130,7 +129,6 @@ def service_account_token_create(request: HttpRequest, pk: int) -> HttpResponse:
             name=form.cleaned_data["name"],
             expires_at=form.expires_at(),
             actor=request.user,
-            source="ui",
         )
     except ApplicationError as exc:
         form.add_error(None, exc.message)

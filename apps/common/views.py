@@ -1,16 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from apps.common import selectors, services
-
-
-@require_GET
-def home(request: HttpRequest) -> HttpResponse:
-    return redirect("registry:model_list")
+from apps.common.status import StatusCheck
 
 
 @require_GET
@@ -21,11 +18,10 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def system_status(request: HttpRequest) -> HttpResponse:
-    """What the control plane is connected to, and whether a worker is alive (a heartbeat is queued on each visit)."""
-    broker_error = services.heartbeat_request()
-    context = {"status": selectors.system_status_get(), "broker_error": broker_error}
-    return render(request, "common/status.html", context)
+def system_status(request: HttpRequest, checks: Sequence[Callable[[], StatusCheck]]) -> HttpResponse:
+    """What the control plane is connected to, and whether a worker is alive (a heartbeat is queued on each visit).
+    The ``checks`` come from the URL configuration (``controlplane/status.py``)."""
+    return render(request, "common/status.html", {"checks": [check() for check in checks]})
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
-from apps.accounts.choices import AuditSource, Role
+from apps.accounts.choices import Role
 from apps.accounts.models import User
 from apps.accounts.permissions import is_admin, require_admin, validate_role
 from apps.accounts.selectors import active_user_get
@@ -51,9 +51,7 @@ def user_access_get(*, actor: User, username: str) -> User:
     return active_user_get(username=username)
 
 
-def grant_add(
-    *, actor: User, user: User, environment: Environment, role: str, source: str = AuditSource.UI
-) -> EnvironmentGrant:
+def grant_add(*, actor: User, user: User, environment: Environment, role: str) -> EnvironmentGrant:
     """Give ``user`` ``role`` in ``environment``. Granting what is already granted returns the existing grant."""
     require_admin(actor, "manage access")
     validate_role(role)
@@ -65,7 +63,6 @@ def grant_add(
             grant = EnvironmentGrant.objects.create(user=user, environment=environment, role=role, granted_by=actor)
             audit_record(
                 actor=actor,
-                source=source,
                 action="access.grant",
                 target_type="user",
                 target_id=user.pk,
@@ -77,14 +74,13 @@ def grant_add(
 
 
 @transaction.atomic
-def grant_remove(*, actor: User, grant: EnvironmentGrant, source: str = AuditSource.UI) -> None:
+def grant_remove(*, actor: User, grant: EnvironmentGrant) -> None:
     require_admin(actor, "manage access")
     deleted, _ = EnvironmentGrant.objects.filter(pk=grant.pk).delete()
     if not deleted:
         raise NotFoundError(f"Grant {grant.pk} does not exist (any more).")
     audit_record(
         actor=actor,
-        source=source,
         action="access.revoke",
         target_type="user",
         target_id=grant.user_id,
@@ -118,7 +114,6 @@ def sso_grants_sync(*, user: User, grants: Iterable[tuple[str, str]]) -> list[st
     if stale or wanted - current.keys():
         audit_record(
             actor=user,
-            source=AuditSource.SYSTEM,
             action="access.sso_sync",
             target_type="user",
             target_id=user.pk,

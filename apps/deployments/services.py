@@ -12,7 +12,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils.text import slugify
 
-from apps.accounts.choices import AuditSource
 from apps.accounts.models import User
 from apps.accounts.permissions import DELETE_DEPLOYMENT, DEPLOY, ROLL_BACK, require
 from apps.accounts.services import audit_changes, audit_record
@@ -143,7 +142,6 @@ def deployment_create(
     model_version: str,
     environment: str,
     idempotency_key: str = "",
-    source: str = AuditSource.UI,
     via_promotion: bool = False,
 ) -> Revision:
     """Ask for ``model_name`` version ``model_version`` to serve in ``environment``; returns the queued revision.
@@ -167,7 +165,7 @@ def deployment_create(
         )
     registry.model_version_get(name=model_name, version=model_version)  # 404 naming it when unknown
     try:
-        return _deployment_create(actor, env, model_name, model_version, idempotency_key, source)
+        return _deployment_create(actor, env, model_name, model_version, idempotency_key)
     except IntegrityError:
         replay = _idempotent_replay(actor, idempotency_key, model_name, model_version, environment)
         if replay:  # a concurrent request with the same key won the race
@@ -176,7 +174,7 @@ def deployment_create(
 
 
 @transaction.atomic
-def _deployment_create(actor: User, env: Environment, model_name: str, version: str, key: str, source: str) -> Revision:
+def _deployment_create(actor: User, env: Environment, model_name: str, version: str, key: str) -> Revision:
     deployment = (
         Deployment.objects.select_for_update()
         .filter(environment=env, model_name=model_name)
@@ -209,7 +207,6 @@ def _deployment_create(actor: User, env: Environment, model_name: str, version: 
         action="deployment.deploy",
         target_type="revision",
         target_id=revision.pk,
-        source=source,
         data={"model": model_name, "version": version, "environment": env.name, "revision": revision.label},
     )
     revision_enqueue(revision)
@@ -228,13 +225,12 @@ def deployment_rollback(
     deployment: Deployment,
     to_revision: Revision,
     idempotency_key: str = "",
-    source: str = AuditSource.UI,
 ) -> Revision:
     """Serve an earlier live revision again (same model version, same image), as a new revision.
 
     The same ``idempotency_key`` for the same rollback returns the revision it started the first time."""
     try:
-        return _deployment_rollback(actor, deployment, to_revision, idempotency_key[:200], source)
+        return _deployment_rollback(actor, deployment, to_revision, idempotency_key[:200])
     except IntegrityError:  # the same key raced in on another deployment
         raise idempotency_key_reused(idempotency_key, "another request that is still being made") from None
 
@@ -254,7 +250,7 @@ def rollback_refusal(deployment: Deployment, to_revision: Revision) -> Applicati
 
 
 @transaction.atomic
-def _deployment_rollback(actor: User, deployment: Deployment, to_revision: Revision, key: str, source: str) -> Revision:
+def _deployment_rollback(actor: User, deployment: Deployment, to_revision: Revision, key: str) -> Revision:
     require(actor, ROLL_BACK, environment=deployment.environment)
     deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
     # After the lock, so that a retry racing the first call sees the revision it started.
@@ -287,7 +283,6 @@ def _deployment_rollback(actor: User, deployment: Deployment, to_revision: Revis
         action="deployment.rollback",
         target_type="revision",
         target_id=revision.pk,
-        source=source,
         data={"deployment": deployment.pk, "to": to_revision.label, "version": to_revision.model_version},
     )
     revision_enqueue(revision)
@@ -295,9 +290,7 @@ def _deployment_rollback(actor: User, deployment: Deployment, to_revision: Revis
 
 
 @transaction.atomic
-def deployment_delete(
-    *, actor: User, deployment: Deployment, idempotency_key: str = "", source: str = AuditSource.UI
-) -> Deployment:
+def deployment_delete(*, actor: User, deployment: Deployment, idempotency_key: str = "") -> Deployment:
     """Tear the deployment down (in a task). Deleting twice is a no-op; an ``idempotency_key`` already used
     to delete another deployment is refused."""
     from apps.deployments.tasks import tear_down as tear_down_task
@@ -322,7 +315,6 @@ def deployment_delete(
         action="deployment.delete",
         target_type="deployment",
         target_id=deployment.pk,
-        source=source,
         data=audit_changes(
             before,
             {"status": deployment.status},

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db import transaction
 
-from apps.accounts.choices import AuditSource
 from apps.accounts.permissions import SET_DRIFT_BASELINE, require
 from apps.accounts.services import audit_record
 from apps.common.errors import ApplicationError
@@ -28,7 +27,7 @@ def _min_rows() -> int:
     return int(getattr(settings, "MONITORING_MIN_ROWS", 100))
 
 
-def baseline_from_traffic(*, actor, deployment, window: Window, source: str = AuditSource.UI) -> Baseline:
+def baseline_from_traffic(*, actor, deployment, window: Window) -> Baseline:
     """Replace the baseline of the model version the deployment serves with the profile of the sampled requests
     of that version in ``window`` (a preset ending now, or a custom start/end). Leads only; audited. A window
     in the future, or with fewer than ``MONITORING_MIN_ROWS`` sampled rows, is refused with the reason."""
@@ -75,7 +74,6 @@ def baseline_from_traffic(*, actor, deployment, window: Window, source: str = Au
         )
         audit_record(
             actor=actor,
-            source=source,
             action="monitoring.baseline_from_traffic",
             target_type="model_version",
             target_id=f"{deployment.model_name}/{version}",

@@ -13,7 +13,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from apps.accounts.choices import AuditSource
 from apps.accounts.permissions import CHANGE_DRIFT_THRESHOLDS, SET_DRIFT_BASELINE, require
 from apps.accounts.services import audit_changes, audit_record
 from apps.common.api import if_match_check
@@ -33,7 +32,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# What the demo models (apps/registry/demo/seed.py) and any well-behaved training run log as reference data.
+# What the demo models (apps/demo/registry/seed.py) and any well-behaved training run log as reference data.
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 
 
@@ -102,9 +101,7 @@ def baseline_ensure(*, model_name: str, model_version: str) -> Baseline:
         return Baseline.objects.get(model_name=model_name, model_version=str(model_version))
 
 
-def baseline_upload(
-    *, actor, model_name: str, model_version: str, data: bytes, filename: str = "", source: str = AuditSource.UI
-) -> Baseline:
+def baseline_upload(*, actor, model_name: str, model_version: str, data: bytes, filename: str = "") -> Baseline:
     """Replace the baseline of a model version with the profile of an uploaded CSV or Parquet file."""
     require(actor, SET_DRIFT_BASELINE)
     from apps.registry.client import get_client
@@ -117,7 +114,6 @@ def baseline_upload(
         )
         audit_record(
             actor=actor,
-            source=source,
             action="monitoring.baseline_upload",
             target_type="model_version",
             target_id=f"{model_name}/{model_version}",
@@ -127,7 +123,7 @@ def baseline_upload(
 
 
 def drift_thresholds_set(
-    *, actor, deployment, psi_warn: float, psi_alert: float, if_match: str | None = None, source: str = AuditSource.UI
+    *, actor, deployment, psi_warn: float, psi_alert: float, if_match: str | None = None
 ) -> DriftThresholds:
     """Set the deployment's PSI thresholds. ``if_match`` (an ``If-Match`` value): only if they are still the ones
     of that ``ETag`` (412 otherwise); checked and written under a lock of the deployment, so of two concurrent
@@ -153,7 +149,6 @@ def drift_thresholds_set(
         thresholds.save()
         audit_record(
             actor=actor,
-            source=source,
             action="monitoring.thresholds_set",
             target_type="deployment",
             target_id=deployment.pk,

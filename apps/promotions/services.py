@@ -19,7 +19,6 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.accounts.choices import AuditSource
 from apps.accounts.models import User
 from apps.accounts.permissions import REQUEST_PROMOTION, decide_promotion, require
 from apps.accounts.services import audit_changes, audit_record
@@ -43,6 +42,7 @@ __all__ = [
     "promotion_cancel",
     "promotion_execute",
     "promotion_expire_stale",
+    "promotion_execute_approved",
 ]
 
 logger = logging.getLogger(__name__)
@@ -157,7 +157,6 @@ def promotion_request(
     environment: str,
     justification: str,
     idempotency_key: str = "",
-    source: str = AuditSource.UI,
 ) -> PromotionRequest:
     """Ask for ``model_name`` ``version`` to go to the gated ``environment``. A pending request for the same
     model and environment expires: the newer one replaces it.
@@ -195,7 +194,7 @@ def promotion_request(
                 code="not_live_in_source",
             )
     try:
-        return _request_create(actor, env, policy, model_name, version, justification, key, source)
+        return _request_create(actor, env, policy, model_name, version, justification, key)
     except IntegrityError:
         replay = _request_replay(actor, key, (model_name, version, environment, justification))
         if replay:  # a concurrent request with the same key won the race
@@ -225,7 +224,6 @@ def _request_create(
     version: str,
     text: str,
     key: str,
-    source: str,
 ) -> PromotionRequest:
     Environment.objects.select_for_update().filter(pk=env.pk).first()  # one request at a time per environment
     now = timezone.now()
@@ -250,7 +248,6 @@ def _request_create(
         action="promotion.request",
         target_type="promotion",
         target_id=promotion.pk,
-        source=source,
         data=_data(promotion, justification=text),
     )
     _notify(promotion, "requested", policy)
@@ -264,7 +261,6 @@ def promotion_approve(
     promotion: PromotionRequest | int,
     comment: str = "",
     idempotency_key: str = "",
-    source: str = AuditSource.UI,
 ) -> PromotionRequest:
     """Approve; when that meets the policy, execute (move the alias, start the rollout).
 
@@ -273,8 +269,8 @@ def promotion_approve(
     decision is refused.
     """
     pk = _pk(promotion)
-    if _decide(actor, pk, ReviewDecision.APPROVE, comment, source, idempotency_key[:200]):
-        return promotion_execute(promotion=pk, actor=actor, source=source)
+    if _decide(actor, pk, ReviewDecision.APPROVE, comment, idempotency_key[:200]):
+        return promotion_execute(promotion=pk, actor=actor)
     return _get(pk)
 
 
@@ -284,15 +280,14 @@ def promotion_reject(
     promotion: PromotionRequest | int,
     comment: str = "",
     idempotency_key: str = "",
-    source: str = AuditSource.UI,
 ) -> PromotionRequest:
     """Reject: one rejection from an allowed reviewer ends the request. Rejecting twice is a no-op."""
     pk = _pk(promotion)
-    _decide(actor, pk, ReviewDecision.REJECT, comment, source, idempotency_key[:200])
+    _decide(actor, pk, ReviewDecision.REJECT, comment, idempotency_key[:200])
     return _get(pk)
 
 
-def _decide(actor: User, pk: int, decision: str, comment: str, source: str, key: str = "") -> bool:
+def _decide(actor: User, pk: int, decision: str, comment: str, key: str = "") -> bool:
     """Record one person's decision. Returns True only for the approval that moved the request to approved."""
     promotion = _get(pk)
     policy = policy_for(promotion.environment)
@@ -341,7 +336,6 @@ def _decide(actor: User, pk: int, decision: str, comment: str, source: str, key:
             action=f"promotion.{verb}",
             target_type="promotion",
             target_id=pk,
-            source=source,
             data=_data(promotion, comment=comment.strip()),
         )
         if decision == ReviewDecision.REJECT:
@@ -355,9 +349,7 @@ def _decide(actor: User, pk: int, decision: str, comment: str, source: str, key:
 
 
 @transaction.atomic
-def promotion_cancel(
-    *, actor: User, promotion: PromotionRequest | int, comment: str = "", source: str = AuditSource.UI
-) -> PromotionRequest:
+def promotion_cancel(*, actor: User, promotion: PromotionRequest | int, comment: str = "") -> PromotionRequest:
     """The requester withdraws a pending request. Cancelling twice is a no-op."""
     pk = _pk(promotion)
     promotion = _get(pk)
@@ -379,7 +371,6 @@ def promotion_cancel(
         action="promotion.cancel",
         target_type="promotion",
         target_id=pk,
-        source=source,
         data=audit_changes(
             {"status": PromotionStatus.PENDING},
             {"status": PromotionStatus.CANCELLED},
@@ -391,9 +382,7 @@ def promotion_cancel(
 
 
 # ---------------------------------------------------------------------------- execute
-def promotion_execute(
-    *, promotion: PromotionRequest | int, actor: User | None = None, source: str = AuditSource.SYSTEM
-) -> PromotionRequest:
+def promotion_execute(*, promotion: PromotionRequest | int, actor: User | None = None) -> PromotionRequest:
     """Move the environment's MLflow alias to the version, then start the rollout as the requester.
 
     Only approved requests execute; an executed one is returned as it is. Safe to run twice: the alias move
@@ -427,7 +416,7 @@ def promotion_execute(
                 f"promotion.{env}.requested_by": promotion.requested_by.get_username(),
             },
         )
-        return _execute(promotion, approvers, actor, source)
+        return _execute(promotion, approvers, actor)
     except ApplicationError as exc:
         logger.warning("promotion %s approved but not executed: %s", pk, exc.message)
         PromotionRequest.objects.filter(pk=pk, status=PromotionStatus.APPROVED).update(
@@ -437,7 +426,7 @@ def promotion_execute(
 
 
 @transaction.atomic
-def _execute(promotion: PromotionRequest, approvers: list[str], actor: User | None, source: str) -> PromotionRequest:
+def _execute(promotion: PromotionRequest, approvers: list[str], actor: User | None) -> PromotionRequest:
     pk = promotion.pk
     locked = PromotionRequest.objects.select_for_update().filter(pk=pk, status=PromotionStatus.APPROVED).first()
     if locked is None:
@@ -448,7 +437,6 @@ def _execute(promotion: PromotionRequest, approvers: list[str], actor: User | No
         model_version=promotion.version,
         environment=promotion.environment.name,
         idempotency_key=f"promotion-{pk}",
-        source=source,
         via_promotion=True,
     )
     _set_status(
@@ -464,7 +452,6 @@ def _execute(promotion: PromotionRequest, approvers: list[str], actor: User | No
         action="promotion.execute",
         target_type="promotion",
         target_id=pk,
-        source=source,
         data=_data(
             promotion,
             approvers=approvers,
@@ -491,3 +478,12 @@ def promotion_expire_stale(*, now: datetime | None = None) -> int:
                 reason = f"pending for more than {policy.max_age_hours} hours"
                 expired += _expire(promotion, reason=reason, actor=None, now=now)
     return expired
+
+
+def promotion_execute_approved() -> int:
+    """Execute every approved request whose execution failed before (registry down, a rollout in progress).
+    Returns how many executed now. Safe to run twice: ``promotion_execute`` is."""
+    executed = 0
+    for pk in PromotionRequest.objects.filter(status=PromotionStatus.APPROVED).values_list("pk", flat=True):
+        executed += promotion_execute(promotion=pk).status == PromotionStatus.EXECUTED
+    return executed

@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from apps.demo.registry.credit_default import CATEGORICAL_COLUMNS, INPUT_COLUMNS, NUMERIC_COLUMNS, make_frame  # noqa: E402
 from apps.monitoring.drift import EPSILON, drift_table, profile_build  # noqa: E402
-from apps.registry.demo.credit_default import CATEGORICAL_COLUMNS, INPUT_COLUMNS, NUMERIC_COLUMNS, make_frame  # noqa: E402
 
 BENCH_VENV_PYTHON = ROOT / "bench" / "drift" / ".venv" / "bin" / "python"
 DATA = ROOT / "var" / "bench" / "drift"

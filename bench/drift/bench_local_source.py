@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from apps.demo.registry.credit_default import INPUT_COLUMNS, make_frame  # noqa: E402
 from apps.monitoring.drift import profile_build  # noqa: E402
 from apps.monitoring.sources.local import LocalTelemetrySource  # noqa: E402
-from apps.registry.demo.credit_default import INPUT_COLUMNS, make_frame  # noqa: E402
 
 DATA = ROOT / "var" / "bench" / "drift" / "telemetry"
 BEFORE_COMMIT = "7714ffa"

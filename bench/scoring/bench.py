@@ -58,7 +58,7 @@ def train(model_dir: Path, trees: int):
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    from apps.registry.demo.credit_default import INPUT_COLUMNS, TARGET, build_pipeline, make_frame
+    from apps.demo.registry.credit_default import INPUT_COLUMNS, TARGET, build_pipeline, make_frame
 
     frame = make_frame(5000, seed=1)
     features = frame[INPUT_COLUMNS]

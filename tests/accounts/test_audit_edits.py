@@ -45,4 +45,4 @@ def test_cancelling_a_promotion_records_the_status_change(alice, deployment):
     promotion_cancel(actor=alice, promotion=promotion.pk)
     event = AuditEvent.objects.get(action="promotion.cancel")
     assert event.data["before"] == {"status": "pending"} and event.data["after"] == {"status": "cancelled"}
-    assert event.data["version"] == "2" and event.source == "ui"
+    assert event.data["version"] == "2" and event.source == "system", "a service called outside any request"

@@ -16,6 +16,10 @@ from tests.workers import running_worker, wait_for
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def _checks(response) -> dict:
+    return {check.name: check for check in response.context["checks"]}
+
+
 def _wait_for_heartbeat(log: Path) -> WorkerHeartbeat:
     return wait_for(lambda: WorkerHeartbeat.objects.first(), timeout=60, what="a heartbeat", log=log)
 
@@ -54,8 +58,10 @@ def test_the_status_page_queues_a_heartbeat_that_a_real_worker_runs(worker, caro
     beat = _wait_for_heartbeat(log)
     assert beat.worker
     page = carol_client.get(reverse("status"))
-    assert page.context["status"].worker_ok and b"alive" in page.content
-    assert page.context["status"].registry_ok
+    checks = _checks(page)
+    assert list(checks) == ["Database", "MLflow registry", "Task broker", "Worker"]
+    assert checks["Worker"].ok and b"alive" in page.content
+    assert checks["MLflow registry"].ok and checks["Task broker"].ok
 
 
 def test_the_status_page_says_when_the_broker_is_down(carol_client, registry, settings):
@@ -66,4 +72,6 @@ def test_the_status_page_says_when_the_broker_is_down(carol_client, registry, se
     finally:
         _use_broker(os.environ.get("CELERY_BROKER_URL"))
     assert response.status_code == 200
-    assert response.context["broker_error"] and b"unreachable" in response.content and b":pw@" not in response.content
+    broker = _checks(response)["Task broker"]
+    assert not broker.ok and broker.error and broker.pill == "bad"
+    assert b"unreachable" in response.content and b":pw@" not in response.content

@@ -11,6 +11,7 @@ import pytest
 import requests
 from rest_framework.test import APIClient
 
+from apps.accounts.models import AuditEvent
 from apps.accounts.services import api_token_create
 from apps.deployments import tasks
 from apps.deployments.models import Revision, RevisionStep
@@ -82,6 +83,15 @@ def test_deploy_score_roll_back_and_delete_through_the_api(
             what="the deployment to be deleted",
             log=log,
         )
+    # The requests are the API's; what the worker did on its own (going live, the tear-down) is the system's.
+    sources = AuditEvent.objects.filter(action__startswith="deployment.").values_list("action", "source")
+    assert set(sources) == {
+        ("deployment.deploy", "api"),
+        ("deployment.rollback", "api"),
+        ("deployment.delete", "api"),
+        ("deployment.live", "system"),
+        ("deployment.deleted", "system"),
+    }
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{deployment['endpoint_url']}/health/live", timeout=2)
 

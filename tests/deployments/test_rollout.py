@@ -15,6 +15,7 @@ import requests
 from django.utils import timezone
 from mlflow import MlflowClient
 
+from apps.accounts.models import AuditEvent
 from apps.deployments import rollout, services, tasks
 from apps.deployments.choices import DeploymentStatus, RevisionStatus, StepStatus
 from apps.deployments.models import Deployment, Revision
@@ -175,6 +176,8 @@ class ReconcileLocalTests:
         os.kill(old["pid"], signal.SIGKILL)
         wait_for(lambda: not _alive(old["pid"], old["model_dir"]), timeout=5, what="the process to die")
         assert tasks.reconcile_local() == 1
+        event = AuditEvent.objects.get(action="deployment.restarted")
+        assert (event.source, event.actor_name, event.target_id) == ("system", "system", str(revision.pk))
         new = _state(revision)
         assert new["pid"] != old["pid"] and _alive(new["pid"], new["model_dir"])
         assert len(_score_sample(Deployment.objects.get().endpoint_url)) == 1

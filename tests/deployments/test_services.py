@@ -6,7 +6,7 @@ import pytest
 
 from apps.accounts.models import AuditEvent
 from apps.common.errors import ApplicationError, ConflictError, ForbiddenError, NotFoundError
-from apps.deployments import services
+from apps.deployments import services, tasks
 from apps.deployments.choices import DeploymentStatus, RevisionStatus, StepName
 from apps.deployments.models import Deployment, Revision
 
@@ -135,6 +135,22 @@ class DeploymentDeleteTests:
         services.deployment_delete(actor=alice, deployment=revision.deployment)
         assert Deployment.objects.get().status == DeploymentStatus.DELETING
         assert AuditEvent.objects.filter(action="deployment.delete").count() == 1
+
+    def test_the_tear_down_task_finishes_the_delete_audited_once_as_the_system(
+        self, alice, environments, registry, local_dirs
+    ):
+        revision = _deploy(alice)
+        Revision.objects.filter(pk=revision.pk).update(status=RevisionStatus.LIVE)
+        services.deployment_delete(actor=alice, deployment=revision.deployment)
+        kwargs = {"deployment_id": revision.deployment_id}
+        assert tasks.tear_down.apply(kwargs=kwargs).get() == "deleted"
+        assert tasks.tear_down.apply(kwargs=kwargs).get() == "nothing to do"
+        deployment = Deployment.objects.get()
+        assert (deployment.status, deployment.live_revision, deployment.endpoint_url) == ("deleted", None, "")
+        event = AuditEvent.objects.get(action="deployment.deleted")
+        assert (event.actor_name, event.source, event.via, event.ip) == ("system", "system", "", None)
+        assert (event.target_type, event.target_id) == ("deployment", str(deployment.pk))
+        assert event.data["before"] == {"status": "deleting"} and event.data["after"] == {"status": "deleted"}
 
     def test_a_rollout_in_progress_blocks_delete(self, alice, environments, registry):
         revision = _deploy(alice)

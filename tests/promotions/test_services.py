@@ -228,10 +228,15 @@ class PromotionApproveTests:
         assert promotion.status == PromotionStatus.APPROVED
         assert "still rolling out" in promotion.execution_error
         Revision.objects.filter(deployment=busy.deployment, number=2).update(status=RevisionStatus.FAILED)
-        assert execute_approved() == 1
+        assert execute_approved.apply().get() == 1
         promotion.refresh_from_db()
         assert promotion.status == PromotionStatus.EXECUTED and promotion.execution_error == ""
         assert promotion.executed_revision.number == 3
+        retried = AuditEvent.objects.filter(action__in=["promotion.execute", "deployment.deploy"])
+        assert sorted(retried.values_list("action", "source")) == [
+            ("deployment.deploy", "system"),
+            ("promotion.execute", "system"),
+        ]
 
     def test_execute_refuses_a_request_that_is_not_approved(self, alice, environments, promo_registry):
         with pytest.raises(ConflictError, match="Only approved requests are executed"):

@@ -10,6 +10,7 @@ import pytest
 
 from apps.promotions import services, tasks
 from apps.promotions.models import PromotionPolicy
+from apps.promotions.webhooks import WebhookError
 from tests.promotions.conftest import MODEL
 
 pytestmark = pytest.mark.django_db
@@ -73,7 +74,7 @@ def test_decisions_are_queued_after_commit_and_name_the_approvers(
 def test_a_server_error_is_retried_and_a_refusal_is_not(promotion, webhook):
     _, received, statuses = webhook
     statuses.extend([503, 404])
-    with pytest.raises(tasks.WebhookError):
+    with pytest.raises(WebhookError):
         tasks.notify(request_id=promotion.pk, event="requested")
     assert tasks.notify(request_id=promotion.pk, event="requested") == "refused 404"
     assert len(received) == 2

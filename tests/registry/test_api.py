@@ -5,8 +5,8 @@ from urllib.parse import quote
 import pytest
 from django.urls import reverse
 
-from apps.registry.demo.credit_default import INPUT_COLUMNS
-from apps.registry.demo.seed import DEMO_MODELS
+from apps.demo.registry.credit_default import INPUT_COLUMNS
+from apps.demo.registry.seed import DEMO_MODELS
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ def save_credit_default(path: Path, *, n_estimators: int = 20, rows: int = 1500)
 
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
-    from apps.registry.demo.credit_default import INPUT_COLUMNS, TARGET, build_pipeline, make_frame
+    from apps.demo.registry.credit_default import INPUT_COLUMNS, TARGET, build_pipeline, make_frame
 
     frame = make_frame(rows, seed=7)
     features, target = frame[INPUT_COLUMNS], frame[TARGET]
@@ -35,7 +35,7 @@ def save_credit_default(path: Path, *, n_estimators: int = 20, rows: int = 1500)
 def credit_rows(rows: int, *, seed: int = 11):
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
-    from apps.registry.demo.credit_default import INPUT_COLUMNS, make_frame
+    from apps.demo.registry.credit_default import INPUT_COLUMNS, make_frame
 
     return make_frame(rows, seed=seed)[INPUT_COLUMNS]
 

@@ -23,7 +23,6 @@ from apps.accounts.api.serializers import (
     TokenCreateInputSerializer,
     TokenSerializer,
 )
-from apps.accounts.choices import AuditSource
 from apps.accounts.exports import audit_csv_response, audit_json_response
 from apps.accounts.filtersets import AuditEventFilterSet
 from apps.accounts.models import ApiToken, AuditEvent, User
@@ -70,7 +69,6 @@ class TokenListCreateApi(generics.ListAPIView):
             name=data.validated_data["name"],
             expires_at=data.validated_data["expires_at"],
             actor=request.user,
-            source=AuditSource.API,
         )
         return _created(request, created)
 
@@ -85,7 +83,7 @@ class TokenDetailApi(APIView):
     @extend_schema(operation_id="tokens_destroy", responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
         token = selectors.api_token_get(user=request.user, pk=pk)
-        services.api_token_revoke(actor=request.user, token=token, source=AuditSource.API)
+        services.api_token_revoke(actor=request.user, token=token)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -95,7 +93,7 @@ class TokenRevokeApi(APIView):
     @extend_schema(operation_id="tokens_revoke", request=None, responses=TokenSerializer)
     def post(self, request: Request, pk: int) -> Response:
         token = selectors.api_token_get(user=request.user, pk=pk)
-        token = services.api_token_revoke(actor=request.user, token=token, source=AuditSource.API)
+        token = services.api_token_revoke(actor=request.user, token=token)
         return Response(TokenSerializer(token).data)
 
 
@@ -126,7 +124,7 @@ class ServiceAccountListCreateApi(generics.ListAPIView):
         selectors.service_account_list(actor=request.user)  # 403 before validating anything
         data = ServiceAccountCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        account = services.service_account_create(actor=request.user, source=AuditSource.API, **data.validated_data)
+        account = services.service_account_create(actor=request.user, **data.validated_data)
         return _account(request, account.pk, status.HTTP_201_CREATED)
 
 
@@ -150,7 +148,7 @@ class ServiceAccountDetailApi(APIView):
         selectors.service_account_get(actor=request.user, pk=pk)
         data = ServiceAccountUpdateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.service_account_update(actor=request.user, account=pk, source=AuditSource.API, **data.validated_data)
+        services.service_account_update(actor=request.user, account=pk, **data.validated_data)
         return _account(request, pk)
 
 
@@ -184,7 +182,6 @@ class ServiceAccountTokenListCreateApi(generics.ListAPIView):
             name=data.validated_data["name"],
             expires_at=data.validated_data["expires_at"],
             actor=request.user,
-            source=AuditSource.API,
         )
         return _created(request, created)
 
@@ -202,7 +199,7 @@ class ServiceAccountTokenDetailApi(APIView):
     @extend_schema(operation_id="service_accounts_tokens_destroy", responses={204: None})
     def delete(self, request: Request, pk: int, token_pk: int) -> Response:
         token = _account_token(request, pk, token_pk)
-        services.api_token_revoke(actor=request.user, token=token, source=AuditSource.API)
+        services.api_token_revoke(actor=request.user, token=token)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -210,7 +207,7 @@ class ServiceAccountTokenRevokeApi(APIView):
     @extend_schema(operation_id="service_accounts_tokens_revoke", request=None, responses=TokenSerializer)
     def post(self, request: Request, pk: int, token_pk: int) -> Response:
         token = _account_token(request, pk, token_pk)
-        token = services.api_token_revoke(actor=request.user, token=token, source=AuditSource.API)
+        token = services.api_token_revoke(actor=request.user, token=token)
         return Response(TokenSerializer(token).data)
 
 

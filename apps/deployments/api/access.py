@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.choices import AuditSource, Role
+from apps.accounts.choices import Role
 from apps.accounts.models import User
 from apps.accounts.permissions import require_admin
 from apps.accounts.selectors import active_user_get
@@ -74,7 +74,6 @@ class GrantListCreateApi(generics.ListAPIView):
             user=active_user_get(username=data.validated_data["user"], from_input=True),
             environment=environment_get(name=data.validated_data["environment"]),
             role=data.validated_data["role"],
-            source=AuditSource.API,
         )
         return Response(GrantSerializer(grant).data, status=status.HTTP_201_CREATED)
 
@@ -83,7 +82,7 @@ class GrantDetailApi(APIView):
     @extend_schema(operation_id="grants_destroy", responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
         require_admin(request.user, "manage access")
-        grant_remove(actor=request.user, grant=grant_get(pk=pk), source=AuditSource.API)
+        grant_remove(actor=request.user, grant=grant_get(pk=pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -130,5 +129,5 @@ class UserAccessDetailApi(APIView):
         check_if_match(request, etag_of(user.pk, user.role))
         data = RoleInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = user_role_set(actor=request.user, user=user, role=data.validated_data["role"], source=AuditSource.API)
+        user = user_role_set(actor=request.user, user=user, role=data.validated_data["role"])
         return self._answer(user)

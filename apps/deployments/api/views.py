@@ -7,7 +7,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.choices import AuditSource
 from apps.common.api import IDEMPOTENCY_KEY, idempotency_key
 from apps.common.errors import NotFoundError
 from apps.deployments import selectors, services
@@ -64,7 +63,6 @@ class DeploymentListCreateApi(generics.ListAPIView):
             model_version=data.validated_data["version"],
             environment=data.validated_data["environment"],
             idempotency_key=idempotency_key(request),
-            source=AuditSource.API,
         )
         return _accepted(request, selectors.revision_get(pk=revision.pk))
 
@@ -86,7 +84,6 @@ class DeploymentDetailApi(APIView):
             actor=request.user,
             deployment=selectors.deployment_get(pk=pk),
             idempotency_key=idempotency_key(request),
-            source=AuditSource.API,
         )
         data = DeploymentSerializer(deployment, context={"request": request}).data
         return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
@@ -114,7 +111,6 @@ class DeploymentRollbackApi(APIView):
             deployment=deployment,
             to_revision=target,
             idempotency_key=idempotency_key(request),
-            source=AuditSource.API,
         )
         return _accepted(request, selectors.revision_get(pk=revision.pk))
 

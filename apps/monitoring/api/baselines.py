@@ -8,7 +8,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.choices import AuditSource
 from apps.deployments.selectors import deployment_get
 from apps.monitoring.baselines import baseline_from_traffic
 from apps.monitoring.types import WINDOWS, window_get
@@ -59,7 +58,5 @@ class DeploymentBaselineFromTrafficApi(APIView):
         window = window_get(
             data.validated_data["window"], start=data.validated_data.get("start"), end=data.validated_data.get("end")
         )
-        baseline = baseline_from_traffic(
-            actor=request.user, deployment=deployment, window=window, source=AuditSource.API
-        )
+        baseline = baseline_from_traffic(actor=request.user, deployment=deployment, window=window)
         return Response(self.OutputSerializer(baseline).data, status=201)

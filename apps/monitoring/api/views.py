@@ -10,7 +10,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.choices import AuditSource
 from apps.common.api import IF_MATCH
 from apps.deployments.selectors import deployment_get
 from apps.monitoring import selectors, services, uploads
@@ -120,7 +119,6 @@ class DeploymentDriftThresholdsApi(APIView):
             actor=request.user,
             deployment=deployment,
             if_match=request.headers.get("If-Match"),
-            source=AuditSource.API,
             **data.validated_data,
         )
         return self._answer(deployment)
@@ -170,7 +168,6 @@ class DeploymentBaselineUploadApi(APIView):
             model_version=selectors.version_to_monitor(deployment, data.validated_data.get("version")),
             data=upload.read(uploads.max_upload_bytes() + 1),
             filename=upload.name or "",
-            source=AuditSource.API,
         )
         baseline.feature_count = len(baseline.profile.get("features", []))
         return Response(self.OutputSerializer(baseline).data, status=201)

@@ -7,7 +7,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.choices import AuditSource
 from apps.common.api import IDEMPOTENCY_KEY, idempotency_key
 from apps.promotions import selectors, services
 from apps.promotions.api.serializers import PromotionSerializer
@@ -60,7 +59,6 @@ class PromotionListCreateApi(generics.ListAPIView):
             environment=data.validated_data["environment"],
             justification=data.validated_data["justification"],
             idempotency_key=idempotency_key(request),
-            source=AuditSource.API,
         )
         return _answer(request, promotion.pk, status.HTTP_201_CREATED)
 
@@ -96,7 +94,6 @@ class PromotionApproveApi(APIView):
             promotion=pk,
             comment=data.validated_data["comment"],
             idempotency_key=idempotency_key(request),
-            source=AuditSource.API,
         )
         started = promotion.status == PromotionStatus.EXECUTED
         return _answer(request, pk, status.HTTP_202_ACCEPTED if started else status.HTTP_200_OK)
@@ -119,7 +116,6 @@ class PromotionRejectApi(APIView):
             promotion=pk,
             comment=data.validated_data["comment"],
             idempotency_key=idempotency_key(request),
-            source=AuditSource.API,
         )
         return _answer(request, pk)
 
@@ -131,7 +127,5 @@ class PromotionCancelApi(APIView):
     def post(self, request: Request, pk: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.promotion_cancel(
-            actor=request.user, promotion=pk, comment=data.validated_data["comment"], source=AuditSource.API
-        )
+        services.promotion_cancel(actor=request.user, promotion=pk, comment=data.validated_data["comment"])
         return _answer(request, pk)

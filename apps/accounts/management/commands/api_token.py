@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from apps.accounts.models import User
+from apps.accounts.request_context import SystemCommand
 from apps.accounts.services import api_token_create
 
 
-class Command(BaseCommand):
+class Command(SystemCommand):
     help = "Create an API token for a user and print it (last line of output). The key is not stored."
 
     def add_arguments(self, parser) -> None:

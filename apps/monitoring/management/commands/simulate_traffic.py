@@ -5,15 +5,16 @@ from __future__ import annotations
 import tempfile
 
 import pandas as pd
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from apps.accounts.request_context import SystemCommand
 from apps.common.errors import ApplicationError
 from apps.deployments.selectors import deployment_get
 from apps.monitoring import selectors, traffic
 from apps.monitoring.services import REFERENCE_ARTIFACT
 
 
-class Command(BaseCommand):
+class Command(SystemCommand):
     help = (
         "Send requests built from the reference data of a deployment's model version (optionally shifted) to its "
         "local endpoint, e.g. `simulate_traffic 3 --rate 5 --seconds 300 --drift age,credit_limit`."

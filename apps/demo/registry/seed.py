@@ -21,7 +21,7 @@ from mlflow.models import infer_signature
 from sklearn import metrics
 from sklearn.model_selection import train_test_split
 
-from apps.registry.demo import credit_default, synthetic
+from apps.demo.registry import credit_default, synthetic
 
 __all__ = ["DEMO_MODELS", "demo_models_ensure", "DemoModel", "DemoVersion"]
 

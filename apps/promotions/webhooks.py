@@ -1,0 +1,77 @@
+"""What a promotion's webhook says, and how it is sent: called by the ``promotions.notify`` task."""
+
+from __future__ import annotations
+
+import logging
+
+import requests
+from django.urls import reverse
+
+from apps.promotions.choices import ReviewDecision
+from apps.promotions.models import PromotionRequest
+from apps.promotions.services import policy_for
+
+__all__ = ["WebhookError", "webhook_payload", "promotion_notify"]
+
+logger = logging.getLogger(__name__)
+
+WEBHOOK_TIMEOUT = 10
+
+
+class WebhookError(Exception):
+    """The webhook answered with a status that may go away (5xx, 429): worth retrying."""
+
+
+def webhook_payload(promotion: PromotionRequest, event: str) -> dict[str, object]:
+    """JSON with a ``text`` field, which Teams and Slack incoming webhooks both accept, plus the details."""
+    approvers = [r.reviewer.get_username() for r in promotion.reviews.all() if r.decision == ReviewDecision.APPROVE]
+    what = f"{promotion.model_name} v{promotion.version} to {promotion.environment.name}"
+    text = {
+        "requested": f"{promotion.requested_by.get_username()} requests promotion #{promotion.pk}: {what}.",
+        "approval": f"Promotion #{promotion.pk} ({what}) has an approval from {', '.join(approvers)}.",
+        "approved": f"Promotion #{promotion.pk} ({what}) is approved by {', '.join(approvers)}.",
+        "rejected": f"Promotion #{promotion.pk} ({what}) is rejected: {promotion.status_reason}.",
+        "cancelled": f"Promotion #{promotion.pk} ({what}) is {promotion.status_reason}.",
+        "executed": f"Promotion #{promotion.pk} ({what}) executed: the alias moved and the rollout started.",
+    }.get(event, f"Promotion #{promotion.pk} ({what}): {event}.")
+    return {
+        "text": text,
+        "event": event,
+        "promotion": {
+            "id": promotion.pk,
+            "model": promotion.model_name,
+            "version": promotion.version,
+            "environment": promotion.environment.name,
+            "status": promotion.status,
+            "requested_by": promotion.requested_by.get_username(),
+            "approvers": approvers,
+            "revision": promotion.executed_revision_id,
+            "path": reverse("promotions:promotion_detail", kwargs={"pk": promotion.pk}),
+        },
+    }
+
+
+def promotion_notify(*, request_id: int, event: str) -> str:
+    """Post the event to the environment's webhook; returns what happened. Raises ``WebhookError`` (or a
+    connection error) when a retry may succeed; a refusal (4xx other than 429) is final and only logged."""
+    promotion = (
+        PromotionRequest.objects.select_related("environment", "requested_by")
+        .prefetch_related("reviews__reviewer")
+        .filter(pk=request_id)
+        .first()
+    )
+    if promotion is None:
+        logger.info("promotion %s is gone; nothing to notify", request_id)
+        return "gone"
+    url = policy_for(promotion.environment).webhook_url
+    if not url:
+        return "no webhook"
+    response = requests.post(url, json=webhook_payload(promotion, event), timeout=WEBHOOK_TIMEOUT)
+    if response.status_code == 429 or response.status_code >= 500:
+        raise WebhookError(f"webhook answered {response.status_code}")
+    if response.status_code >= 400:  # a wrong URL or a refused payload: retrying will not help
+        logger.warning(
+            "webhook of %s refused promotion %s: %s", promotion.environment, request_id, response.status_code
+        )
+        return f"refused {response.status_code}"
+    return "sent"
