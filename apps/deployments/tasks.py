@@ -1,4 +1,4 @@
-"""Celery tasks of the deploy pipeline: thin callers of ``rollout.py`` and ``services.py``.
+"""Celery tasks of the deploy pipeline: thin callers of ``pipeline.py`` and ``services.py``.
 
 Arguments are ids only. Every task is safe to run twice (see the docstrings of what they call).
 """
@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.deployments import rollout
+from apps.deployments import lease, pipeline
 from apps.deployments.backends import BackendError, TransientBackendError
 from apps.deployments.choices import DeploymentStatus, RevisionStatus
 from apps.deployments.models import Deployment, Revision
@@ -21,17 +21,17 @@ from apps.deployments.models import Deployment, Revision
 logger = logging.getLogger(__name__)
 
 
-class _RolloutTask(Task):
+class _RevisionRunTask(Task):
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
         revision_id = kwargs.get("revision_id")
         if revision_id is not None:
             message = exc.message if isinstance(exc, BackendError) else f"{type(exc).__name__}: {exc}"
-            rollout.revision_give_up(revision_id=revision_id, reason=f"gave up after retries: {message}")
+            pipeline.revision_give_up(revision_id=revision_id, reason=f"gave up after retries: {message}")
 
 
 @shared_task(
-    name="deployments.roll_out",
-    base=_RolloutTask,
+    name="deployments.revision_run",
+    base=_RevisionRunTask,
     acks_late=True,
     autoretry_for=(TransientBackendError,),
     retry_backoff=5,
@@ -39,14 +39,14 @@ class _RolloutTask(Task):
     retry_jitter=True,
     max_retries=8,
 )
-def roll_out(*, revision_id: int) -> str:
+def revision_run(*, revision_id: int) -> str:
     if not Revision.objects.filter(pk=revision_id).exists():
-        logger.info("revision %s is gone; nothing to roll out", revision_id)
+        logger.info("revision %s is gone; nothing to run", revision_id)
         return "gone"
     try:
-        return rollout.revision_run(revision_id=revision_id)
+        return pipeline.revision_run(revision_id=revision_id)
     except TransientBackendError:
-        rollout.release(revision_id)
+        lease.release(revision_id)
         raise
 
 
@@ -59,7 +59,7 @@ def tear_down(*, deployment_id: int) -> str:
         return "nothing to do"
     latest = deployment.revisions.first()
     if latest is not None:
-        rollout.target_for(deployment, latest.config).delete(rollout.serving_spec(latest), logger.info)
+        pipeline.target_for(deployment, latest.config).delete(pipeline.serving_spec(latest), logger.info)
     Deployment.objects.filter(pk=deployment.pk).update(
         status=DeploymentStatus.DELETED, live_revision=None, endpoint_url=""
     )
@@ -75,7 +75,7 @@ def requeue_stuck() -> int:
         | Q(status=RevisionStatus.RUNNING, lease_until__lt=now)
     ).values_list("pk", flat=True)
     for revision_id in stuck:
-        roll_out.apply_async(kwargs={"revision_id": revision_id})
+        revision_run.apply_async(kwargs={"revision_id": revision_id})
     deleting = Deployment.objects.filter(
         status=DeploymentStatus.DELETING, updated_at__lt=now - timedelta(seconds=settings.DEPLOY_STUCK_QUEUED_SECONDS)
     ).values_list("pk", flat=True)
@@ -93,8 +93,8 @@ def reconcile_local() -> int:
     )
     for deployment in live:
         revision = deployment.live_revision
-        target = rollout.target_for(deployment, revision.config)
-        spec = rollout.serving_spec(revision)
+        target = pipeline.target_for(deployment, revision.config)
+        spec = pipeline.serving_spec(revision)
         if target.is_running(spec):
             continue
         logger.warning("local deployment %s %s is not running; restarting", deployment.name, spec.revision)
