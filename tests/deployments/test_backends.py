@@ -10,6 +10,7 @@ import pytest
 from apps.deployments.backends import PermanentBackendError
 from apps.deployments.builders import configured_builder, get_builder
 from apps.deployments.targets import ServingSpec, configured_target, get_target
+from controlplane.logging_redaction import secret_values
 
 SPEC = ServingSpec(
     deployment="iris",
@@ -59,3 +60,8 @@ def test_a_configured_builder_takes_its_options_from_the_settings(settings) -> N
     settings.IMAGE_BUILDER_OPTIONS = {"kaniko": {"namespace": "builds"}}
     with pytest.raises(PermanentBackendError, match="KANIKO_CONTEXT_PVC, KANIKO_CONTEXT_DIR"):
         configured_builder("kaniko")
+
+
+def test_a_target_token_in_the_settings_is_redacted_from_logs(settings) -> None:
+    settings.DEPLOY_TARGET_OPTIONS = {"kubernetes": {"api_url": "https://aks.test", "token": "aks-bearer-token-value"}}
+    assert "aks-bearer-token-value" in secret_values(settings, environ={})
