@@ -14,6 +14,7 @@ be pulled, a crash-looping container). Messages are written for the person readi
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
@@ -30,7 +31,10 @@ __all__ = [
     "load_backend",
     "configured_backend",
     "truthy",
+    "Log",
 ]
+
+Log = Callable[[str], None]  # where a backend reports progress: one line for the step's log
 
 
 class BackendError(Exception):

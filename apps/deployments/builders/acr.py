@@ -29,10 +29,9 @@ from typing import Any
 
 import requests
 
-from apps.deployments.backends import PermanentBackendError, TransientBackendError
+from apps.deployments.backends import Log, PermanentBackendError, TransientBackendError
 from apps.deployments.builders.base import BuildRequest, ImageBuilder
 from apps.deployments.builders.image_registry import parse_image
-from apps.deployments.targets.base import Log
 
 __all__ = ["AcrImageBuilder"]
 

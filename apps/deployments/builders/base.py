@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from apps.deployments.backends import IMAGE_BUILDERS, configured_backend, load_backend
-from apps.deployments.targets.base import Log
+from apps.deployments.backends import IMAGE_BUILDERS, Log, configured_backend, load_backend
 
 __all__ = ["BuildRequest", "ImageBuilder", "get_builder", "configured_builder"]
 

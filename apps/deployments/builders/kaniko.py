@@ -31,11 +31,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from apps.deployments.backends import PermanentBackendError, TransientBackendError, truthy
+from apps.deployments.backends import Log, PermanentBackendError, TransientBackendError, truthy
 from apps.deployments.builders.base import BuildRequest, ImageBuilder
 from apps.deployments.builders.image_registry import ImageRegistryClient, parse_image
 from apps.deployments.kube import KubernetesClient, status_of
-from apps.deployments.targets.base import Log
 
 __all__ = ["KanikoImageBuilder", "render_job", "job_name"]
 

@@ -32,10 +32,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from apps.deployments.backends import PermanentBackendError, TransientBackendError
+from apps.deployments.backends import Log, PermanentBackendError, TransientBackendError
 from apps.deployments.builders.base import BuildRequest, ImageBuilder
 from apps.deployments.builders.image_registry import ImageRegistryClient, parse_image
-from apps.deployments.targets.base import Log
 
 __all__ = ["LocalImageBuilder"]
 

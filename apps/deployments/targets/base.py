@@ -8,15 +8,12 @@ them again and must end in the same state, with no duplicate resources.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from apps.deployments.backends import DEPLOY_TARGETS, configured_backend, load_backend
+from apps.deployments.backends import DEPLOY_TARGETS, Log, configured_backend, load_backend
 
 __all__ = ["ServingSpec", "Readiness", "DeploymentTarget", "get_target", "configured_target", "Log"]
-
-Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
