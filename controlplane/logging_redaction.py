@@ -73,10 +73,11 @@ def secret_values(django_settings: Any, environ: Any = os.environ) -> list[str]:
         add_uri(getattr(django_settings, name, ""))
     for database in getattr(django_settings, "DATABASES", {}).values():
         add(database.get("PASSWORD"))
-    for options in getattr(django_settings, "IMAGE_BUILDER_OPTIONS", {}).values():
-        for key, value in options.items():
-            if key in ("password", "token"):
-                add(value)
+    for family in ("IMAGE_BUILDER_OPTIONS", "DEPLOY_TARGET_OPTIONS"):
+        for options in getattr(django_settings, family, {}).values():
+            for key, value in options.items():
+                if key in ("password", "token"):
+                    add(value)
     for name, value in environ.items():
         if re.search(r"(SECRET|PASSWORD|TOKEN)$", name) or name.endswith(("_SECRET_FILE", "_PASSWORD_FILE")):
             if name.endswith("_FILE"):

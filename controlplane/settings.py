@@ -305,6 +305,21 @@ KUBERNETES_ENDPOINT_TEMPLATE = env_str(
 )
 KUBERNETES_IMAGE_PULL_SECRETS = env_list("KUBERNETES_IMAGE_PULL_SECRETS")
 
+# --- deployment targets
+# Keyword options of each deployment target (apps/deployments/targets/), used only by the target an environment
+# selects, the way IMAGE_BUILDER_OPTIONS are for image builders.
+DEPLOY_TARGET_OPTIONS = {
+    "local": {},  # serves from DEPLOY_LOCAL_DIR and writes telemetry to TELEMETRY_DIR
+    "kubernetes": {
+        "api_url": KUBERNETES_API_URL,
+        "token": KUBERNETES_TOKEN,
+        "ca_cert": KUBERNETES_CA_CERT,
+        "kubeconfig": KUBECONFIG,
+        "endpoint_url_template": KUBERNETES_ENDPOINT_TEMPLATE,
+        "image_pull_secrets": KUBERNETES_IMAGE_PULL_SECRETS,
+    },
+}
+
 # --- image builders
 # Keyword options of each image builder (apps/deployments/builders/), used only by the builder an environment
 # selects: the ACR settings are needed only once an environment builds with "acr".

@@ -1,12 +1,16 @@
 from django.db import models
 
 
-class DeployTarget(models.TextChoices):
+class DeployTargetName(models.TextChoices):
+    """The deployment target an environment uses (``backends.DEPLOY_TARGETS``)."""
+
     LOCAL = "local", "Local process"
     KUBERNETES = "kubernetes", "Kubernetes"
 
 
-class ImageBuilder(models.TextChoices):
+class ImageBuilderName(models.TextChoices):
+    """The image builder an environment uses (``backends.IMAGE_BUILDERS``), or none."""
+
     NONE = "none", "No image (local target)"
     LOCAL = "local", "Local (buildah)"
     ACR = "acr", "Azure Container Registry"

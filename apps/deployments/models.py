@@ -9,8 +9,8 @@ from apps.accounts.choices import Role
 from apps.common.models import TimeStampedModel
 from apps.deployments.choices import (
     DeploymentStatus,
-    DeployTarget,
-    ImageBuilder,
+    DeployTargetName,
+    ImageBuilderName,
     RevisionKind,
     RevisionStatus,
     StepName,
@@ -30,9 +30,9 @@ class Environment(TimeStampedModel):
     name = models.CharField(max_length=63, unique=True, validators=[dns_label])
     description = models.CharField(max_length=200, blank=True)
     order = models.PositiveSmallIntegerField(default=0, help_text="Position in lists: dev before production.")
-    target = models.CharField(max_length=16, choices=DeployTarget.choices, default=DeployTarget.LOCAL)
+    target = models.CharField(max_length=16, choices=DeployTargetName.choices, default=DeployTargetName.LOCAL)
     namespace = models.CharField(max_length=63, blank=True, validators=[dns_label])
-    image_builder = models.CharField(max_length=16, choices=ImageBuilder.choices, default=ImageBuilder.NONE)
+    image_builder = models.CharField(max_length=16, choices=ImageBuilderName.choices, default=ImageBuilderName.NONE)
     image_registry = models.CharField(max_length=255, blank=True, help_text="e.g. myregistry.azurecr.io/models")
     replicas = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
     min_replicas = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
@@ -51,11 +51,11 @@ class Environment(TimeStampedModel):
 
     def clean(self) -> None:
         errors = {}
-        if self.target == DeployTarget.KUBERNETES and self.image_builder == ImageBuilder.NONE:
+        if self.target == DeployTargetName.KUBERNETES and self.image_builder == ImageBuilderName.NONE:
             errors["image_builder"] = "A Kubernetes environment needs an image builder: clusters run images."
-        if self.image_builder != ImageBuilder.NONE and not self.image_registry:
+        if self.image_builder != ImageBuilderName.NONE and not self.image_registry:
             errors["image_registry"] = "Say where images are pushed, e.g. myregistry.azurecr.io/models."
-        if self.target == DeployTarget.KUBERNETES and not self.namespace:
+        if self.target == DeployTargetName.KUBERNETES and not self.namespace:
             errors["namespace"] = "A Kubernetes environment needs a namespace."
         if self.min_replicas > self.max_replicas:
             errors["max_replicas"] = "The autoscaling maximum must be at least the minimum."

@@ -1,4 +1,4 @@
-"""Writes for deployments: ask for a rollout, roll back, delete. The rollout itself runs in ``rollout.py``.
+"""Writes for deployments: ask for a rollout, roll back, delete. The revision itself runs in ``pipeline.py``.
 
 Every write checks the actor's role, records an audit event in its own transaction, and queues Celery
 work only once that transaction has committed.
@@ -86,11 +86,11 @@ def _new_revision(deployment: Deployment, *, steps: list[str], **fields: object)
 
 
 def revision_enqueue(revision: Revision) -> None:
-    """Queue the rollout once the surrounding transaction commits (a rolled-back request queues nothing)."""
-    from apps.deployments.tasks import roll_out as roll_out_task
+    """Queue the revision's run once the surrounding transaction commits (a rolled-back request queues nothing)."""
+    from apps.deployments.tasks import revision_run as revision_run_task
 
     revision_id = revision.pk
-    transaction.on_commit(lambda: roll_out_task.apply_async(kwargs={"revision_id": revision_id}))
+    transaction.on_commit(lambda: revision_run_task.apply_async(kwargs={"revision_id": revision_id}))
 
 
 def idempotency_key_reused(key: str, used_for: str) -> ConflictError:

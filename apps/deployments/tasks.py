@@ -1,4 +1,4 @@
-"""Celery tasks of the deploy pipeline: thin callers of ``rollout.py`` and ``upkeep.py``.
+"""Celery tasks of the deploy pipeline: thin callers of ``pipeline.py`` and ``upkeep.py``.
 
 Arguments are ids only. Every task is safe to run twice (see the docstrings of what they call).
 """
@@ -9,24 +9,24 @@ import logging
 
 from celery import Task, shared_task
 
-from apps.deployments import rollout, upkeep
+from apps.deployments import lease, pipeline, upkeep
 from apps.deployments.backends import BackendError, TransientBackendError
 from apps.deployments.models import Revision
 
 logger = logging.getLogger(__name__)
 
 
-class _RolloutTask(Task):
+class _RevisionRunTask(Task):
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
         revision_id = kwargs.get("revision_id")
         if revision_id is not None:
             message = exc.message if isinstance(exc, BackendError) else f"{type(exc).__name__}: {exc}"
-            rollout.revision_give_up(revision_id=revision_id, reason=f"gave up after retries: {message}")
+            pipeline.revision_give_up(revision_id=revision_id, reason=f"gave up after retries: {message}")
 
 
 @shared_task(
-    name="deployments.roll_out",
-    base=_RolloutTask,
+    name="deployments.revision_run",
+    base=_RevisionRunTask,
     acks_late=True,
     autoretry_for=(TransientBackendError,),
     retry_backoff=5,
@@ -34,14 +34,14 @@ class _RolloutTask(Task):
     retry_jitter=True,
     max_retries=8,
 )
-def roll_out(*, revision_id: int) -> str:
+def revision_run(*, revision_id: int) -> str:
     if not Revision.objects.filter(pk=revision_id).exists():
-        logger.info("revision %s is gone; nothing to roll out", revision_id)
+        logger.info("revision %s is gone; nothing to run", revision_id)
         return "gone"
     try:
-        return rollout.revision_run(revision_id=revision_id)
+        return pipeline.revision_run(revision_id=revision_id)
     except TransientBackendError:
-        rollout.release(revision_id)
+        lease.release(revision_id)
         raise
 
 
@@ -57,7 +57,7 @@ def requeue_stuck() -> int:
     """Re-enqueue revisions whose message was lost or whose worker died; claiming makes duplicates harmless."""
     revisions, deletions = upkeep.stuck_work()
     for revision_id in revisions:
-        roll_out.apply_async(kwargs={"revision_id": revision_id})
+        revision_run.apply_async(kwargs={"revision_id": revision_id})
     for deployment_id in deletions:
         tear_down.apply_async(kwargs={"deployment_id": deployment_id})
     return len(revisions) + len(deletions)

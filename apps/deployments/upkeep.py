@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.accounts.services import audit_changes, audit_record
-from apps.deployments import rollout
+from apps.deployments import pipeline
 from apps.deployments.choices import DeploymentStatus, RevisionStatus
 from apps.deployments.models import Deployment, Revision
 
@@ -29,7 +29,7 @@ def deployment_tear_down(*, deployment_id: int) -> str:
         return "nothing to do"
     latest = deployment.revisions.first()
     if latest is not None:
-        rollout.target_for(deployment, latest.config).delete(rollout.serving_spec(latest), logger.info)
+        pipeline.target_for(deployment, latest.config).delete(pipeline.serving_spec(latest), logger.info)
     with transaction.atomic():
         changed = Deployment.objects.filter(pk=deployment.pk, status=DeploymentStatus.DELETING).update(
             status=DeploymentStatus.DELETED, live_revision=None, endpoint_url="", updated_at=timezone.now()
@@ -60,8 +60,8 @@ def local_deployments_reconcile() -> int:
     )
     for deployment in live:
         revision = deployment.live_revision
-        target = rollout.target_for(deployment, revision.config)
-        spec = rollout.serving_spec(revision)
+        target = pipeline.target_for(deployment, revision.config)
+        spec = pipeline.serving_spec(revision)
         if target.is_running(spec):
             continue
         logger.warning("local deployment %s %s is not running; restarting", deployment.name, spec.revision)

@@ -108,9 +108,9 @@ def main() -> None:
         worker.wait(timeout=30)
         for deployment in Deployment.objects.exclude(status="deleted"):
             revision = deployment.revisions.first()
-            from apps.deployments import rollout
+            from apps.deployments import pipeline
 
-            rollout.target_for(deployment, revision.config).delete(rollout.serving_spec(revision), lambda line: None)
+            pipeline.target_for(deployment, revision.config).delete(pipeline.serving_spec(revision), lambda line: None)
             Deployment.objects.filter(pk=deployment.pk).update(status="deleted")
 
     database = "SQLite" if args.sqlite else "PostgreSQL"

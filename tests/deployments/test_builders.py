@@ -26,7 +26,7 @@ import pytest
 import requests
 from scoring.build_context import DEFAULT_BASE_IMAGE, assemble_build_context
 
-from apps.deployments import rollout, services
+from apps.deployments import pipeline, services
 from apps.deployments.backends import PermanentBackendError, TransientBackendError
 from apps.deployments.builders import BuildRequest, get_builder
 from apps.deployments.choices import RevisionStatus, StepName, StepStatus
@@ -206,7 +206,7 @@ def _run_steps(revision: Revision, *names: str) -> list:
     out = []
     for name in names:
         step = revision.steps.get(name=name)
-        rollout._run_step(revision, step)
+        pipeline._run_step(revision, step)
         step.refresh_from_db()
         out.append(step)
     return out

@@ -1,6 +1,6 @@
-"""The rollout pipeline on the ``kubernetes`` target: real client over HTTP to the API emulator, the test
+"""The deploy pipeline on the ``kubernetes`` target: real client over HTTP to the API emulator, the test
 thread playing the cluster's controllers, and the smoke test scoring a real scoring server that stands in
-for the Service (``KUBERNETES_ENDPOINT_TEMPLATE`` points at it)."""
+for the Service (the target's ``endpoint_url_template`` points at it)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import requests
 from django.conf import settings as django_settings
 
-from apps.deployments import rollout, services
+from apps.deployments import pipeline, services
 from apps.deployments.choices import DeploymentStatus, RevisionStatus
 from apps.deployments.models import Deployment, Environment, Revision
 from apps.registry import selectors as registry_selectors
@@ -97,8 +97,10 @@ def _ready(url: str) -> bool:
 def cluster_history(alice, registry, settings, k8s_api, k8s_namespace, scoring_server):
     """credit-default in a Kubernetes environment whose r1 (v1) and r2 (v2) went live earlier."""
     url, model_dir = scoring_server
-    settings.KUBERNETES_API_URL = k8s_api.url
-    settings.KUBERNETES_ENDPOINT_TEMPLATE = url
+    settings.DEPLOY_TARGET_OPTIONS = {
+        **settings.DEPLOY_TARGET_OPTIONS,
+        "kubernetes": {"api_url": k8s_api.url, "endpoint_url_template": url},
+    }
     settings.DEPLOY_READY_TIMEOUT = 20
     environment = Environment.objects.create(
         name="aks-dev",
@@ -140,7 +142,7 @@ def test_a_rollback_rolls_out_to_the_cluster_and_smoke_tests(cluster_history, al
     deployment, r1, r2 = cluster_history
     revision = services.deployment_rollback(actor=alice, deployment=deployment, to_revision=r1)
     with PlayedController(k8s_controller, k8s_namespace):
-        assert rollout.revision_run(revision_id=revision.pk) == "live"
+        assert pipeline.revision_run(revision_id=revision.pk) == "live"
     revision.refresh_from_db()
     assert revision.status == RevisionStatus.LIVE, revision.error
     assert _image_in_cluster(k8s_controller, k8s_namespace) == IMAGE_V1
@@ -159,12 +161,12 @@ def test_an_image_pull_failure_rolls_back_to_the_live_revision(cluster_history, 
     deployment, r1, r2 = cluster_history
     with PlayedController(k8s_controller, k8s_namespace) as played:
         # The cluster runs r2, as its history says.
-        target = rollout.target_for(deployment, r2.config)
-        target.apply(rollout.serving_spec(r2), lambda line: None)
+        target = pipeline.target_for(deployment, r2.config)
+        target.apply(pipeline.serving_spec(r2), lambda line: None)
         wait_for(lambda: ("credit-default", 1) in played.seen, timeout=10, what="r2 to be rolled out")
         played.behaviour = "pull"
         revision = services.deployment_rollback(actor=alice, deployment=deployment, to_revision=r1)
-        assert rollout.revision_run(revision_id=revision.pk) == "failed at rollout"
+        assert pipeline.revision_run(revision_id=revision.pk) == "failed at rollout"
     revision.refresh_from_db()
     assert revision.status == RevisionStatus.ROLLED_BACK
     assert f"image pull failed: unauthorized for {IMAGE_V1}" in revision.error and "rolled back to r2" in revision.error

@@ -267,7 +267,7 @@ class KubernetesConnectionTests:
         before = len(k8s_controller.authorizations())
         target.apply(spec, Logs())
         assert set(k8s_controller.authorizations()[before:]) == {"Bearer t0ken"}
-        assert target.client.configuration.verify_ssl is False
+        assert target.cluster.configuration.verify_ssl is False
 
     def test_a_kubeconfig_file_and_context(
         self, k8s_api: EmulatorThread, spec: ServingSpec, k8s_controller: Controller, tmp_path: Path

@@ -7,8 +7,7 @@ import time
 import pytest
 from django.utils import timezone
 
-from apps.deployments import rollout, services
-from apps.deployments.lease import lease_kept
+from apps.deployments import lease, services
 from apps.deployments.models import Revision
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -19,10 +18,10 @@ def test_a_silent_step_keeps_its_lease_beyond_the_lease_length(alice, environmen
     revision = services.deployment_create(
         actor=alice, model_name="credit-default", model_version="2", environment="dev"
     )
-    assert rollout._claim(revision.pk)
-    with lease_kept(revision.pk):
+    assert lease.claim(revision.pk)
+    with lease.lease_kept(revision.pk):
         time.sleep(3)  # longer than the lease, without a single log line
         assert Revision.objects.get(pk=revision.pk).lease_until > timezone.now()
-        assert not rollout._claim(revision.pk), "no second worker can take it meanwhile"
+        assert not lease.claim(revision.pk), "no second worker can take it meanwhile"
     time.sleep(2.5)
-    assert rollout._claim(revision.pk), "once nobody keeps it, the lease runs out and another worker may claim"
+    assert lease.claim(revision.pk), "once nobody keeps it, the lease runs out and another worker may claim"

@@ -1,4 +1,4 @@
-"""The rules of asking for a rollout, rolling back and deleting; the rollout itself is in test_rollout."""
+"""The rules of asking for a rollout, rolling back and deleting; the rollout itself is in test_pipeline."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ def pending(alice, environments, promo_registry) -> PromotionRequest:
 
 @pytest.fixture(autouse=True)
 def _no_broker(monkeypatch):
-    monkeypatch.setattr("apps.deployments.tasks.roll_out.apply_async", lambda **_: None)
+    monkeypatch.setattr("apps.deployments.tasks.revision_run.apply_async", lambda **_: None)
 
 
 def _create(client: APIClient):

@@ -29,7 +29,7 @@ def _postgresql():
 def queued(monkeypatch) -> list[dict]:
     """Rollouts queued on commit, recorded instead of sent to a broker no worker reads in this test."""
     sent: list[dict] = []
-    monkeypatch.setattr(deployment_tasks.roll_out, "apply_async", lambda kwargs, **_: sent.append(kwargs))
+    monkeypatch.setattr(deployment_tasks.revision_run, "apply_async", lambda kwargs, **_: sent.append(kwargs))
     return sent
 
 

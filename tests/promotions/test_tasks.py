@@ -60,7 +60,7 @@ def test_decisions_are_queued_after_commit_and_name_the_approvers(
 ):
     sent = []
     monkeypatch.setattr(tasks.notify, "apply_async", lambda kwargs, **_: sent.append(kwargs))
-    monkeypatch.setattr("apps.deployments.tasks.roll_out.apply_async", lambda **_: None)
+    monkeypatch.setattr("apps.deployments.tasks.revision_run.apply_async", lambda **_: None)
     with django_capture_on_commit_callbacks(execute=True):
         services.promotion_approve(actor=bob, promotion=promotion)
     assert sent == [
@@ -85,7 +85,7 @@ def test_a_broker_outage_never_fails_the_decision(promotion, bob, django_capture
         raise ConnectionError("broker down")
 
     monkeypatch.setattr(tasks.notify, "apply_async", broker_down)
-    monkeypatch.setattr("apps.deployments.tasks.roll_out.apply_async", lambda **_: None)
+    monkeypatch.setattr("apps.deployments.tasks.revision_run.apply_async", lambda **_: None)
     with django_capture_on_commit_callbacks(execute=True):
         result = services.promotion_reject(actor=bob, promotion=promotion, comment="no")
     assert result.status == "rejected"

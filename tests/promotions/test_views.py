@@ -19,7 +19,7 @@ ROLES = {"viewer": "carol", "lead": "alice", "reviewer": "bob", "admin": "dave"}
 
 @pytest.fixture(autouse=True)
 def _no_broker(monkeypatch):
-    monkeypatch.setattr("apps.deployments.tasks.roll_out.apply_async", lambda **_: None)
+    monkeypatch.setattr("apps.deployments.tasks.revision_run.apply_async", lambda **_: None)
 
 
 @pytest.fixture

@@ -1,3 +1,3 @@
-from apps.deployments.builders.base import BuildRequest, ImageBuilder, get_builder
+from apps.deployments.builders.base import BuildRequest, ImageBuilder, configured_builder, get_builder
 
-__all__ = ["BuildRequest", "ImageBuilder", "get_builder"]
+__all__ = ["BuildRequest", "ImageBuilder", "configured_builder", "get_builder"]

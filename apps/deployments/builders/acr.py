@@ -29,10 +29,9 @@ from typing import Any
 
 import requests
 
-from apps.deployments.backends import PermanentBackendError, TransientBackendError
+from apps.deployments.backends import Log, PermanentBackendError, TransientBackendError
 from apps.deployments.builders.base import BuildRequest, ImageBuilder
-from apps.deployments.builders.local import parse_image
-from apps.deployments.targets.base import Log
+from apps.deployments.builders.image_registry import parse_image
 
 __all__ = ["AcrImageBuilder"]
 
@@ -144,14 +143,14 @@ class AcrImageBuilder(ImageBuilder):
             raise PermanentBackendError(f"the build context {request.context_dir} has no Dockerfile")
         ref = parse_image(request.image)
         where = f"Azure Container Registry {self.registry_name}"
-        source = self._upload(request, log, where)
+        uploaded_context = self._upload(request, log, where)
         run_request = DockerBuildRequest(
             image_names=[f"{ref.repository}:{ref.reference}"],
             is_push_enabled=True,
             docker_file_path="Dockerfile",
             arguments=[Argument(name=k, value=v, is_secret=False) for k, v in request.build_args.items()],
             platform=PlatformProperties(os=str(self.options.get("platform_os") or "Linux")),
-            source_location=source,
+            source_location=uploaded_context,
             timeout=min(28800, max(300, int(self.timeout))),  # the API's bounds
         )
         registries = self.mgmt().registries

@@ -1,4 +1,5 @@
-"""How scoring images are built and pushed. The environment's ``image_builder`` picks the implementation.
+"""How scoring images are built and pushed. The environment's ``image_builder`` picks the implementation
+(``backends.IMAGE_BUILDERS``), with its options from ``settings.IMAGE_BUILDER_OPTIONS``.
 
 The image tag is the build context's content digest, so ``exists`` before ``build`` makes a rebuild of
 the same model version a no-op, and building twice pushes the same tag twice (harmless).
@@ -11,16 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from apps.deployments.backends import load_backend
-from apps.deployments.targets.base import Log
+from apps.deployments.backends import IMAGE_BUILDERS, Log, configured_backend, load_backend
 
-__all__ = ["BuildRequest", "ImageBuilder", "BUILDERS", "get_builder"]
-
-BUILDERS = {
-    "local": "apps.deployments.builders.local.LocalImageBuilder",
-    "acr": "apps.deployments.builders.acr.AcrImageBuilder",
-    "kaniko": "apps.deployments.builders.kaniko.KanikoImageBuilder",
-}
+__all__ = ["BuildRequest", "ImageBuilder", "get_builder", "configured_builder"]
 
 
 @dataclass(frozen=True)
@@ -47,4 +41,10 @@ class ImageBuilder(abc.ABC):
 
 
 def get_builder(name: str, **options: Any) -> ImageBuilder:
-    return load_backend(BUILDERS, name, **options)
+    """The builder ``name`` with exactly these options."""
+    return load_backend(IMAGE_BUILDERS, name, **options)
+
+
+def configured_builder(name: str) -> ImageBuilder:
+    """The builder ``name`` with its options from the settings."""
+    return configured_backend(IMAGE_BUILDERS, name)

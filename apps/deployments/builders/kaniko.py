@@ -5,7 +5,7 @@ e.g. Azure Files, that the worker mounts at ``context_dir`` and the Job mounts r
 Options (from ``settings.IMAGE_BUILDER_OPTIONS["kaniko"]``); ``context_pvc`` and ``context_dir`` are required:
 
 ``api_url``/``token``/``verify_ssl``/``ca_cert``, else ``kubeconfig`` (+ ``context``), else in-cluster config:
-                        the cluster, configured as for the ``kubernetes`` target
+                        the cluster (``kube.CONNECTION_OPTIONS``), configured as for the ``kubernetes`` target
 ``namespace``           where build Jobs run (default ``modelplane-builds``)
 ``context_pvc``         the claim the Job mounts at /workspace
 ``context_dir``         where the worker sees that same volume
@@ -18,7 +18,8 @@ Options (from ``settings.IMAGE_BUILDER_OPTIONS["kaniko"]``); ``context_pvc`` and
 ``cpu``/``memory``      the executor's requests and limits (default 1 CPU, 2Gi)
 
 The Job is named after the image tag (the context digest), so a worker killed mid-build finds and follows the same
-Job when the step runs again instead of starting a second build. The ``kubernetes`` client is imported only here.
+Job when the step runs again instead of starting a second build. The cluster is reached through
+``apps.deployments.kube``, the client the ``kubernetes`` target uses too.
 """
 
 from __future__ import annotations
@@ -30,15 +31,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import kubernetes.client
-import urllib3
-from kubernetes.client.exceptions import ApiException
-
-from apps.deployments.backends import PermanentBackendError, TransientBackendError
+from apps.deployments.backends import Log, PermanentBackendError, TransientBackendError, truthy
 from apps.deployments.builders.base import BuildRequest, ImageBuilder
-from apps.deployments.builders.local import RegistryClient, parse_image
-from apps.deployments.targets.base import Log
-from apps.deployments.targets.kubernetes import _api_error, _truthy
+from apps.deployments.builders.image_registry import ImageRegistryClient, parse_image
+from apps.deployments.kube import KubernetesClient, status_of
 
 __all__ = ["KanikoImageBuilder", "render_job", "job_name"]
 
@@ -65,7 +61,7 @@ def render_job(request: BuildRequest, name: str, options: dict[str, Any]) -> dic
     ]
     args += [f"--build-arg={key}={value}" for key, value in request.build_args.items()]
     args += [f"--label={key}={value}" for key, value in request.labels.items()]
-    if not _truthy(options.get("tls_verify", True)):
+    if not truthy(options.get("tls_verify", True)):
         args += ["--skip-tls-verify", "--insecure"]
     mounts = [{"name": "context", "mountPath": WORKSPACE, "readOnly": True}]
     volumes: list[dict[str, Any]] = [
@@ -129,35 +125,13 @@ class KanikoImageBuilder(ImageBuilder):
         self.namespace = str(options.get("namespace") or "modelplane-builds")
         self.timeout = float(options.get("timeout") or 3600)
         self.poll_interval = float(options.get("poll_interval") or 3)
-        self.registry = RegistryClient(
-            verify=_truthy(options.get("tls_verify", True)),
+        self.registry = ImageRegistryClient(
+            verify=truthy(options.get("tls_verify", True)),
             insecure_registries=list(options.get("insecure_registries") or ()),
             username=str(options.get("username") or ""),
             password=str(options.get("password") or ""),
         )
-        self._client: kubernetes.client.ApiClient | None = None
-
-    # ------------------------------------------------------------------ client
-    @property
-    def client(self) -> kubernetes.client.ApiClient:
-        if self._client is None:
-            from apps.deployments.targets.kubernetes import KubernetesTarget
-
-            keys = ("api_url", "token", "verify_ssl", "ca_cert", "kubeconfig", "context")
-            self._client = KubernetesTarget(**{k: self.options[k] for k in keys if k in self.options}).client
-        return self._client
-
-    def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            response = method(*args, _preload_content=False, _request_timeout=30, **kwargs)
-        except ApiException as exc:
-            raise _api_error(what, exc) from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise TransientBackendError(f"cannot reach the Kubernetes API to {what}: {exc}") from exc
-        data = response.data
-        if "json" not in (response.headers.get("content-type") or "json"):
-            return data.decode("utf-8", "replace")
-        return json.loads(data) if data else {}
+        self.cluster = KubernetesClient(options)
 
     # ------------------------------------------------------------------ interface
     def exists(self, image: str) -> bool:
@@ -171,22 +145,22 @@ class KanikoImageBuilder(ImageBuilder):
         """
         if not (request.context_dir / "Dockerfile").is_file():
             raise PermanentBackendError(f"the build context {request.context_dir} has no Dockerfile")
-        batch = kubernetes.client.BatchV1Api(self.client)
+        batch = self.cluster.batch()
         name = job_name(request.image)
         job = self._read_job(batch, name)
         if job is not None and _failed(job):
             log(f"replacing the failed build Job {self.namespace}/{name}")
-            self._call("delete the failed build Job", batch.delete_namespaced_job, name, self.namespace,
-                       propagation_policy="Background")  # fmt: skip
+            what, delete = "delete the failed build Job", batch.delete_namespaced_job
+            self.cluster.call(what, delete, name, self.namespace, propagation_policy="Background")
             job = None
         if job is None:
             self._hand_over(request, name)
             body = render_job(request, name, self.options)
             try:
-                self._call("create the build Job", batch.create_namespaced_job, self.namespace, body)
+                self.cluster.call("create the build Job", batch.create_namespaced_job, self.namespace, body)
                 log(f"created build Job {self.namespace}/{name}")
             except PermanentBackendError as exc:
-                if getattr(exc, "status", None) != 409:  # another worker created it a moment ago: follow that one
+                if status_of(exc) != 409:  # another worker created it a moment ago: follow that one
                     raise
         else:
             log(f"following the existing build Job {self.namespace}/{name}")
@@ -206,15 +180,10 @@ class KanikoImageBuilder(ImageBuilder):
             raise TransientBackendError(f"cannot write the build context to {dest}: {exc.strerror}") from exc
 
     def _read_job(self, batch: Any, name: str) -> dict[str, Any] | None:
-        try:
-            return self._call("read the build Job", batch.read_namespaced_job, name, self.namespace)
-        except PermanentBackendError as exc:
-            if getattr(exc, "status", None) == 404:
-                return None
-            raise
+        return self.cluster.read("read the build Job", batch.read_namespaced_job, name, self.namespace)
 
     def _follow(self, batch: Any, name: str, image: str, log: Log) -> str:
-        core = kubernetes.client.CoreV1Api(self.client)
+        core = self.cluster.core()
         deadline = time.monotonic() + self.timeout + 60
         stream = _PodLog(self, core, log)
         while True:
@@ -240,7 +209,7 @@ class KanikoImageBuilder(ImageBuilder):
             time.sleep(self.poll_interval)
 
     def _pod(self, core: Any, name: str) -> dict[str, Any] | None:
-        pods = self._call(
+        pods = self.cluster.call(
             "list the build pods", core.list_namespaced_pod, self.namespace, label_selector=f"job-name={name}"
         )
         items = sorted(pods.get("items") or [], key=lambda p: p["metadata"].get("creationTimestamp") or "")
@@ -257,7 +226,7 @@ class _PodLog:
 
     def poll(self, pod: str, *, final: bool) -> None:
         try:
-            text = self.builder._call(
+            text = self.builder.cluster.call(
                 "read the build log",
                 self.core.read_namespaced_pod_log,
                 pod,

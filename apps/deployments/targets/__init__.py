@@ -1,3 +1,3 @@
-from apps.deployments.targets.base import DeploymentTarget, RolloutResult, ServingSpec, get_target
+from apps.deployments.targets.base import DeploymentTarget, Readiness, ServingSpec, configured_target, get_target
 
-__all__ = ["DeploymentTarget", "RolloutResult", "ServingSpec", "get_target"]
+__all__ = ["DeploymentTarget", "Readiness", "ServingSpec", "configured_target", "get_target"]

@@ -1,4 +1,5 @@
-"""Where a model runs. One small interface; the environment's ``target`` picks the implementation.
+"""Where a model runs. One small interface; the environment's ``target`` picks the implementation
+(``backends.DEPLOY_TARGETS``), with its options from ``settings.DEPLOY_TARGET_OPTIONS``.
 
 Every method is safe to call twice with the same spec: a worker killed half-way and restarted calls
 them again and must end in the same state, with no duplicate resources.
@@ -7,20 +8,12 @@ them again and must end in the same state, with no duplicate resources.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from apps.deployments.backends import load_backend
+from apps.deployments.backends import DEPLOY_TARGETS, Log, configured_backend, load_backend
 
-__all__ = ["ServingSpec", "RolloutResult", "DeploymentTarget", "TARGETS", "get_target", "Log"]
-
-Log = Callable[[str], None]
-
-TARGETS = {
-    "local": "apps.deployments.targets.local_process.LocalProcessTarget",
-    "kubernetes": "apps.deployments.targets.kubernetes.KubernetesTarget",
-}
+__all__ = ["ServingSpec", "Readiness", "DeploymentTarget", "get_target", "configured_target", "Log"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +42,9 @@ class ServingSpec:
 
 
 @dataclass(frozen=True)
-class RolloutResult:
+class Readiness:
+    """What ``wait_ready`` found: the revision serves (ok), or why it cannot."""
+
     ok: bool
     message: str  # for people: "3/3 replicas available" or "image pull failed: unauthorized for <registry>"
     endpoint_url: str = ""
@@ -68,7 +63,7 @@ class DeploymentTarget(abc.ABC):
         """Create or update the resources serving ``spec``. Declarative: applying twice changes nothing."""
 
     @abc.abstractmethod
-    def wait_ready(self, spec: ServingSpec, log: Log, *, timeout_seconds: float) -> RolloutResult:
+    def wait_ready(self, spec: ServingSpec, log: Log, *, timeout_seconds: float) -> Readiness:
         """Watch the rollout of ``spec`` until it serves (ok) or cannot (not ok, with the reason).
 
         Never raises for a failed rollout; raises ``TransientBackendError`` only when the target itself
@@ -87,4 +82,10 @@ class DeploymentTarget(abc.ABC):
 
 
 def get_target(name: str, **options: Any) -> DeploymentTarget:
-    return load_backend(TARGETS, name, **options)
+    """The target ``name`` with exactly these options."""
+    return load_backend(DEPLOY_TARGETS, name, **options)
+
+
+def configured_target(name: str) -> DeploymentTarget:
+    """The target ``name`` with its options from the settings."""
+    return configured_backend(DEPLOY_TARGETS, name)

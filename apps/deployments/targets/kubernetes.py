@@ -4,26 +4,20 @@ Rendering (pure functions returning manifests as dicts) is kept apart from I/O s
 validates offline. ``apply`` uses server-side apply with one fixed field manager, so applying the same spec twice
 changes nothing and a new revision updates the objects in place (a rolling update). ``wait_ready`` polls the
 Deployment and the new revision's pods and turns what the kubelet and the scheduler report into sentences a person
-can act on. The ``kubernetes`` client is imported only in this module (STYLE.md 2.4).
+can act on. The cluster is reached through ``apps.deployments.kube`` (shared with the kaniko builder).
 """
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import kubernetes.client
-import kubernetes.config
-import urllib3
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
-
-from apps.deployments.backends import PermanentBackendError, TransientBackendError
-from apps.deployments.targets.base import DeploymentTarget, Log, RolloutResult, ServingSpec
+from apps.deployments.backends import PermanentBackendError
+from apps.deployments.kube import KubernetesClient, status_of
+from apps.deployments.targets.base import DeploymentTarget, Log, Readiness, ServingSpec
 
 __all__ = [
     "KubernetesTarget",
@@ -357,10 +351,10 @@ def _diagnose_scheduling(pod: Manifest, events: list[Manifest], grace: float, no
 
 # ---------------------------------------------------------------------------------------------- the target
 class KubernetesTarget(DeploymentTarget):
-    """Options: ``api_url`` (+ ``token``, ``verify_ssl``, ``ca_cert``), else ``kubeconfig`` (+ ``context``),
-    else the in-cluster service account. Also ``endpoint_url_template`` (``{deployment}``, ``{namespace}``),
-    ``image_pull_secrets``, ``poll_interval_seconds``, ``request_timeout_seconds``, ``log_tail_lines``,
-    ``unschedulable_grace_seconds``."""
+    """Options: the cluster's (``kube.CONNECTION_OPTIONS``: ``api_url`` + ``token``, ``verify_ssl``, ``ca_cert``,
+    else ``kubeconfig`` + ``context``, else the in-cluster service account). Also ``endpoint_url_template``
+    (``{deployment}``, ``{namespace}``), ``image_pull_secrets``, ``poll_interval_seconds``,
+    ``request_timeout_seconds``, ``log_tail_lines``, ``unschedulable_grace_seconds``."""
 
     name = "kubernetes"
 
@@ -375,78 +369,22 @@ class KubernetesTarget(DeploymentTarget):
         self.request_timeout: float = float(options.get("request_timeout_seconds", 30.0))
         self.log_tail_lines: int = int(options.get("log_tail_lines", 10))
         self.unschedulable_grace: float = float(options.get("unschedulable_grace_seconds", 60.0))
-        self._client: kubernetes.client.ApiClient | None = None
+        self.cluster = KubernetesClient(options, request_timeout=self.request_timeout)
 
-    # ------------------------------------------------------------------ client
-    def _configuration(self) -> kubernetes.client.Configuration:
-        cfg = kubernetes.client.Configuration()
-        try:
-            if self.options.get("api_url"):
-                cfg.host = str(self.options["api_url"]).rstrip("/")
-                if self.options.get("token"):
-                    cfg.api_key = {"BearerToken": self.options["token"]}
-                    cfg.api_key_prefix = {"BearerToken": "Bearer"}
-                cfg.verify_ssl = _truthy(self.options.get("verify_ssl", True))
-                if self.options.get("ca_cert"):
-                    cfg.ssl_ca_cert = self.options["ca_cert"]
-            elif self.options.get("kubeconfig"):
-                kubernetes.config.load_kube_config(
-                    config_file=self.options["kubeconfig"],
-                    context=self.options.get("context") or None,
-                    client_configuration=cfg,
-                    persist_config=False,
-                )
-            else:
-                kubernetes.config.load_incluster_config(client_configuration=cfg)
-        except (ConfigException, OSError) as exc:
-            raise PermanentBackendError(f"cannot configure the Kubernetes client: {exc}") from exc
-        cfg.retries = 1  # the task layer retries transient failures with backoff
-        return cfg
-
-    @property
-    def client(self) -> kubernetes.client.ApiClient:
-        if self._client is None:
-            self._client = kubernetes.client.ApiClient(self._configuration())
-        return self._client
-
-    def _call(self, what: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call a typed API method and return the JSON answer as plain dicts (or text for logs).
-
-        Raw answers avoid deserialising into the client's models, which would reject partial objects."""
-        try:
-            response = method(*args, _preload_content=False, _request_timeout=self.request_timeout, **kwargs)
-        except ApiException as exc:
-            raise _api_error(what, exc) from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise TransientBackendError(f"cannot reach the Kubernetes API to {what}: {exc}") from exc
-        data = response.data
-        if "json" not in (response.headers.get("content-type") or "json"):
-            return data.decode("utf-8", "replace")
-        try:
-            return json.loads(data) if data else {}
-        except ValueError as exc:
-            raise TransientBackendError(f"the Kubernetes API answered garbage to {what}: {data[:200]!r}") from exc
-
+    # ------------------------------------------------------------------ cluster access
     def _apis(self) -> dict[str, tuple[Any, str]]:
         """kind -> (typed API, method suffix)."""
+        cluster = self.cluster
         return {
-            "Service": (kubernetes.client.CoreV1Api(self.client), "service"),
-            "PodDisruptionBudget": (kubernetes.client.PolicyV1Api(self.client), "pod_disruption_budget"),
-            "Deployment": (kubernetes.client.AppsV1Api(self.client), "deployment"),
-            "HorizontalPodAutoscaler": (
-                kubernetes.client.AutoscalingV2Api(self.client),
-                "horizontal_pod_autoscaler",
-            ),
+            "Service": (cluster.core(), "service"),
+            "PodDisruptionBudget": (cluster.policy(), "pod_disruption_budget"),
+            "Deployment": (cluster.apps(), "deployment"),
+            "HorizontalPodAutoscaler": (cluster.autoscaling(), "horizontal_pod_autoscaler"),
         }
 
     def _read_deployment(self, spec: ServingSpec) -> Manifest | None:
-        apps = kubernetes.client.AppsV1Api(self.client)
-        try:
-            return self._call("read the Deployment", apps.read_namespaced_deployment, spec.deployment, spec.namespace)
-        except PermanentBackendError as exc:
-            if getattr(exc, "status", None) == 404:
-                return None
-            raise
+        read = self.cluster.apps().read_namespaced_deployment
+        return self.cluster.read("read the Deployment", read, spec.deployment, spec.namespace)
 
     # ------------------------------------------------------------------ the interface
     def apply(self, spec: ServingSpec, log: Log) -> None:
@@ -459,7 +397,7 @@ class KubernetesTarget(DeploymentTarget):
         for manifest in render_manifests(spec, replicas=replicas, image_pull_secrets=self.image_pull_secrets):
             kind = manifest["kind"]
             api, suffix = apis[kind]
-            result = self._call(
+            result = self.cluster.call(
                 f"apply the {kind}",
                 getattr(api, f"patch_namespaced_{suffix}"),
                 spec.deployment,
@@ -472,7 +410,7 @@ class KubernetesTarget(DeploymentTarget):
             meta = result.get("metadata") or {}
             log(f"applied {kind} {spec.namespace}/{spec.deployment} (resourceVersion {meta.get('resourceVersion')})")
 
-    def wait_ready(self, spec: ServingSpec, log: Log, *, timeout_seconds: float) -> RolloutResult:
+    def wait_ready(self, spec: ServingSpec, log: Log, *, timeout_seconds: float) -> Readiness:
         deadline = time.monotonic() + timeout_seconds
         last_progress = ""
         while True:
@@ -487,15 +425,15 @@ class KubernetesTarget(DeploymentTarget):
             if time.monotonic() >= deadline:
                 message = f"rollout not finished after {timeout_seconds:g} s: {progress}"
                 log(message)
-                return RolloutResult(ok=False, message=message)
+                return Readiness(ok=False, message=message)
             time.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
 
-    def _check_rollout(self, spec: ServingSpec) -> tuple[RolloutResult | None, str]:
+    def _check_rollout(self, spec: ServingSpec) -> tuple[Readiness | None, str]:
         """One look at the rollout: (a final result or None, a progress line)."""
         deployment = self._read_deployment(spec)
         if deployment is None:
             message = f"Deployment {spec.namespace}/{spec.deployment} does not exist"
-            return RolloutResult(ok=False, message=message), message
+            return Readiness(ok=False, message=message), message
         status = deployment.get("status") or {}
         desired = int((deployment.get("spec") or {}).get("replicas", 1))
         updated = int(status.get("updatedReplicas") or 0)
@@ -505,12 +443,10 @@ class KubernetesTarget(DeploymentTarget):
         observed = int(status.get("observedGeneration") or 0) >= int(deployment["metadata"].get("generation") or 0)
         if observed and updated >= desired and available >= desired and total <= updated:
             url = self.endpoint_url(spec)
-            return RolloutResult(
-                ok=True, message=f"{available}/{desired} replicas available", endpoint_url=url
-            ), progress
+            return Readiness(ok=True, message=f"{available}/{desired} replicas available", endpoint_url=url), progress
         failure, hint = self._diagnose(spec)
         if failure:
-            return RolloutResult(ok=False, message=failure), progress
+            return Readiness(ok=False, message=failure), progress
         conditions = _conditions(deployment)
         progressing = conditions.get("Progressing", {})
         if (
@@ -520,24 +456,25 @@ class KubernetesTarget(DeploymentTarget):
         ):
             deadline = (deployment.get("spec") or {}).get("progressDeadlineSeconds", spec.progress_deadline_seconds)
             message = f"rollout did not progress in {deadline} s" + (f" (last warning: {hint})" if hint else "")
-            return RolloutResult(ok=False, message=message), progress
+            return Readiness(ok=False, message=message), progress
         replica_failure = conditions.get("ReplicaFailure", {})
         if replica_failure.get("status") == "True":
             message = f"pods cannot be created: {replica_failure.get('message') or replica_failure.get('reason')}"
-            return RolloutResult(ok=False, message=message), progress
+            return Readiness(ok=False, message=message), progress
         return None, progress
 
     def _diagnose(self, spec: ServingSpec) -> tuple[str | None, str]:
         """(why the new revision's pods cannot run or None, the latest warning event about them or "")."""
-        core = kubernetes.client.CoreV1Api(self.client)
+        core = self.cluster.core()
         selector = ",".join(
             f"{key}={value}"
             for key, value in {**selector_labels(spec), REVISION_LABEL: _label_value(spec.revision)}.items()
         )
-        pods = self._call("list pods", core.list_namespaced_pod, spec.namespace, label_selector=selector)["items"]
+        pods = self.cluster.call("list pods", core.list_namespaced_pod, spec.namespace, label_selector=selector)
+        pods = pods["items"]
         if not pods:
             return None, ""
-        events = self._call(
+        events = self.cluster.call(
             "list events", core.list_namespaced_event, spec.namespace, field_selector="involvedObject.kind=Pod"
         )["items"]
         names = {pod["metadata"]["name"] for pod in pods}
@@ -552,10 +489,10 @@ class KubernetesTarget(DeploymentTarget):
 
     def _log_tail(self, spec: ServingSpec, pod: str, container: str) -> str:
         """The last lines of the crashed run (``previous``), else of the current one; empty if none."""
-        core = kubernetes.client.CoreV1Api(self.client)
+        core = self.cluster.core()
         for previous in (True, False):
             try:
-                text = self._call(
+                text = self.cluster.call(
                     "read the container log",
                     core.read_namespaced_pod_log,
                     pod,
@@ -578,7 +515,7 @@ class KubernetesTarget(DeploymentTarget):
         for kind in ("HorizontalPodAutoscaler", "Deployment", "PodDisruptionBudget", "Service"):
             api, suffix = apis[kind]
             try:
-                self._call(
+                self.cluster.call(
                     f"delete the {kind}",
                     getattr(api, f"delete_namespaced_{suffix}"),
                     spec.deployment,
@@ -586,7 +523,7 @@ class KubernetesTarget(DeploymentTarget):
                     propagation_policy="Background",
                 )
             except PermanentBackendError as exc:
-                if getattr(exc, "status", None) != 404:
+                if status_of(exc) != 404:
                     raise
                 log(f"{kind} {spec.namespace}/{spec.deployment} already gone")
             else:
@@ -594,26 +531,3 @@ class KubernetesTarget(DeploymentTarget):
 
     def retire(self, spec: ServingSpec, log: Log) -> None:
         """A rolling update replaced the older revision's pods in place: nothing is left to stop."""
-
-
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() not in ("", "0", "false", "no", "off")
-    return bool(value)
-
-
-def _api_error(what: str, exc: ApiException) -> PermanentBackendError | TransientBackendError:
-    status = int(exc.status or 0)
-    message = exc.reason or ""
-    try:
-        message = json.loads(exc.body or "{}").get("message") or message
-    except (ValueError, AttributeError):
-        pass
-    text = f"Kubernetes API refused to {what} ({status}): {message}"
-    error: PermanentBackendError | TransientBackendError
-    if status == 0 or status == 429 or status >= 500:
-        error = TransientBackendError(f"cannot {what}: Kubernetes API answered {status or 'nothing'}: {message}")
-    else:
-        error = PermanentBackendError(text)
-    error.status = status  # type: ignore[attr-defined]
-    return error

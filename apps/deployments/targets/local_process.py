@@ -19,7 +19,7 @@ import requests
 from django.conf import settings
 
 from apps.deployments.backends import PermanentBackendError
-from apps.deployments.targets.base import DeploymentTarget, Log, RolloutResult, ServingSpec
+from apps.deployments.targets.base import DeploymentTarget, Log, Readiness, ServingSpec
 
 __all__ = ["LocalProcessTarget"]
 
@@ -47,10 +47,18 @@ def _alive(pid: int, model_dir: str) -> bool:
 class LocalProcessTarget(DeploymentTarget):
     name = "local"
 
-    def __init__(self, *, base_dir: Path, telemetry_dir: Path, host: str = "127.0.0.1", **options) -> None:
+    def __init__(
+        self,
+        *,
+        base_dir: Path | str | None = None,
+        telemetry_dir: Path | str | None = None,
+        host: str = "127.0.0.1",
+        **options,
+    ) -> None:
+        """``base_dir`` and ``telemetry_dir`` default to ``DEPLOY_LOCAL_DIR`` and ``TELEMETRY_DIR``."""
         super().__init__(**options)
-        self.base_dir = Path(base_dir)
-        self.telemetry_dir = Path(telemetry_dir)
+        self.base_dir = Path(base_dir or settings.DEPLOY_LOCAL_DIR)
+        self.telemetry_dir = Path(telemetry_dir or settings.TELEMETRY_DIR)
         self.host = host
 
     # ------------------------------------------------------------------ state files
@@ -124,27 +132,27 @@ class LocalProcessTarget(DeploymentTarget):
                 return False
         return True
 
-    def wait_ready(self, spec: ServingSpec, log: Log, *, timeout_seconds: float) -> RolloutResult:
+    def wait_ready(self, spec: ServingSpec, log: Log, *, timeout_seconds: float) -> Readiness:
         state = self._state(spec)
         if state is None:
-            return RolloutResult(False, f"{spec.revision} was never started")
+            return Readiness(False, f"{spec.revision} was never started")
         url = f"http://{self.host}:{state['port']}"
         deadline = time.monotonic() + timeout_seconds
         last_report = 0.0
         while time.monotonic() < deadline:
             if not _alive(state["pid"], state["model_dir"]):
-                return RolloutResult(False, f"scoring server exited: {self._tail(state)}")
+                return Readiness(False, f"scoring server exited: {self._tail(state)}")
             try:
                 if requests.get(f"{url}/health/ready", timeout=2).status_code == 200:
                     log(f"{url}/health/ready answered 200")
-                    return RolloutResult(True, "scoring server ready", endpoint_url=url)
+                    return Readiness(True, "scoring server ready", endpoint_url=url)
             except requests.RequestException:
                 pass
             if time.monotonic() - last_report > 5:
                 log("waiting for the model to load and score its warm-up input")
                 last_report = time.monotonic()
             time.sleep(0.2)
-        return RolloutResult(False, f"scoring server not ready in {timeout_seconds:.0f} s: {self._tail(state)}")
+        return Readiness(False, f"scoring server not ready in {timeout_seconds:.0f} s: {self._tail(state)}")
 
     def _tail(self, state: dict) -> str:
         try:

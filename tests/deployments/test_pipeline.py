@@ -16,7 +16,7 @@ from django.utils import timezone
 from mlflow import MlflowClient
 
 from apps.accounts.models import AuditEvent
-from apps.deployments import rollout, services, tasks
+from apps.deployments import lease, pipeline, services, tasks
 from apps.deployments.choices import DeploymentStatus, RevisionStatus, StepStatus
 from apps.deployments.models import Deployment, Revision
 from apps.deployments.targets.local_process import _alive
@@ -40,7 +40,7 @@ def _on_commit(django_capture_on_commit_callbacks):
 def _run(actor, version: str, model: str = "credit-default") -> Revision:
     revision = services.deployment_create(actor=actor, model_name=model, model_version=version, environment="dev")
     with _capture(execute=True):
-        assert rollout.revision_run(revision_id=revision.pk) in ("live", "failed at rollout")
+        assert pipeline.revision_run(revision_id=revision.pk) in ("live", "failed at rollout")
     return Revision.objects.select_related("deployment").get(pk=revision.pk)
 
 
@@ -57,7 +57,7 @@ def cleanup(settings):
     for deployment in Deployment.objects.all():
         latest = deployment.revisions.first()
         if latest:
-            rollout.target_for(deployment, latest.config).delete(rollout.serving_spec(latest), lambda line: None)
+            pipeline.target_for(deployment, latest.config).delete(pipeline.serving_spec(latest), lambda line: None)
 
 
 def _score_sample(url: str) -> list:
@@ -103,7 +103,7 @@ class LocalRolloutTests:
     ):
         revision = _run(alice, "2")
         pid = _state(revision)["pid"]
-        assert rollout.revision_run(revision_id=revision.pk).startswith("not claimable")
+        assert pipeline.revision_run(revision_id=revision.pk).startswith("not claimable")
         assert _state(revision)["pid"] == pid and Revision.objects.get(pk=revision.pk).attempts == 1
 
     def test_a_worker_that_died_mid_rollout_is_resumed_without_duplicates(
@@ -113,15 +113,15 @@ class LocalRolloutTests:
             actor=alice, model_name="credit-default", model_version="2", environment="dev"
         )
         # What a SIGKILL after "apply" leaves behind: a running revision whose lease ran out, a step half done.
-        rollout._claim(revision.pk)
+        lease.claim(revision.pk)
         revision = Revision.objects.select_related("deployment__environment").get(pk=revision.pk)
         for step in revision.steps.all()[:4]:
-            rollout._run_step(revision, step)
+            pipeline._run_step(revision, step)
         pid = _state(revision)["pid"]
         revision.steps.filter(name="rollout").update(status=StepStatus.RUNNING, started_at=timezone.now())
         Revision.objects.filter(pk=revision.pk).update(lease_until=timezone.now())
 
-        assert rollout.revision_run(revision_id=revision.pk) == "live"
+        assert pipeline.revision_run(revision_id=revision.pk) == "live"
         revision.refresh_from_db()
         assert revision.status == RevisionStatus.LIVE and revision.attempts == 2
         assert _state(revision)["pid"] == pid, "the running scoring server was adopted, not started twice"

@@ -1,8 +1,9 @@
-"""Drives one revision through its steps. Called by the ``deployments.roll_out`` task.
+"""The deploy pipeline: drives one revision through its steps (resolve, build, push, apply, rollout, smoke test,
+live) and rolls back on failure. Called by the ``deployments.revision_run`` task.
 
-Safe to run twice, and safe to be killed at any point: a revision is claimed with a conditional update
-and a lease; every step either finds its work already done or does it declaratively; a step that
-succeeded is never run again. A worker that dies loses its lease and ``requeue_stuck`` hands the
+Safe to run twice, and safe to be killed at any point: a revision is claimed with a lease (``lease.py``) kept
+alive while the worker works on it; every step either finds its work already done or does it declaratively; a
+step that succeeded is never run again. A worker that dies loses its lease and ``requeue_stuck`` hands the
 revision to another worker, which carries on from the first unfinished step.
 """
 
@@ -10,27 +11,24 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from datetime import timedelta
 from pathlib import Path
 
 import requests
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.accounts.services import audit_record
 from apps.common.errors import ApplicationError, UnavailableError
 from apps.deployments.backends import BackendError, PermanentBackendError, TransientBackendError
-from apps.deployments.builders import BuildRequest, get_builder
-from apps.deployments.choices import DeploymentStatus, ImageBuilder, RevisionStatus, StepName, StepStatus
-from apps.deployments.lease import lease_kept
+from apps.deployments.builders import BuildRequest, ImageBuilder, configured_builder
+from apps.deployments.choices import DeploymentStatus, ImageBuilderName, RevisionStatus, StepName, StepStatus
+from apps.deployments.lease import claim, lease_kept
 from apps.deployments.models import Deployment, Revision, RevisionStep
-from apps.deployments.targets import RolloutResult, ServingSpec, get_target
+from apps.deployments.targets import DeploymentTarget, Readiness, ServingSpec, configured_target
 from apps.registry import selectors as registry
 
-__all__ = ["revision_run", "serving_spec", "target_for", "StepFailed"]
+__all__ = ["revision_run", "revision_give_up", "serving_spec", "target_for", "builder_for", "StepFailed"]
 
 logger = logging.getLogger(__name__)
 MAX_LOG_CHARS = 60_000
@@ -40,45 +38,15 @@ class StepFailed(Exception):
     """The step ran and the result is a failure a person must act on (not worth retrying)."""
 
 
-# ---------------------------------------------------------------------------- claiming
-def _claim(revision_id: int) -> bool:
-    now = timezone.now()
-    claimable = Q(status=RevisionStatus.QUEUED) | Q(status=RevisionStatus.RUNNING, lease_until__lt=now)
-    changed = Revision.objects.filter(claimable, pk=revision_id).update(
-        status=RevisionStatus.RUNNING,
-        lease_until=now + timedelta(seconds=settings.DEPLOY_LEASE_SECONDS),
-        attempts=F("attempts") + 1,
-    )
-    if changed:
-        Revision.objects.filter(pk=revision_id, started_at__isnull=True).update(started_at=now)
-    return changed == 1
-
-
-def _renew(revision: Revision) -> None:
-    Revision.objects.filter(pk=revision.pk, status=RevisionStatus.RUNNING).update(
-        lease_until=timezone.now() + timedelta(seconds=settings.DEPLOY_LEASE_SECONDS)
-    )
-
-
-def release(revision_id: int) -> None:
-    """Give the revision back (a transient error): the retry, or ``requeue_stuck``, may claim it at once."""
-    Revision.objects.filter(pk=revision_id, status=RevisionStatus.RUNNING).update(lease_until=timezone.now())
-
-
 # ---------------------------------------------------------------------------- specs and backends
-def target_for(deployment: Deployment, config: dict):
-    kind = config.get("target") or deployment.environment.target
-    if kind == "local":
-        return get_target("local", base_dir=settings.DEPLOY_LOCAL_DIR, telemetry_dir=settings.TELEMETRY_DIR)
-    return get_target(
-        kind,
-        api_url=settings.KUBERNETES_API_URL,
-        token=settings.KUBERNETES_TOKEN,
-        ca_cert=settings.KUBERNETES_CA_CERT,
-        kubeconfig=settings.KUBECONFIG,
-        endpoint_url_template=settings.KUBERNETES_ENDPOINT_TEMPLATE,
-        image_pull_secrets=settings.KUBERNETES_IMAGE_PULL_SECRETS,
-    )
+def target_for(deployment: Deployment, config: dict) -> DeploymentTarget:
+    """The deployment target a revision's ``config`` names (its environment's), with options from the settings."""
+    return configured_target(config.get("target") or deployment.environment.target)
+
+
+def builder_for(config: dict) -> ImageBuilder:
+    """The image builder a revision's ``config`` names (its environment's), with options from the settings."""
+    return configured_builder(config["image_builder"])
 
 
 def serving_spec(revision: Revision) -> ServingSpec:
@@ -107,21 +75,17 @@ def serving_spec(revision: Revision) -> ServingSpec:
 
 # ---------------------------------------------------------------------------- steps
 class _StepLog:
-    """Appends a step's log lines to its row as they happen, and keeps the revision's lease alive."""
+    """Appends a step's log lines to its row as they happen."""
 
-    def __init__(self, step: RevisionStep, revision: Revision) -> None:
-        self.step, self.revision = step, revision
+    def __init__(self, step: RevisionStep) -> None:
+        self.step = step
         self.lines: list[str] = []
-        self._renewed = time.monotonic()
 
     def __call__(self, line: str) -> None:
         stamp = timezone.now().strftime("%H:%M:%S")
         self.lines.append(f"{stamp} {line}")
         text = "\n".join(self.lines)[-MAX_LOG_CHARS:]
         RevisionStep.objects.filter(pk=self.step.pk).update(log=text)
-        if time.monotonic() - self._renewed > settings.DEPLOY_LEASE_SECONDS / 4:
-            _renew(self.revision)
-            self._renewed = time.monotonic()
 
 
 def _resolve(revision: Revision, log: _StepLog) -> str:
@@ -140,8 +104,7 @@ def _context_dir(revision: Revision) -> Path:
 
 
 def _build(revision: Revision, log: _StepLog) -> str:
-    builder_name = revision.config.get("image_builder", ImageBuilder.NONE)
-    if builder_name == ImageBuilder.NONE:
+    if revision.config.get("image_builder", ImageBuilderName.NONE) == ImageBuilderName.NONE:
         raise _Skip("the local target serves the model directory directly; no image needed")
     from scoring.build_context import assemble_build_context
 
@@ -163,7 +126,7 @@ def _build(revision: Revision, log: _StepLog) -> str:
     image = f"{repository}/{revision.deployment.name}:{context.tag}"
     Revision.objects.filter(pk=revision.pk).update(image=image, context_digest=context.digest)
     revision.image, revision.context_digest = image, context.digest
-    builder = get_builder(builder_name, **settings.IMAGE_BUILDER_OPTIONS.get(builder_name, {}))
+    builder = builder_for(revision.config)
     if builder.exists(image):
         raise _Skip(f"{image} is already in the registry; nothing to build")
     log(f"building {image}")
@@ -180,11 +143,9 @@ def _build(revision: Revision, log: _StepLog) -> str:
 
 
 def _push(revision: Revision, log: _StepLog) -> str:
-    if revision.config.get("image_builder", ImageBuilder.NONE) == ImageBuilder.NONE:
+    if revision.config.get("image_builder", ImageBuilderName.NONE) == ImageBuilderName.NONE:
         raise _Skip("no image")
-    builder_name = revision.config["image_builder"]
-    builder = get_builder(builder_name, **settings.IMAGE_BUILDER_OPTIONS.get(builder_name, {}))
-    if not builder.exists(revision.image):
+    if not builder_for(revision.config).exists(revision.image):
         raise TransientBackendError(f"{revision.image} is not in the registry yet")
     return f"{revision.image} is in the registry"
 
@@ -198,10 +159,10 @@ def _apply(revision: Revision, log: _StepLog) -> str:
 def _rollout(revision: Revision, log: _StepLog) -> str:
     spec = serving_spec(revision)
     target = target_for(revision.deployment, revision.config)
-    result: RolloutResult = target.wait_ready(spec, log, timeout_seconds=settings.DEPLOY_READY_TIMEOUT)
-    if not result.ok:
-        raise StepFailed(result.message)
-    return result.message
+    readiness: Readiness = target.wait_ready(spec, log, timeout_seconds=settings.DEPLOY_READY_TIMEOUT)
+    if not readiness.ok:
+        raise StepFailed(readiness.message)
+    return readiness.message
 
 
 def _input_example(model_dir: str) -> dict | None:
@@ -273,7 +234,7 @@ def _run_step(revision: Revision, step: RevisionStep) -> None:
     RevisionStep.objects.filter(pk=step.pk).update(
         status=StepStatus.RUNNING, started_at=timezone.now(), finished_at=None
     )
-    log = _StepLog(step, revision)
+    log = _StepLog(step)
     log.lines = step.log.splitlines() if step.log else []
     if interrupted:
         log(f"resuming (attempt {revision.attempts})")
@@ -354,8 +315,13 @@ def _fail(revision: Revision, reason: str) -> None:
 # ---------------------------------------------------------------------------- entry point
 def revision_run(*, revision_id: int) -> str:
     """Run the revision's remaining steps. Returns what happened, for the task log."""
-    if not _claim(revision_id):
+    if not claim(revision_id):
         return "not claimable (finished, or another worker holds it)"
+    with lease_kept(revision_id):  # also while rolling back, which waits for the previous revision to serve
+        return _run_claimed(revision_id)
+
+
+def _run_claimed(revision_id: int) -> str:
     revision = Revision.objects.select_related("deployment__environment", "deployment__live_revision").get(
         pk=revision_id
     )
@@ -363,12 +329,10 @@ def revision_run(*, revision_id: int) -> str:
         if step.status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
             continue
         try:
-            with lease_kept(revision.pk):
-                _run_step(revision, step)
+            _run_step(revision, step)
         except StepFailed as failure:
             _fail(revision, f"{step.get_name_display()} failed: {failure}")
             return f"failed at {step.name}"
-        _renew(revision)
     with transaction.atomic():
         Revision.objects.filter(pk=revision.pk).update(status=RevisionStatus.LIVE, finished_at=timezone.now(), error="")
         audit_record(
