@@ -10,7 +10,7 @@ import pytest
 
 from apps.promotions import services, tasks
 from apps.promotions.models import PromotionPolicy
-from tests.promotions.conftest import MODEL
+from tests.promotions.helpers import MODEL
 
 pytestmark = pytest.mark.django_db
 
