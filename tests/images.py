@@ -18,7 +18,7 @@ import contextlib
 import os
 import shutil
 import subprocess
-import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,13 +70,22 @@ def setup_build_env(*tools: str) -> None:
 
 
 def wheelhouse(*requirements: Path) -> Path:
-    """The machine's wheelhouse, holding a wheel for everything ``requirements`` need (this Debian's Python is the
-    images' base Python). Offline and seconds when it already does; else the missing wheels are fetched once."""
+    """The machine's wheelhouse, holding a wheel for everything ``requirements`` need, as the base image's Python
+    resolves them (its markers, e.g. ``python_full_version``, differ from the host's). Offline and seconds when it
+    already does; else the missing wheels are fetched once."""
     WHEELHOUSE.mkdir(parents=True, exist_ok=True)
-    pip = [sys.executable, "-m", "pip", "wheel", "--quiet", "--find-links", str(WHEELHOUSE), "-w", str(WHEELHOUSE)]
-    files = [arg for path in requirements for arg in ("-r", str(path))]
-    if run(*pip, "--no-index", *files, check=False, timeout=600).returncode != 0:
-        run(*pip, *files, timeout=1800)
+    with tempfile.TemporaryDirectory() as folder:
+        files = []
+        for number, path in enumerate(requirements):
+            shutil.copyfile(path, Path(folder) / f"{number}.txt")
+            files += ["-r", f"/requirements/{number}.txt"]
+        pip = "/tmp/venv/bin/pip wheel --quiet --find-links /wheels -w /wheels " + " ".join(files)
+        script = f"python3 -m venv /tmp/venv && ({pip} --no-index || {pip})"
+        tool(
+            "podman", "run", "--rm", "--network", "host", "-v", f"{CA_BUNDLE}:{CA_BUNDLE}:ro",
+            "-v", f"{WHEELHOUSE}:/wheels", "-v", f"{folder}:/requirements:ro", BASE_IMAGE, "sh", "-c", script,
+            timeout=1800,
+        )  # fmt: skip
     return WHEELHOUSE
 
 
