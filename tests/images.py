@@ -94,14 +94,33 @@ def build(context: Path, image: str, *, dockerfile: Path, build_args: dict[str, 
     wheelhouse (call ``wheelhouse`` first), and ``--layers`` so an unchanged dependency layer is taken from the
     storage instead of built again."""
     args = [f"--build-arg={key}={value}" for key, value in build_args.items()]
+    keeper = _keeper(image)
+    before = tool("podman", "image", "inspect", "--format", "{{.Id}}", keeper, check=False).stdout.strip()
+    args += ["-t", keeper]
     if ignorefile is not None:
         args += ["--ignorefile", str(ignorefile)]
-    return tool(
+    result = tool(
         "buildah", "bud", "--isolation", "chroot", "--layers", "--pull=never",
         "-v", f"{CA_BUNDLE}:{CA_BUNDLE}:ro", "-v", WHEELHOUSE_MOUNT,
         f"--build-arg=PIP_INSTALL_OPTIONS={WHEELHOUSE_PIP_OPTIONS}", *args,
         "-f", str(dockerfile), "-t", image, str(context),
     )  # fmt: skip
+    after = tool("podman", "image", "inspect", "--format", "{{.Id}}", keeper).stdout.strip()
+    if before and before != after:  # the keeper's previous image, now nameless; parents this build reused stay
+        tool("podman", "rmi", before, check=False)
+    return result
+
+
+def _keeper(image: str) -> str:
+    """A second name the last build of a repository keeps, so that its layers (and the cache entries of each
+    Dockerfile step) stay in the storage for the next run: removing an image's last name removes its parents."""
+    return image.rpartition(":")[0] + ":layers-of-last-build"
+
+
+def discard(*names: str) -> None:
+    """Drop the tests' names of built or pulled images; the keeper name keeps the layers."""
+    for name in names:
+        tool("podman", "untag", name, name, check=False)
 
 
 @contextlib.contextmanager

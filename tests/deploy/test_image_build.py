@@ -30,7 +30,7 @@ import pytest
 import requests
 from packaging.requirements import Requirement
 
-from tests.images import BASE_IMAGE, build, tool, wheelhouse
+from tests.images import BASE_IMAGE, build, discard, tool, wheelhouse
 from tests.scoring_image.helpers import REPO_ROOT, free_port, wait_for
 
 pytestmark = pytest.mark.slow
@@ -185,5 +185,5 @@ def build_and_run(context: Path, tmp_path: Path) -> None:
     finally:
         for name in (container, f"{container}-worker", f"{container}-beat"):
             tool("podman", "rm", "-f", name, check=False)
-        tool("podman", "rmi", "-f", image, check=False)
+        discard(image)
         print("control plane image timings (s):", {k: round(v, 1) for k, v in timings.items()})
