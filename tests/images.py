@@ -15,6 +15,7 @@ build downloaded every wheel again (most of the image builds' time, and what mad
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import subprocess
@@ -74,6 +75,10 @@ def wheelhouse(*requirements: Path) -> Path:
     resolves them (its markers, e.g. ``python_full_version``, differ from the host's). Offline and seconds when it
     already does; else the missing wheels are fetched once."""
     WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(b"\0".join(path.read_bytes() for path in requirements)).hexdigest()
+    stamp = WHEELHOUSE / f".complete-{digest[:24]}"  # these requirements were found complete before
+    if stamp.exists():
+        return WHEELHOUSE
     with tempfile.TemporaryDirectory() as folder:
         files = []
         for number, path in enumerate(requirements):
@@ -86,6 +91,7 @@ def wheelhouse(*requirements: Path) -> Path:
             "-v", f"{WHEELHOUSE}:/wheels", "-v", f"{folder}:/requirements:ro", BASE_IMAGE, "sh", "-c", script,
             timeout=1800,
         )  # fmt: skip
+    stamp.touch()
     return WHEELHOUSE
 
 
