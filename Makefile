@@ -21,8 +21,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: setup
-	$(BIN)/ruff check apps controlplane tests scoring-image bench
-	$(BIN)/ruff format --check apps controlplane
+	bash scripts/lint.sh
 
 bench-drift: setup ; bash bench/drift/run.sh $(ARGS)
 bench-registry: setup

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Start the PostgreSQL and Redis the test suite talks to, installing them (and chromium for the browser tests)
-# first on a bare Debian/Ubuntu machine.
+# Start the PostgreSQL and Redis the test suite talks to, installing them (and chromium for the browser tests,
+# kubectl for `kubectl kustomize`) first on a bare Debian/Ubuntu machine.
 set -euo pipefail
 
 need_install=()
 command -v pg_ctlcluster >/dev/null || need_install+=(postgresql)
 command -v redis-server >/dev/null || need_install+=(redis-server)
 [ -x /usr/bin/chromium ] || need_install+=(chromium)  # the browser tests drive Debian's chromium
+command -v kubectl >/dev/null || need_install+=(kubectl)  # tests/deploy render the overlays with `kubectl kustomize`
 if ((${#need_install[@]})); then
   if [ "$(id -u)" != 0 ]; then
     echo "Please install: ${need_install[*]} (or run as root)" >&2; exit 1

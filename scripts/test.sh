@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# `make test`: start PostgreSQL and Redis, prepare the image-build tools, run the whole suite against them.
+# `make test`: the style checks, then start PostgreSQL and Redis, prepare the image-build tools, and run the whole
+# suite against them on pytest-xdist workers (PYTEST_WORKERS, default 2; each has its own test database, Redis
+# database and var dir: tests/settings.py). Arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+bash scripts/lint.sh
 
 bash scripts/services_up.sh
 if [ -f scoring-image/tools/setup_build_env.sh ]; then
@@ -9,8 +13,9 @@ if [ -f scoring-image/tools/setup_build_env.sh ]; then
 fi
 
 export DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/modelplane}
-export REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
+# Worker gwN uses Redis database 1 + N.
+export REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/1}
 export CELERY_BROKER_URL=$REDIS_URL
 export MODELPLANE_VAR_DIR=${MODELPLANE_VAR_DIR:-$PWD/var/test}
 
-.venv/bin/pytest "$@"
+.venv/bin/pytest -n "${PYTEST_WORKERS:-2}" --dist load "$@"

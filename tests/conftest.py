@@ -1,4 +1,6 @@
-"""Personas and real backing services for the whole suite.
+"""The suite's shared fixtures, all in this one file: personas, real backing services, environments, the local
+target's folders, the Kubernetes emulator, monitored deployments and their telemetry. A fixture used by one
+folder only lives in that folder's conftest; no test module imports fixtures.
 
 alice is an ML lead (requests promotions), bob a reviewer (approves), carol a viewer, dave an admin.
 The MLflow registries are real: a SQLite registry per session, and a real ``mlflow server`` over HTTP.
@@ -6,18 +8,31 @@ The MLflow registries are real: a SQLite registry per session, and a real ``mlfl
 
 from __future__ import annotations
 
+import itertools
+import json
+import os
 import shutil
+import signal
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from django.core.cache import cache
 from django.core.management import call_command
+from mlflow import MlflowClient
 from rest_framework.test import APIClient
 
 from apps.accounts.choices import Role
 from apps.accounts.models import User
 from apps.accounts.services import api_token_create
+from apps.deployments.models import Deployment, Environment, Revision
+from apps.deployments.services import environment_ensure
+from tests.emulators.k8s import Controller, EmulatorThread
+from tests.promotions.helpers import MODEL
 from tests.registries import Registry, http_registry, sqlite_registry
+from tests.telemetry import line, write_lines
 
 PASSWORD = "correct horse battery staple"
 
@@ -57,6 +72,14 @@ def api_client(carol) -> APIClient:
     """An API client authenticated as carol (viewer) with a real token header."""
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=carol, name='tests').key}")
+    return client
+
+
+@pytest.fixture
+def lead_api(alice) -> APIClient:
+    """An API client authenticated as alice (ML lead) with a real token header."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=alice, name='t').key}")
     return client
 
 
@@ -148,3 +171,154 @@ def any_registry(request, settings) -> Registry:
         if request.param == "sqlite"
         else _use(settings, request.getfixturevalue("http_registry_session"))
     )
+
+
+# ---------------------------------------------------------------------------- promotions' registry
+@pytest.fixture
+def mlflow_client(registry) -> MlflowClient:
+    return MlflowClient(tracking_uri=registry.tracking_uri, registry_uri=registry.tracking_uri)
+
+
+@pytest.fixture
+def promo_registry(registry, mlflow_client):
+    """The shared demo registry; the aliases and promotion tags a test changes are put back afterwards."""
+    names = [MODEL, "house-prices", "customer-churn"]
+    before = {name: dict(mlflow_client.get_registered_model(name).aliases) for name in names}
+    yield registry
+    for name, aliases in before.items():
+        for alias, version in aliases.items():
+            mlflow_client.set_registered_model_alias(name, alias, version)
+        for alias in set(mlflow_client.get_registered_model(name).aliases) - set(aliases):
+            mlflow_client.delete_registered_model_alias(name, alias)
+        for mv in mlflow_client.search_model_versions(f"name = '{name}'"):
+            for key in [k for k in mv.tags if k.startswith("promotion.")]:
+                mlflow_client.delete_model_version_tag(name, mv.version, key)
+
+
+# ---------------------------------------------------------------------------- environments and the local target
+@pytest.fixture
+def environments(db) -> dict[str, Environment]:
+    specs = [("dev", 1, False), ("staging", 2, False), ("production", 3, True)]
+    return {name: environment_ensure(name=name, order=order, gated=gated)[0] for name, order, gated in specs}
+
+
+@pytest.fixture
+def local_dirs(settings, tmp_path):
+    """Each test's local scoring processes, model copies and telemetry in its own folder."""
+    settings.DEPLOY_LOCAL_DIR = tmp_path / "local-target"
+    settings.DEPLOY_MODEL_CACHE = tmp_path / "models"
+    settings.TELEMETRY_DIR = tmp_path / "telemetry"
+    return tmp_path
+
+
+@pytest.fixture
+def worker_env(local_dirs) -> dict[str, str]:
+    return {
+        "DEPLOY_LOCAL_DIR": str(local_dirs / "local-target"),
+        "DEPLOY_MODEL_CACHE": str(local_dirs / "models"),
+        "TELEMETRY_DIR": str(local_dirs / "telemetry"),
+        "DEPLOY_LEASE_SECONDS": "4",
+    }
+
+
+@pytest.fixture
+def teardown_local(local_dirs):
+    yield
+    for state in (local_dirs / "local-target").glob("*/*/*.json"):
+        pid = json.loads(state.read_text())["pid"]
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+# ---------------------------------------------------------------------------- the Kubernetes API emulator
+_namespaces = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def k8s_api() -> Iterator[EmulatorThread]:
+    """The running emulator; ``k8s_api.url`` is its base URL (http://127.0.0.1:<free port>)."""
+    runner = EmulatorThread().start()
+    yield runner
+    runner.stop()
+
+
+@pytest.fixture
+def k8s_controller(k8s_api: EmulatorThread) -> Controller:
+    return Controller(k8s_api)
+
+
+@pytest.fixture
+def k8s_namespace() -> str:
+    """A namespace no other test uses, so one emulator serves the whole session."""
+    return f"test-{next(_namespaces)}"
+
+
+# ---------------------------------------------------------------------------- a monitored deployment
+@pytest.fixture
+def telemetry_dir(settings, tmp_path):
+    settings.TELEMETRY_DIR = tmp_path / "telemetry"
+    settings.TELEMETRY_SOURCE = "local"
+    settings.TELEMETRY_SOURCE_OPTIONS = {"local": {"telemetry_dir": settings.TELEMETRY_DIR}}
+    settings.TELEMETRY_DIR.mkdir()
+    return settings.TELEMETRY_DIR
+
+
+@pytest.fixture
+def deployment(environments, alice) -> Deployment:
+    d = Deployment.objects.create(
+        environment=environments["dev"],
+        model_name="credit-default",
+        name="credit-default",
+        status="live",
+        endpoint_url="http://127.0.0.1:1",
+        created_by=alice,
+    )
+    r1 = Revision.objects.create(deployment=d, number=1, model_version="1", status="superseded")
+    r2 = Revision.objects.create(deployment=d, number=2, model_version="1", status="live")
+    d.live_revision = r2
+    d.save()
+    assert r1.label == "r1"
+    return d
+
+
+@pytest.fixture
+def traffic(telemetry_dir, deployment, registry):
+    """Two minutes of requests; the second minute's sampled rows are all very old clients."""
+    from apps.registry.client import get_client
+
+    client = get_client()
+    run_id = client.get_version("credit-default", "1").run_id
+    path = client.download_run_artifact(run_id, "reference/reference.parquet", str(telemetry_dir.parent / "ref"))
+    reference = pd.read_parquet(path).drop(columns=["prediction"])  # the demo logs the model's predictions
+    rows = json.loads(reference.head(150).to_json(orient="records"))
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    lines = []
+    for i, row in enumerate(rows):
+        when = now - timedelta(minutes=2) + timedelta(seconds=i * 0.35)
+        lines.append(line(when, latency_ms=10.0 + i, sampled=True, inputs=[row], outputs=[0]))
+    for i, row in enumerate(rows):
+        when = now - timedelta(minutes=1) + timedelta(seconds=i * 0.35)
+        shifted = {**row, "age": 95}
+        lines.append(line(when, latency_ms=20.0 + i, sampled=True, inputs=[shifted], outputs=[1]))
+    write_lines(telemetry_dir / "dev--credit-default.jsonl", lines)
+    return reference
+
+
+# ---------------------------------------------------------------------------- real image builds (tests/images.py)
+@pytest.fixture(scope="session")
+def build_env() -> None:
+    """buildah, podman and docker-registry installed, the base image in the build storage (seconds when warm)."""
+    from tests import images
+
+    images.setup_build_env("buildah", "podman", "docker-registry")
+
+
+@pytest.fixture(scope="session")
+def image_registry(build_env, tmp_path_factory) -> Iterator[dict]:
+    """A real docker-registry on 127.0.0.1: {"host": "127.0.0.1:PORT", "log": its access log}."""
+    from tests import images
+
+    with images.docker_registry(tmp_path_factory.mktemp("image-registry")) as registry:
+        yield registry

@@ -9,12 +9,17 @@
 #      bookworm minbase with python3 + venv + CA certificates, imported with `podman import`
 #      (no image can be pulled from a public registry here). The rootfs tarball is cached under
 #      $CACHE_DIR so a wiped container store is re-imported in seconds.
+#   4. The container storage the tests build in, kept between runs under $STORE_DIR (storage/, and
+#      driver: "overlay" when the kernel mounts overlayfs there, else "vfs", which copies every layer
+#      and every container's root file system in full), holding the base image too. Image layers
+#      built there (e.g. an unchanged dependency install) are reused by the next run (tests/images.py).
 #
 # Usage: bash scoring-image/tools/setup_build_env.sh    (as root)
 set -euo pipefail
 
 BASE_IMAGE="${SCORING_BASE_IMAGE:-localhost/modelplane/debian-python:bookworm}"
 CACHE_DIR="${SCORING_BUILD_CACHE_DIR:-/var/lib/modelplane-scoring}"
+STORE_DIR="${MODELPLANE_BUILD_STORE:-/var/lib/modelplane-build}"
 SUITE=bookworm
 PACKAGES=(buildah podman runc docker-registry debootstrap ca-certificates)
 
@@ -74,11 +79,6 @@ runroot = \"/run/containers/storage\"
 graphroot = \"/var/lib/containers/storage\""
 
 # --- 3. base image -----------------------------------------------------------------------------
-if podman image exists "$BASE_IMAGE"; then
-  log "base image $BASE_IMAGE present"
-  exit 0
-fi
-
 mkdir -p "$CACHE_DIR"
 tarball="$CACHE_DIR/debian-$SUITE-python3.tar"
 if [ ! -s "$tarball" ]; then
@@ -98,6 +98,34 @@ if [ ! -s "$tarball" ]; then
   mv "$tarball.tmp" "$tarball"
   rm -rf "$rootfs"
 fi
-log "importing $tarball as $BASE_IMAGE"
-podman import --change 'CMD ["python3"]' --change 'ENV LANG=C.UTF-8' "$tarball" "$BASE_IMAGE" >/dev/null
-log "base image $BASE_IMAGE ready"
+import_base() {  # import_base [podman storage flags...]
+  if podman "$@" image exists "$BASE_IMAGE"; then
+    log "base image $BASE_IMAGE present${1:+ in $2}"
+    return
+  fi
+  log "importing $tarball as $BASE_IMAGE${1:+ into $2}"
+  podman "$@" import --change 'CMD ["python3"]' --change 'ENV LANG=C.UTF-8' "$tarball" "$BASE_IMAGE" >/dev/null
+}
+import_base
+
+# --- 4. the tests' build storage ---------------------------------------------------------------
+overlay_mounts() {  # can overlayfs be mounted on $STORE_DIR's file system?
+  local probe
+  probe="$(mktemp -d "$STORE_DIR/probe.XXXXXX")"
+  mkdir -p "$probe"/{lower,upper,work,merged}
+  if mount -t overlay overlay -o "lowerdir=$probe/lower,upperdir=$probe/upper,workdir=$probe/work" \
+    "$probe/merged" 2>/dev/null; then
+    umount "$probe/merged"
+    rm -rf "$probe"
+    return 0
+  fi
+  rm -rf "$probe"
+  return 1
+}
+mkdir -p "$STORE_DIR"
+if [ ! -s "$STORE_DIR/driver" ]; then  # a storage keeps the driver it was created with
+  if overlay_mounts; then echo overlay >"$STORE_DIR/driver"; else echo vfs >"$STORE_DIR/driver"; fi
+  log "build storage $STORE_DIR/storage uses the $(cat "$STORE_DIR/driver") driver"
+fi
+import_base --root "$STORE_DIR/storage" --runroot /run/modelplane-build --storage-driver "$(cat "$STORE_DIR/driver")"
+log "ready"

@@ -5,19 +5,12 @@ from __future__ import annotations
 import pytest
 
 from apps.accounts.models import AuditEvent
-from apps.deployments.models import Deployment
-from apps.deployments.services import deployment_delete, environment_ensure
+from apps.deployments.services import deployment_delete
 from apps.monitoring.services import drift_thresholds_set
 from apps.promotions.models import PromotionRequest
 from apps.promotions.services import promotion_cancel
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def deployment(db) -> Deployment:
-    env = environment_ensure(name="dev", order=0)[0]
-    return Deployment.objects.create(environment=env, model_name="credit-default", name="credit-default", status="live")
 
 
 def test_changing_drift_thresholds_records_before_and_after(alice, deployment):

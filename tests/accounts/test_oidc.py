@@ -1,4 +1,4 @@
-"""Sign-in through OpenID Connect against a real provider on 127.0.0.1 (tests/accounts/oidc_provider.py).
+"""Sign-in through OpenID Connect against a real provider on 127.0.0.1 (tests/emulators/oidc.py).
 
 The browser's side of the redirects is played by the Django test client (our pages) and ``requests`` (the
 provider's pages); the control plane itself talks to the provider over HTTP, as it would to Entra ID.
@@ -16,9 +16,9 @@ from apps.accounts.choices import Role
 from apps.accounts.models import AuditEvent, User
 from apps.accounts.oidc import roles_from_groups
 from apps.accounts.permissions import has_role
-from apps.deployments.models import Environment, EnvironmentGrant
-from tests.accounts.oidc_provider import Identity, OidcProvider
+from apps.deployments.models import EnvironmentGrant
 from tests.conftest import PASSWORD
+from tests.emulators.oidc import Identity, OidcProvider
 
 pytestmark = pytest.mark.django_db
 
@@ -45,11 +45,6 @@ def sso(settings, provider):
     settings.OIDC_GROUP_ROLES = [f"{LEADS}=lead", f"{REVIEWERS_PROD}=reviewer@production", f"{ADMINS}=admin"]
     settings.OIDC_DEFAULT_ROLE = "viewer"
     return provider
-
-
-@pytest.fixture
-def environments(db):
-    return {name: Environment.objects.create(name=name, order=i) for i, name in enumerate(["dev", "production"])}
 
 
 def sign_in(client, provider: OidcProvider, next_url: str = "/deployments/"):

@@ -12,15 +12,9 @@ from apps.deployments.models import Deployment, Revision
 from apps.deployments.selectors import deployment_list
 from apps.promotions import services as promotions
 from apps.promotions.models import PromotionRequest, PromotionReview
-from tests.deployments import conftest as deployments_fixtures
-from tests.promotions import conftest as promotions_fixtures
-from tests.promotions.conftest import MODEL, make_live
+from tests.promotions.helpers import MODEL, make_live
 
 pytestmark = pytest.mark.django_db
-
-environments = deployments_fixtures.environments
-mlflow_client = promotions_fixtures.mlflow_client
-promo_registry = promotions_fixtures.promo_registry
 
 
 def _client(user) -> APIClient:

@@ -30,13 +30,11 @@ from apps.accounts.services import api_token_create, service_account_create
 from apps.deployments.choices import RevisionStatus
 from apps.promotions.models import PromotionRequest
 from tests.api_schema import raw_schema
-from tests.deployments import conftest as deployments_fixtures
-from tests.promotions.conftest import MODEL, make_live
+from tests.promotions.helpers import MODEL, make_live
 
 EXAMPLES = 20
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
-environments = deployments_fixtures.environments
 
 schema = schemathesis.openapi.from_dict(raw_schema())
 schema.app = get_wsgi_application()

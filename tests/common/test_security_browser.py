@@ -7,9 +7,6 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import PASSWORD
-from tests.deployments.conftest import environments, local_dirs  # noqa: F401 - fixtures
-from tests.monitoring.conftest import deployment, telemetry_dir  # noqa: F401 - fixtures
-from tests.monitoring.test_api_and_page import traffic  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,7 +18,7 @@ def page(page):
     return page
 
 
-def test_no_page_with_scripts_violates_the_policy(live_server, carol, deployment, traffic, page):  # noqa: F811
+def test_no_page_with_scripts_violates_the_policy(live_server, carol, deployment, traffic, page):
     page.goto(f"{live_server.url}/accounts/login/")
     policy = page.evaluate("() => fetch(location.href).then(r => r.headers.get('content-security-policy'))")
     assert "script-src 'self'" in policy

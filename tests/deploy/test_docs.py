@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.deploy.conftest import OVERLAYS, REPO_ROOT, rendered
-from tests.deploy.kustomize import containers
+from tests.deploy.conftest import OVERLAYS, REPO_ROOT, containers, rendered
 
 DOC = (REPO_ROOT / "docs" / "deploy-aks.md").read_text()
 # Read by libraries rather than by controlplane/settings.py (MLflow's Databricks auth).

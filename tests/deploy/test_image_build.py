@@ -4,7 +4,9 @@ on the locally debootstrapped base image of the scoring-image test, then podman 
 ``web``, whose /healthz and login page answer 200 with the static files collected at build time; ``worker`` and
 ``beat`` start.
 
-Needs root and ``scoring-image/tools/setup_build_env.sh`` (run here: idempotent, seconds when warm). The build
+Needs root; the ``build_env`` fixture runs ``scoring-image/tools/setup_build_env.sh`` (idempotent, seconds when
+warm) and the build goes through tests/images.py, whose storage keeps the base image and, while pyproject.toml's
+pins are unchanged, the dependency layer from the last run (the code layers are always built anew). The build
 context is the repository at HEAD with the working tree's deploy/ on top (other uncommitted work does not leak into
 the image); MODELPLANE_IMAGE_CONTEXT=worktree builds the working tree as it is.
 """
@@ -28,22 +30,10 @@ import pytest
 import requests
 from packaging.requirements import Requirement
 
+from tests.images import BASE_IMAGE, build, discard, tool, wheelhouse
 from tests.scoring_image.helpers import REPO_ROOT, free_port, wait_for
 
 pytestmark = pytest.mark.slow
-
-BASE_IMAGE = os.environ.get("SCORING_BASE_IMAGE", "localhost/modelplane/debian-python:bookworm")
-CACHE_DIR = os.environ.get("SCORING_BUILD_CACHE_DIR", "/var/lib/modelplane-scoring")
-CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-
-
-def run(*cmd: str, timeout: float = 1800, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-        )
-    return result
 
 
 def _normalise(name: str) -> str:
@@ -108,21 +98,13 @@ def build_context(tmp_path: Path) -> Path:
 def wait_for_log(container: str, needle: str, *, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        logs = run("podman", "logs", container, check=False)
+        logs = tool("podman", "logs", container, check=False)
         if needle in logs.stdout + logs.stderr:
             return
-        state = json.loads(run("podman", "inspect", container).stdout)[0]["State"]
+        state = json.loads(tool("podman", "inspect", container).stdout)[0]["State"]
         assert state["Running"], f"{container} exited {state['ExitCode']}:\n{logs.stdout}\n{logs.stderr}"
         time.sleep(1)
     raise AssertionError(f"{container} did not log {needle!r} within {timeout}s:\n{logs.stdout}\n{logs.stderr}")
-
-
-@pytest.fixture(scope="module")
-def build_env():
-    script = REPO_ROOT / "scoring-image" / "tools" / "setup_build_env.sh"
-    run("bash", str(script), timeout=1200)
-    for tool in ("buildah", "podman"):
-        assert shutil.which(tool), f"{tool} missing after {script}"
 
 
 def test_build_then_migrate_and_serve(build_env, tmp_path: Path) -> None:
@@ -136,8 +118,6 @@ def test_build_then_migrate_and_serve(build_env, tmp_path: Path) -> None:
 def build_and_run(context: Path, tmp_path: Path) -> None:
     timings: dict[str, float] = {}
     image = f"localhost/modelplane-test/controlplane:{uuid.uuid4().hex[:12]}"
-    pip_cache = os.path.join(CACHE_DIR, "pip-cache")
-    os.makedirs(pip_cache, exist_ok=True)
     data = tmp_path / "data"
     data.mkdir()
     data.chmod(0o777)  # the container's user (10001) writes the SQLite database here
@@ -153,32 +133,37 @@ def build_and_run(context: Path, tmp_path: Path) -> None:
     ]  # fmt: skip
     try:
         started = time.monotonic()
-        run(
-            "buildah", "bud", "--isolation", "chroot", "--storage-driver", "vfs", "--layers=false", "--pull=never",
-            "-v", f"{CA_BUNDLE}:{CA_BUNDLE}:ro", "-v", f"{pip_cache}:/var/cache/pip",
-            "--build-arg=PIP_INSTALL_OPTIONS=--cache-dir=/var/cache/pip", f"--build-arg=BASE_IMAGE={BASE_IMAGE}",
-            "--ignorefile", str(context / "deploy" / "Dockerfile.dockerignore"),
-            "-f", str(context / "deploy" / "Dockerfile"), "-t", image, str(context),
-        )  # fmt: skip
+        pins = tmp_path / "pins.txt"
+        pins.write_text("\n".join(tomllib.loads((context / "pyproject.toml").read_text())["project"]["dependencies"]))
+        wheelhouse(pins)
+        timings["wheelhouse"] = time.monotonic() - started
+        started = time.monotonic()
+        build(
+            context,
+            image,
+            dockerfile=context / "deploy" / "Dockerfile",
+            build_args={"BASE_IMAGE": BASE_IMAGE},
+            ignorefile=context / "deploy" / "Dockerfile.dockerignore",
+        )
         timings["build"] = time.monotonic() - started
-        config = json.loads(run("podman", "image", "inspect", image).stdout)[0]["Config"]
+        config = json.loads(tool("podman", "image", "inspect", image).stdout)[0]["Config"]
         assert config["User"] == "10001:10001"
         assert config["Entrypoint"] == ["/usr/local/bin/modelplane"] and config["Cmd"] == ["web"]
 
         started = time.monotonic()
-        migrate = run("podman", "run", "--rm", *runtime, image, "migrate", timeout=300)
+        migrate = tool("podman", "run", "--rm", *runtime, image, "migrate", timeout=300)
         timings["migrate"] = time.monotonic() - started
         assert "Applying accounts.0001_initial" in migrate.stdout
         assert (data / "controlplane.sqlite3").stat().st_size > 0
 
         port = free_port()
         started = time.monotonic()
-        run("podman", "run", "-d", "--name", container, *runtime, "-e", f"PORT={port}", image, "web")
+        tool("podman", "run", "-d", "--name", container, *runtime, "-e", f"PORT={port}", image, "web")
         url = f"http://127.0.0.1:{port}"
         try:
             wait_for(url + "/healthz", timeout=120)
         except TimeoutError:
-            logs = run("podman", "logs", container, check=False)
+            logs = tool("podman", "logs", container, check=False)
             raise AssertionError(f"web never answered:\n{logs.stdout}\n{logs.stderr}") from None
         timings["web start"] = time.monotonic() - started
 
@@ -188,17 +173,17 @@ def build_and_run(context: Path, tmp_path: Path) -> None:
         static = re.findall(r'(?:href|src)="(/static/[^"]+\.[0-9a-f]{12}\.(?:css|js))"', login.text)
         assert static, "no hashed static file referenced by the login page"
         assert requests.get(url + static[0], timeout=10).status_code == 200
-        assert run("podman", "exec", container, "id", "-u").stdout.strip() == "10001"
+        assert tool("podman", "exec", container, "id", "-u").stdout.strip() == "10001"
 
         # The worker and beat roles start under the same constraints (sharing the SQLite broker in the var dir).
         started = time.monotonic()
         for role in ("worker", "beat"):
-            run("podman", "run", "-d", "--name", f"{container}-{role}", *runtime, image, role)
+            tool("podman", "run", "-d", "--name", f"{container}-{role}", *runtime, image, role)
         wait_for_log(f"{container}-worker", "ready.", timeout=120)
         wait_for_log(f"{container}-beat", "beat: Starting", timeout=120)
         timings["worker and beat start"] = time.monotonic() - started
     finally:
         for name in (container, f"{container}-worker", f"{container}-beat"):
-            run("podman", "rm", "-f", name, check=False)
-        run("podman", "rmi", "-f", image, check=False)
+            tool("podman", "rm", "-f", name, check=False)
+        discard(image)
         print("control plane image timings (s):", {k: round(v, 1) for k, v in timings.items()})

@@ -15,9 +15,8 @@ import pytest
 import requests
 
 from apps.deployments.targets.kubernetes import KubernetesTarget
-from tests.deploy.conftest import KUBERNETES_DIR, OVERLAYS, rendered
-from tests.deploy.kustomize import containers, object_key, pod_specs, render
-from tests.deployments.k8s_emulator import EmulatorThread
+from tests.deploy.conftest import KUBERNETES_DIR, OVERLAYS, containers, object_key, pod_specs, render, rendered
+from tests.emulators.k8s import EmulatorThread
 
 APP_NAMESPACE = "modelplane"
 TARGET_NAMESPACE = "modelplane-models"
@@ -102,11 +101,6 @@ class TestRendering:
             "webapprouting.kubernetes.azure.com"
         )
         assert "tls" not in by_kind(dev, "Ingress")["modelplane-web"]["spec"]
-
-    def test_the_renderer_refuses_what_it_does_not_implement(self, tmp_path) -> None:
-        (tmp_path / "kustomization.yaml").write_text("resources: []\nnamespace: elsewhere\n")
-        with pytest.raises(ValueError, match="unsupported"):
-            render(tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------- validation

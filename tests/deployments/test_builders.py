@@ -1,10 +1,11 @@
 """Image builders against real things: the ``local`` builder runs buildah and pushes to a real docker-registry on
 127.0.0.1; the ``acr`` builder runs the real Azure SDK clients over HTTPS against a local endpoint that answers
-like ARM, blob storage and the ACR data plane (tests/deployments/acr_emulator.py). Nothing of ours is patched.
+like ARM, blob storage and the ACR data plane (tests/emulators/acr.py). Nothing of ours is patched.
 
-The slow tests need root and ``scoring-image/tools/setup_build_env.sh`` (run by a fixture: idempotent, seconds when
-warm). They build in a container storage of their own, seeded from the setup script's base image, which also
-stands in for the Dockerfile's default base (no public registry is reachable here).
+The slow tests need root; the ``build_env`` fixture runs ``scoring-image/tools/setup_build_env.sh`` (idempotent,
+seconds when warm). They build in a container storage of their own, seeded from the base image in the build
+storage of tests/images.py, which also stands in for the Dockerfile's default base (no public registry is
+reachable here).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -31,41 +31,27 @@ from apps.deployments.backends import PermanentBackendError, TransientBackendErr
 from apps.deployments.builders import BuildRequest, get_builder
 from apps.deployments.choices import RevisionStatus, StepName, StepStatus
 from apps.deployments.models import Revision
-from tests.deployments.acr_emulator import AcrEmulator, FakeCredential
-from tests.deployments.conftest_k8s import k8s_api, k8s_controller, k8s_namespace
-from tests.deployments.k8s_emulator import Controller, EmulatorThread, resource_of
-from tests.scoring_image.helpers import REPO_ROOT, free_port, wait_for
+from tests import images
+from tests.emulators.acr import AcrEmulator, FakeCredential
+from tests.emulators.k8s import Controller, EmulatorThread, resource_of
+from tests.scoring_image.helpers import free_port
 
-FIXTURES = (k8s_api, k8s_controller, k8s_namespace)  # used as fixtures by name
-SETUP_BASE_IMAGE = os.environ.get("SCORING_BASE_IMAGE", "localhost/modelplane/debian-python:bookworm")
-CACHE_DIR = Path(os.environ.get("SCORING_BUILD_CACHE_DIR", "/var/lib/modelplane-scoring"))
-SHARED_STORAGE = "containers-storage:[vfs@/var/lib/containers/storage+/run/containers/storage]"
-
-
-def _run(*cmd: str, timeout: float = 600) -> str:
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
-    return result.stdout
+SETUP_BASE_IMAGE = images.BASE_IMAGE
 
 
 # ---------------------------------------------------------------------------- local builder fixtures
-@pytest.fixture(scope="module")
-def build_env():
-    script = REPO_ROOT / "scoring-image" / "tools" / "setup_build_env.sh"
-    _run("bash", str(script), timeout=1200)
-    for tool in ("buildah", "docker-registry"):
-        assert shutil.which(tool), f"{tool} missing after {script}"
-
-
 @pytest.fixture(scope="module")
 def storage(build_env, tmp_path_factory) -> dict[str, str]:
     """A container storage of these tests' own, holding the setup script's base image under the Dockerfile's
     default base name too (``_build`` assembles contexts with the default base)."""
     root = tmp_path_factory.mktemp("storage")
-    flags = {"root": str(root / "root"), "runroot": str(root / "run"), "storage_driver": "vfs"}
-    buildah = ["buildah", "--root", flags["root"], "--runroot", flags["runroot"], "--storage-driver", "vfs"]
-    _run(*buildah, "pull", "-q", SHARED_STORAGE + SETUP_BASE_IMAGE)
-    _run(*buildah, "tag", SETUP_BASE_IMAGE, DEFAULT_BASE_IMAGE)
+    shared = images.storage()
+    driver = shared["storage_driver"]
+    flags = {"root": str(root / "root"), "runroot": str(root / "run"), "storage_driver": driver}
+    buildah = ["buildah", "--root", flags["root"], "--runroot", flags["runroot"], "--storage-driver", driver]
+    source = f"containers-storage:[{driver}@{shared['root']}+{shared['runroot']}]{SETUP_BASE_IMAGE}"
+    images.run(*buildah, "pull", "-q", source)
+    images.run(*buildah, "tag", SETUP_BASE_IMAGE, DEFAULT_BASE_IMAGE)
     yield flags
     subprocess.run([*buildah, "rmi", "--all", "--force"], capture_output=True, timeout=300)
     shutil.rmtree(root, ignore_errors=True)
@@ -85,30 +71,6 @@ def buildah_calls(tmp_path_factory) -> Path:
     return calls
 
 
-@pytest.fixture(scope="module")
-def image_registry(build_env, tmp_path_factory):
-    """A real docker-registry on 127.0.0.1 (plain HTTP, no auth); its access log records every request."""
-    root = tmp_path_factory.mktemp("registry")
-    port = free_port()
-    config = root / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log:\n  level: info\n  accesslog:\n    disabled: false\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    log_path = root / "registry.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for(f"http://127.0.0.1:{port}/v2/", timeout=30, proc=proc)
-        yield {"host": f"127.0.0.1:{port}", "log": log_path}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
-
-
 @pytest.fixture
 def local_options(storage, buildah_calls) -> dict:
     return {
@@ -116,7 +78,8 @@ def local_options(storage, buildah_calls) -> dict:
         "tls_verify": False,
         "pull": "never",
         "compress": False,
-        "pip_cache": str(CACHE_DIR / "pip-cache"),
+        "volumes": [images.WHEELHOUSE_MOUNT],
+        "extra_build_args": {"PIP_INSTALL_OPTIONS": images.WHEELHOUSE_PIP_OPTIONS},
         "timeout": 1200,
         **storage,
     }
@@ -160,6 +123,7 @@ class LocalBuilderPipelineTests:
             first.model_dir, tmp_path / "expected", model_name="credit-default", model_version="2"
         )
         image = f"{host}/models/{first.deployment.name}:{expected.tag}"
+        images.wheelhouse(expected.path / "requirements" / "model.txt", expected.path / "requirements" / "server.txt")
         builder = get_builder("local", **local_options)
         assert builder.exists(image) is False
 

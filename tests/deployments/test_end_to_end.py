@@ -12,7 +12,6 @@ import requests
 from rest_framework.test import APIClient
 
 from apps.accounts.models import AuditEvent
-from apps.accounts.services import api_token_create
 from apps.deployments import tasks
 from apps.deployments.models import Revision, RevisionStep
 from tests.workers import running_worker, start_worker, stop_worker, wait_for
@@ -21,13 +20,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "credit-default-sample-request.json"
 FINAL = {"live", "failed", "rolled_back"}
-
-
-@pytest.fixture
-def lead_api(alice) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=alice, name='ci').key}")
-    return client
 
 
 def _finished(api: APIClient, url: str, log: Path, timeout: float = 180) -> dict:

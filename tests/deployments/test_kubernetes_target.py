@@ -25,10 +25,7 @@ from apps.deployments.targets.kubernetes import (
     render_deployment,
     render_manifests,
 )
-from tests.deployments.conftest_k8s import k8s_api, k8s_controller, k8s_namespace
-from tests.deployments.k8s_emulator import Controller, EmulatorThread
-
-FIXTURES = (k8s_api, k8s_controller, k8s_namespace)  # used as fixtures by name
+from tests.emulators.k8s import Controller, EmulatorThread
 
 IMAGE = "registry.example.com/scoring/iris:ctx-3f2a"
 KINDS = ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget")
@@ -71,6 +68,7 @@ def _env(deployment: dict) -> dict[str, str]:
 class KubernetesRenderingTests:
     def test_every_rendered_manifest_validates_against_the_kubernetes_schemas(self, spec: ServingSpec) -> None:
         import kubernetes_validate
+
         version = kubernetes_validate.utils.latest_version()
         for manifest in render_manifests(spec, replicas=4, image_pull_secrets=("acr-pull",)):
             kubernetes_validate.validate(manifest, version, strict=True)

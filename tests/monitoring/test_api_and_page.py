@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-import pandas as pd
 import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from apps.monitoring import views
 from apps.monitoring.models import Baseline
-from tests.monitoring.conftest import line, write_lines
-from tests.monitoring.log_analytics_emulator import FakeCredential, LogAnalyticsEmulator
+from tests.emulators.log_analytics import FakeCredential, LogAnalyticsEmulator
 
 pytestmark = pytest.mark.django_db
 
@@ -21,29 +19,6 @@ pytestmark = pytest.mark.django_db
 def _url(name: str, deployment, **query) -> str:
     url = reverse(f"monitoring-api:{name}", kwargs={"pk": deployment.pk})
     return url + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
-
-
-@pytest.fixture
-def traffic(telemetry_dir, deployment, registry):
-    """Two minutes of requests; the second minute's sampled rows are all very old clients."""
-    from apps.registry.client import get_client
-
-    client = get_client()
-    run_id = client.get_version("credit-default", "1").run_id
-    path = client.download_run_artifact(run_id, "reference/reference.parquet", str(telemetry_dir.parent / "ref"))
-    reference = pd.read_parquet(path).drop(columns=["prediction"])  # the demo logs the model's predictions
-    rows = json.loads(reference.head(150).to_json(orient="records"))
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
-    lines = []
-    for i, row in enumerate(rows):
-        when = now - timedelta(minutes=2) + timedelta(seconds=i * 0.35)
-        lines.append(line(when, latency_ms=10.0 + i, sampled=True, inputs=[row], outputs=[0]))
-    for i, row in enumerate(rows):
-        when = now - timedelta(minutes=1) + timedelta(seconds=i * 0.35)
-        shifted = {**row, "age": 95}
-        lines.append(line(when, latency_ms=20.0 + i, sampled=True, inputs=[shifted], outputs=[1]))
-    write_lines(telemetry_dir / "dev--credit-default.jsonl", lines)
-    return reference
 
 
 def test_api_needs_authentication(deployment):

@@ -11,8 +11,8 @@ import pytest
 from apps.monitoring.sources.azure_monitor import AzureMonitorTelemetrySource, kql_string
 from apps.monitoring.sources.base import TelemetryError
 from apps.monitoring.types import BaselineProfile, FeatureProfile
-from tests.monitoring.conftest import NOW
-from tests.monitoring.log_analytics_emulator import FakeCredential, LogAnalyticsEmulator, table
+from tests.emulators.log_analytics import FakeCredential, LogAnalyticsEmulator, table
+from tests.telemetry import NOW
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,6 @@ from playwright.sync_api import expect
 
 from tests.browser import log_in, shot
 from tests.conftest import PASSWORD
-from tests.monitoring.test_api_and_page import traffic  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,7 +22,7 @@ def page(page):
     return page
 
 
-def test_monitoring_page_renders_both_charts(live_server, carol, deployment, traffic, page):  # noqa: F811
+def test_monitoring_page_renders_both_charts(live_server, carol, deployment, traffic, page):
     log_in(page, live_server.url, "carol", PASSWORD)
     page.goto(f"{live_server.url}/deployments/{deployment.pk}/")
     page.click("#monitoring-link")

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from apps.monitoring.sources.local import LocalTelemetrySource
-from tests.monitoring.conftest import NOW, line, write_lines
+from tests.telemetry import NOW, line, write_lines
 
 pytestmark = pytest.mark.django_db
 

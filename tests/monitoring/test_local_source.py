@@ -9,7 +9,7 @@ import pytest
 from apps.monitoring.sources import get_telemetry_source
 from apps.monitoring.sources.local import LocalTelemetrySource
 from apps.monitoring.types import BaselineProfile, FeatureProfile
-from tests.monitoring.conftest import NOW, line, write_lines
+from tests.telemetry import NOW, line, write_lines
 
 pytestmark = pytest.mark.django_db
 

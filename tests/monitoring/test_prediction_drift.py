@@ -15,8 +15,8 @@ from apps.monitoring.drift import EPSILON, prediction_profile, profile_build
 from apps.monitoring.sources import get_telemetry_source
 from apps.monitoring.sources.azure_monitor import AzureMonitorTelemetrySource
 from apps.monitoring.types import WINDOWS, BaselineProfile, FeatureProfile
-from tests.monitoring.conftest import NOW, line, write_lines
-from tests.monitoring.log_analytics_emulator import FakeCredential, LogAnalyticsEmulator, table
+from tests.emulators.log_analytics import FakeCredential, LogAnalyticsEmulator, table
+from tests.telemetry import NOW, line, write_lines
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from apps.monitoring import selectors
 from apps.monitoring.drift import js_distance, psi
 from apps.monitoring.sources.base import TelemetrySource
 from apps.monitoring.types import WINDOWS, BaselineProfile, DriftCounts, FeatureProfile, LatencyBin, LatencyCounts
-from tests.monitoring.conftest import NOW
+from tests.telemetry import NOW
 
 pytestmark = pytest.mark.django_db
 

@@ -7,21 +7,12 @@ import io
 import pandas as pd
 import pytest
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from apps.accounts.models import AuditEvent
-from apps.accounts.services import api_token_create
 from apps.monitoring import selectors
 from apps.monitoring.models import Baseline
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def lead_api(alice) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=alice, name='t').key}")
-    return client
 
 
 def _csv() -> bytes:

@@ -13,8 +13,8 @@ from apps.monitoring.sources.azure_monitor import AzureMonitorTelemetrySource
 from apps.monitoring.sources.base import SOURCES, SampledRows
 from apps.monitoring.sources.local import LocalTelemetrySource
 from apps.monitoring.types import BaselineProfile, DriftCounts, FeatureProfile, LatencyCounts
-from tests.monitoring.conftest import NOW
-from tests.monitoring.log_analytics_emulator import FakeCredential, LogAnalyticsEmulator
+from tests.emulators.log_analytics import FakeCredential, LogAnalyticsEmulator
+from tests.telemetry import NOW
 
 pytestmark = pytest.mark.django_db
 

@@ -8,25 +8,16 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from apps.accounts.models import AuditEvent
-from apps.accounts.services import api_token_create
 from apps.monitoring.models import Baseline
-from tests.monitoring.conftest import line, write_lines
+from tests.telemetry import line, write_lines
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def lead_api(alice) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=alice, name='t').key}")
-    return client
-
-
-@pytest.fixture
-def traffic(telemetry_dir):
+def samples(telemetry_dir):
     """300 sampled rows of v1 in the last two hours (age ~ N(50, 5), sex 70% female, label 1 in 30%), and 50 rows
     of another version that must not count."""
     rng = np.random.default_rng(4)
@@ -55,7 +46,7 @@ def _url(deployment) -> str:
     return reverse("monitoring-api:deployment_baseline_from_traffic", kwargs={"pk": deployment.pk})
 
 
-def test_a_lead_builds_the_baseline_from_the_last_day_through_the_api(lead_api, api_client, deployment, traffic):
+def test_a_lead_builds_the_baseline_from_the_last_day_through_the_api(lead_api, api_client, deployment, samples):
     assert api_client.post(_url(deployment), {"window": "24h"}, format="json").status_code == 403  # carol
     response = lead_api.post(_url(deployment), {"window": "24h"}, format="json")
     assert response.status_code == 201, response.content
@@ -70,17 +61,17 @@ def test_a_lead_builds_the_baseline_from_the_last_day_through_the_api(lead_api, 
     profile = Baseline.objects.get(model_name="credit-default", model_version="1").as_profile()
     age, sex = profile.features
     assert age.name == "age" and age.edges == pytest.approx(
-        np.quantile(traffic["ages"], np.linspace(0, 1, 11)[1:-1]).tolist()
+        np.quantile(samples["ages"], np.linspace(0, 1, 11)[1:-1]).tolist()
     )
-    assert sex.categories[0] == "female" and sex.frequencies[0] == pytest.approx(np.mean(traffic["sexes"] == "female"))
+    assert sex.categories[0] == "female" and sex.frequencies[0] == pytest.approx(np.mean(samples["sexes"] == "female"))
     assert profile.prediction.frequencies[profile.prediction.categories.index("1")] == pytest.approx(
-        traffic["labels"].mean()
+        samples["labels"].mean()
     )
     event = AuditEvent.objects.get(action="monitoring.baseline_from_traffic")
     assert event.source == "api" and event.data["rows"] == 300 and event.target_id == "credit-default/1"
 
 
-def test_a_custom_window_takes_only_its_rows(lead_api, deployment, traffic):
+def test_a_custom_window_takes_only_its_rows(lead_api, deployment, samples):
     end = datetime.now(UTC) - timedelta(minutes=60)
     start = end - timedelta(hours=3)
     response = lead_api.post(
@@ -117,7 +108,7 @@ def test_bad_windows_and_no_traffic_are_clear_400s(lead_api, deployment, telemet
     assert not Baseline.objects.filter(source="traffic").exists()
 
 
-def test_the_page_form_is_for_leads_and_uses_the_same_service(client, alice, carol, deployment, traffic, registry):
+def test_the_page_form_is_for_leads_and_uses_the_same_service(client, alice, carol, deployment, samples, registry):
     page = reverse("monitoring:deployment_monitoring", kwargs={"pk": deployment.pk})
     action = reverse("monitoring:baseline_from_traffic", kwargs={"pk": deployment.pk})
     client.force_login(carol)

@@ -9,9 +9,7 @@ import zipfile
 import pandas as pd
 import pytest
 from django.urls import reverse
-from rest_framework.test import APIClient
 
-from apps.accounts.services import api_token_create
 from apps.monitoring.models import Baseline
 from apps.monitoring.uploads import upload_kind
 
@@ -31,13 +29,6 @@ def _xlsx_like() -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("xl/workbook.xml", "<workbook/>")
     return buffer.getvalue()
-
-
-@pytest.fixture
-def lead_api(alice) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=alice, name='t').key}")
-    return client
 
 
 def _post(api, deployment, data: bytes, name: str):

@@ -9,7 +9,7 @@ from apps.accounts.models import AuditEvent
 from apps.accounts.services import api_token_create
 from apps.promotions import services
 from apps.promotions.models import PromotionRequest
-from tests.promotions.conftest import MODEL, make_live
+from tests.promotions.helpers import MODEL, make_live
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from apps.promotions.models import PromotionRequest
 from tests.browser import shot
 from tests.conftest import PASSWORD
-from tests.promotions.conftest import MODEL
+from tests.promotions.helpers import MODEL
 from tests.workers import running_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -15,7 +15,7 @@ from apps.deployments.models import Revision
 from apps.promotions import services
 from apps.promotions.choices import PromotionStatus
 from apps.promotions.models import PromotionPolicy, PromotionRequest
-from tests.promotions.conftest import MODEL
+from tests.promotions.helpers import MODEL
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,7 +14,7 @@ from apps.deployments.models import Revision
 from apps.promotions import services
 from apps.promotions.choices import PromotionStatus
 from apps.promotions.models import PromotionPolicy, PromotionRequest, PromotionReview
-from tests.promotions.conftest import MODEL, make_live
+from tests.promotions.helpers import MODEL, make_live
 
 pytestmark = pytest.mark.django_db
 

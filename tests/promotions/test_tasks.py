@@ -11,7 +11,7 @@ import pytest
 from apps.promotions import services, tasks
 from apps.promotions.models import PromotionPolicy
 from apps.promotions.webhooks import WebhookError
-from tests.promotions.conftest import MODEL
+from tests.promotions.helpers import MODEL
 
 pytestmark = pytest.mark.django_db
 

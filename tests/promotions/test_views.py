@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from apps.promotions import selectors, services
 from apps.promotions.models import PromotionRequest
 from apps.registry.types import ColumnSpec, Signature
-from tests.promotions.conftest import MODEL, make_live
+from tests.promotions.helpers import MODEL, make_live
 
 pytestmark = pytest.mark.django_db
 

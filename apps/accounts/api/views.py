@@ -8,7 +8,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -27,12 +26,7 @@ from apps.accounts.exports import audit_csv_response, audit_json_response
 from apps.accounts.filtersets import AuditEventFilterSet
 from apps.accounts.models import ApiToken, AuditEvent, User
 from apps.accounts.services import CreatedToken
-
-
-class Pagination(PageNumberPagination):
-    page_size = 25
-    page_size_query_param = "page_size"
-    max_page_size = 100
+from apps.common.paging import Pagination
 
 
 def _created(request: Request, created: CreatedToken) -> Response:

@@ -28,11 +28,12 @@ import attrs
 import jsonpatch
 import kmock
 import yaml
-from kmock._internal.k8s import KubernetesError, KubernetesObjectConflictError, KubernetesObjectNotFoundError
+from kmock import KubernetesError, KubernetesObjectNotFoundError
 
 __all__ = ["ModelplaneEmulator", "EmulatorThread", "Controller", "resource_of"]
 
 KINDS = {
+    "namespaces": "Namespace",
     "deployments": "Deployment",
     "replicasets": "ReplicaSet",
     "services": "Service",
@@ -65,6 +66,10 @@ MERGE_KEYS = {
     "containerStatuses": "name",
 }
 SERVER_METADATA = ("uid", "creationTimestamp", "resourceVersion", "generation", "deletionTimestamp")
+NAMESPACES = kmock.resource("", "v1", "namespaces")
+# kmock 0.8's path parser fails on /api/v1/namespaces and reads /api/v1/namespaces/NAME as a namespace without a
+# resource, so the emulator answers these cluster-scoped paths itself (see ModelplaneEmulator.__call__).
+_NAMESPACE_PATH = re.compile(r"^/api/v1/namespaces(?:/([^/]+))?/?$")
 
 
 def resource_of(kind: str) -> kmock.resource:
@@ -184,6 +189,31 @@ class ModelplaneEmulator(kmock.KubernetesEmulator):
     logs: dict[tuple[str, str, str, bool], str] = attrs.field(factory=dict, init=False)
     _tasks: set[asyncio.Task[None]] = attrs.field(factory=set, init=False)
 
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        match = _NAMESPACE_PATH.match(raw_request.path)
+        if match is None:
+            return await super().__call__(raw_request)
+        body = await raw_request.read()
+        request = kmock.Request(
+            raw_request=raw_request,
+            url=raw_request.url,
+            method=raw_request.method,
+            params=dict(raw_request.query),
+            headers=dict(raw_request.headers),
+            cookies=dict(raw_request.cookies),
+            data=None,
+            body=body,
+            text=body.decode(),
+            resource=NAMESPACES,
+            namespace=None,
+            name=match.group(1),
+            subresource=None,
+        )
+        try:
+            return await self._handle(request)
+        except KubernetesError as error:
+            return await self._render_error(error)
+
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         res = request.resource
         if res is None or not res.plural or request.action == kmock.action.WATCH:
@@ -301,7 +331,7 @@ class ModelplaneEmulator(kmock.KubernetesEmulator):
 
     def _create(self, res: kmock.resource, ns: str | None, body: dict[str, Any]) -> dict[str, Any]:
         if self.get(res, ns, body["metadata"]["name"]) is not None:
-            raise KubernetesObjectConflictError(reason="AlreadyExists", message="object already exists")
+            raise KubernetesError(status=409, reason="AlreadyExists", message="object already exists")
         return self.store(res, ns, body)
 
     def _replace(self, res: kmock.resource, ns: str | None, name: str, body: dict[str, Any], sub: str | None):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from tests.deployments.acr_emulator import FakeCredential, make_certificate
+from tests.emulators.acr import FakeCredential, make_certificate
 
 __all__ = ["LogAnalyticsEmulator", "FakeCredential", "table"]
 
