@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from apps.deployments.backends import PermanentBackendError
+from apps.deployments.backends import DEPLOY_TARGETS, IMAGE_BUILDERS, PermanentBackendError
 from apps.deployments.builders import BuildRequest, get_builder
-from apps.deployments.builders.base import BUILDERS, ImageBuilder
-from apps.deployments.targets.base import TARGETS, DeploymentTarget, RolloutResult, ServingSpec, get_target
+from apps.deployments.builders.base import ImageBuilder
+from apps.deployments.targets.base import DeploymentTarget, Readiness, ServingSpec, get_target
 from tests.emulators.acr import AcrEmulator, FakeCredential
 
 
@@ -26,7 +26,7 @@ class BuilderContract:
 
     def test_is_a_registered_image_builder(self, builder):
         assert isinstance(builder, ImageBuilder)
-        _registered(builder, BUILDERS)
+        _registered(builder, IMAGE_BUILDERS.implementations)
 
     def test_an_image_the_registry_does_not_hold_does_not_exist(self, builder, absent_image):
         assert builder.exists(absent_image) is False
@@ -110,7 +110,7 @@ class TargetContract:
 
     def test_is_a_registered_deployment_target(self, target):
         assert isinstance(target, DeploymentTarget)
-        _registered(target, TARGETS)
+        _registered(target, DEPLOY_TARGETS.implementations)
 
     def test_deleting_what_never_ran_is_a_no_op_and_safe_twice(self, target, spec):
         lines: list[str] = []
@@ -122,7 +122,7 @@ class TargetContract:
 
     def test_what_never_ran_is_not_ready(self, target, spec):
         result = target.wait_ready(spec, lambda line: None, timeout_seconds=0.5)
-        assert isinstance(result, RolloutResult) and result.ok is False and result.message
+        assert isinstance(result, Readiness) and result.ok is False and result.message
 
 
 class TestLocalProcessTarget(TargetContract):
