@@ -22,7 +22,7 @@ from django.utils import timezone
 from apps.accounts.choices import AuditSource, Role
 from apps.accounts.models import User
 from apps.accounts.services import audit_changes, audit_record
-from apps.common.errors import ApplicationError, ConflictError, ForbiddenError, NotFoundError
+from apps.common.errors import ApplicationError, ConflictError, ForbiddenError, NotFoundError, UnavailableError
 from apps.deployments.choices import DeploymentStatus
 from apps.deployments.models import Deployment, Environment, Revision
 from apps.deployments.services import deployment_create, idempotency_key_reused
@@ -435,20 +435,33 @@ def promotion_execute(
         registry_services.model_version_alias_set(
             name=promotion.model_name,
             version=promotion.version,
-            alias=env,
+            alias=registry.environment_alias(env),
             tags={
                 f"promotion.{env}.request": str(pk),
                 f"promotion.{env}.approvers": ",".join(approvers),
                 f"promotion.{env}.requested_by": promotion.requested_by.get_username(),
             },
         )
+    except ApplicationError as exc:
+        # A registry that refused the move (rather than one that is down) refuses it again: the error says so,
+        # and promotions.execute_approved stops retrying it; executing it by hand still tries again.
+        refused = not isinstance(exc, UnavailableError) or exc.code == "registry_forbidden"
+        return _execution_failed(pk, (REFUSED_PREFIX if refused else "") + exc.message)
+    try:
         return _execute(promotion, approvers, actor, source)
     except ApplicationError as exc:
-        logger.warning("promotion %s approved but not executed: %s", pk, exc.message)
-        PromotionRequest.objects.filter(pk=pk, status=PromotionStatus.APPROVED).update(
-            execution_error=exc.message[:2000], updated_at=timezone.now()
-        )
-        return _get(pk)
+        return _execution_failed(pk, exc.message)
+
+
+REFUSED_PREFIX = "The registry refused the alias move: "
+
+
+def _execution_failed(pk: int, message: str) -> PromotionRequest:
+    logger.warning("promotion %s approved but not executed: %s", pk, message)
+    PromotionRequest.objects.filter(pk=pk, status=PromotionStatus.APPROVED).update(
+        execution_error=message[:2000], updated_at=timezone.now()
+    )
+    return _get(pk)
 
 
 @transaction.atomic

@@ -96,6 +96,9 @@ def expire_stale() -> int:
 def execute_approved() -> int:
     """Retry approved requests whose execution failed (registry down, a rollout in progress)."""
     executed = 0
-    for pk in PromotionRequest.objects.filter(status=PromotionStatus.APPROVED).values_list("pk", flat=True):
+    approved = PromotionRequest.objects.filter(status=PromotionStatus.APPROVED)
+    # A move the registry refused (not one it could not take) is not retried: it would be refused forever.
+    retryable = approved.exclude(execution_error__startswith=services.REFUSED_PREFIX)
+    for pk in retryable.values_list("pk", flat=True):
         executed += services.promotion_execute(promotion=pk).status == PromotionStatus.EXECUTED
     return executed
