@@ -465,6 +465,9 @@ def get_client() -> RegistryClient:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(settings.MLFLOW_HTTP_RETRIES))
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    # Unity Catalog model files in customer storage (ADLS, S3, GCS) need that cloud's storage SDK unless they are
+    # read through the workspace's Files API; the Files API needs nothing more, so it is the default here.
+    os.environ.setdefault("MLFLOW_USE_DATABRICKS_SDK_MODEL_ARTIFACTS_REPO_FOR_UC", "true")
     # The Databricks SDK retries (honouring Retry-After) for MLFLOW_DATABRICKS_ENDPOINT_HTTP_RETRY_TIMEOUT
     # seconds, 500 by default: a page gets a short budget, a Celery worker a longer one.
     workload_identity_apply()

@@ -100,6 +100,7 @@ class DatabricksEmulator:
         workspace_id: str = "1234567890",
     ) -> None:
         self.unity_catalog = unity_catalog
+        self.sdk_models_artifact_repository = False  # what the workspace answers when MLflow asks
         self.pat = token
         self.client_id, self.client_secret = client_id, client_secret
         self.federation_issuer, self.federation_subject = federation_issuer, federation_subject
@@ -456,8 +457,11 @@ class DatabricksEmulator:
                     }
                 }
             return {"credentials": {"storage_mode": "DEFAULT_STORAGE"}}
+        if op == "model-versions/get-download-uri" and method == "GET":
+            model, version = self._version(args)
+            return {"artifact_uri": self._version_json(model, version, full=False)["storage_location"]}
         if op == "registered-models:is-databricks-sdk-models-artifact-repository-enabled":
-            return {"is_databricks_sdk_models_artifact_repository_enabled": False}
+            return {"is_databricks_sdk_models_artifact_repository_enabled": self.sdk_models_artifact_repository}
         raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {UC}/{op}'")
 
     def _workspace(self, method: str, op: str, args: dict, lists: dict) -> dict:
@@ -570,9 +574,8 @@ class DatabricksEmulator:
         ``/WorkspaceInternal/Mlflow/Artifacts/<experiment>/Runs/<run>``."""
         match = re.match(r"^/Models/([^/]+)/([^/]+)/([^/]+)/(\d+)(?:/(.*))?$", path)
         if match:
+            # The Files API serves a version wherever it is stored (default or customer storage).
             model, version = self._version({"name": ".".join(match.group(1, 2, 3)), "version": match.group(4)})
-            if version.storage != "DEFAULT_STORAGE":
-                raise ApiError(403, "PERMISSION_DENIED", "This version is stored in customer storage.")
             return version.files, (match.group(5) or "").strip("/")
         match = re.match(r"^/WorkspaceInternal/Mlflow/Artifacts/[^/]+/Runs/([^/]+)/artifacts(?:/(.*))?$", path)
         if match:

@@ -201,14 +201,29 @@ class UnityCatalogTests:
         assert data["name"] == UC_MODEL.lower() and data["aliases"] == {"production": "1", "staging": "2"}
         assert data["latest_version"] == "2" and data["stages"] == {}
 
-    def test_a_version_whose_files_cannot_be_read_still_shows_without_its_signature(self, carol_client, api_client, uc):
-        uc.models[UC_MODEL.lower()].versions[3].storage = "AZURE"  # customer storage: needs the ADLS SDK
+    def test_files_in_customer_storage_are_read_through_the_files_api(self, uc, settings):
+        uc.models[UC_MODEL.lower()].versions[3].storage = "AZURE"  # a SAS for ADLS on the storage-SDK path
+        path = selectors.model_files_get(name=UC_MODEL, version="3", cache_dir=settings.DEPLOY_MODEL_CACHE)
+        assert (path / "MLmodel").read_bytes() == _mlmodel()
+        assert uc.count("/api/2.0/fs/") and not uc.count(
+            "/api/2.0/mlflow/unity-catalog/model-versions/generate-temporary-credentials"
+        )
+
+    def test_without_the_files_api_a_version_in_azure_storage_still_shows(
+        self, carol_client, api_client, uc, monkeypatch
+    ):
+        monkeypatch.setenv("MLFLOW_USE_DATABRICKS_SDK_MODEL_ARTIFACTS_REPO_FOR_UC", "false")
+        uc.models[UC_MODEL.lower()].versions[3].storage = "AZURE"  # needs azure-storage-file-datalake here
         page = carol_client.get(reverse("registry:version_detail", kwargs={"name": UC_MODEL, "version": "3"}))
         assert page.status_code == 200 and 'data-signature="unavailable"' in page.content.decode()
         data = api_client.get(reverse("registry-api:version_detail", kwargs={"name": UC_MODEL, "version": "3"})).json()
-        assert data["signature"] is None and data["signature_error"]
-        model_page = carol_client.get(reverse("registry:model_detail", kwargs={"name": UC_MODEL}))
-        assert model_page.status_code == 200
+        assert data["signature"] is None and "mlflow[databricks]" in data["signature_error"]
+        assert carol_client.get(reverse("registry:model_detail", kwargs={"name": UC_MODEL})).status_code == 200
+
+    def test_a_version_whose_files_are_refused_still_shows_why(self, api_client, uc):
+        uc.fail("/api/2.0/fs/", 403)
+        data = api_client.get(reverse("registry-api:version_detail", kwargs={"name": UC_MODEL, "version": "2"})).json()
+        assert data["version"] == "2" and data["signature"] is None and data["signature_error"]
 
     def test_a_promotion_moves_the_alias_with_the_environment_name_mapped(self, uc):
         from apps.registry.client import alias_for_environment
