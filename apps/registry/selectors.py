@@ -29,6 +29,7 @@ __all__ = [
     "runs_get",
     "signature_get",
     "registry_display_uri",
+    "registry_is_unity_catalog",
     "model_page_get",
     "model_files_get",
     "environment_alias",
@@ -53,6 +54,11 @@ def _key(*parts: str) -> str:
 
 def registry_display_uri() -> str:
     return get_client().display_uri
+
+
+def registry_is_unity_catalog() -> bool:
+    """Unity Catalog has no sort order and no stages; pages leave those choices out."""
+    return get_client().is_unity_catalog
 
 
 def registered_model_list(

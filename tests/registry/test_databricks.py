@@ -122,6 +122,7 @@ class DatabricksPagesTests:
         assert "@production → v1" in row.chips and "@staging → v2" in row.chips and "team=risk" in row.chips
         assert "modelplane.alias" not in row.chips, "the workspace registry's alias tags show as aliases only"
         assert row.latest_version == ("2" if emu.unity_catalog else "3")
+        assert ('name="order"' in response.content.decode()) is not emu.unity_catalog, "no sort choice on UC"
 
     def test_the_model_page_shows_versions_newest_first_with_runs_and_the_signature(self, carol_client, databricks):
         emu, name = databricks
