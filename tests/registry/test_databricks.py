@@ -278,6 +278,22 @@ class PromotionOnDatabricksTests:
             assert model.tags["modelplane.alias.prod-eu"] == "3"
         assert model.versions[3].tags["promotion.prod-eu.approvers"] == "bob"
 
+    def test_the_comparison_reads_the_live_version_from_the_environment_alias(self, alice, carol_client, databricks):
+        from apps.deployments.services import environment_ensure
+        from apps.promotions import selectors as promotion_selectors
+        from apps.promotions import services
+
+        emu, name = databricks
+        environment_ensure(name="production", order=3, gated=True)
+        promotion = services.promotion_request(
+            actor=alice, model_name=name, version="3", environment="production", justification="better AUC"
+        )
+        comparison = promotion_selectors.promotion_comparison_get(promotion=promotion)
+        assert comparison.error == "" and comparison.live.version.version == "1"
+        assert {m.name: round(m.delta, 2) for m in comparison.metrics} == {"roc_auc": 0.02}
+        page = carol_client.get(reverse("promotions:promotion_detail", kwargs={"pk": promotion.pk}))
+        assert page.status_code == 200
+
     def test_a_refused_move_is_recorded_and_not_retried_forever(self, alice, bob, uc):
         from apps.deployments.services import environment_ensure
         from apps.promotions import services
