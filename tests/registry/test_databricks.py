@@ -426,3 +426,43 @@ class DriftReferenceTests:
         with pytest.raises(UnavailableError) as error:
             baseline_ensure(model_name=name, model_version="2")
         assert error.value.code == code
+
+
+# ---------------------------------------------------------------------------- the emulator refuses what Databricks does
+class EmulatorStrictnessTests:
+    @staticmethod
+    def _get(emu, path, token=None, **params):
+        import requests
+
+        headers = {"Authorization": f"Bearer {token or emu.pat}"}
+        return requests.get(emu.url + path, params=params, headers=headers, timeout=5)
+
+    def test_unity_catalog_search_refuses_order_by_and_filter(self, uc):
+        assert self._get(uc, UC_SEARCH, order_by="name ASC").json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert self._get(uc, UC_SEARCH, filter="name LIKE '%a%'").status_code == 400
+        versions = "/api/2.0/mlflow/unity-catalog/model-versions/search"
+        assert self._get(uc, versions, filter=f"name='{UC_MODEL}'", order_by="version_number DESC").status_code == 400
+        assert self._get(uc, versions, filter="tags.x = 'y'").status_code == 400
+        assert self._get(uc, versions, filter=f"name='{UC_MODEL}'").status_code == 200
+
+    def test_unity_catalog_refuses_aliases_it_cannot_store(self, uc):
+        import requests
+
+        url = uc.url + "/api/2.0/mlflow/unity-catalog/registered-models/alias"
+        body = {"name": UC_MODEL, "alias": "prod-eu", "version": "1"}
+        answer = requests.post(url, json=body, headers={"Authorization": f"Bearer {uc.pat}"}, timeout=5)
+        assert answer.status_code == 400 and "Invalid alias" in answer.json()["message"]
+
+    def test_the_workspace_registry_refuses_aliases(self, workspace):
+        answer = self._get(workspace, "/api/2.0/mlflow/registered-models/alias", name=WS_MODEL, alias="production")
+        assert answer.status_code == 400 and "not supported" in answer.json()["message"]
+
+    def test_bad_credentials_forged_page_tokens_and_injected_throttling(self, uc):
+        assert self._get(uc, UC_SEARCH, token="dapi-wrong").status_code == 401
+        assert self._get(uc, UC_SEARCH, page_token="MTA6Zm9yZ2Vk").json()["message"] == "Invalid page token."
+        token = self._get(uc, UC_SEARCH, max_results=5).json()["next_page_token"]
+        assert len(self._get(uc, UC_SEARCH, max_results=5, page_token=token).json()["registered_models"]) == 5
+        uc.fail(UC_SEARCH, 429, times=1, retry_after=3)
+        throttled = self._get(uc, UC_SEARCH)
+        assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "3"
+        assert self._get(uc, UC_SEARCH).status_code == 200
