@@ -284,6 +284,11 @@ MLFLOW_UI_URL = env_str("MLFLOW_UI_URL")
 MLFLOW_HTTP_TIMEOUT = env_int("MLFLOW_HTTP_REQUEST_TIMEOUT", 10)
 MLFLOW_HTTP_RETRIES = env_int("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 1)
 REGISTRY_PAGE_SIZE = env_int("REGISTRY_PAGE_SIZE", 25)
+# Databricks: how long one registry call may keep retrying (429/503, honouring Retry-After) in a page
+# request, and in a Celery worker. MLflow's own default is 500 s.
+DATABRICKS_RETRY_SECONDS = env_int("DATABRICKS_RETRY_SECONDS", 15)
+DATABRICKS_WORKER_RETRY_SECONDS = env_int("DATABRICKS_WORKER_RETRY_SECONDS", 120)
+REGISTRY_MODEL_CACHE_SECONDS = env_int("REGISTRY_MODEL_CACHE_SECONDS", 30)  # aliases/tags of listed UC models
 REGISTRY_CACHE_SECONDS = env_int("REGISTRY_CACHE_SECONDS", 300)
 
 # ---------------------------------------------------------------------------- deployments

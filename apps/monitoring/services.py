@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from apps.accounts.permissions import CHANGE_DRIFT_THRESHOLDS, SET_DRIFT_BASELINE, require
 from apps.accounts.services import audit_changes, audit_record
 from apps.common.api import if_match_check
-from apps.common.errors import ApplicationError, NotFoundError
+from apps.common.errors import ApplicationError, NotFoundError, UnavailableError
 from apps.monitoring.drift import profile_build
 from apps.monitoring.models import Baseline, DriftThresholds
 from apps.monitoring.uploads import upload_kind
@@ -88,11 +88,16 @@ def baseline_ensure(*, model_name: str, model_version: str) -> Baseline:
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = client.download_run_artifact(version.run_id, REFERENCE_ARTIFACT, tmp)
-        except ApplicationError:
+        except NotFoundError as exc:  # the file, or the run in this workspace, is missing
             raise NotFoundError(
                 f"The run of {model_name} v{model_version} has no reference data set ({REFERENCE_ARTIFACT}): "
-                "log one with the run, or upload one on the monitoring page, to see drift.",
+                f"{exc.message} Log one with the run, or upload one on the monitoring page, to see drift.",
                 code="no_reference_data",
+            ) from None
+        except UnavailableError as exc:  # an outage or refused credentials: say which, never "no data"
+            raise UnavailableError(
+                f"The reference data of {model_name} v{model_version} cannot be read now: {exc.message}",
+                code=exc.code,
             ) from None
         frame = read_table(Path(path).read_bytes(), filename=REFERENCE_ARTIFACT)
     try:

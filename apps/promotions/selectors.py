@@ -167,7 +167,9 @@ def promotion_comparison_get(*, promotion: PromotionRequest) -> Comparison:
         candidate = registry.model_version_detail_get(name=promotion.model_name, version=promotion.version)
         live_version = live_revision.model_version if live_revision else None
         if live_version is None:
-            live_version = registry.registered_model_get(name=promotion.model_name).aliases.get(env.name)
+            live_version = registry.registered_model_get(name=promotion.model_name).aliases.get(
+                registry.environment_alias(env.name)
+            )
         live = None
         if live_version is not None:
             live = registry.model_version_detail_get(name=promotion.model_name, version=str(live_version))

@@ -22,7 +22,7 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.accounts.permissions import REQUEST_PROMOTION, decide_promotion, require
 from apps.accounts.services import audit_changes, audit_record
-from apps.common.errors import ApplicationError, ConflictError, ForbiddenError, NotFoundError
+from apps.common.errors import ApplicationError, ConflictError, ForbiddenError, NotFoundError, UnavailableError
 from apps.deployments.choices import DeploymentStatus
 from apps.deployments.models import Deployment, Environment, Revision
 from apps.deployments.selectors import environment_get
@@ -409,20 +409,33 @@ def promotion_execute(*, promotion: PromotionRequest | int, actor: User | None =
         registry_services.model_version_alias_set(
             name=promotion.model_name,
             version=promotion.version,
-            alias=env,
+            alias=registry.environment_alias(env),
             tags={
                 f"promotion.{env}.request": str(pk),
                 f"promotion.{env}.approvers": ",".join(approvers),
                 f"promotion.{env}.requested_by": promotion.requested_by.get_username(),
             },
         )
+    except ApplicationError as exc:
+        # A registry that refused the move (rather than one that is down) refuses it again: the error says so,
+        # and promotions.execute_approved stops retrying it; executing it by hand still tries again.
+        refused = not isinstance(exc, UnavailableError) or exc.code == "registry_forbidden"
+        return _execution_failed(pk, (REFUSED_PREFIX if refused else "") + exc.message)
+    try:
         return _execute(promotion, approvers, actor)
     except ApplicationError as exc:
-        logger.warning("promotion %s approved but not executed: %s", pk, exc.message)
-        PromotionRequest.objects.filter(pk=pk, status=PromotionStatus.APPROVED).update(
-            execution_error=exc.message[:2000], updated_at=timezone.now()
-        )
-        return _get(pk)
+        return _execution_failed(pk, exc.message)
+
+
+REFUSED_PREFIX = "The registry refused the alias move: "
+
+
+def _execution_failed(pk: int, message: str) -> PromotionRequest:
+    logger.warning("promotion %s approved but not executed: %s", pk, message)
+    PromotionRequest.objects.filter(pk=pk, status=PromotionStatus.APPROVED).update(
+        execution_error=message[:2000], updated_at=timezone.now()
+    )
+    return _get(pk)
 
 
 @transaction.atomic
@@ -484,6 +497,9 @@ def promotion_execute_approved() -> int:
     """Execute every approved request whose execution failed before (registry down, a rollout in progress).
     Returns how many executed now. Safe to run twice: ``promotion_execute`` is."""
     executed = 0
-    for pk in PromotionRequest.objects.filter(status=PromotionStatus.APPROVED).values_list("pk", flat=True):
+    approved = PromotionRequest.objects.filter(status=PromotionStatus.APPROVED)
+    # A move the registry refused (not one it could not take) is not retried: it would be refused forever.
+    retryable = approved.exclude(execution_error__startswith=REFUSED_PREFIX)
+    for pk in retryable.values_list("pk", flat=True):
         executed += promotion_execute(promotion=pk).status == PromotionStatus.EXECUTED
     return executed

@@ -15,8 +15,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.cache import cache
 
-from apps.common.errors import NotFoundError
-from apps.registry.client import get_client
+from apps.common.errors import ApplicationError, NotFoundError
+from apps.registry.client import alias_for_environment, get_client
 from apps.registry.types import ModelSummary, Page, RunInfo, Signature, VersionInfo
 
 __all__ = [
@@ -29,13 +29,22 @@ __all__ = [
     "runs_get",
     "signature_get",
     "registry_display_uri",
+    "registry_is_unity_catalog",
     "model_page_get",
     "model_files_get",
+    "environment_alias",
+    "model_cache_forget",
+    "models_get",
     "ModelPage",
     "VersionDetail",
 ]
 
 FINISHED_RUN_STATES = {"FINISHED", "FAILED", "KILLED"}
+
+
+def _canonical(name: str) -> str:
+    """Unity Catalog stores names lower-case and answers to any case: one cache entry per model."""
+    return name.lower() if settings.MLFLOW_REGISTRY_URI.startswith("databricks-uc") else name
 
 
 def _key(*parts: str) -> str:
@@ -47,16 +56,48 @@ def registry_display_uri() -> str:
     return get_client().display_uri
 
 
+def registry_is_unity_catalog() -> bool:
+    """Unity Catalog has no sort order and no stages; pages leave those choices out."""
+    return get_client().is_unity_catalog
+
+
 def registered_model_list(
     *, search: str = "", order: str = "updated", page_token: str | None = None, page_size: int | None = None
 ) -> Page[ModelSummary]:
-    return get_client().search_models(
+    client = get_client()
+    page = client.search_models(
         search=search.strip(), order=order, page_token=page_token, page_size=page_size or settings.REGISTRY_PAGE_SIZE
     )
+    if not client.is_unity_catalog or not page.items:
+        return page
+    # Unity Catalog's search has no aliases or tags: read each listed model (concurrently, briefly cached).
+    models = models_get(names=[m.name for m in page.items])
+    return Page(items=[models.get(m.name) or m for m in page.items], next_token=page.next_token)
+
+
+def models_get(*, names: list[str]) -> dict[str, ModelSummary | None]:
+    """Models by name, each from the cache for ``REGISTRY_MODEL_CACHE_SECONDS`` after its first read."""
+    keys = {name: _key("model", _canonical(name)) for name in names}
+    cached = cache.get_many(list(keys.values()))
+    found = {name: cached[key] for name, key in keys.items() if key in cached}
+    missing = [name for name in names if name not in found]
+    fetched = get_client().get_models(missing) if missing else {}
+    cache.set_many({keys[n]: m for n, m in fetched.items() if m}, timeout=settings.REGISTRY_MODEL_CACHE_SECONDS)
+    return {**found, **fetched}
+
+
+def model_cache_forget(*, name: str) -> None:
+    """Drop the cached aliases/tags of a model after we moved one of them."""
+    cache.delete(_key("model", _canonical(name)))
 
 
 def registered_model_get(*, name: str) -> ModelSummary:
     return get_client().get_model(name)
+
+
+def environment_alias(environment: str) -> str:
+    """The alias a promotion to ``environment`` moves in this registry (Unity Catalog: no ``-``, lower-case)."""
+    return alias_for_environment(environment, unity_catalog=get_client().is_unity_catalog)
 
 
 def model_version_list(*, name: str, page_token: str | None = None, page_size: int | None = None) -> Page[VersionInfo]:
@@ -92,7 +133,7 @@ def run_get(*, run_id: str) -> RunInfo:
 
 def signature_get(*, name: str, version: str) -> Signature | None:
     """The signature logged with a model version. A version's files never change, so it is cached long."""
-    key = _key("signature", name, version)
+    key = _key("signature", _canonical(name), version)
     hit = cache.get(key, default=...)
     if hit is not ...:
         return hit
@@ -104,7 +145,8 @@ def signature_get(*, name: str, version: str) -> Signature | None:
 def model_files_get(*, name: str, version: str, cache_dir: Path) -> Path:
     """A local copy of a version's model directory. Versions never change, so one download serves every
     rollout; the copy appears atomically, so a worker killed mid-download leaves no half directory."""
-    digest = hashlib.sha256(f"{settings.MLFLOW_REGISTRY_URI}\x1f{name}\x1f{version}".encode()).hexdigest()[:16]
+    digest = hashlib.sha256(f"{settings.MLFLOW_REGISTRY_URI}\x1f{_canonical(name)}\x1f{version}".encode()).hexdigest()
+    digest = digest[:16]
     final = cache_dir / digest
     if (final / "MLmodel").is_file():
         return final
@@ -129,6 +171,16 @@ class ModelPage:
     metric_names: list[str]
     signature: Signature | None
     signature_version: str | None
+    signature_error: str = ""  # why the signature could not be read (the version's files are unreadable)
+
+
+def signature_or_reason(*, name: str, version: str) -> tuple[Signature | None, str]:
+    """The signature, or why it cannot be read: a version whose files are unreadable (storage SDK missing,
+    storage refusing us) still shows, with its signature marked unavailable, instead of failing the page."""
+    try:
+        return signature_get(name=name, version=version), ""
+    except ApplicationError as exc:
+        return None, exc.message
 
 
 MAX_METRIC_COLUMNS = 6
@@ -146,8 +198,8 @@ def model_page_get(*, name: str, page_token: str | None = None) -> ModelPage:
     runs = runs_get(run_ids=[v.run_id for v in versions.items if v.run_id])
     metric_names = sorted({m for run in runs.values() if run for m in run.metrics})[:MAX_METRIC_COLUMNS]
     signature_version = model.latest_version or (versions.items[0].version if versions.items else None)
-    signature = signature_get(name=name, version=signature_version) if signature_version else None
-    return ModelPage(model, versions, runs, metric_names, signature, signature_version)
+    signature, reason = signature_or_reason(name=name, version=signature_version) if signature_version else (None, "")
+    return ModelPage(model, versions, runs, metric_names, signature, signature_version, reason)
 
 
 @dataclass(frozen=True)
@@ -155,9 +207,11 @@ class VersionDetail:
     version: VersionInfo
     run: RunInfo | None
     signature: Signature | None
+    signature_error: str = ""
 
 
 def model_version_detail_get(*, name: str, version: str) -> VersionDetail:
     info = model_version_get(name=name, version=version)
     run = runs_get(run_ids=[info.run_id]).get(info.run_id) if info.run_id else None
-    return VersionDetail(version=info, run=run, signature=signature_get(name=name, version=info.version))
+    signature, reason = signature_or_reason(name=name, version=info.version)
+    return VersionDetail(version=info, run=run, signature=signature, signature_error=reason)

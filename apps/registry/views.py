@@ -90,7 +90,7 @@ def model_list(request: HttpRequest) -> HttpResponse:
             "models": [_model_row(model, timezone.now()) for model in page.items],
             "search": search,
             "order": order,
-            "orders": ORDER_LABELS,
+            "orders": {} if selectors.registry_is_unity_catalog() else ORDER_LABELS,
             "page_number": cursor.number,
             "next_query": cursor.next_query(request.GET, page.next_token),
             "previous_query": cursor.previous_query(request.GET),

@@ -65,6 +65,9 @@ class VersionSerializer(serializers.Serializer):
 class VersionDetailSerializer(VersionSerializer):
     run = RunSerializer(allow_null=True)
     signature = SignatureSerializer(allow_null=True)
+    signature_error = serializers.CharField(
+        help_text="Why the signature is null although the version may have one (its files cannot be read)."
+    )
 
 
 def paginated(serializer: type[serializers.Serializer], name: str) -> type[serializers.Serializer]:

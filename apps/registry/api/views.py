@@ -92,7 +92,12 @@ class VersionDetailApi(APIView):
     @extend_schema(operation_id="models_versions_retrieve", responses=s.VersionDetailSerializer)
     def get(self, request: Request, name: str, version: str) -> Response:
         detail = selectors.model_version_detail_get(name=name, version=version)
-        data = {**asdict(detail.version), "run": detail.run, "signature": detail.signature}
+        data = {
+            **asdict(detail.version),
+            "run": detail.run,
+            "signature": detail.signature,
+            "signature_error": detail.signature_error,
+        }
         return Response(s.VersionDetailSerializer(data).data)
 
 
