@@ -156,7 +156,8 @@ class DatabricksPagesTests:
 
     def test_status_reports_the_registry_reachable(self, carol_client, databricks):
         response = carol_client.get("/status/")
-        assert response.status_code == 200 and response.context["status"].registry_ok
+        registry = next(check for check in response.context["checks"] if check.name == "MLflow registry")
+        assert response.status_code == 200 and registry.ok and registry.state == "reachable"
 
     def test_refused_credentials_are_a_503_saying_so(self, carol_client, databricks, monkeypatch):
         emu, _ = databricks
