@@ -42,7 +42,10 @@ class DeploymentCreateTests:
 
     @pytest.mark.parametrize("persona", ["carol", "bob"])
     def test_viewers_and_reviewers_may_not_deploy(self, persona, request, environments, registry):
-        with pytest.raises(ForbiddenError, match=r"Only ML leads and admins of dev may deploy; (carol is viewer|bob is reviewer) there\."):
+        with pytest.raises(
+            ForbiddenError,
+            match=r"Only ML leads and admins of dev may deploy; (carol is viewer|bob is reviewer) there\.",
+        ):
             _deploy(request.getfixturevalue(persona))
         assert not Revision.objects.exists()
 

@@ -48,7 +48,10 @@ class DeployFromTheVersionPageTests:
             {"model": "credit-default", "version": "2", "environment": "dev"},
             follow=True,
         )
-        assert b"Only ML leads and admins of dev may deploy; carol is viewer there." in response.content and not Revision.objects.exists()
+        assert (
+            b"Only ML leads and admins of dev may deploy; carol is viewer there." in response.content
+            and not Revision.objects.exists()
+        )
 
 
 class DeploymentPagesTests:

@@ -63,7 +63,9 @@ class PromotionRequestTests:
             _request(alice, version="99")
 
     def test_an_unknown_environment_is_named(self, alice, environments, promo_registry):
-        with pytest.raises(ApplicationError, match="Unknown environment 'qa'; expected one of dev, staging, production"):
+        with pytest.raises(
+            ApplicationError, match="Unknown environment 'qa'; expected one of dev, staging, production"
+        ):
             _request(alice, environment="qa")
 
     def test_an_ungated_environment_needs_no_promotion(self, alice, environments, promo_registry):
