@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -45,9 +46,10 @@ def storage(build_env, tmp_path_factory) -> dict[str, str]:
     """A container storage of these tests' own, holding the setup script's base image under the Dockerfile's
     default base name too (``_build`` assembles contexts with the default base)."""
     root = tmp_path_factory.mktemp("storage")
+    runroot = tempfile.mkdtemp(prefix="mp-run-")  # podman refuses an overlay runroot longer than 50 characters
     shared = images.storage()
     driver = shared["storage_driver"]
-    flags = {"root": str(root / "root"), "runroot": str(root / "run"), "storage_driver": driver}
+    flags = {"root": str(root / "root"), "runroot": runroot, "storage_driver": driver}
     buildah = ["buildah", "--root", flags["root"], "--runroot", flags["runroot"], "--storage-driver", driver]
     source = f"containers-storage:[{driver}@{shared['root']}+{shared['runroot']}]{SETUP_BASE_IMAGE}"
     images.run(*buildah, "pull", "-q", source)
@@ -55,6 +57,7 @@ def storage(build_env, tmp_path_factory) -> dict[str, str]:
     yield flags
     subprocess.run([*buildah, "rmi", "--all", "--force"], capture_output=True, timeout=300)
     shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(runroot, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
