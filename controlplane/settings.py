@@ -229,7 +229,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["apps.common.parsers.JSONParser"],  # JSON nested at most json_input.MAX_DEPTH
     "DEFAULT_SCHEMA_CLASS": "apps.common.api.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "apps.common.paging.Pagination",
     "PAGE_SIZE": 25,

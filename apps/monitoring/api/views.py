@@ -5,13 +5,14 @@ import dataclasses
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.choices import AuditSource
 from apps.common.api import IF_MATCH
+from apps.common.parsers import JSONParser
 from apps.deployments.selectors import deployment_get
 from apps.monitoring import selectors, services, uploads
 from apps.monitoring.types import WINDOWS, window_get
