@@ -27,6 +27,7 @@ from mlflow.protos.databricks_pb2 import (
 from apps.common.errors import ApplicationError, NotFoundError, UnavailableError
 from apps.common.uris import mask_uri, mask_uris_in
 from apps.registry.types import ColumnSpec, ModelSummary, Page, RunInfo, Signature, VersionInfo
+from apps.registry.versions import version_number_check
 
 __all__ = ["RegistryClient", "get_client"]
 
@@ -196,8 +197,7 @@ class RegistryClient:
         return Page(items=[self._version(mv) for mv in result], next_token=result.token or None)
 
     def get_version(self, name: str, version: str) -> VersionInfo:
-        if not version.isdigit():
-            raise NotFoundError(f"Version {version!r} of model {name!r} was not found: versions are numbers.")
+        version_number_check(name, version)  # 404 for what no registry can hold, before asking
         with self._errors(f"Version {version} of model {name!r}"):
             return self._version(self.client.get_model_version(name, version))
 
@@ -276,8 +276,7 @@ class RegistryClient:
 
         Safe to run twice: setting an alias or a tag to the value it has changes nothing.
         """
-        if not version.isdigit():
-            raise NotFoundError(f"Version {version!r} of model {name!r} was not found: versions are numbers.")
+        version_number_check(name, version)  # 404 for what no registry can hold, before asking
         with self._errors(f"Version {version} of model {name!r}"):
             for key, value in (tags or {}).items():
                 self.client.set_model_version_tag(name, version, key, str(value))
