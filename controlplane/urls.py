@@ -17,6 +17,7 @@ urlpatterns = [
     path("", common_views.home, name="home"),
     path("status/", common_views.system_status, name="status"),
     path("healthz", common_views.healthz, name="healthz"),
+    path("readyz", common_views.readyz, name="readyz"),
     path("accounts/", include("apps.accounts.urls")),
     path("audit/", include("apps.accounts.audit_urls")),
     path("", include("apps.registry.urls")),

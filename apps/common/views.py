@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
@@ -21,10 +21,20 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+@login_not_required
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness: 200 when the database and the task broker answer, else 503 naming what does not. The cache
+    is reported but not required (pages work without it)."""
+    checks = selectors.readiness_get()
+    ready = checks["database"] == "ok" and checks["broker"] == "ok"
+    return JsonResponse({"ready": ready, **checks}, status=200 if ready else 503)
+
+
+@require_GET
 def system_status(request: HttpRequest) -> HttpResponse:
     """What the control plane is connected to, and whether a worker is alive (a heartbeat is queued on each visit)."""
     broker_error = services.heartbeat_request()
-    context = {"status": selectors.system_status_get(), "broker_error": broker_error}
+    context = {"status": selectors.system_status_get(), "broker_error": broker_error, "cache": selectors.cache_state()}
     return render(request, "common/status.html", context)
 
 

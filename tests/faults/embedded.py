@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from django.conf import settings
 
 from tests.registries import Registry, free_port
 
@@ -46,6 +47,7 @@ def embedded_env(var_dir: Path, registry: Registry, **extra: str) -> dict[str, s
         MLFLOW_TRACKING_URI=registry.tracking_uri,
         MLFLOW_REGISTRY_URI=registry.tracking_uri,
         MLFLOW_ARTIFACT_ROOT=registry.artifact_root,
+        DJANGO_STATIC_ROOT=str(settings.STATIC_ROOT),  # collected once per session (tests/conftest.py)
         **extra,
     )
     return env
