@@ -24,8 +24,11 @@ def healthz(request: HttpRequest) -> HttpResponse:
 @login_not_required
 def readyz(request: HttpRequest) -> JsonResponse:
     """Readiness: 200 when the database and the task broker answer, else 503 naming what does not. The cache
-    is reported but not required (pages work without it)."""
-    checks = selectors.readiness_get()
+    is reported but not required (pages work without it). Each is "ok" or "unavailable" (cache: "local" too)."""
+    # Public for probes: states only; the reasons are on the status page, for signed-in users.
+    checks = {
+        name: state if state in ("ok", "local") else "unavailable" for name, state in selectors.readiness_get().items()
+    }
     ready = checks["database"] == "ok" and checks["broker"] == "ok"
     return JsonResponse({"ready": ready, **checks}, status=200 if ready else 503)
 

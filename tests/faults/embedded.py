@@ -1,5 +1,6 @@
-"""The control plane as its embedded default runs it (SQLite database, unless told otherwise), served by a real
-gunicorn process on loopback: for tests about what several processes and threads do to one database."""
+"""Real servers for fault tests: a Redis server of a test's own (:func:`redis_server`), and the control plane as
+its embedded default runs it (SQLite database unless told otherwise) served by a real gunicorn process on
+loopback (:func:`gunicorn`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
 import requests
 from django.conf import settings
 
@@ -98,3 +100,23 @@ def gunicorn(
             process.kill()
             process.wait(timeout=5)
         log.close()
+
+
+@contextlib.contextmanager
+def redis_server(port: int, directory) -> Iterator[subprocess.Popen]:
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        + ["--dir", str(directory)],
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        with contextlib.suppress(redis.ConnectionError):
+            if client.ping():
+                break
+        time.sleep(0.1)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
