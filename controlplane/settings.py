@@ -406,6 +406,8 @@ MONITORING_BASELINE_BINS = env_int("MONITORING_BASELINE_BINS", 10)  # quantile b
 MONITORING_BASELINE_TOP_K = env_int("MONITORING_BASELINE_TOP_K", 10)  # categories kept before "other"
 MONITORING_MIN_ROWS = env_int("MONITORING_MIN_ROWS", 100)  # fewer sampled rows: PSI is too noisy to judge
 MONITORING_BASELINE_MAX_UPLOAD_BYTES = env_int("MONITORING_BASELINE_MAX_UPLOAD_BYTES", 100 * 2**20)  # baseline files
+MONITORING_BASELINE_MAX_ROWS = env_int("MONITORING_BASELINE_MAX_ROWS", 1_000_000)  # rows a baseline file may decode to
+MONITORING_BASELINE_MAX_DECODED_BYTES = env_int("MONITORING_BASELINE_MAX_DECODED_BYTES", 512 * 2**20)  # and memory
 # --- end monitoring
 
 # ---------------------------------------------------------------------------- logging

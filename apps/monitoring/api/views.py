@@ -156,7 +156,10 @@ class DeploymentBaselineUploadApi(APIView):
         responses={
             201: OutputSerializer,
             **ERRORS,
-            413: OpenApiResponse(description="The file is larger than MONITORING_BASELINE_MAX_UPLOAD_BYTES."),
+            413: OpenApiResponse(
+                description="The file is larger than MONITORING_BASELINE_MAX_UPLOAD_BYTES, or decodes to more than "
+                "MONITORING_BASELINE_MAX_ROWS rows or MONITORING_BASELINE_MAX_DECODED_BYTES."
+            ),
             415: OpenApiResponse(description="The file is neither CSV text nor Parquet (by its content)."),
         },
     )
