@@ -108,6 +108,16 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default takes concurrent writers (several web threads and the worker): write-ahead logging so
+    # readers never block the writer, and every transaction takes the write lock at BEGIN (IMMEDIATE), waiting up
+    # to SQLITE_BUSY_TIMEOUT seconds for it, instead of failing "database is locked" when two upgrade at once.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env_int("SQLITE_BUSY_TIMEOUT", 20),
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        **DATABASES["default"].get("OPTIONS", {}),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
@@ -138,7 +148,8 @@ STORAGES = {
 
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env_str("REDIS_URL")}
+        # Degrades to no cache while Redis is down (apps/common/cache.py): pages and sign-in keep working.
+        {"BACKEND": "apps.common.cache.DegradingRedisCache", "LOCATION": env_str("REDIS_URL")}
         if env_str("REDIS_URL")
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
@@ -159,7 +170,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the kubelet probes over plain HTTP
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # the kubelet probes over plain HTTP
 SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
@@ -230,7 +241,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["apps.common.parsers.JSONParser"],  # JSON nested at most json_input.MAX_DEPTH
     "DEFAULT_SCHEMA_CLASS": "apps.common.api.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "apps.common.paging.Pagination",
     "PAGE_SIZE": 25,
@@ -271,6 +282,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 1800)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 1900)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker outlives a broker restart: it reconnects for as long as it takes (None: no limit), instead of
+# exiting with "Unrecoverable error" after the default 100 tries. The container restart policy is the backstop.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_CONNECTION_TIMEOUT = env_int("CELERY_BROKER_CONNECTION_TIMEOUT", 4)
+# A web request that publishes while the broker is down fails fast (the row stays queued; requeue_stuck sends it).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 # ---------------------------------------------------------------------------- MLflow registry
@@ -409,6 +427,8 @@ MONITORING_BASELINE_BINS = env_int("MONITORING_BASELINE_BINS", 10)  # quantile b
 MONITORING_BASELINE_TOP_K = env_int("MONITORING_BASELINE_TOP_K", 10)  # categories kept before "other"
 MONITORING_MIN_ROWS = env_int("MONITORING_MIN_ROWS", 100)  # fewer sampled rows: PSI is too noisy to judge
 MONITORING_BASELINE_MAX_UPLOAD_BYTES = env_int("MONITORING_BASELINE_MAX_UPLOAD_BYTES", 100 * 2**20)  # baseline files
+MONITORING_BASELINE_MAX_ROWS = env_int("MONITORING_BASELINE_MAX_ROWS", 1_000_000)  # rows a baseline file may decode to
+MONITORING_BASELINE_MAX_DECODED_BYTES = env_int("MONITORING_BASELINE_MAX_DECODED_BYTES", 512 * 2**20)  # and memory
 # --- end monitoring
 
 # ---------------------------------------------------------------------------- logging

@@ -20,6 +20,7 @@ urlpatterns = [
     path("", require_GET(RedirectView.as_view(pattern_name="registry:model_list")), name="home"),
     path("status/", common_views.system_status, {"checks": STATUS_CHECKS}, name="status"),
     path("healthz", common_views.healthz, name="healthz"),
+    path("readyz", common_views.readyz, name="readyz"),
     path("accounts/", include("apps.accounts.urls")),
     path("audit/", include("apps.accounts.audit_urls")),
     path("", include("apps.registry.urls")),

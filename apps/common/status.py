@@ -16,9 +16,17 @@ from django.utils.timesince import timesince
 
 from apps.common.models import WorkerHeartbeat
 from apps.common.services import heartbeat_request
-from apps.common.uris import mask_uri
+from apps.common.uris import mask_uri, mask_uris_in
 
-__all__ = ["StatusCheck", "database_status", "broker_status", "worker_status", "WORKER_FRESH"]
+__all__ = [
+    "StatusCheck",
+    "database_status",
+    "broker_status",
+    "cache_status",
+    "worker_status",
+    "readiness_get",
+    "WORKER_FRESH",
+]
 
 WORKER_FRESH = timedelta(minutes=2)
 
@@ -70,3 +78,47 @@ def worker_status() -> StatusCheck:
         detail=f"last heartbeat {timesince(seen)} ago" if seen else "no heartbeat yet",
         severe=False,
     )
+
+
+def cache_state() -> str:
+    """ "ok", "unreachable" (Redis down: pages run without a cache) or "local" (an in-process cache)."""
+    from django.core.cache import cache
+
+    available = getattr(cache, "available", None)
+    if available is None:
+        return "local"
+    return "ok" if available() else "unreachable"
+
+
+def cache_status() -> StatusCheck:
+    """The cache is not required: without Redis, pages and sign-in work uncached (slower) until it is back."""
+    state = cache_state()
+    if state == "unreachable":
+        return StatusCheck(
+            name="Cache",
+            ok=False,
+            state="degraded: no cache",
+            error="Redis is unreachable: pages and sign-in work without the cache (slower) until it is back.",
+            severe=False,
+        )
+    return StatusCheck(name="Cache", ok=True, state="working", detail="in-process" if state == "local" else "Redis")
+
+
+def readiness_get() -> dict[str, str]:
+    """ "ok" or the reason, per backing service a request needs: the database, the broker, the cache."""
+    from celery import current_app
+
+    checks = {}
+    try:
+        connection.ensure_connection()
+        checks["database"] = "ok"
+    except Exception as exc:  # any driver error means not ready
+        checks["database"] = mask_uris_in(f"{type(exc).__name__}: {exc}")[:300]
+    try:
+        with current_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+        checks["broker"] = "ok"
+    except Exception as exc:  # kombu raises many kinds
+        checks["broker"] = mask_uris_in(f"{type(exc).__name__}: {exc}")[:300]
+    checks["cache"] = cache_state()
+    return checks

@@ -3,11 +3,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from apps.common.status import StatusCheck
+from apps.common.status import StatusCheck, readiness_get
 
 
 @require_GET
@@ -15,6 +15,17 @@ from apps.common.status import StatusCheck
 def healthz(request: HttpRequest) -> HttpResponse:
     """Liveness for load balancers and Kubernetes probes; says nothing about the system."""
     return HttpResponse("ok", content_type="text/plain")
+
+
+@require_GET
+@login_not_required
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness: 200 when the database and the task broker answer, else 503 naming what does not. The cache
+    is reported but not required (pages work without it). Each is "ok" or "unavailable" (cache: "local" too)."""
+    # Public for probes: states only; the reasons are on the status page, for signed-in users.
+    checks = {name: state if state in ("ok", "local") else "unavailable" for name, state in readiness_get().items()}
+    ready = checks["database"] == "ok" and checks["broker"] == "ok"
+    return JsonResponse({"ready": ready, **checks}, status=200 if ready else 503)
 
 
 @require_GET

@@ -6,6 +6,7 @@ work only once that transaction has committed.
 
 from __future__ import annotations
 
+import logging
 import re
 
 from django.db import IntegrityError, transaction
@@ -42,6 +43,8 @@ DEPLOY_STEPS = [
     StepName.LIVE,
 ]
 ROLLBACK_STEPS = [StepName.APPLY, StepName.ROLLOUT, StepName.SMOKE_TEST, StepName.LIVE]
+
+logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -90,7 +93,18 @@ def revision_enqueue(revision: Revision) -> None:
     from apps.deployments.tasks import revision_run as revision_run_task
 
     revision_id = revision.pk
-    transaction.on_commit(lambda: revision_run_task.apply_async(kwargs={"revision_id": revision_id}))
+    transaction.on_commit(lambda: _publish(revision_run_task, revision_id=revision_id))
+
+
+def _publish(task, **kwargs: object) -> None:
+    """Send ``task`` now if the broker takes it; if not, the row stays queued (it is the truth) and
+    ``requeue_stuck`` sends it once the broker is back. The request still answers 202."""
+    try:
+        task.apply_async(kwargs=kwargs)
+    except Exception as exc:  # kombu and redis raise many kinds; none may undo a committed request
+        logger.warning(
+            "broker unreachable (%s): %s %s stays queued until requeued", type(exc).__name__, task.name, kwargs
+        )
 
 
 def idempotency_key_reused(key: str, used_for: str) -> ConflictError:
@@ -323,5 +337,5 @@ def deployment_delete(*, actor: User, deployment: Deployment, idempotency_key: s
         ),
     )
     deployment_id = deployment.pk
-    transaction.on_commit(lambda: tear_down_task.apply_async(kwargs={"deployment_id": deployment_id}))
+    transaction.on_commit(lambda: _publish(tear_down_task, deployment_id=deployment_id))
     return deployment

@@ -3,7 +3,6 @@ drift thresholds. Each user write checks the role and records an audit event in 
 
 from __future__ import annotations
 
-import io
 import logging
 import tempfile
 from pathlib import Path
@@ -19,7 +18,7 @@ from apps.common.api import if_match_check
 from apps.common.errors import ApplicationError, NotFoundError, UnavailableError
 from apps.monitoring.drift import profile_build
 from apps.monitoring.models import Baseline, DriftThresholds
-from apps.monitoring.uploads import upload_kind
+from apps.monitoring.uploads import table_read, upload_kind
 
 __all__ = [
     "REFERENCE_ARTIFACT",
@@ -41,10 +40,9 @@ def read_table(data: bytes, *, filename: str = "") -> pd.DataFrame:
     type and a name that matches the content are checked first)."""
     kind = upload_kind(data, filename=filename)
     try:
-        if kind == "parquet":
-            frame = pd.read_parquet(io.BytesIO(data))
-        else:
-            frame = pd.read_csv(io.BytesIO(data))
+        frame = table_read(data, kind, filename=filename)  # within the row and memory limits
+    except ApplicationError:
+        raise
     except Exception as exc:  # pandas raises many kinds of parse errors
         raise ApplicationError(
             f"{filename or 'The file'} is neither a Parquet file nor a CSV file with a header: {exc}",

@@ -1,10 +1,14 @@
 """Checks of an uploaded baseline file before anything parses it: its size, and by its bytes (not its name) that
-it is a Parquet file or CSV text. Each refusal is a 4xx naming what is wrong."""
+it is a Parquet file or CSV text; then reading it within limits on rows and decoded memory (:func:`table_read`),
+checked before the table is materialised. Each refusal is a 4xx naming what is wrong."""
 
 from __future__ import annotations
 
+import io
 from pathlib import PurePath
 
+import pandas as pd
+import pyarrow.parquet as pq
 from django.conf import settings
 
 from apps.common.errors import ApplicationError
@@ -14,10 +18,14 @@ __all__ = [
     "FileTooLargeError",
     "UnsupportedFileError",
     "max_upload_bytes",
+    "table_read",
     "upload_kind",
 ]
 
 DEFAULT_MAX_UPLOAD_BYTES = 100 * 2**20
+DEFAULT_MAX_ROWS = 1_000_000
+DEFAULT_MAX_DECODED_BYTES = 512 * 2**20
+CSV_CHUNK_ROWS = 50_000
 PARQUET_MAGIC = b"PAR1"
 EXTENSIONS = {".csv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
 # what people upload by mistake, recognised by its first bytes
@@ -94,3 +102,46 @@ def upload_kind(data: bytes, *, filename: str = "", size: int | None = None) -> 
     if extension and EXTENSIONS[extension] != kind:
         raise UnsupportedFileError(f"{name} is named like a {EXTENSIONS[extension]} file but its content is {kind}.")
     return kind
+
+
+def _limits() -> tuple[int, int]:
+    """``MONITORING_BASELINE_MAX_ROWS`` (default 1,000,000) and ``MONITORING_BASELINE_MAX_DECODED_BYTES`` (512 MiB)."""
+    return (
+        int(getattr(settings, "MONITORING_BASELINE_MAX_ROWS", DEFAULT_MAX_ROWS)),
+        int(getattr(settings, "MONITORING_BASELINE_MAX_DECODED_BYTES", DEFAULT_MAX_DECODED_BYTES)),
+    )
+
+
+def _check(name: str, rows: int, decoded: int, *, at_least: bool = False) -> None:
+    max_rows, max_bytes = _limits()
+    more = "more than " if at_least else ""
+    if rows > max_rows:
+        raise FileTooLargeError(
+            f"{name} holds {more}{rows:,} rows; a baseline file may hold at most {max_rows:,} rows "
+            "(a random sample of that size profiles as well).",
+            extra={"max_rows": max_rows},
+        )
+    if decoded > max_bytes:
+        raise FileTooLargeError(
+            f"{name} decodes to more than {_size_text(max_bytes)} in memory; send fewer rows or columns.",
+            extra={"max_decoded_bytes": max_bytes},
+        )
+
+
+def table_read(data: bytes, kind: str, *, filename: str = "") -> pd.DataFrame:
+    """The table in ``data`` (``kind`` from :func:`upload_kind`), refused (413) past the row or memory limit before
+    it is materialised: a Parquet file by its metadata, a CSV file chunk by chunk. Parse errors propagate."""
+    name = filename or "The file"
+    if kind == "parquet":
+        parquet = pq.ParquetFile(io.BytesIO(data))
+        meta = parquet.metadata
+        stored = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        _check(name, meta.num_rows, max(stored, meta.num_rows * max(meta.num_columns, 1) * 8))
+        return parquet.read().to_pandas()
+    chunks, rows, decoded = [], 0, 0
+    for chunk in pd.read_csv(io.BytesIO(data), chunksize=CSV_CHUNK_ROWS):
+        rows += len(chunk)
+        decoded += int(chunk.memory_usage(deep=True).sum())
+        _check(name, rows, decoded, at_least=True)
+        chunks.append(chunk)
+    return pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame()

@@ -33,6 +33,7 @@ from apps.common.errors import ApplicationError, NotFoundError, UnavailableError
 from apps.common.uris import mask_uri, mask_uris_in
 from apps.registry.credentials import workload_identity_apply
 from apps.registry.types import ColumnSpec, ModelSummary, Page, RunInfo, Signature, VersionInfo
+from apps.registry.versions import version_number_check
 
 __all__ = ["RegistryClient", "get_client", "alias_for_environment", "use_worker_budget"]
 
@@ -290,8 +291,7 @@ class RegistryClient:
         return Page(items=items, next_token=result.token or None)
 
     def get_version(self, name: str, version: str) -> VersionInfo:
-        if not version.isdigit():
-            raise NotFoundError(f"Version {version!r} of model {name!r} was not found: versions are numbers.")
+        version_number_check(name, version)  # 404 for what no registry can hold, before asking
         with self._errors(f"Version {version} of model {name!r}"):
             return self._version(self.client.get_model_version(name, version))
 
@@ -393,9 +393,7 @@ class RegistryClient:
         workspace registry, which has no aliases, the alias is the model tag ``modelplane.alias.<alias>``.
         Safe to run twice: setting an alias or a tag to the value it has changes nothing.
         """
-        if not version.isdigit():
-            raise NotFoundError(f"Version {version!r} of model {name!r} was not found: versions are numbers.")
-        self.get_version(name, version)
+        self.get_version(name, version)  # checks the number (404 for what no registry can hold), then that it exists
         with self._errors(f"Version {version} of model {name!r}"):
             for key, value in (tags or {}).items():
                 self.client.set_model_version_tag(name, version, key, str(value))

@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
-__all__ = ["VERSION_PATTERN", "VERSION_MESSAGE"]
+from apps.common.errors import NotFoundError
+
+__all__ = ["MAX_VERSION", "VERSION_MESSAGE", "VERSION_PATTERN", "version_number_check"]
 
 # MLflow numbers a model's versions 1, 2, 3, ...; nine digits keep them within a 32-bit integer.
 VERSION_PATTERN = r"^\d{1,9}$"
 VERSION_MESSAGE = "A version is a number, like 3."
+
+# The largest version a registry can hold (MLflow stores it as a 32-bit integer); a larger number is not found.
+MAX_VERSION = 2**31 - 1
+
+
+def version_number_check(name: str, version: str) -> None:
+    """Refuse (404, saying why) a version no registry can hold, before asking one: a database-backed registry
+    fails on a number past its integer range and an MLflow server answers 500, which read as an outage."""
+    if not version.isdigit():
+        raise NotFoundError(f"Version {version!r} of model {name!r} was not found: versions are numbers.")
+    if int(version) > MAX_VERSION:
+        raise NotFoundError(
+            f"Version {version[:40]} of model {name!r} was not found: versions are numbers at most {MAX_VERSION}."
+        )

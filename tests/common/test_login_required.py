@@ -6,7 +6,7 @@ import pytest
 from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, reverse
 
 # The only URLs an anonymous visitor may open: the login forms, the two steps of SSO, and the liveness probe.
-PUBLIC = {"accounts:login", "accounts:oidc_login", "accounts:oidc_callback", "admin:login", "healthz"}
+PUBLIC = {"accounts:login", "accounts:oidc_login", "accounts:oidc_callback", "admin:login", "healthz", "readyz"}
 SAMPLE_VALUES = ("1", "x", "accounts")
 
 

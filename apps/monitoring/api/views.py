@@ -5,12 +5,13 @@ import dataclasses
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.common.api import IF_MATCH
+from apps.common.parsers import JSONParser
 from apps.deployments.selectors import deployment_get
 from apps.monitoring import selectors, services, uploads
 from apps.monitoring.types import WINDOWS, window_get
@@ -153,7 +154,10 @@ class DeploymentBaselineUploadApi(APIView):
         responses={
             201: OutputSerializer,
             **ERRORS,
-            413: OpenApiResponse(description="The file is larger than MONITORING_BASELINE_MAX_UPLOAD_BYTES."),
+            413: OpenApiResponse(
+                description="The file is larger than MONITORING_BASELINE_MAX_UPLOAD_BYTES, or decodes to more than "
+                "MONITORING_BASELINE_MAX_ROWS rows or MONITORING_BASELINE_MAX_DECODED_BYTES."
+            ),
             415: OpenApiResponse(description="The file is neither CSV text nor Parquet (by its content)."),
         },
     )
