@@ -40,7 +40,7 @@ def test_the_status_page_shows_each_composed_check_and_says_what_is_down(carol_c
     response = carol_client.get("/status/")
     assert response.status_code == 200
     checks = {check.name: check for check in response.context["checks"]}
-    assert list(checks) == ["Database", "MLflow registry", "Task broker", "Worker"]
+    assert list(checks) == ["Database", "MLflow registry", "Task broker", "Cache", "Worker"]
     assert len(STATUS_CHECKS) == len(checks) and all(isinstance(c, StatusCheck) for c in checks.values())
     registry = checks["MLflow registry"]
     assert (registry.ok, registry.state, registry.pill) == (False, "unreachable", "bad") and registry.error

@@ -59,7 +59,7 @@ def test_the_status_page_queues_a_heartbeat_that_a_real_worker_runs(worker, caro
     assert beat.worker
     page = carol_client.get(reverse("status"))
     checks = _checks(page)
-    assert list(checks) == ["Database", "MLflow registry", "Task broker", "Worker"]
+    assert list(checks) == ["Database", "MLflow registry", "Task broker", "Cache", "Worker"]
     assert checks["Worker"].ok and b"alive" in page.content
     assert checks["MLflow registry"].ok and checks["Task broker"].ok
 

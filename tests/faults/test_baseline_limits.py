@@ -15,8 +15,6 @@ from rest_framework.test import APIClient
 
 from apps.accounts.services import api_token_create
 from apps.monitoring.models import Baseline
-from tests.deployments.conftest import environments  # noqa: F401 - fixture
-from tests.monitoring.conftest import deployment  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,6 @@ from rest_framework.test import APIClient
 from apps.accounts.services import api_token_create
 from apps.common.forms import JSONField
 from apps.common.json_input import MAX_DEPTH
-from tests.deployments.conftest import environments  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +36,7 @@ WRITES = [
 
 @pytest.fixture
 def deployment(environments, alice):  # noqa: F811
-    from tests.promotions.conftest import make_live
+    from tests.promotions.helpers import make_live
 
     return make_live(environments["dev"], "1").deployment
 
