@@ -367,8 +367,13 @@ class ModelplaneEmulator(kmock.KubernetesEmulator):
             body.setdefault("metadata", {})["name"] = name
             force = request.params.get("force") in ("true", "True", "1")
             key = (res, ns, name)
-            validate(body.get("kind") or KINDS.get(res.plural, res.plural), body, old)
+            owners_before = copy.deepcopy(self.owners.by_object.get(key))
             new = self.owners.apply(key, old, body, manager=request.params["fieldManager"], force=force)
+            try:  # the merged object is what must be valid
+                validate(body.get("kind") or KINDS.get(res.plural, res.plural), new, old)
+            except KubernetesError:
+                self.owners.by_object[key] = owners_before or {}
+                raise
             new.pop("status", None)
             if old is not None and old.get("status") is not None:
                 new["status"] = old["status"]
