@@ -173,6 +173,20 @@ class NameTests:
         assert response.status_code == 202, response.content
         assert Deployment.objects.get().name == "churn-model"
 
+    def test_the_deploy_form_takes_a_name_and_names_the_rule_when_it_is_bad(self, client, alice, registry) -> None:
+        services.environment_ensure(name="dev")
+        client.force_login(alice)
+        url = reverse("deployments:deployment_create")
+        form = {"model": "credit-default", "version": "1", "environment": "dev", "name": "-churn"}
+        page = client.post(url, form, follow=True).content.decode()
+        assert "is not a valid deployment name: it must be a DNS-1035 label" in page
+        assert not Deployment.objects.exists()
+        form["name"] = "credit"
+        assert client.post(url, form).status_code == 302
+        assert Deployment.objects.get().name == "credit"
+        page = client.get(reverse("registry:version_detail", kwargs={"name": "credit-default", "version": "1"}))
+        assert 'name="name" id="id_name"' in page.content.decode()
+
     @pytest.mark.parametrize("model", ["2024_churn_model", "risk_" + "x" * 75, "modèle＿crédit"])
     def test_real_team_model_names_deploy_end_to_end(
         self, model, alice, registry, mlflow_client, settings, k8s_api, k8s_controller, k8s_namespace
@@ -246,6 +260,20 @@ class QuantityTests:
         with pytest.raises(Exception) as refused:
             environment.full_clean()
         assert fragment in " ".join(refused.value.message_dict[field])
+
+    def test_the_environment_admin_shows_the_quantity_errors(self, admin_client) -> None:
+        form = {"name": "dev", "order": 0, "target": "local", "image_builder": "none", "replicas": 1}
+        form |= {"min_replicas": 1, "max_replicas": 3, "cpu_request": "250m", "cpu_limit": "1"}
+        form |= {"memory_request": "2Gi", "memory_limit": "1 GB"}
+        response = admin_client.post(reverse("admin:deployments_environment_add"), form)
+        assert response.status_code == 200
+        assert "&#x27;1 GB&#x27; is not a Kubernetes quantity" in response.content.decode()
+        form["memory_limit"] = "1Gi"
+        response = admin_client.post(reverse("admin:deployments_environment_add"), form)
+        assert "The memory request 2Gi is above its limit 1Gi" in response.content.decode()
+        form["memory_request"] = "512Mi"
+        assert admin_client.post(reverse("admin:deployments_environment_add"), form).status_code == 302
+        assert Environment.objects.get().memory_limit == "1Gi"
 
     def test_valid_quantities_compare_by_value_and_an_exponent_takes_no_suffix(self) -> None:
         assert "cpu_request" in resources_errors(
