@@ -137,6 +137,15 @@ class NameTests:
             in (refused.value.message)
         )
 
+    def test_the_emulator_keeps_a_deployments_selector_immutable(self, k8s_api, k8s_namespace, target) -> None:
+        target.apply(_spec(k8s_namespace), print)
+        apps = KubernetesClient({"api_url": k8s_api.url}).apps()
+        patch = {"spec": {"selector": {"matchLabels": {"app": "other"}}}}
+        with pytest.raises(ApiException) as refused:
+            apps.patch_namespaced_deployment("churn", k8s_namespace, patch)
+        assert refused.value.status == 422
+        assert "spec.selector: Invalid value" in json.loads(refused.value.body)["message"]
+
     @pytest.mark.parametrize(
         ("model", "name"),
         [
