@@ -250,9 +250,12 @@ def k8s_controller(k8s_api: EmulatorThread) -> Controller:
 
 
 @pytest.fixture
-def k8s_namespace() -> str:
-    """A namespace no other test uses, so one emulator serves the whole session."""
-    return f"test-{next(_namespaces)}"
+def k8s_namespace(k8s_controller: Controller) -> str:
+    """A namespace no other test uses, so one emulator serves the whole session; created, as the API server
+    refuses objects in a namespace that does not exist."""
+    name = f"test-{next(_namespaces)}"
+    k8s_controller.create_namespace(name)
+    return name
 
 
 # ---------------------------------------------------------------------------- a monitored deployment

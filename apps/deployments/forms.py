@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 from apps.accounts.choices import Role
 from apps.accounts.models import User
 from apps.deployments.models import Environment
+from apps.deployments.naming import deployment_name_error
 from apps.registry.versions import VERSION_MESSAGE, VERSION_PATTERN
 
 
@@ -15,6 +16,15 @@ class DeployForm(forms.Form):
     environment = forms.ModelChoiceField(
         queryset=Environment.objects.all(), to_field_name="name", empty_label=None, label="Environment"
     )
+    name = forms.CharField(
+        required=False, max_length=200, label="Name", help_text="Optional; derived from the model name when empty."
+    )
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if name and (problem := deployment_name_error(name)):
+            raise forms.ValidationError(problem)
+        return name
 
     def __init__(self, *args: object, environments: QuerySet[Environment] | None = None, **kwargs: object) -> None:
         """``environments`` narrows the choices shown (where the user may act); the service still checks."""

@@ -16,6 +16,8 @@ from apps.deployments.choices import (
     StepName,
     StepStatus,
 )
+from apps.deployments.naming import deployment_name_error, image_repository_error
+from apps.deployments.quantities import resources_errors
 
 __all__ = ["Environment", "EnvironmentGrant", "Deployment", "Revision", "RevisionStep"]
 
@@ -59,6 +61,14 @@ class Environment(TimeStampedModel):
             errors["namespace"] = "A Kubernetes environment needs a namespace."
         if self.min_replicas > self.max_replicas:
             errors["max_replicas"] = "The autoscaling maximum must be at least the minimum."
+        if self.image_registry and (problem := image_repository_error(self.image_registry.rstrip("/"))):
+            errors["image_registry"] = problem
+        errors |= resources_errors(
+            cpu_request=self.cpu_request,
+            cpu_limit=self.cpu_limit,
+            memory_request=self.memory_request,
+            memory_limit=self.memory_limit,
+        )
         if errors:
             raise ValidationError(errors)
 
@@ -129,6 +139,11 @@ class Deployment(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.model_name} in {self.environment}"
+
+    def clean(self) -> None:
+        # The name also names a Service, so it must be a DNS-1035 label (naming.py), stricter than dns_label.
+        if problem := deployment_name_error(self.name):
+            raise ValidationError({"name": problem})
 
 
 class Revision(TimeStampedModel):

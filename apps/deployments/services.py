@@ -7,18 +7,23 @@ work only once that transaction has committed.
 from __future__ import annotations
 
 import logging
-import re
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max
-from django.utils.text import slugify
 
 from apps.accounts.models import User
 from apps.accounts.permissions import DELETE_DEPLOYMENT, DEPLOY, ROLL_BACK, require
 from apps.accounts.services import audit_changes, audit_record
 from apps.common.errors import ApplicationError, ConflictError, NotFoundError
-from apps.deployments.choices import DeploymentStatus, RevisionKind, RevisionStatus, StepName
+from apps.deployments.choices import DeploymentStatus, DeployTargetName, RevisionKind, RevisionStatus, StepName
 from apps.deployments.models import Deployment, Environment, Revision, RevisionStep
+from apps.deployments.naming import (
+    deployment_name_error,
+    derive_deployment_name,
+    dns1123_label_error,
+    image_repository_error,
+)
+from apps.deployments.quantities import resources_errors
 from apps.deployments.selectors import environment_get
 from apps.registry import selectors as registry
 
@@ -66,17 +71,51 @@ def environment_ensure(*, name: str, actor: User | None = None, **fields: object
     return environment, True
 
 
-def _resource_name(model_name: str, environment: Environment) -> str:
-    base = slugify(re.sub(r"[._/\s]+", "-", model_name)).strip("-")[:55] or "model"
-    taken = set(
-        Deployment.objects.filter(environment=environment)
+def _names_in_namespace(environment: Environment) -> set[str]:
+    """Names of the active deployments whose objects share ``environment``'s namespace, in every environment.
+
+    Environments may share a Kubernetes namespace (docs/deploy-aks.md), and object names are unique per
+    namespace, so a name taken by production is taken for dev too."""
+    neighbours = Environment.objects.filter(pk=environment.pk)
+    if environment.target == DeployTargetName.KUBERNETES:
+        neighbours = Environment.objects.filter(target=DeployTargetName.KUBERNETES, namespace=environment.namespace)
+    return set(
+        Deployment.objects.filter(environment__in=neighbours)
         .exclude(status=DeploymentStatus.DELETED)
         .values_list("name", flat=True)
     )
-    name, n = base, 2
-    while name in taken:
-        name, n = f"{base[:52]}-{n}", n + 1
-    return name
+
+
+def _resource_name(model_name: str, environment: Environment, chosen: str) -> str:
+    """The chosen name, checked, or one derived from the model's name (naming.py)."""
+    taken = _names_in_namespace(environment)
+    if not chosen:
+        return derive_deployment_name(model_name, taken=taken)
+    if problem := deployment_name_error(chosen):
+        raise ApplicationError(problem, code="invalid_name")
+    if chosen in taken:
+        where = environment.namespace or environment.name
+        raise ConflictError(f"The name {chosen!r} is already used by another deployment in {where}.", code="name_taken")
+    return chosen
+
+
+def _environment_refusal(env: Environment) -> ApplicationError | None:
+    """Why nothing can be deployed to ``env`` as it is configured (an admin must fix it first), or None."""
+    problems = list(
+        resources_errors(
+            cpu_request=env.cpu_request,
+            cpu_limit=env.cpu_limit,
+            memory_request=env.memory_request,
+            memory_limit=env.memory_limit,
+        ).values()
+    )
+    if env.target == DeployTargetName.KUBERNETES and (problem := dns1123_label_error(env.namespace, "The namespace")):
+        problems.append(problem)
+    if env.image_registry and (problem := image_repository_error(env.image_registry.rstrip("/"))):
+        problems.append(problem)
+    if not problems:
+        return None
+    return ApplicationError(f"{env.name} is misconfigured: " + " ".join(problems), code="invalid_environment")
 
 
 def _new_revision(deployment: Deployment, *, steps: list[str], **fields: object) -> Revision:
@@ -157,8 +196,12 @@ def deployment_create(
     environment: str,
     idempotency_key: str = "",
     via_promotion: bool = False,
+    name: str = "",
 ) -> Revision:
     """Ask for ``model_name`` version ``model_version`` to serve in ``environment``; returns the queued revision.
+
+    ``name`` names the deployment's objects in the cluster on its first deploy (derived from the model's name
+    when empty); it is checked, with the environment's settings, before anything is queued.
 
     The same ``idempotency_key`` from the same person returns the first revision instead of starting another.
     ``via_promotion`` is for the promotions service only, once a promotion to a gated environment is approved;
@@ -177,9 +220,11 @@ def deployment_create(
             "Request a promotion of this version instead.",
             code="promotion_required",
         )
+    if refused := _environment_refusal(env):
+        raise refused
     registry.model_version_get(name=model_name, version=model_version)  # 404 naming it when unknown
     try:
-        return _deployment_create(actor, env, model_name, model_version, idempotency_key)
+        return _deployment_create(actor, env, model_name, model_version, idempotency_key, name.strip())
     except IntegrityError:
         replay = _idempotent_replay(actor, idempotency_key, model_name, model_version, environment)
         if replay:  # a concurrent request with the same key won the race
@@ -188,7 +233,9 @@ def deployment_create(
 
 
 @transaction.atomic
-def _deployment_create(actor: User, env: Environment, model_name: str, version: str, key: str) -> Revision:
+def _deployment_create(
+    actor: User, env: Environment, model_name: str, version: str, key: str, chosen_name: str
+) -> Revision:
     deployment = (
         Deployment.objects.select_for_update()
         .filter(environment=env, model_name=model_name)
@@ -196,8 +243,16 @@ def _deployment_create(actor: User, env: Environment, model_name: str, version: 
         .first()
     )
     if deployment is None:
-        deployment = Deployment.objects.create(
-            environment=env, model_name=model_name, name=_resource_name(model_name, env), created_by=actor
+        deployment = Deployment(
+            environment=env, model_name=model_name, name=_resource_name(model_name, env, chosen_name), created_by=actor
+        )
+        deployment.clean()
+        deployment.save()
+    elif chosen_name and chosen_name != deployment.name:
+        raise ConflictError(
+            f"{model_name} in {env.name} is deployed as {deployment.name!r}; a deployment keeps its name "
+            "(delete it and deploy again to rename it).",
+            code="name_taken",
         )
     elif deployment.status == DeploymentStatus.DELETING:
         raise ConflictError(f"{model_name} in {env.name} is being deleted; deploy again once it is gone.")

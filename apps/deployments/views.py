@@ -39,6 +39,7 @@ def deployment_create(request: HttpRequest) -> HttpResponse:
             model_name=model,
             model_version=version,
             environment=form.cleaned_data["environment"].name,
+            name=form.cleaned_data["name"],
         )
     except ApplicationError as exc:
         flash_error(request, exc)

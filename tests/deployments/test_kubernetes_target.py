@@ -140,6 +140,8 @@ class KubernetesApplyTests:
             assert obj["metadata"]["labels"] == {
                 "app.kubernetes.io/name": "scoring-server",
                 "app.kubernetes.io/instance": "iris",
+                "modelplane.io/environment": "prod",
+                "modelplane.io/deployment": "iris",
                 "app.kubernetes.io/version": "3",
                 "app.kubernetes.io/component": "model-server",
                 "app.kubernetes.io/part-of": "modelplane",
@@ -194,7 +196,7 @@ class KubernetesApplyTests:
         pdb = k8s_controller.get("PodDisruptionBudget", spec.namespace, "iris")
         assert pdb["spec"]["maxUnavailable"] == 1
 
-    def test_it_applies_server_side_with_the_fixed_field_manager(
+    def test_it_applies_server_side_with_a_field_manager_naming_the_environment(
         self,
         target: KubernetesTarget,
         spec: ServingSpec,
@@ -206,8 +208,8 @@ class KubernetesApplyTests:
         for method, _path, content_type, params in writes:
             assert method == "PATCH"
             assert content_type == "application/apply-patch+yaml"
-            assert params["fieldManager"] == FIELD_MANAGER
-            assert params["force"] == "true"
+            assert params["fieldManager"] == f"{FIELD_MANAGER}-prod"
+            assert "force" not in params, "force would silently take fields over from another environment"
 
     def test_applying_twice_changes_nothing(
         self,

@@ -30,6 +30,8 @@ import kmock
 import yaml
 from kmock import KubernetesError, KubernetesObjectNotFoundError
 
+from tests.emulators.k8s_rules import FieldOwners, validate
+
 __all__ = ["ModelplaneEmulator", "EmulatorThread", "Controller", "resource_of"]
 
 KINDS = {
@@ -43,6 +45,7 @@ KINDS = {
     "poddisruptionbudgets": "PodDisruptionBudget",
     "configmaps": "ConfigMap",
     "secrets": "Secret",
+    "jobs": "Job",
 }
 RESOURCES = {
     "Deployment": ("apps", "v1", "deployments"),
@@ -188,6 +191,7 @@ class ModelplaneEmulator(kmock.KubernetesEmulator):
     # (namespace, pod, container, previous) -> log text
     logs: dict[tuple[str, str, str, bool], str] = attrs.field(factory=dict, init=False)
     _tasks: set[asyncio.Task[None]] = attrs.field(factory=set, init=False)
+    owners: FieldOwners = attrs.field(factory=FieldOwners, init=False)
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         match = _NAMESPACE_PATH.match(raw_request.path)
@@ -235,10 +239,12 @@ class ModelplaneEmulator(kmock.KubernetesEmulator):
             return 200, self._log(ns, name, request.params)
         if method == "GET":
             return 200, self._require(res, ns, name)
+        if method in ("POST", "PUT", "PATCH") and ns is not None and self.get(NAMESPACES, None, ns) is None:
+            raise KubernetesObjectNotFoundError(reason="NotFound", message=f'namespaces "{ns}" not found')
         if method == "POST" and name is None:
-            return 201, self._create(res, ns, _body(request))
+            return 201, self._create(res, ns, _body(request), _manager(request))
         if method == "PUT" and name is not None:
-            return 200, self._replace(res, ns, name, _body(request), sub)
+            return 200, self._replace(res, ns, name, _body(request), sub, _manager(request))
         if method == "PATCH" and name is not None:
             return self._patch(res, ns, name, request, sub)
         if method == "DELETE" and name is not None:
@@ -329,17 +335,25 @@ class ModelplaneEmulator(kmock.KubernetesEmulator):
             lines = lines[-int(params["tailLines"]) :]
         return "\n".join(lines) + ("\n" if lines else "")
 
-    def _create(self, res: kmock.resource, ns: str | None, body: dict[str, Any]) -> dict[str, Any]:
+    def _create(self, res: kmock.resource, ns: str | None, body: dict[str, Any], manager: str) -> dict[str, Any]:
         if self.get(res, ns, body["metadata"]["name"]) is not None:
             raise KubernetesError(status=409, reason="AlreadyExists", message="object already exists")
-        return self.store(res, ns, body)
+        return self.write(res, ns, body, None, manager)
 
-    def _replace(self, res: kmock.resource, ns: str | None, name: str, body: dict[str, Any], sub: str | None):
+    def _replace(
+        self, res: kmock.resource, ns: str | None, name: str, body: dict[str, Any], sub: str | None, manager: str
+    ):
         old = self._require(res, ns, name)
         version = (body.get("metadata") or {}).get("resourceVersion")
         if version and version != old["metadata"]["resourceVersion"]:
             raise KubernetesError(status=409, reason="Conflict", message="the object has been modified")
-        return self.store(res, ns, self._with_status_rules(res, old, body, sub))
+        return self.write(res, ns, self._with_status_rules(res, old, body, sub), old, manager)
+
+    def write(self, res: kmock.resource, ns: str | None, new: dict[str, Any], old: dict[str, Any] | None, manager: str):
+        """A non-apply write, as the API server admits it: validated, and ``manager`` owns the fields it changed."""
+        validate(new.get("kind") or KINDS.get(res.plural, res.plural), new, old)
+        self.owners.update((res, ns, new["metadata"]["name"]), old, new, manager)
+        return self.store(res, ns, new)
 
     def _patch(self, res: kmock.resource, ns: str | None, name: str, request: kmock.Request, sub: str | None):
         content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip()
@@ -348,13 +362,21 @@ class ModelplaneEmulator(kmock.KubernetesEmulator):
         if content_type == "application/apply-patch+yaml":
             if not request.params.get("fieldManager"):
                 raise KubernetesError(status=400, reason="BadRequest", message="fieldManager is required for apply")
-            # A sole field manager: what it stops applying is removed; server fields and status are kept.
-            new = copy.deepcopy(body)
-            new.setdefault("metadata", {})["name"] = name
-            if old is not None:
-                new["status"] = old.get("status")
-                if new["status"] is None:
-                    new.pop("status")
+            # Field ownership (k8s_rules.FieldOwners): a field another manager owns conflicts unless forced;
+            # what this manager stops applying is removed; server fields and status are kept.
+            body.setdefault("metadata", {})["name"] = name
+            force = request.params.get("force") in ("true", "True", "1")
+            key = (res, ns, name)
+            owners_before = copy.deepcopy(self.owners.by_object.get(key))
+            new = self.owners.apply(key, old, body, manager=request.params["fieldManager"], force=force)
+            try:  # the merged object is what must be valid
+                validate(body.get("kind") or KINDS.get(res.plural, res.plural), new, old)
+            except KubernetesError:
+                self.owners.by_object[key] = owners_before or {}
+                raise
+            new.pop("status", None)
+            if old is not None and old.get("status") is not None:
+                new["status"] = old["status"]
             return (201 if old is None else 200), self.store(res, ns, new)
         if old is None:
             raise KubernetesObjectNotFoundError(reason="NotFound", message=f'{res.plural} "{name}" not found')
@@ -364,7 +386,7 @@ class ModelplaneEmulator(kmock.KubernetesEmulator):
             patched = merge_patch(old, body)
         else:  # strategic merge, kubectl's and the client's default for dict bodies
             patched = strategic_merge(old, body)
-        return 200, self.store(res, ns, self._with_status_rules(res, old, patched, sub))
+        return 200, self.write(res, ns, self._with_status_rules(res, old, patched, sub), old, _manager(request))
 
     @staticmethod
     def _with_status_rules(res: kmock.resource, old: dict[str, Any], new: dict[str, Any], sub: str | None):
@@ -384,12 +406,20 @@ class ModelplaneEmulator(kmock.KubernetesEmulator):
     def _delete(self, res: kmock.resource, ns: str | None, name: str) -> dict[str, Any]:
         obj = self._require(res, ns, name)
         self._objects[res, ns, name].delete()
+        self.owners.forget((res, ns, name))
         self._publish(res, "DELETED", obj)
         return obj
 
 
 def _without(obj: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if k not in keys}
+
+
+def _manager(request: kmock.Request) -> str:
+    """The field manager of a non-apply write: the fieldManager parameter, else (as the API server does) the
+    client's User-Agent up to its first '/'."""
+    agent = (request.headers.get("User-Agent") or "unknown").split("/")[0]
+    return request.params.get("fieldManager") or agent
 
 
 def _body(request: kmock.Request) -> Any:
@@ -481,8 +511,23 @@ class Controller:
         return self.runner.call(update)
 
     def scale(self, namespace: str, name: str, replicas: int) -> dict[str, Any]:
-        """What the HorizontalPodAutoscaler does through the scale subresource."""
-        return self._update("Deployment", namespace, name, lambda obj: obj["spec"].__setitem__("replicas", replicas))
+        """What the HorizontalPodAutoscaler does through the scale subresource (owning spec.replicas then)."""
+        res = resource_of("Deployment")
+
+        def update() -> dict[str, Any]:
+            old = self.emulator.get(res, namespace, name)
+            if old is None:
+                raise LookupError(f"Deployment {namespace}/{name} does not exist")
+            new = copy.deepcopy(old)
+            new["spec"]["replicas"] = replicas
+            return self.emulator.write(res, namespace, new, old, "kube-controller-manager")
+
+        return self.runner.call(update)
+
+    def create_namespace(self, name: str) -> dict[str, Any]:
+        """A namespace, as an administrator creates it (objects in a missing namespace are refused)."""
+        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        return self.runner.call(lambda: self.emulator.write(NAMESPACES, None, namespace, None, "kubectl"))
 
     def requests(self) -> list[tuple[str, str, str, dict[str, str]]]:
         """Every request served so far: (method, path, content type, query parameters)."""

@@ -17,6 +17,7 @@ from apps.deployments.api.serializers import (
     RevisionSerializer,
 )
 from apps.deployments.filtersets import DeploymentFilterSet
+from apps.deployments.naming import deployment_name_error
 from apps.registry.versions import VERSION_MESSAGE, VERSION_PATTERN
 
 
@@ -44,6 +45,18 @@ class DeploymentListCreateApi(generics.ListAPIView):
         model = serializers.CharField(max_length=500)
         version = serializers.RegexField(VERSION_PATTERN, error_messages={"invalid": VERSION_MESSAGE})
         environment = serializers.CharField(max_length=63)
+        name = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            max_length=200,
+            help_text="Name of the deployment's objects in the cluster (a DNS-1035 label); derived from the model "
+            "name when omitted. Only on the first deploy of the model to the environment.",
+        )
+
+        def validate_name(self, value: str) -> str:
+            if value and (problem := deployment_name_error(value)):
+                raise serializers.ValidationError(problem)
+            return value
 
     def get_queryset(self):
         return selectors.deployment_list()
@@ -63,6 +76,7 @@ class DeploymentListCreateApi(generics.ListAPIView):
             model_version=data.validated_data["version"],
             environment=data.validated_data["environment"],
             idempotency_key=idempotency_key(request),
+            name=data.validated_data.get("name", ""),
         )
         return _accepted(request, selectors.revision_get(pk=revision.pk))
 

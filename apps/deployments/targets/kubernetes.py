@@ -1,10 +1,13 @@
 """The Kubernetes target: a Deployment, Service, HorizontalPodAutoscaler and PodDisruptionBudget per deployment.
 
 Rendering (pure functions returning manifests as dicts) is kept apart from I/O so that it is unit-testable and
-validates offline. ``apply`` uses server-side apply with one fixed field manager, so applying the same spec twice
-changes nothing and a new revision updates the objects in place (a rolling update). ``wait_ready`` polls the
-Deployment and the new revision's pods and turns what the kubelet and the scheduler report into sentences a person
-can act on. The cluster is reached through ``apps.deployments.kube`` (shared with the kaniko builder).
+validates offline. ``apply`` uses server-side apply with a field manager naming the environment, so applying the
+same spec twice changes nothing and a new revision updates the objects in place (a rolling update). Environments
+may share a namespace: every object carries ownership labels (environment, deployment), and ``apply`` and
+``delete`` touch only objects whose labels name this environment's deployment (``ownership_refusal``).
+``wait_ready`` polls the Deployment and the new revision's pods and turns what the kubelet and the scheduler report
+into sentences a person can act on. The cluster is reached through ``apps.deployments.kube`` (shared with the
+kaniko builder).
 """
 
 from __future__ import annotations
@@ -17,11 +20,16 @@ from typing import Any
 
 from apps.deployments.backends import PermanentBackendError
 from apps.deployments.kube import KubernetesClient, status_of
+from apps.deployments.naming import label_value
 from apps.deployments.targets.base import DeploymentTarget, Log, Readiness, ServingSpec
 
 __all__ = [
     "KubernetesTarget",
     "FIELD_MANAGER",
+    "OWNER_ENVIRONMENT_LABEL",
+    "OWNER_DEPLOYMENT_LABEL",
+    "field_manager",
+    "ownership_refusal",
     "CONTAINER_PORT",
     "render_manifests",
     "render_deployment",
@@ -34,7 +42,9 @@ __all__ = [
     "latest_warning",
 ]
 
-FIELD_MANAGER = "modelplane"
+FIELD_MANAGER = "modelplane"  # + "-<environment>": field_manager()
+OWNER_ENVIRONMENT_LABEL = "modelplane.io/environment"
+OWNER_DEPLOYMENT_LABEL = "modelplane.io/deployment"
 CONTAINER_NAME = "scoring-server"
 CONTAINER_PORT = 8080
 SERVICE_PORT = 80
@@ -51,10 +61,33 @@ Manifest = dict[str, Any]
 
 
 # ---------------------------------------------------------------------------------------------- rendering
-def _label_value(value: str) -> str:
-    """Label values are at most 63 characters of [A-Za-z0-9._-], starting and ending alphanumeric."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", value)[:63]
-    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", cleaned)
+_label_value = label_value  # the rule lives in naming.py
+
+
+def field_manager(spec: ServingSpec) -> str:
+    """The server-side apply field manager: one per environment, so a cluster names who owns a field."""
+    return f"{FIELD_MANAGER}-{spec.environment}"
+
+
+def ownership_labels(spec: ServingSpec) -> dict[str, str]:
+    return {OWNER_ENVIRONMENT_LABEL: _label_value(spec.environment), OWNER_DEPLOYMENT_LABEL: spec.deployment}
+
+
+def ownership_refusal(live: Manifest, spec: ServingSpec, verb: str) -> str | None:
+    """Why ``spec`` must not ``verb`` the live object (it belongs to someone else), or None when it is ours."""
+    labels = (live.get("metadata") or {}).get("labels") or {}
+    if all(labels.get(key) == value for key, value in ownership_labels(spec).items()):
+        return None
+    environment, deployment = labels.get(OWNER_ENVIRONMENT_LABEL), labels.get(OWNER_DEPLOYMENT_LABEL)
+    if environment:
+        owner = f"deployment {deployment or '?'} of environment {environment}"
+    else:
+        owner = f"something else (it has no {OWNER_ENVIRONMENT_LABEL} label; label it to adopt it)"
+    kind, name = live.get("kind", "object"), (live.get("metadata") or {}).get("name", spec.deployment)
+    return (
+        f"{kind} {spec.namespace}/{name} belongs to {owner}; {spec.environment} will not {verb} it. "
+        "Choose another deployment name, or give each environment its own namespace."
+    )
 
 
 def selector_labels(spec: ServingSpec) -> dict[str, str]:
@@ -65,6 +98,7 @@ def selector_labels(spec: ServingSpec) -> dict[str, str]:
 def recommended_labels(spec: ServingSpec) -> dict[str, str]:
     return {
         **selector_labels(spec),
+        **ownership_labels(spec),
         "app.kubernetes.io/version": _label_value(spec.model_version),
         "app.kubernetes.io/component": "model-server",
         "app.kubernetes.io/part-of": "modelplane",
@@ -386,28 +420,59 @@ class KubernetesTarget(DeploymentTarget):
         read = self.cluster.apps().read_namespaced_deployment
         return self.cluster.read("read the Deployment", read, spec.deployment, spec.namespace)
 
+    def _read(self, kind: str, spec: ServingSpec) -> Manifest | None:
+        api, suffix = self._apis()[kind]
+        found = self.cluster.read(
+            f"read the {kind}", getattr(api, f"read_namespaced_{suffix}"), spec.deployment, spec.namespace
+        )
+        if found is not None:
+            found.setdefault("kind", kind)
+        return found
+
+    def _check_ownership(self, spec: ServingSpec) -> Manifest | None:
+        """Refuse (before writing anything) when an object of that name belongs to another deployment; returns
+        the live Deployment."""
+        live: dict[str, Manifest | None] = {kind: self._read(kind, spec) for kind in self._apis()}
+        for obj in live.values():
+            if obj is not None and (refusal := ownership_refusal(obj, spec, "overwrite")):
+                raise PermanentBackendError(refusal)
+        return live["Deployment"]
+
+    def _apply_one(self, spec: ServingSpec, manifest: Manifest, log: Log) -> Manifest:
+        """Server-side apply without force: a field another manager owns conflicts (409). A conflict with a
+        person's or a controller's edit (kubectl, the autoscaler) is taken over, as before; one with another
+        environment's manager is refused, naming it."""
+        kind = manifest["kind"]
+        api, suffix = self._apis()[kind]
+        patch = getattr(api, f"patch_namespaced_{suffix}")
+        args = (f"apply the {kind}", patch, spec.deployment, spec.namespace, manifest)
+        options = {"field_manager": field_manager(spec), "_content_type": APPLY_CONTENT_TYPE}
+        try:
+            return self.cluster.call(*args, **options)
+        except PermanentBackendError as exc:
+            if status_of(exc) != 409:
+                raise
+            managers = set(re.findall(r'conflicts? with "([^"]+)"', exc.message))
+            rivals = sorted(m for m in managers if m.startswith(f"{FIELD_MANAGER}-") and m != field_manager(spec))
+            if rivals:
+                raise PermanentBackendError(
+                    f"{kind} {spec.namespace}/{spec.deployment} is also managed by {', '.join(rivals)}; "
+                    f"{spec.environment} will not take it over: {exc.message}"
+                ) from exc
+            log(f"taking over fields of {kind} {spec.namespace}/{spec.deployment} from {', '.join(sorted(managers))}")
+            return self.cluster.call(*args, force=True, **options)
+
     # ------------------------------------------------------------------ the interface
     def apply(self, spec: ServingSpec, log: Log) -> None:
         if not spec.image:
             raise PermanentBackendError(f"no image to deploy for {spec.revision}")
-        live = self._read_deployment(spec)
+        live = self._check_ownership(spec)
         # Keep the replica count the autoscaler chose: applying spec.replicas again would scale down mid-rollout.
         replicas = ((live or {}).get("spec") or {}).get("replicas")
-        apis = self._apis()
         for manifest in render_manifests(spec, replicas=replicas, image_pull_secrets=self.image_pull_secrets):
-            kind = manifest["kind"]
-            api, suffix = apis[kind]
-            result = self.cluster.call(
-                f"apply the {kind}",
-                getattr(api, f"patch_namespaced_{suffix}"),
-                spec.deployment,
-                spec.namespace,
-                manifest,
-                field_manager=FIELD_MANAGER,
-                force=True,
-                _content_type=APPLY_CONTENT_TYPE,
-            )
+            result = self._apply_one(spec, manifest, log)
             meta = result.get("metadata") or {}
+            kind = manifest["kind"]
             log(f"applied {kind} {spec.namespace}/{spec.deployment} (resourceVersion {meta.get('resourceVersion')})")
 
     def wait_ready(self, spec: ServingSpec, log: Log, *, timeout_seconds: float) -> Readiness:
@@ -511,9 +576,15 @@ class KubernetesTarget(DeploymentTarget):
         return self.endpoint_url_template.format(deployment=spec.deployment, namespace=spec.namespace).rstrip("/")
 
     def delete(self, spec: ServingSpec, log: Log) -> None:
+        """Deletes this deployment's objects only: one of that name owned by another environment's deployment
+        (a shared namespace) is left alone, with a log line naming its owner."""
         apis = self._apis()
         for kind in ("HorizontalPodAutoscaler", "Deployment", "PodDisruptionBudget", "Service"):
             api, suffix = apis[kind]
+            live = self._read(kind, spec)
+            if live is not None and (refusal := ownership_refusal(live, spec, "delete")):
+                log(f"left alone: {refusal}")
+                continue
             try:
                 self.cluster.call(
                     f"delete the {kind}",
