@@ -17,6 +17,13 @@ class ImageBuilderName(models.TextChoices):
     KANIKO = "kaniko", "Kaniko job in cluster"
 
 
+class InputValidation(models.TextChoices):
+    """How the scoring server checks request data against the model's signature (SCORING_VALIDATION)."""
+
+    MLFLOW = "mlflow", "as MLflow (its type coercions, unknown columns dropped)"
+    STRICT = "strict", "strict (422 naming the column and type)"
+
+
 class DeploymentStatus(models.TextChoices):
     PENDING = "pending", "Pending"  # first revision not live yet
     LIVE = "live", "Live"

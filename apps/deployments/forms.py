@@ -5,6 +5,7 @@ from django.db.models import QuerySet
 
 from apps.accounts.choices import Role
 from apps.accounts.models import User
+from apps.deployments.choices import InputValidation
 from apps.deployments.models import Environment
 from apps.deployments.naming import deployment_name_error
 from apps.registry.versions import VERSION_MESSAGE, VERSION_PATTERN
@@ -18,6 +19,12 @@ class DeployForm(forms.Form):
     )
     name = forms.CharField(
         required=False, max_length=200, label="Name", help_text="Optional; derived from the model name when empty."
+    )
+
+    input_validation = forms.ChoiceField(
+        choices=[("", "input checks: keep (MLflow's for a new deployment)"), *InputValidation.choices],
+        required=False,
+        label="Input checks",
     )
 
     def clean_name(self) -> str:

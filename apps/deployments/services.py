@@ -15,7 +15,14 @@ from apps.accounts.models import User
 from apps.accounts.permissions import DELETE_DEPLOYMENT, DEPLOY, ROLL_BACK, require
 from apps.accounts.services import audit_changes, audit_record
 from apps.common.errors import ApplicationError, ConflictError, NotFoundError
-from apps.deployments.choices import DeploymentStatus, DeployTargetName, RevisionKind, RevisionStatus, StepName
+from apps.deployments.choices import (
+    DeploymentStatus,
+    DeployTargetName,
+    InputValidation,
+    RevisionKind,
+    RevisionStatus,
+    StepName,
+)
 from apps.deployments.models import Deployment, Environment, Revision, RevisionStep
 from apps.deployments.naming import (
     deployment_name_error,
@@ -197,11 +204,14 @@ def deployment_create(
     idempotency_key: str = "",
     via_promotion: bool = False,
     name: str = "",
+    input_validation: str = "",
 ) -> Revision:
     """Ask for ``model_name`` version ``model_version`` to serve in ``environment``; returns the queued revision.
 
     ``name`` names the deployment's objects in the cluster on its first deploy (derived from the model's name
     when empty); it is checked, with the environment's settings, before anything is queued.
+    ``input_validation`` (``choices.InputValidation``) is how the scoring server checks request data; empty keeps
+    the deployment's current choice (MLflow's behaviour for a new deployment).
 
     The same ``idempotency_key`` from the same person returns the first revision instead of starting another.
     ``via_promotion`` is for the promotions service only, once a promotion to a gated environment is approved;
@@ -222,9 +232,16 @@ def deployment_create(
         )
     if refused := _environment_refusal(env):
         raise refused
+    if input_validation and input_validation not in InputValidation.values:
+        raise ApplicationError(
+            f"Unknown input validation {input_validation!r}; expected one of {', '.join(InputValidation.values)}.",
+            code="invalid_input_validation",
+        )
     registry.model_version_get(name=model_name, version=model_version)  # 404 naming it when unknown
     try:
-        return _deployment_create(actor, env, model_name, model_version, idempotency_key, name.strip())
+        return _deployment_create(
+            actor, env, model_name, model_version, idempotency_key, name.strip(), input_validation
+        )
     except IntegrityError:
         replay = _idempotent_replay(actor, idempotency_key, model_name, model_version, environment)
         if replay:  # a concurrent request with the same key won the race
@@ -234,7 +251,7 @@ def deployment_create(
 
 @transaction.atomic
 def _deployment_create(
-    actor: User, env: Environment, model_name: str, version: str, key: str, chosen_name: str
+    actor: User, env: Environment, model_name: str, version: str, key: str, chosen_name: str, input_validation: str
 ) -> Revision:
     deployment = (
         Deployment.objects.select_for_update()
@@ -269,7 +286,7 @@ def _deployment_create(
         model_version=version,
         requested_by=actor,
         idempotency_key=key[:200],
-        config=_config(env),
+        config={**_config(env), "input_validation": input_validation or _current_validation(deployment)},
     )
     audit_record(
         actor=actor,
@@ -280,6 +297,11 @@ def _deployment_create(
     )
     revision_enqueue(revision)
     return revision
+
+
+def _current_validation(deployment: Deployment) -> str:
+    latest = deployment.revisions.filter(config__has_key="input_validation").first() if deployment.pk else None
+    return (latest.config.get("input_validation") if latest else None) or InputValidation.MLFLOW
 
 
 def _config(env: Environment) -> dict[str, object]:

@@ -40,6 +40,7 @@ def deployment_create(request: HttpRequest) -> HttpResponse:
             model_version=version,
             environment=form.cleaned_data["environment"].name,
             name=form.cleaned_data["name"],
+            input_validation=form.cleaned_data["input_validation"],
         )
     except ApplicationError as exc:
         flash_error(request, exc)

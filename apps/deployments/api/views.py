@@ -16,6 +16,7 @@ from apps.deployments.api.serializers import (
     EnvironmentSerializer,
     RevisionSerializer,
 )
+from apps.deployments.choices import InputValidation
 from apps.deployments.filtersets import DeploymentFilterSet
 from apps.deployments.naming import deployment_name_error
 from apps.registry.versions import VERSION_MESSAGE, VERSION_PATTERN
@@ -53,6 +54,13 @@ class DeploymentListCreateApi(generics.ListAPIView):
             "name when omitted. Only on the first deploy of the model to the environment.",
         )
 
+        input_validation = serializers.ChoiceField(
+            choices=InputValidation.choices,
+            required=False,
+            help_text="How the scoring server checks request data against the signature: `mlflow` (default, as "
+            "`mlflow models serve`) or `strict` (422 naming the column). Omitted: the deployment keeps its choice.",
+        )
+
         def validate_name(self, value: str) -> str:
             if value and (problem := deployment_name_error(value)):
                 raise serializers.ValidationError(problem)
@@ -77,6 +85,7 @@ class DeploymentListCreateApi(generics.ListAPIView):
             environment=data.validated_data["environment"],
             idempotency_key=idempotency_key(request),
             name=data.validated_data.get("name", ""),
+            input_validation=data.validated_data.get("input_validation", ""),
         )
         return _accepted(request, selectors.revision_get(pk=revision.pk))
 
