@@ -47,7 +47,7 @@ def test_content_decides_not_the_name():
     ("data", "name", "status", "words"),
     [
         (_xlsx_like(), "reference.csv", 415, "a ZIP archive (an Excel .xlsx workbook?)"),
-        (gzip.compress(b"age\n1\n"), "reference.csv", 415, "gzip-compressed"),
+        (gzip.compress(b"age\n1\n", mtime=0), "reference.csv", 415, "gzip-compressed"),
         (b"age,sex\n\x00\x01\x02", "reference.csv", 415, "is binary"),
         ("âge;sexe\n1;h\n".encode("latin-1"), "reference.csv", 415, "not UTF-8 text"),
         (_parquet()[:-8], "reference.parquet", 415, "cut short"),
