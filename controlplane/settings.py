@@ -317,7 +317,11 @@ TELEMETRY_DIR = Path(env_str("TELEMETRY_DIR", str(VAR_DIR / "telemetry")))
 # The scoring image's base (a build argument): mirror it into your own registry for air-gapped builds.
 SCORING_BASE_IMAGE = env_str("SCORING_BASE_IMAGE", "python:3.11-slim-bookworm")
 DEPLOY_READY_TIMEOUT = env_int("DEPLOY_READY_TIMEOUT", 600)  # seconds a rollout may take before it fails
-DEPLOY_LEASE_SECONDS = env_int("DEPLOY_LEASE_SECONDS", 60)  # a silent worker loses its revision after this
+# A worker renews its revision's lease every quarter lease; a dead one stops, and every DEPLOY_REQUEUE_SECONDS the
+# beat hands revisions with a lapsed lease to another worker: a killed worker's rollout resumes within about
+# DEPLOY_LEASE_SECONDS + DEPLOY_REQUEUE_SECONDS.
+DEPLOY_LEASE_SECONDS = env_int("DEPLOY_LEASE_SECONDS", 10)
+DEPLOY_REQUEUE_SECONDS = env_int("DEPLOY_REQUEUE_SECONDS", 5)
 DEPLOY_STUCK_QUEUED_SECONDS = env_int("DEPLOY_STUCK_QUEUED_SECONDS", 120)  # queued this long: message lost
 KUBERNETES_API_URL = env_str("KUBERNETES_API_URL")
 KUBERNETES_TOKEN = env_secret("KUBERNETES_TOKEN")
@@ -389,7 +393,12 @@ IMAGE_BUILDER_OPTIONS = {
 
 CELERY_BEAT_SCHEDULE = {
     # Re-enqueue revisions whose message was lost (broker restart) or whose worker died mid-rollout.
-    "requeue-stuck-revisions": {"task": "deployments.requeue_stuck", "schedule": 30.0},
+    # A run not picked up within its period is dropped (expires): a busy worker does not pile them up.
+    "requeue-stuck-revisions": {
+        "task": "deployments.requeue_stuck",
+        "schedule": float(DEPLOY_REQUEUE_SECONDS),
+        "options": {"expires": float(DEPLOY_REQUEUE_SECONDS)},
+    },
     # Restart local scoring processes that died (the embedded default's "controller").
     "reconcile-local-deployments": {"task": "deployments.reconcile_local", "schedule": 30.0},
     "worker-heartbeat": {"task": "common.heartbeat", "schedule": 60.0},
