@@ -300,7 +300,11 @@ MLFLOW_ARTIFACT_ROOT = env_str("MLFLOW_ARTIFACT_ROOT", str(VAR_DIR / "mlartifact
 MLFLOW_UI_URL = env_str("MLFLOW_UI_URL")
 # How long registry reads may take before the page says the registry is unreachable.
 MLFLOW_HTTP_TIMEOUT = env_int("MLFLOW_HTTP_REQUEST_TIMEOUT", 10)
-MLFLOW_HTTP_RETRIES = env_int("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 1)
+MLFLOW_HTTP_RETRIES = env_int("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 1)  # in a Celery worker
+MLFLOW_HTTP_PAGE_RETRIES = env_int("MLFLOW_HTTP_PAGE_RETRIES", 0)  # in a page request: a person is waiting
+# After this many timed-out registry calls in a row, pages answer 503 at once for REGISTRY_BREAKER_SECONDS.
+REGISTRY_BREAKER_TIMEOUTS = env_int("REGISTRY_BREAKER_TIMEOUTS", 3)
+REGISTRY_BREAKER_SECONDS = env_int("REGISTRY_BREAKER_SECONDS", 30)
 REGISTRY_PAGE_SIZE = env_int("REGISTRY_PAGE_SIZE", 25)
 # Databricks: how long one registry call may keep retrying (429/503, honouring Retry-After) in a page
 # request, and in a Celery worker. MLflow's own default is 500 s.
