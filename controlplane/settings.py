@@ -300,7 +300,11 @@ MLFLOW_ARTIFACT_ROOT = env_str("MLFLOW_ARTIFACT_ROOT", str(VAR_DIR / "mlartifact
 MLFLOW_UI_URL = env_str("MLFLOW_UI_URL")
 # How long registry reads may take before the page says the registry is unreachable.
 MLFLOW_HTTP_TIMEOUT = env_int("MLFLOW_HTTP_REQUEST_TIMEOUT", 10)
-MLFLOW_HTTP_RETRIES = env_int("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 1)
+MLFLOW_HTTP_RETRIES = env_int("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 1)  # in a Celery worker
+MLFLOW_HTTP_PAGE_RETRIES = env_int("MLFLOW_HTTP_PAGE_RETRIES", 0)  # in a page request: a person is waiting
+# After this many timed-out registry calls in a row, pages answer 503 at once for REGISTRY_BREAKER_SECONDS.
+REGISTRY_BREAKER_TIMEOUTS = env_int("REGISTRY_BREAKER_TIMEOUTS", 3)
+REGISTRY_BREAKER_SECONDS = env_int("REGISTRY_BREAKER_SECONDS", 30)
 REGISTRY_PAGE_SIZE = env_int("REGISTRY_PAGE_SIZE", 25)
 # Databricks: how long one registry call may keep retrying (429/503, honouring Retry-After) in a page
 # request, and in a Celery worker. MLflow's own default is 500 s.
@@ -317,7 +321,11 @@ TELEMETRY_DIR = Path(env_str("TELEMETRY_DIR", str(VAR_DIR / "telemetry")))
 # The scoring image's base (a build argument): mirror it into your own registry for air-gapped builds.
 SCORING_BASE_IMAGE = env_str("SCORING_BASE_IMAGE", "python:3.11-slim-bookworm")
 DEPLOY_READY_TIMEOUT = env_int("DEPLOY_READY_TIMEOUT", 600)  # seconds a rollout may take before it fails
-DEPLOY_LEASE_SECONDS = env_int("DEPLOY_LEASE_SECONDS", 60)  # a silent worker loses its revision after this
+# A worker renews its revision's lease every quarter lease; a dead one stops, and every DEPLOY_REQUEUE_SECONDS the
+# beat hands revisions with a lapsed lease to another worker: a killed worker's rollout resumes within about
+# DEPLOY_LEASE_SECONDS + DEPLOY_REQUEUE_SECONDS.
+DEPLOY_LEASE_SECONDS = env_int("DEPLOY_LEASE_SECONDS", 10)
+DEPLOY_REQUEUE_SECONDS = env_int("DEPLOY_REQUEUE_SECONDS", 5)
 DEPLOY_STUCK_QUEUED_SECONDS = env_int("DEPLOY_STUCK_QUEUED_SECONDS", 120)  # queued this long: message lost
 KUBERNETES_API_URL = env_str("KUBERNETES_API_URL")
 KUBERNETES_TOKEN = env_secret("KUBERNETES_TOKEN")
@@ -389,7 +397,12 @@ IMAGE_BUILDER_OPTIONS = {
 
 CELERY_BEAT_SCHEDULE = {
     # Re-enqueue revisions whose message was lost (broker restart) or whose worker died mid-rollout.
-    "requeue-stuck-revisions": {"task": "deployments.requeue_stuck", "schedule": 30.0},
+    # A run not picked up within its period is dropped (expires): a busy worker does not pile them up.
+    "requeue-stuck-revisions": {
+        "task": "deployments.requeue_stuck",
+        "schedule": float(DEPLOY_REQUEUE_SECONDS),
+        "options": {"expires": float(DEPLOY_REQUEUE_SECONDS)},
+    },
     # Restart local scoring processes that died (the embedded default's "controller").
     "reconcile-local-deployments": {"task": "deployments.reconcile_local", "schedule": 30.0},
     "worker-heartbeat": {"task": "common.heartbeat", "schedule": 60.0},
@@ -428,6 +441,8 @@ MONITORING_BASELINE_TOP_K = env_int("MONITORING_BASELINE_TOP_K", 10)  # categori
 MONITORING_MIN_ROWS = env_int("MONITORING_MIN_ROWS", 100)  # fewer sampled rows: PSI is too noisy to judge
 MONITORING_BASELINE_MAX_UPLOAD_BYTES = env_int("MONITORING_BASELINE_MAX_UPLOAD_BYTES", 100 * 2**20)  # baseline files
 MONITORING_BASELINE_MAX_ROWS = env_int("MONITORING_BASELINE_MAX_ROWS", 1_000_000)  # rows a baseline file may decode to
+# A baseline file with more rows is profiled from a random sample of this many (plenty for deciles and top-k).
+MONITORING_BASELINE_SAMPLE_ROWS = env_int("MONITORING_BASELINE_SAMPLE_ROWS", 100_000)
 MONITORING_BASELINE_MAX_DECODED_BYTES = env_int("MONITORING_BASELINE_MAX_DECODED_BYTES", 512 * 2**20)  # and memory
 # --- end monitoring
 

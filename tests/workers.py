@@ -23,7 +23,9 @@ def database_url() -> str:
     return f"sqlite:///{db['NAME']}"
 
 
-def start_worker(log: Path, *, broker_url: str | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
+def start_worker(
+    log: Path, *, broker_url: str | None = None, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> subprocess.Popen:
     environment = {
         **os.environ,
         "DATABASE_URL": database_url(),
@@ -32,7 +34,19 @@ def start_worker(log: Path, *, broker_url: str | None = None, env: dict[str, str
         "MLFLOW_REGISTRY_URI": settings.MLFLOW_REGISTRY_URI,
         **(env or {}),
     }
-    command = [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "--pool", "solo", "--loglevel", "INFO"]
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "controlplane",
+        "worker",
+        "--pool",
+        "solo",
+        "--loglevel",
+        "INFO",
+        *args,
+    ]
     return subprocess.Popen(
         command, env=environment, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
     )

@@ -18,7 +18,7 @@ from apps.common.api import if_match_check
 from apps.common.errors import ApplicationError, NotFoundError, UnavailableError
 from apps.monitoring.drift import profile_build
 from apps.monitoring.models import Baseline, DriftThresholds
-from apps.monitoring.uploads import table_read, upload_kind
+from apps.monitoring.uploads import columns_check, table_read, upload_kind
 
 __all__ = [
     "REFERENCE_ARTIFACT",
@@ -56,7 +56,11 @@ def read_table(data: bytes, *, filename: str = "") -> pd.DataFrame:
 def baseline_from_frame(
     *, model_name: str, model_version: str, frame: pd.DataFrame, source: str = Baseline.Source.RUN_REFERENCE
 ) -> Baseline:
-    """Profile ``frame`` and store it as the baseline of the version (replacing an older one)."""
+    """Profile ``frame`` (a random sample of ``MONITORING_BASELINE_SAMPLE_ROWS`` rows when it has more: plenty for
+    deciles and top-k shares) and store it as the baseline of the version (replacing an older one)."""
+    sample_rows = settings.MONITORING_BASELINE_SAMPLE_ROWS
+    if len(frame) > sample_rows:
+        frame = frame.sample(n=sample_rows, random_state=0)
     profile = profile_build(
         frame,
         model_name=model_name,
@@ -105,12 +109,19 @@ def baseline_ensure(*, model_name: str, model_version: str) -> Baseline:
 
 
 def baseline_upload(*, actor, model_name: str, model_version: str, data: bytes, filename: str = "") -> Baseline:
-    """Replace the baseline of a model version with the profile of an uploaded CSV or Parquet file."""
+    """Replace the baseline of a model version with the profile of an uploaded CSV or Parquet file whose columns
+    match the version's signature (when it has one). The previous baseline stays until the new one is valid: every
+    check and the profile come before the one write."""
     require(actor, SET_DRIFT_BASELINE)
     from apps.registry.client import get_client
+    from apps.registry.selectors import signature_or_reason
 
     get_client().get_version(model_name, str(model_version))  # the version exists
     frame = read_table(data, filename=filename)
+    signature, unreadable = signature_or_reason(name=model_name, version=str(model_version))
+    if unreadable:
+        logger.warning("baseline columns of %s v%s not checked: %s", model_name, model_version, unreadable)
+    columns_check(list(frame.columns), signature, filename=filename)
     with transaction.atomic():
         baseline = baseline_from_frame(
             model_name=model_name, model_version=str(model_version), frame=frame, source=Baseline.Source.UPLOAD
@@ -120,7 +131,13 @@ def baseline_upload(*, actor, model_name: str, model_version: str, data: bytes, 
             action="monitoring.baseline_upload",
             target_type="model_version",
             target_id=f"{model_name}/{model_version}",
-            data={"filename": filename[:200], "rows": baseline.rows, "columns": len(frame.columns)},
+            data={
+                "filename": filename[:200],
+                "rows": baseline.rows,
+                "rows_in_file": len(frame),
+                "columns": len(frame.columns),
+                "columns_checked": signature is not None,
+            },
         )
     return baseline
 

@@ -1,6 +1,7 @@
 """Checks of an uploaded baseline file before anything parses it: its size, and by its bytes (not its name) that
 it is a Parquet file or CSV text; then reading it within limits on rows and decoded memory (:func:`table_read`),
-checked before the table is materialised. Each refusal is a 4xx naming what is wrong."""
+checked before the table is materialised; then its columns against the model's signature (:func:`columns_check`).
+Each refusal is a 4xx naming what is wrong."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ import pyarrow.parquet as pq
 from django.conf import settings
 
 from apps.common.errors import ApplicationError
+from apps.monitoring.drift import PREDICTION
+from apps.registry.types import Signature
 
 __all__ = [
     "DEFAULT_MAX_UPLOAD_BYTES",
     "FileTooLargeError",
     "UnsupportedFileError",
+    "columns_check",
     "max_upload_bytes",
     "table_read",
     "upload_kind",
@@ -40,6 +44,7 @@ SIGNATURES = [
     (b"\xff\xd8\xff", "a JPEG image"),
 ]
 _TEXT_SAMPLE = 64 * 1024
+_NAMES_SHOWN = 10
 
 
 class FileTooLargeError(ApplicationError):
@@ -145,3 +150,32 @@ def table_read(data: bytes, kind: str, *, filename: str = "") -> pd.DataFrame:
         _check(name, rows, decoded, at_least=True)
         chunks.append(chunk)
     return pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame()
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(repr(n) for n in names[:_NAMES_SHOWN])
+    return shown + (f" and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN else "")
+
+
+def columns_check(columns: list[str], signature: Signature | None, *, filename: str = "") -> None:
+    """Refuse (400) a table whose columns the model does not have, or that lacks a column the model requires,
+    naming them. Only for a signature with named input columns: without one there is nothing to check against.
+    The model's output columns (and ``prediction``) are allowed, for prediction drift."""
+    inputs = [c for c in (signature.inputs if signature else []) if c.name]
+    if not inputs:
+        return
+    known = {c.name for c in inputs} | {c.name for c in signature.outputs if c.name} | {PREDICTION}
+    present = {str(c) for c in columns}
+    unknown = [str(c) for c in columns if str(c) not in known]
+    missing = [c.name for c in inputs if c.required and c.name not in present]
+    problems = []
+    if unknown:
+        problems.append(f"columns the model does not have: {_names(unknown)}")
+    if missing:
+        problems.append(f"required columns missing: {_names(missing)}")
+    if problems:
+        raise ApplicationError(
+            f"{filename or 'The file'} does not match the model's signature: {'; '.join(problems)}.",
+            code="columns_mismatch",
+            extra={"unknown_columns": unknown, "missing_columns": missing},
+        )

@@ -31,6 +31,7 @@ from mlflow.protos.databricks_pb2 import (
 
 from apps.common.errors import ApplicationError, NotFoundError, UnavailableError
 from apps.common.uris import mask_uri, mask_uris_in
+from apps.registry.breaker import TimeoutBreaker
 from apps.registry.credentials import workload_identity_apply
 from apps.registry.types import ColumnSpec, ModelSummary, Page, RunInfo, Signature, VersionInfo
 from apps.registry.versions import version_number_check
@@ -78,6 +79,11 @@ def _cached_host_creds(get_host_creds):
             return state["creds"]
 
     return cached
+
+
+def _timed_out(exc: Exception) -> bool:
+    """A read or connect timeout, raised by requests or wrapped in an MlflowException's message."""
+    return isinstance(exc, requests.Timeout) or "timed out" in str(getattr(exc, "message", exc)).lower()
 
 
 def _time(ms: int | None) -> datetime | None:
@@ -131,6 +137,7 @@ class RegistryClient:
             self.ui_url = self.databricks_host
         self._client: MlflowClient | None = None
         self._warm: set[str] = set()  # stores that made their first call (see _fan_out)
+        self._breaker = TimeoutBreaker()
 
     @property
     def display_uri(self) -> str:
@@ -139,25 +146,45 @@ class RegistryClient:
     # ------------------------------------------------------------------ errors
     @contextlib.contextmanager
     def _errors(self, what: str) -> Iterator[None]:
+        closed_in = 0.0 if _role["worker"] else self._breaker.seconds_open()
+        if closed_in:
+            raise UnavailableError(
+                f"The MLflow registry at {self.display_uri} timed out repeatedly; not asked again for "
+                f"{closed_in:.0f} s.",
+                code="registry_unavailable",
+            )
         try:
             yield
         except ApplicationError:
             raise
-        except RestException as exc:
-            raise self._translate(exc, what) from exc
-        except MlflowException as exc:
-            raise self._translate(exc, what) from exc
-        except (requests.RequestException, OSError) as exc:
+        except Exception as exc:
+            if _timed_out(exc):
+                self._breaker.timed_out()
+                logger.warning("registry %s timed out", self.display_uri)
+                raise UnavailableError(
+                    f"The MLflow registry at {self.display_uri} timed out (no answer within "
+                    f"{os.environ.get('MLFLOW_HTTP_REQUEST_TIMEOUT', '?')} s).",
+                    code="registry_unavailable",
+                ) from exc
+            if isinstance(exc, RestException):  # the registry answered, with an error
+                self._breaker.answered()
+            raise self._error(exc, what) from exc
+        self._breaker.answered()
+
+    def _error(self, exc: Exception, what: str) -> ApplicationError:
+        if isinstance(exc, MlflowException):
+            return self._translate(exc, what)
+        if isinstance(exc, (requests.RequestException, OSError)):
             logger.warning("registry %s unreachable: %s", self.display_uri, type(exc).__name__)
-            raise UnavailableError(
+            return UnavailableError(
                 f"The MLflow registry at {self.display_uri} cannot be reached ({type(exc).__name__}).",
                 code="registry_unavailable",
-            ) from exc
-        except Exception as exc:  # SQLAlchemy and driver errors surface here for database-backed registries
-            logger.exception("registry %s failed", self.display_uri)
-            raise UnavailableError(
-                f"The MLflow registry at {self.display_uri} failed: {type(exc).__name__}.", code="registry_unavailable"
-            ) from exc
+            )
+        # SQLAlchemy and driver errors surface here for database-backed registries
+        logger.exception("registry %s failed", self.display_uri)
+        return UnavailableError(
+            f"The MLflow registry at {self.display_uri} failed: {type(exc).__name__}.", code="registry_unavailable"
+        )
 
     def _translate(self, exc: MlflowException, what: str) -> ApplicationError:
         code = exc.error_code
@@ -459,8 +486,10 @@ def get_client() -> RegistryClient:
     """The client for the configured registry (one per URI, reused across requests)."""
     from django.conf import settings
 
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(settings.MLFLOW_HTTP_TIMEOUT))
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(settings.MLFLOW_HTTP_RETRIES))
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(settings.MLFLOW_HTTP_TIMEOUT)
+    # A page makes one try (a person waits, and a hanging registry would hold the web thread twice as long).
+    retries = settings.MLFLOW_HTTP_RETRIES if _role["worker"] else settings.MLFLOW_HTTP_PAGE_RETRIES
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(retries)
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
     # Unity Catalog model files in customer storage (ADLS, S3, GCS) need that cloud's storage SDK unless they are

@@ -15,10 +15,11 @@ from rest_framework.test import APIClient
 
 from apps.accounts.services import api_token_create
 from apps.monitoring.models import Baseline
+from tests.monitoring.frames import credit_inputs
 
 pytestmark = pytest.mark.django_db
 
-GOOD = pd.DataFrame({"age": list(range(20, 70)), "sex": ["male", "female"] * 25})
+GOOD = credit_inputs(50)
 
 
 def _post(alice, deployment, data: bytes, name: str):  # noqa: F811

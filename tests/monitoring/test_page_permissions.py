@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 
-import pandas as pd
 import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
@@ -16,6 +15,7 @@ from apps.common.api import PreconditionFailed
 from apps.deployments.models import Deployment, EnvironmentGrant
 from apps.monitoring import selectors, services
 from apps.monitoring.models import Baseline
+from tests.monitoring.frames import credit_inputs_csv
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +27,7 @@ def _api(user: User) -> APIClient:
 
 
 def _csv_file() -> io.BytesIO:
-    data = pd.DataFrame({"age": list(range(20, 70)), "sex": ["male", "female"] * 25}).to_csv(index=False).encode()
+    data = credit_inputs_csv(50)
     upload = io.BytesIO(data)
     upload.name = "ref.csv"
     return upload

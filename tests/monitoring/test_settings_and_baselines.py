@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import io
 
-import pandas as pd
 import pytest
 from django.urls import reverse
 
 from apps.accounts.models import AuditEvent
 from apps.monitoring import selectors
 from apps.monitoring.models import Baseline
+from tests.monitoring.frames import credit_inputs, credit_inputs_csv
 
 pytestmark = pytest.mark.django_db
 
 
 def _csv() -> bytes:
-    return pd.DataFrame({"age": list(range(20, 70)), "sex": ["male", "female"] * 25}).to_csv(index=False).encode()
+    return credit_inputs_csv(50)
 
 
 def test_thresholds_through_the_api(lead_api, api_client, deployment):
@@ -41,10 +41,10 @@ def test_baseline_upload_through_the_api(lead_api, api_client, deployment, regis
     response = lead_api.post(url, upload, format="multipart")
     assert response.status_code == 201, response.content
     assert response.json() == {
-        "model_name": "credit-default", "model_version": "1", "source": "upload", "rows": 50, "features": 2
+        "model_name": "credit-default", "model_version": "1", "source": "upload", "rows": 50, "features": 23
     }  # fmt: skip
     baseline = Baseline.objects.get(model_name="credit-default", model_version="1").as_profile()
-    assert [f.name for f in baseline.features] == ["age", "sex"]
+    assert [f.name for f in baseline.features] == list(credit_inputs(1).columns)
     assert AuditEvent.objects.filter(action="monitoring.baseline_upload", target_id="credit-default/1").exists()
 
     junk = io.BytesIO(b"\x00\x01not a table")

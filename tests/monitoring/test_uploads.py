@@ -6,16 +6,16 @@ import gzip
 import io
 import zipfile
 
-import pandas as pd
 import pytest
 from django.urls import reverse
 
 from apps.monitoring.models import Baseline
 from apps.monitoring.uploads import upload_kind
+from tests.monitoring.frames import credit_inputs
 
 pytestmark = pytest.mark.django_db
 
-FRAME = pd.DataFrame({"age": list(range(20, 70)), "sex": ["male", "female"] * 25})
+FRAME = credit_inputs(50)
 
 
 def _parquet() -> bytes:
