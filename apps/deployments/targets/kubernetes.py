@@ -309,22 +309,37 @@ def diagnose_pods(
     *,
     read_log: Callable[[str, str], str],
     unschedulable_grace_seconds: float = 0.0,
+    image_pull_grace_seconds: float = 0.0,
+    waiting_since: dict[str, datetime] | None = None,
     now: datetime | None = None,
 ) -> str | None:
     """A sentence naming why the rollout cannot succeed, or None while it still may.
 
     ``events`` are the namespace's events about these pods; ``read_log(pod, container)`` returns the last
-    log lines of the container's previous (crashed) run."""
+    log lines of the container's previous (crashed) run. The kubelet retries failed image pulls, so a pull
+    fails the rollout only once it kept failing for ``image_pull_grace_seconds``. A pod the scheduler
+    cannot place fails after ``unschedulable_grace_seconds`` unless the cluster autoscaler triggered a
+    scale-up for it (its TriggeredScaleUp event counts as progress). ``waiting_since`` (kept by the caller
+    between looks) holds when each pod was first seen failing to pull or to be scheduled."""
     now = now or datetime.now(UTC)
+    since = waiting_since if waiting_since is not None else {}
     events_by_pod: dict[str, list[Manifest]] = {}
     for event in events:
         events_by_pod.setdefault((event.get("involvedObject") or {}).get("name", ""), []).append(event)
     for pod in pods:
         name = pod["metadata"]["name"]
         pod_events = events_by_pod.get(name, [])
-        found = _diagnose_containers(pod, pod_events, read_log) or _diagnose_scheduling(
-            pod, pod_events, unschedulable_grace_seconds, now
-        )
+        pulling = _pull_failure(pod)
+        if pulling is None:
+            since.pop(f"pull:{name}", None)
+        elif pulling != "InvalidImageName" and _waited(since, f"pull:{name}", now) < image_pull_grace_seconds:
+            continue
+        found = _diagnose_containers(pod, pod_events, read_log, _waited(since, f"pull:{name}", now))
+        if not found and _unschedulable(pod):
+            waited = min(_waited(since, f"schedule:{name}", now), _unschedulable_age(pod, now))
+            found = _diagnose_scheduling(pod_events, waited >= unschedulable_grace_seconds, _unschedulable(pod))
+        elif not found:
+            since.pop(f"schedule:{name}", None)
         if found:
             return found
     return None
@@ -337,19 +352,35 @@ def latest_warning(events: list[Manifest]) -> str:
     return warnings[-1]["message"].strip() if warnings else ""
 
 
-def _diagnose_containers(pod: Manifest, events: list[Manifest], read_log: Callable[[str, str], str]) -> str | None:
+_PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName")
+
+
+def _pull_failure(pod: Manifest) -> str | None:
+    """The waiting reason of a container whose image cannot be pulled, or None."""
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        reason = ((cs.get("state") or {}).get("waiting") or {}).get("reason", "")
+        if reason in _PULL_FAILURES:
+            return reason
+    return None
+
+
+def _diagnose_containers(
+    pod: Manifest, events: list[Manifest], read_log: Callable[[str, str], str], pull_failing_for: float = 0.0
+) -> str | None:
     status = pod.get("status") or {}
     images = {c["name"]: c.get("image", "") for c in (pod.get("spec") or {}).get("containers") or []}
     for cs in status.get("containerStatuses") or []:
         waiting = (cs.get("state") or {}).get("waiting") or {}
         reason = waiting.get("reason", "")
         image = images.get(cs.get("name", ""), "") or cs.get("image", "")
-        if reason in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName"):
-            detail = " ".join(
-                [waiting.get("message", "")]
-                + [e.get("message", "") for e in events if e.get("reason") in ("Failed", "ErrImagePull")]
-            )
-            return f"image pull failed: {_short_pull_reason(detail.strip() or reason, image)} for {image}"
+        if reason in _PULL_FAILURES:
+            failed = [e.get("message", "") for e in events if e.get("reason") in ("Failed", "ErrImagePull")]
+            detail = " ".join([waiting.get("message", ""), *failed])
+            message = f"image pull failed: {_short_pull_reason(detail.strip() or reason, image)} for {image}"
+            if pull_failing_for >= 1:
+                message += f" (still failing after {pull_failing_for:.0f} s"
+                message += f"; the kubelet: {failed[-1].strip()[:300]})" if failed else ")"
+            return message
         if reason == "CrashLoopBackOff":
             return f"container crash-looping: {_crash_detail(pod, cs, read_log)}"
         if reason in ("CreateContainerConfigError", "CreateContainerError", "RunContainerError"):
@@ -370,17 +401,34 @@ def _crash_detail(pod: Manifest, cs: dict[str, Any], read_log: Callable[[str, st
     return "no log output"
 
 
-def _diagnose_scheduling(pod: Manifest, events: list[Manifest], grace: float, now: datetime) -> str | None:
+def _waited(since: dict[str, datetime], key: str, now: datetime) -> float:
+    return (now - since.setdefault(key, now)).total_seconds()
+
+
+def _unschedulable(pod: Manifest) -> dict[str, Any] | None:
+    """The pod's PodScheduled condition when the scheduler found no node for it, else None."""
     scheduled = _conditions(pod).get("PodScheduled")
     if not scheduled or scheduled.get("status") != "False" or scheduled.get("reason") != "Unschedulable":
         return None
-    # A cluster autoscaler may still add a node: give it a while before calling the rollout failed.
-    if _age_seconds(scheduled.get("lastTransitionTime"), now) < grace:
+    return scheduled
+
+
+def _unschedulable_age(pod: Manifest, now: datetime) -> float:
+    return _age_seconds((_unschedulable(pod) or {}).get("lastTransitionTime"), now)
+
+
+def _diagnose_scheduling(events: list[Manifest], grace_over: bool, scheduled: dict[str, Any] | None) -> str | None:
+    # A cluster autoscaler may still add a node: give it a while before calling the rollout failed, and once it
+    # reports a triggered scale-up, leave the verdict to the Deployment's progress deadline.
+    if scheduled is None or not grace_over or any(e.get("reason") == "TriggeredScaleUp" for e in events):
         return None
     message = scheduled.get("message") or next(
         (e.get("message", "") for e in reversed(events) if e.get("reason") == "FailedScheduling"), ""
     )
-    return f"pods cannot be scheduled: {message or 'no node fits'}"
+    refused = next((e.get("message", "") for e in reversed(events) if e.get("reason") == "NotTriggerScaleUp"), "")
+    return f"pods cannot be scheduled: {message or 'no node fits'}" + (
+        f" (cluster autoscaler: {refused})" if refused else ""
+    )
 
 
 # ---------------------------------------------------------------------------------------------- the target
@@ -388,7 +436,8 @@ class KubernetesTarget(DeploymentTarget):
     """Options: the cluster's (``kube.CONNECTION_OPTIONS``: ``api_url`` + ``token``, ``verify_ssl``, ``ca_cert``,
     else ``kubeconfig`` + ``context``, else the in-cluster service account). Also ``endpoint_url_template``
     (``{deployment}``, ``{namespace}``), ``image_pull_secrets``, ``poll_interval_seconds``,
-    ``request_timeout_seconds``, ``log_tail_lines``, ``unschedulable_grace_seconds``."""
+    ``request_timeout_seconds``, ``log_tail_lines``, ``unschedulable_grace_seconds``, ``image_pull_grace_seconds``
+    (``diagnose_pods``)."""
 
     name = "kubernetes"
 
@@ -402,7 +451,8 @@ class KubernetesTarget(DeploymentTarget):
         self.poll_interval: float = float(options.get("poll_interval_seconds", 2.0))
         self.request_timeout: float = float(options.get("request_timeout_seconds", 30.0))
         self.log_tail_lines: int = int(options.get("log_tail_lines", 10))
-        self.unschedulable_grace: float = float(options.get("unschedulable_grace_seconds", 60.0))
+        self.unschedulable_grace: float = float(options.get("unschedulable_grace_seconds", 180.0))
+        self.image_pull_grace: float = float(options.get("image_pull_grace_seconds", 180.0))
         self.cluster = KubernetesClient(options, request_timeout=self.request_timeout)
 
     # ------------------------------------------------------------------ cluster access
@@ -478,8 +528,9 @@ class KubernetesTarget(DeploymentTarget):
     def wait_ready(self, spec: ServingSpec, log: Log, *, timeout_seconds: float) -> Readiness:
         deadline = time.monotonic() + timeout_seconds
         last_progress = ""
+        waiting_since: dict[str, datetime] = {}
         while True:
-            outcome, progress = self._check_rollout(spec)
+            outcome, progress = self._check_rollout(spec, waiting_since)
             if progress != last_progress:
                 log(progress)
                 last_progress = progress
@@ -493,7 +544,7 @@ class KubernetesTarget(DeploymentTarget):
                 return Readiness(ok=False, message=message)
             time.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
 
-    def _check_rollout(self, spec: ServingSpec) -> tuple[Readiness | None, str]:
+    def _check_rollout(self, spec: ServingSpec, waiting_since: dict[str, datetime]) -> tuple[Readiness | None, str]:
         """One look at the rollout: (a final result or None, a progress line)."""
         deployment = self._read_deployment(spec)
         if deployment is None:
@@ -509,7 +560,7 @@ class KubernetesTarget(DeploymentTarget):
         if observed and updated >= desired and available >= desired and total <= updated:
             url = self.endpoint_url(spec)
             return Readiness(ok=True, message=f"{available}/{desired} replicas available", endpoint_url=url), progress
-        failure, hint = self._diagnose(spec)
+        failure, hint = self._diagnose(spec, waiting_since)
         if failure:
             return Readiness(ok=False, message=failure), progress
         conditions = _conditions(deployment)
@@ -528,7 +579,7 @@ class KubernetesTarget(DeploymentTarget):
             return Readiness(ok=False, message=message), progress
         return None, progress
 
-    def _diagnose(self, spec: ServingSpec) -> tuple[str | None, str]:
+    def _diagnose(self, spec: ServingSpec, waiting_since: dict[str, datetime]) -> tuple[str | None, str]:
         """(why the new revision's pods cannot run or None, the latest warning event about them or "")."""
         core = self.cluster.core()
         selector = ",".join(
@@ -549,6 +600,8 @@ class KubernetesTarget(DeploymentTarget):
             events,
             read_log=lambda pod, container: self._log_tail(spec, pod, container),
             unschedulable_grace_seconds=self.unschedulable_grace,
+            image_pull_grace_seconds=self.image_pull_grace,
+            waiting_since=waiting_since,
         )
         return failure, latest_warning(events)
 
