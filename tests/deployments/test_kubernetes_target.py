@@ -25,6 +25,7 @@ from apps.deployments.targets.kubernetes import (
     diagnose_pods,
     render_deployment,
     render_manifests,
+    render_pdb,
 )
 from tests.emulators.k8s import Controller, EmulatorThread
 from tests.emulators.k8s_controllers import DeploymentController, Stage
@@ -109,6 +110,22 @@ class KubernetesRenderingTests:
             },
         }
         assert diagnose_pods([pod], [], read_log=lambda *_: "") == f"image pull failed: {reason} for {image}"
+
+    def test_pods_run_read_only_on_linux_spread_over_zones_and_unready_ones_never_block_a_drain(
+        self, spec: ServingSpec
+    ) -> None:
+        # Issue 20 #9.
+        deployment, pdb = render_deployment(spec), render_pdb(spec)
+        pod = deployment["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+        assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
+        assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
+        (spread,) = pod["topologySpreadConstraints"]
+        assert spread["topologyKey"] == "topology.kubernetes.io/zone"
+        assert spread["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+        assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
 
     def test_an_oom_killed_crash_loop_says_so(self) -> None:
         pod = {

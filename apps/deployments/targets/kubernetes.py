@@ -50,6 +50,8 @@ CONTAINER_PORT = 8080
 SERVICE_PORT = 80
 RUN_AS_USER = 10001  # the scoring image's user (scoring-image/Dockerfile)
 CPU_TARGET_PERCENT = 70
+TMP_VOLUME = "tmp"
+TMP_SIZE_LIMIT = "1Gi"
 REVISION_LABEL = "modelplane.io/revision"
 ANNOTATION_MODEL_URI = "modelplane.io/model-uri"
 ANNOTATION_REVISION = "modelplane.io/revision"
@@ -166,8 +168,11 @@ def _container(spec: ServingSpec) -> dict[str, Any]:
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "runAsNonRoot": True,
+            "readOnlyRootFilesystem": True,
             "capabilities": {"drop": ["ALL"]},
         },
+        # The one writable place (the supervisor's metrics directory, libraries' temporary files).
+        "volumeMounts": [{"name": TMP_VOLUME, "mountPath": "/tmp"}],
     }
 
 
@@ -189,6 +194,19 @@ def render_deployment(
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "automountServiceAccountToken": False,
+        "volumes": [{"name": TMP_VOLUME, "emptyDir": {"sizeLimit": TMP_SIZE_LIMIT}}],
+        # The scoring image is Linux-only: keep it off Windows node pools.
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        # Replicas of the new revision spread over the zones, so one zone's outage leaves some serving.
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": selector_labels(spec)},
+                "matchLabelKeys": ["pod-template-hash"],
+            }
+        ],
         # SCORING_SHUTDOWN_DELAY_S (5 s) + the server's drain timeout (30 s) + margin.
         "terminationGracePeriodSeconds": 45,
     }
@@ -253,7 +271,12 @@ def render_pdb(spec: ServingSpec) -> Manifest:
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
         "metadata": _metadata(spec),
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(spec)}},
+        # AlwaysAllow: pods that are not ready (a bad revision) do not block node drains and AKS upgrades.
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": selector_labels(spec)},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
     }
 
 
