@@ -27,7 +27,7 @@ from apps.deployments.targets.kubernetes import (
     render_manifests,
     render_pdb,
 )
-from tests.emulators.k8s import Controller, EmulatorThread
+from tests.emulators.k8s import Controller, EmulatorThread, resource_of
 from tests.emulators.k8s_controllers import DeploymentController, Stage
 
 IMAGE = "registry.example.com/scoring/iris:ctx-3f2a"
@@ -260,6 +260,9 @@ class KubernetesApplyTests:
         target.apply(new, Logs())
 
         deployment = k8s_controller.get("Deployment", spec.namespace, "iris")
+        # Issue 20 #9: once the autoscaler owns spec.replicas, the apply leaves it out (no shared ownership to fight).
+        owners = k8s_controller.emulator.owners.by_object[resource_of("Deployment"), spec.namespace, "iris"]
+        assert [m for m, paths in owners.items() if ("spec", "replicas") in paths] == ["kube-controller-manager"]
         assert deployment["metadata"]["generation"] == 3  # r1, the scale, r2
         assert deployment["metadata"]["annotations"]["modelplane.io/revision"] == "r2"
         assert deployment["spec"]["replicas"] == 4

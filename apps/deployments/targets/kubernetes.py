@@ -177,9 +177,14 @@ def _container(spec: ServingSpec) -> dict[str, Any]:
 
 
 def render_deployment(
-    spec: ServingSpec, *, replicas: int | None = None, image_pull_secrets: tuple[str, ...] = ()
+    spec: ServingSpec,
+    *,
+    replicas: int | None = None,
+    image_pull_secrets: tuple[str, ...] = (),
+    autoscaled: bool = False,
 ) -> Manifest:
-    """The Deployment. ``replicas`` defaults to the spec's, clamped to the autoscaling bounds."""
+    """The Deployment. ``replicas`` defaults to the spec's, clamped to the autoscaling bounds; left out when
+    ``autoscaled`` (the HorizontalPodAutoscaler owns the field, and applying it would fight the autoscaler)."""
     if replicas is None:
         replicas = spec.replicas
     replicas = min(max(replicas, spec.min_replicas), max(spec.max_replicas, spec.min_replicas))
@@ -212,7 +217,7 @@ def render_deployment(
     }
     if image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": name} for name in image_pull_secrets]
-    return {
+    manifest: Manifest = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": _metadata(spec),
@@ -228,6 +233,9 @@ def render_deployment(
             },
         },
     }
+    if autoscaled:
+        del manifest["spec"]["replicas"]
+    return manifest
 
 
 def render_service(spec: ServingSpec) -> Manifest:
@@ -281,15 +289,28 @@ def render_pdb(spec: ServingSpec) -> Manifest:
 
 
 def render_manifests(
-    spec: ServingSpec, *, replicas: int | None = None, image_pull_secrets: tuple[str, ...] = ()
+    spec: ServingSpec,
+    *,
+    replicas: int | None = None,
+    image_pull_secrets: tuple[str, ...] = (),
+    autoscaled: bool = False,
 ) -> list[Manifest]:
     """Everything ``apply`` sends, in the order it sends it."""
-    return [
-        render_service(spec),
-        render_pdb(spec),
-        render_deployment(spec, replicas=replicas, image_pull_secrets=image_pull_secrets),
-        render_hpa(spec),
-    ]
+    deployment = render_deployment(
+        spec, replicas=replicas, image_pull_secrets=image_pull_secrets, autoscaled=autoscaled
+    )
+    return [render_service(spec), render_pdb(spec), deployment, render_hpa(spec)]
+
+
+def owned_by_another(live: Manifest, manager: str, *path: str) -> bool:
+    """Whether a field manager other than ``manager`` owns ``path`` of the live object (its managedFields)."""
+    for entry in (live.get("metadata") or {}).get("managedFields") or []:
+        node = entry.get("fieldsV1") or {}
+        for key in path:
+            node = node.get(f"f:{key}") if isinstance(node, dict) else None
+        if node is not None and entry.get("manager") != manager:
+            return True
+    return False
 
 
 # ---------------------------------------------------------------------------------------------- diagnosis
@@ -541,8 +562,13 @@ class KubernetesTarget(DeploymentTarget):
             raise PermanentBackendError(f"no image to deploy for {spec.revision}")
         live = self._check_ownership(spec)
         # Keep the replica count the autoscaler chose: applying spec.replicas again would scale down mid-rollout.
+        # Once the autoscaler owns the field, leave it out, so an apply never fights (or overrides) a scale.
         replicas = ((live or {}).get("spec") or {}).get("replicas")
-        for manifest in render_manifests(spec, replicas=replicas, image_pull_secrets=self.image_pull_secrets):
+        autoscaled = live is not None and owned_by_another(live, field_manager(spec), "spec", "replicas")
+        manifests = render_manifests(
+            spec, replicas=replicas, image_pull_secrets=self.image_pull_secrets, autoscaled=autoscaled
+        )
+        for manifest in manifests:
             result = self._apply_one(spec, manifest, log)
             meta = result.get("metadata") or {}
             kind = manifest["kind"]
