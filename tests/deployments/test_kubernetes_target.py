@@ -649,6 +649,10 @@ THROTTLED = (
 UNAUTHORIZED = f'Failed to pull image "{IMAGE}": unexpected status from HEAD request: 401 Unauthorized'
 
 
+def _ready_of(pod: dict) -> dict:
+    return next((c for c in pod.get("status", {}).get("conditions", []) if c.get("type") == "Ready"), {})
+
+
 def _pull_error(message: str) -> Stage:
     return Stage(0.15, waiting={"reason": "ErrImagePull", "message": message}, events=(("Failed", message, "kubelet"),))
 
@@ -695,6 +699,39 @@ class KubernetesLiveRolloutTests:
         assert rollout_time_limit(slow) == 4
         assert ("iris", "ProgressDeadlineExceeded") not in controller.history
         assert controller.history[-1] == ("iris", "NewReplicaSetAvailable")
+
+    def test_the_emulated_rolling_update_keeps_every_replica_serving_and_surges_by_one(
+        self, k8s_api: EmulatorThread, spec: ServingSpec, k8s_controller: Controller, cluster
+    ) -> None:
+        first = replace(spec, replicas=3, min_replicas=3, progress_deadline_seconds=5)
+        second = replace(first, revision="r2", image=IMAGE + "-2")
+        cluster(lambda pod: [Stage(0.15)])
+        target = KubernetesTarget(api_url=k8s_api.url, poll_interval_seconds=0.02)
+        target.apply(first, Logs())
+        assert target.wait_ready(first, Logs(), timeout_seconds=rollout_time_limit(first)).ok
+        target.apply(second, Logs())
+        samples: list[tuple[int, int]] = []
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                pods = k8s_controller.list("Pod", spec.namespace)
+                ready = [p for p in pods if {"type": "Ready", "status": "True"}.items() <= _ready_of(p).items()]
+                samples.append((len(pods), len(ready)))
+                time.sleep(0.01)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            assert target.wait_ready(second, Logs(), timeout_seconds=rollout_time_limit(second)).ok
+        finally:
+            done.set()
+            sampler.join()
+
+        assert max(total for total, _ in samples) == 4  # maxSurge 1
+        assert min(ready for _, ready in samples) >= 3  # maxUnavailable 0
+        images = {p["spec"]["containers"][0]["image"] for p in k8s_controller.list("Pod", spec.namespace)}
+        assert images == {second.image}
 
     def test_a_stalled_rollout_fails_on_the_progress_deadline_not_the_overall_limit(
         self, k8s_api: EmulatorThread, spec: ServingSpec, cluster
