@@ -758,9 +758,11 @@ class KubernetesLiveRolloutTests:
         target = KubernetesTarget(api_url=k8s_api.url, poll_interval_seconds=0.02, unschedulable_grace_seconds=0.3)
         target.apply(one, Logs())
 
-        result = target.wait_ready(one, Logs(), timeout_seconds=rollout_time_limit(one))
+        logs = Logs()
+        result = target.wait_ready(one, logs, timeout_seconds=rollout_time_limit(one))
 
         assert result.ok, result.message
+        assert f"1/1 replicas updated, 0 available; waiting for a new node ({SCALE_UP})" in logs
 
     def test_unschedulable_pods_the_autoscaler_will_not_help_fail_after_the_grace_period(
         self, k8s_api: EmulatorThread, spec: ServingSpec, cluster

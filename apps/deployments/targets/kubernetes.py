@@ -445,6 +445,10 @@ def _crash_detail(pod: Manifest, cs: dict[str, Any], read_log: Callable[[str, st
     return "no log output"
 
 
+def _involved(event: Manifest) -> str:
+    return (event.get("involvedObject") or {}).get("name", "")
+
+
 def _waited(since: dict[str, datetime], key: str, now: datetime) -> float:
     return (now - since.setdefault(key, now)).total_seconds()
 
@@ -609,7 +613,9 @@ class KubernetesTarget(DeploymentTarget):
         if observed and updated >= desired and available >= desired and total <= updated:
             url = self.endpoint_url(spec)
             return Readiness(ok=True, message=f"{available}/{desired} replicas available", endpoint_url=url), progress
-        failure, hint = self._diagnose(spec, waiting_since)
+        failure, hint, scaling = self._diagnose(spec, waiting_since)
+        if scaling:
+            progress += f"; waiting for a new node ({scaling})"
         if failure:
             return Readiness(ok=False, message=failure), progress
         conditions = _conditions(deployment)
@@ -628,7 +634,7 @@ class KubernetesTarget(DeploymentTarget):
             return Readiness(ok=False, message=message), progress
         return None, progress
 
-    def _diagnose(self, spec: ServingSpec, waiting_since: dict[str, datetime]) -> tuple[str | None, str]:
+    def _diagnose(self, spec: ServingSpec, waiting_since: dict[str, datetime]) -> tuple[str | None, str, str]:
         """(why the new revision's pods cannot run or None, the latest warning event about them or "")."""
         core = self.cluster.core()
         selector = ",".join(
@@ -638,7 +644,7 @@ class KubernetesTarget(DeploymentTarget):
         pods = self.cluster.call("list pods", core.list_namespaced_pod, spec.namespace, label_selector=selector)
         pods = pods["items"]
         if not pods:
-            return None, ""
+            return None, "", ""
         events = self.cluster.call(
             "list events", core.list_namespaced_event, spec.namespace, field_selector="involvedObject.kind=Pod"
         )["items"]
@@ -652,7 +658,9 @@ class KubernetesTarget(DeploymentTarget):
             image_pull_grace_seconds=self.image_pull_grace,
             waiting_since=waiting_since,
         )
-        return failure, latest_warning(events)
+        unplaced = {pod["metadata"]["name"] for pod in pods if _unschedulable(pod)}
+        scaling = [e for e in events if e.get("reason") == "TriggeredScaleUp" and _involved(e) in unplaced]
+        return failure, latest_warning(events), (scaling[-1].get("message") or "").strip() if scaling else ""
 
     def _log_tail(self, spec: ServingSpec, pod: str, container: str) -> str:
         """The last lines of the crashed run (``previous``), else of the current one; empty if none."""
