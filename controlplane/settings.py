@@ -320,7 +320,11 @@ DEPLOY_MODEL_CACHE = Path(env_str("DEPLOY_MODEL_CACHE", str(VAR_DIR / "models"))
 TELEMETRY_DIR = Path(env_str("TELEMETRY_DIR", str(VAR_DIR / "telemetry")))
 # The scoring image's base (a build argument): mirror it into your own registry for air-gapped builds.
 SCORING_BASE_IMAGE = env_str("SCORING_BASE_IMAGE", "python:3.11-slim-bookworm")
-DEPLOY_READY_TIMEOUT = env_int("DEPLOY_READY_TIMEOUT", 600)  # seconds a rollout may take before it fails
+# A rollout fails when it makes no progress (a pod created, ready or removed) for DEPLOY_PROGRESS_DEADLINE seconds
+# (Kubernetes' progressDeadlineSeconds), or when it takes longer than DEPLOY_READY_TIMEOUT in all; 0 derives that
+# limit from the replicas replaced one at a time (targets.base.rollout_time_limit).
+DEPLOY_PROGRESS_DEADLINE = env_int("DEPLOY_PROGRESS_DEADLINE", 600)
+DEPLOY_READY_TIMEOUT = env_int("DEPLOY_READY_TIMEOUT", 0)
 # A worker renews its revision's lease every quarter lease; a dead one stops, and every DEPLOY_REQUEUE_SECONDS the
 # beat hands revisions with a lapsed lease to another worker: a killed worker's rollout resumes within about
 # DEPLOY_LEASE_SECONDS + DEPLOY_REQUEUE_SECONDS.
@@ -348,6 +352,10 @@ DEPLOY_TARGET_OPTIONS = {
         "kubeconfig": KUBECONFIG,
         "endpoint_url_template": KUBERNETES_ENDPOINT_TEMPLATE,
         "image_pull_secrets": KUBERNETES_IMAGE_PULL_SECRETS,
+        # Pods the scheduler cannot place fail after this long unless the cluster autoscaler triggered a scale-up.
+        "unschedulable_grace_seconds": env_int("KUBERNETES_UNSCHEDULABLE_GRACE_SECONDS", 180),
+        # Image pulls are retried by the kubelet (ACR throttling, role propagation): fail once they kept failing.
+        "image_pull_grace_seconds": env_int("KUBERNETES_IMAGE_PULL_GRACE_SECONDS", 180),
     },
 }
 

@@ -25,7 +25,7 @@ from apps.deployments.builders import BuildRequest, ImageBuilder, configured_bui
 from apps.deployments.choices import DeploymentStatus, ImageBuilderName, RevisionStatus, StepName, StepStatus
 from apps.deployments.lease import claim, lease_kept
 from apps.deployments.models import Deployment, Revision, RevisionStep
-from apps.deployments.targets import DeploymentTarget, Readiness, ServingSpec, configured_target
+from apps.deployments.targets import DeploymentTarget, Readiness, ServingSpec, configured_target, rollout_time_limit
 from apps.registry import selectors as registry
 
 __all__ = ["revision_run", "revision_give_up", "serving_spec", "target_for", "builder_for", "StepFailed"]
@@ -70,7 +70,7 @@ def serving_spec(revision: Revision) -> ServingSpec:
         memory_request=config.get("memory_request", "512Mi"),
         memory_limit=config.get("memory_limit", "1Gi"),
         env={"SCORING_VALIDATION": config.get("input_validation") or "mlflow"},
-        progress_deadline_seconds=settings.DEPLOY_READY_TIMEOUT,
+        progress_deadline_seconds=settings.DEPLOY_PROGRESS_DEADLINE,
     )
 
 
@@ -157,10 +157,15 @@ def _apply(revision: Revision, log: _StepLog) -> str:
     return f"applied {spec.revision} of {spec.deployment}"
 
 
+def ready_timeout(spec: ServingSpec) -> float:
+    """The whole rollout's limit: DEPLOY_READY_TIMEOUT, or (0) derived from the replicas and the progress deadline."""
+    return settings.DEPLOY_READY_TIMEOUT or rollout_time_limit(spec)
+
+
 def _rollout(revision: Revision, log: _StepLog) -> str:
     spec = serving_spec(revision)
     target = target_for(revision.deployment, revision.config)
-    readiness: Readiness = target.wait_ready(spec, log, timeout_seconds=settings.DEPLOY_READY_TIMEOUT)
+    readiness: Readiness = target.wait_ready(spec, log, timeout_seconds=ready_timeout(spec))
     if not readiness.ok:
         raise StepFailed(readiness.message)
     return readiness.message
@@ -280,7 +285,7 @@ def _fail(revision: Revision, reason: str) -> None:
         previous_spec = serving_spec(previous)
         try:
             target.apply(previous_spec, logger.info)
-            result = target.wait_ready(previous_spec, logger.info, timeout_seconds=settings.DEPLOY_READY_TIMEOUT)
+            result = target.wait_ready(previous_spec, logger.info, timeout_seconds=ready_timeout(previous_spec))
             restored = previous.label if result.ok else ""
             if not result.ok:
                 reason += f"; rolling back to {previous.label} also failed: {result.message}"

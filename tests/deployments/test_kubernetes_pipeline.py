@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 
 import pytest
 import requests
@@ -99,7 +100,8 @@ def cluster_history(alice, registry, settings, k8s_api, k8s_namespace, scoring_s
     url, model_dir = scoring_server
     settings.DEPLOY_TARGET_OPTIONS = {
         **settings.DEPLOY_TARGET_OPTIONS,
-        "kubernetes": {"api_url": k8s_api.url, "endpoint_url_template": url},
+        # A pull that keeps failing for half a second is persistent here (180 s by default).
+        "kubernetes": {"api_url": k8s_api.url, "endpoint_url_template": url, "image_pull_grace_seconds": 0.5},
     }
     settings.DEPLOY_READY_TIMEOUT = 20
     environment = Environment.objects.create(
@@ -172,3 +174,14 @@ def test_an_image_pull_failure_rolls_back_to_the_live_revision(cluster_history, 
     assert f"image pull failed: unauthorized for {IMAGE_V1}" in revision.error and "rolled back to r2" in revision.error
     assert _image_in_cluster(k8s_controller, k8s_namespace) == IMAGE_V2, "the cluster serves r2 again"
     assert Deployment.objects.get().live_revision == r2
+
+
+def test_the_progress_deadline_and_the_overall_limit_are_separate_settings(cluster_history, settings):
+    # Issue 20 #3: DEPLOY_READY_TIMEOUT was both progressDeadlineSeconds and the whole wait.
+    deployment, r1, r2 = cluster_history
+    settings.DEPLOY_PROGRESS_DEADLINE, settings.DEPLOY_READY_TIMEOUT = 300, 0
+    spec = replace(pipeline.serving_spec(r2), replicas=3, min_replicas=3)
+    assert spec.progress_deadline_seconds == 300
+    assert pipeline.ready_timeout(spec) == 300 * 4  # three replicas replaced one at a time, then the old ones go
+    settings.DEPLOY_READY_TIMEOUT = 900
+    assert pipeline.ready_timeout(spec) == 900

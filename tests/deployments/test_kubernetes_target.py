@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,15 +18,17 @@ import kubernetes.client
 import pytest
 
 from apps.deployments.backends import PermanentBackendError, TransientBackendError
-from apps.deployments.targets.base import ServingSpec, get_target
+from apps.deployments.targets.base import ServingSpec, get_target, rollout_time_limit
 from apps.deployments.targets.kubernetes import (
     FIELD_MANAGER,
     KubernetesTarget,
     diagnose_pods,
     render_deployment,
     render_manifests,
+    render_pdb,
 )
-from tests.emulators.k8s import Controller, EmulatorThread
+from tests.emulators.k8s import Controller, EmulatorThread, resource_of
+from tests.emulators.k8s_controllers import DeploymentController, Stage
 
 IMAGE = "registry.example.com/scoring/iris:ctx-3f2a"
 KINDS = ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget")
@@ -52,7 +55,9 @@ def spec(k8s_namespace: str) -> ServingSpec:
 
 @pytest.fixture
 def target(k8s_api: EmulatorThread) -> KubernetesTarget:
-    return KubernetesTarget(api_url=k8s_api.url, poll_interval_seconds=0.02, unschedulable_grace_seconds=0)
+    return KubernetesTarget(
+        api_url=k8s_api.url, poll_interval_seconds=0.02, unschedulable_grace_seconds=0, image_pull_grace_seconds=0
+    )
 
 
 class Logs(list[str]):
@@ -105,6 +110,22 @@ class KubernetesRenderingTests:
             },
         }
         assert diagnose_pods([pod], [], read_log=lambda *_: "") == f"image pull failed: {reason} for {image}"
+
+    def test_pods_run_read_only_on_linux_spread_over_zones_and_unready_ones_never_block_a_drain(
+        self, spec: ServingSpec
+    ) -> None:
+        # Issue 20 #9.
+        deployment, pdb = render_deployment(spec), render_pdb(spec)
+        pod = deployment["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+        assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
+        assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
+        (spread,) = pod["topologySpreadConstraints"]
+        assert spread["topologyKey"] == "topology.kubernetes.io/zone"
+        assert spread["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+        assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
 
     def test_an_oom_killed_crash_loop_says_so(self) -> None:
         pod = {
@@ -239,6 +260,9 @@ class KubernetesApplyTests:
         target.apply(new, Logs())
 
         deployment = k8s_controller.get("Deployment", spec.namespace, "iris")
+        # Issue 20 #9: once the autoscaler owns spec.replicas, the apply leaves it out (no shared ownership to fight).
+        owners = k8s_controller.emulator.owners.by_object[resource_of("Deployment"), spec.namespace, "iris"]
+        assert [m for m, paths in owners.items() if ("spec", "replicas") in paths] == ["kube-controller-manager"]
         assert deployment["metadata"]["generation"] == 3  # r1, the scale, r2
         assert deployment["metadata"]["annotations"]["modelplane.io/revision"] == "r2"
         assert deployment["spec"]["replicas"] == 4
@@ -610,3 +634,182 @@ class KubernetesEmulatorTests:
         assert names(label_selector="tier=cache") == ["c"]
         assert names(field_selector="metadata.name=b") == ["b"]
         assert names(label_selector="missing") == []
+
+
+# ---------------------------------------------------------------------------------------------- a live cluster
+# The emulator's deployment controller, scheduler and kubelet play the rollout on a fast real clock (seconds are
+# fractions of a second here), so the target sees what a cluster would report, as it changes.
+AUTOSCALER = "cluster-autoscaler"
+SCALE_UP = "pod triggered scale-up: [{aks-nodepool1-38213845-vmss 3->4 (max: 10)}]"
+NO_NODE = "0/3 nodes are available: 3 Insufficient memory. preemption: 0/3 nodes are available."
+THROTTLED = (
+    f'Failed to pull image "{IMAGE}": failed to pull and unpack image "{IMAGE}": failed to resolve reference: '
+    "unexpected status from HEAD request: 429 Too Many Requests"
+)
+UNAUTHORIZED = f'Failed to pull image "{IMAGE}": unexpected status from HEAD request: 401 Unauthorized'
+
+
+def _ready_of(pod: dict) -> dict:
+    return next((c for c in pod.get("status", {}).get("conditions", []) if c.get("type") == "Ready"), {})
+
+
+def _pull_error(message: str) -> Stage:
+    return Stage(0.15, waiting={"reason": "ErrImagePull", "message": message}, events=(("Failed", message, "kubelet"),))
+
+
+BACK_OFF = {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{IMAGE}"'}
+
+
+@pytest.fixture
+def cluster(k8s_api: EmulatorThread, k8s_namespace: str):
+    """Starts the emulator's deployment controller in the test's namespace with a script for new pods."""
+    running: list[DeploymentController] = []
+
+    def start(script) -> DeploymentController:
+        controller = DeploymentController(k8s_api, k8s_namespace, script).start()
+        running.append(controller)
+        return controller
+
+    yield start
+    for controller in running:
+        controller.stop()
+
+
+class KubernetesLiveRolloutTests:
+    def test_a_healthy_slow_rollout_is_not_cut_off_by_the_progress_deadline(
+        self, k8s_api: EmulatorThread, spec: ServingSpec, cluster
+    ) -> None:
+        # Issue 20 #3: three replicas of a new version that take 0.45 s each to load, replaced one at a time, need
+        # ~1.4 s in all; the progress deadline (1 s) bounds each step, not the rollout.
+        first = replace(spec, replicas=3, min_replicas=3, progress_deadline_seconds=1)
+        slow = replace(first, revision="r2", image=IMAGE + "-2")
+        loading = {first.image: 0.05, slow.image: 0.45}
+        controller = cluster(lambda pod: [Stage(loading[pod["spec"]["containers"][0]["image"]])])
+        target = KubernetesTarget(api_url=k8s_api.url, poll_interval_seconds=0.02)
+        target.apply(first, Logs())
+        assert target.wait_ready(first, Logs(), timeout_seconds=rollout_time_limit(first)).ok
+        target.apply(slow, Logs())
+        started = time.monotonic()
+
+        result = target.wait_ready(slow, Logs(), timeout_seconds=rollout_time_limit(slow))
+
+        assert result.ok, result.message
+        assert result.message == "3/3 replicas available"
+        assert time.monotonic() - started > slow.progress_deadline_seconds  # what a single limit would have cut off
+        assert rollout_time_limit(slow) == 4
+        assert ("iris", "ProgressDeadlineExceeded") not in controller.history
+        assert controller.history[-1] == ("iris", "NewReplicaSetAvailable")
+
+    def test_the_emulated_rolling_update_keeps_every_replica_serving_and_surges_by_one(
+        self, k8s_api: EmulatorThread, spec: ServingSpec, k8s_controller: Controller, cluster
+    ) -> None:
+        first = replace(spec, replicas=3, min_replicas=3, progress_deadline_seconds=5)
+        second = replace(first, revision="r2", image=IMAGE + "-2")
+        cluster(lambda pod: [Stage(0.15)])
+        target = KubernetesTarget(api_url=k8s_api.url, poll_interval_seconds=0.02)
+        target.apply(first, Logs())
+        assert target.wait_ready(first, Logs(), timeout_seconds=rollout_time_limit(first)).ok
+        target.apply(second, Logs())
+        samples: list[tuple[int, int]] = []
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                pods = k8s_controller.list("Pod", spec.namespace)
+                ready = [p for p in pods if {"type": "Ready", "status": "True"}.items() <= _ready_of(p).items()]
+                samples.append((len(pods), len(ready)))
+                time.sleep(0.01)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            assert target.wait_ready(second, Logs(), timeout_seconds=rollout_time_limit(second)).ok
+        finally:
+            done.set()
+            sampler.join()
+
+        assert max(total for total, _ in samples) == 4  # maxSurge 1
+        assert min(ready for _, ready in samples) >= 3  # maxUnavailable 0
+        images = {p["spec"]["containers"][0]["image"] for p in k8s_controller.list("Pod", spec.namespace)}
+        assert images == {second.image}
+
+    def test_a_stalled_rollout_fails_on_the_progress_deadline_not_the_overall_limit(
+        self, k8s_api: EmulatorThread, spec: ServingSpec, cluster
+    ) -> None:
+        stalled = replace(spec, replicas=1, min_replicas=1, progress_deadline_seconds=1)
+        cluster(lambda pod: [Stage(60, waiting={"reason": "ContainerCreating"})])
+        target = KubernetesTarget(api_url=k8s_api.url, poll_interval_seconds=0.02)
+        target.apply(stalled, Logs())
+        started = time.monotonic()
+
+        result = target.wait_ready(stalled, Logs(), timeout_seconds=30)
+
+        assert (result.ok, result.message) == (False, "rollout did not progress in 1 s")
+        assert time.monotonic() - started < 5
+
+    def test_a_pod_waiting_for_a_triggered_scale_up_is_progress(
+        self, k8s_api: EmulatorThread, spec: ServingSpec, cluster
+    ) -> None:
+        # Issue 20 #4: the AKS autoscaler takes minutes to add a node; its TriggeredScaleUp event keeps the wait going
+        # past the grace period given to pods nobody is adding a node for.
+        events = (("FailedScheduling", NO_NODE, "default-scheduler"), ("TriggeredScaleUp", SCALE_UP, AUTOSCALER))
+        cluster(lambda pod: [Stage(1.6, unschedulable=NO_NODE, events=events), Stage(0.1)])
+        one = replace(spec, replicas=1, min_replicas=1, progress_deadline_seconds=5)
+        target = KubernetesTarget(api_url=k8s_api.url, poll_interval_seconds=0.02, unschedulable_grace_seconds=0.3)
+        target.apply(one, Logs())
+
+        logs = Logs()
+        result = target.wait_ready(one, logs, timeout_seconds=rollout_time_limit(one))
+
+        assert result.ok, result.message
+        assert f"1/1 replicas updated, 0 available; waiting for a new node ({SCALE_UP})" in logs
+
+    def test_unschedulable_pods_the_autoscaler_will_not_help_fail_after_the_grace_period(
+        self, k8s_api: EmulatorThread, spec: ServingSpec, cluster
+    ) -> None:
+        refused = "pod didn't trigger scale-up: 1 max node group size reached"
+        events = (("FailedScheduling", NO_NODE, "default-scheduler"), ("NotTriggerScaleUp", refused, AUTOSCALER))
+        cluster(lambda pod: [Stage(60, unschedulable=NO_NODE, events=events)])
+        one = replace(spec, replicas=1, min_replicas=1, progress_deadline_seconds=30)
+        target = KubernetesTarget(api_url=k8s_api.url, poll_interval_seconds=0.02, unschedulable_grace_seconds=0.3)
+        target.apply(one, Logs())
+        started = time.monotonic()
+
+        result = target.wait_ready(one, Logs(), timeout_seconds=20)
+
+        assert (result.ok, result.message) == (
+            False,
+            f"pods cannot be scheduled: {NO_NODE} (cluster autoscaler: {refused})",
+        )
+        assert 0.3 <= time.monotonic() - started < 5
+
+    def test_image_pulls_that_recover_are_not_a_failure(
+        self, k8s_api: EmulatorThread, spec: ServingSpec, cluster
+    ) -> None:
+        # Issue 20 #5: ACR throttling, role propagation and geo-replication lag recover; the kubelet retries.
+        back_off = Stage(0.3, waiting=BACK_OFF, events=(("BackOff", BACK_OFF["message"], "kubelet"),))
+        cluster(lambda pod: [_pull_error(THROTTLED), back_off, _pull_error(THROTTLED), back_off, Stage(0.05)])
+        one = replace(spec, replicas=1, min_replicas=1, progress_deadline_seconds=5)
+        target = KubernetesTarget(api_url=k8s_api.url, poll_interval_seconds=0.02, image_pull_grace_seconds=3)
+        target.apply(one, Logs())
+
+        result = target.wait_ready(one, Logs(), timeout_seconds=rollout_time_limit(one))
+
+        assert result.ok, result.message
+
+    def test_a_persistent_image_pull_back_off_fails_with_the_kubelets_message(
+        self, k8s_api: EmulatorThread, spec: ServingSpec, cluster
+    ) -> None:
+        cluster(lambda pod: [_pull_error(UNAUTHORIZED), Stage(60, waiting=BACK_OFF)])
+        one = replace(spec, replicas=1, min_replicas=1, progress_deadline_seconds=30)
+        target = KubernetesTarget(api_url=k8s_api.url, poll_interval_seconds=0.02, image_pull_grace_seconds=1)
+        target.apply(one, Logs())
+        started = time.monotonic()
+
+        result = target.wait_ready(one, Logs(), timeout_seconds=20)
+
+        assert not result.ok
+        assert result.message == (
+            f"image pull failed: unauthorized for {IMAGE} (still failing after 1 s; the kubelet: {UNAUTHORIZED})"
+        )
+        assert 1 <= time.monotonic() - started < 5

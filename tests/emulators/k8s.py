@@ -238,7 +238,7 @@ class ModelplaneEmulator(kmock.KubernetesEmulator):
         if method == "GET" and sub == "log":
             return 200, self._log(ns, name, request.params)
         if method == "GET":
-            return 200, self._require(res, ns, name)
+            return 200, self._with_managed_fields(res, ns, self._require(res, ns, name))
         if method in ("POST", "PUT", "PATCH") and ns is not None and self.get(NAMESPACES, None, ns) is None:
             raise KubernetesObjectNotFoundError(reason="NotFound", message=f'namespaces "{ns}" not found')
         if method == "POST" and name is None:
@@ -303,6 +303,22 @@ class ModelplaneEmulator(kmock.KubernetesEmulator):
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _with_managed_fields(self, res: kmock.resource, ns: str | None, obj: dict[str, Any]) -> dict[str, Any]:
+        """``metadata.managedFields`` as the API server reports them (FieldsV1, from ``owners``)."""
+        entries = []
+        for manager, paths in sorted(self.owners.by_object.get((res, ns, obj["metadata"]["name"]), {}).items()):
+            fields: dict[str, Any] = {}
+            for path in sorted(paths):
+                node = fields
+                for key in path:
+                    node = node.setdefault(f"f:{key}", {})
+            if fields:
+                entries.append(
+                    {"manager": manager, "operation": "Update", "fieldsType": "FieldsV1", "fieldsV1": fields}
+                )
+        obj["metadata"]["managedFields"] = entries
+        return obj
 
     # ------------------------------------------------------------------ verbs
     def _list(self, res: kmock.resource, ns: str | None, params: dict[str, str]) -> dict[str, Any]:

@@ -13,7 +13,15 @@ from typing import Any
 
 from apps.deployments.backends import DEPLOY_TARGETS, Log, configured_backend, load_backend
 
-__all__ = ["ServingSpec", "Readiness", "DeploymentTarget", "get_target", "configured_target", "Log"]
+__all__ = [
+    "ServingSpec",
+    "Readiness",
+    "DeploymentTarget",
+    "get_target",
+    "configured_target",
+    "Log",
+    "rollout_time_limit",
+]
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,13 @@ class ServingSpec:
     memory_limit: str = "1Gi"
     env: dict[str, str] = field(default_factory=dict)  # extra SCORING_* settings
     progress_deadline_seconds: int = 600
+
+
+def rollout_time_limit(spec: ServingSpec, *, surge: int = 1) -> int:
+    """How long a whole rollout may take: each batch of ``surge`` replicas may use the progress deadline (which
+    counts from the last progress, not from the start), plus one deadline for the old pods to go."""
+    replicas = max(spec.replicas, spec.min_replicas, 1)
+    return spec.progress_deadline_seconds * (-(-replicas // max(surge, 1)) + 1)
 
 
 @dataclass(frozen=True)

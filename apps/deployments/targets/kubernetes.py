@@ -6,22 +6,22 @@ same spec twice changes nothing and a new revision updates the objects in place 
 may share a namespace: every object carries ownership labels (environment, deployment), and ``apply`` and
 ``delete`` touch only objects whose labels name this environment's deployment (``ownership_refusal``).
 ``wait_ready`` polls the Deployment and the new revision's pods and turns what the kubelet and the scheduler report
-into sentences a person can act on. The cluster is reached through ``apps.deployments.kube`` (shared with the
-kaniko builder).
+into sentences a person can act on (``kubernetes_pods``). The cluster is reached through
+``apps.deployments.kube`` (shared with the kaniko builder).
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from apps.deployments.backends import PermanentBackendError
 from apps.deployments.kube import KubernetesClient, status_of
 from apps.deployments.naming import label_value
 from apps.deployments.targets.base import DeploymentTarget, Log, Readiness, ServingSpec
+from apps.deployments.targets.kubernetes_pods import conditions, diagnose_pods, involved, latest_warning, unschedulable
 
 __all__ = [
     "KubernetesTarget",
@@ -50,6 +50,8 @@ CONTAINER_PORT = 8080
 SERVICE_PORT = 80
 RUN_AS_USER = 10001  # the scoring image's user (scoring-image/Dockerfile)
 CPU_TARGET_PERCENT = 70
+TMP_VOLUME = "tmp"
+TMP_SIZE_LIMIT = "1Gi"
 REVISION_LABEL = "modelplane.io/revision"
 ANNOTATION_MODEL_URI = "modelplane.io/model-uri"
 ANNOTATION_REVISION = "modelplane.io/revision"
@@ -166,15 +168,23 @@ def _container(spec: ServingSpec) -> dict[str, Any]:
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "runAsNonRoot": True,
+            "readOnlyRootFilesystem": True,
             "capabilities": {"drop": ["ALL"]},
         },
+        # The one writable place (the supervisor's metrics directory, libraries' temporary files).
+        "volumeMounts": [{"name": TMP_VOLUME, "mountPath": "/tmp"}],
     }
 
 
 def render_deployment(
-    spec: ServingSpec, *, replicas: int | None = None, image_pull_secrets: tuple[str, ...] = ()
+    spec: ServingSpec,
+    *,
+    replicas: int | None = None,
+    image_pull_secrets: tuple[str, ...] = (),
+    autoscaled: bool = False,
 ) -> Manifest:
-    """The Deployment. ``replicas`` defaults to the spec's, clamped to the autoscaling bounds."""
+    """The Deployment. ``replicas`` defaults to the spec's, clamped to the autoscaling bounds; left out when
+    ``autoscaled`` (the HorizontalPodAutoscaler owns the field, and applying it would fight the autoscaler)."""
     if replicas is None:
         replicas = spec.replicas
     replicas = min(max(replicas, spec.min_replicas), max(spec.max_replicas, spec.min_replicas))
@@ -189,12 +199,25 @@ def render_deployment(
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "automountServiceAccountToken": False,
+        "volumes": [{"name": TMP_VOLUME, "emptyDir": {"sizeLimit": TMP_SIZE_LIMIT}}],
+        # The scoring image is Linux-only: keep it off Windows node pools.
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        # Replicas of the new revision spread over the zones, so one zone's outage leaves some serving.
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": selector_labels(spec)},
+                "matchLabelKeys": ["pod-template-hash"],
+            }
+        ],
         # SCORING_SHUTDOWN_DELAY_S (5 s) + the server's drain timeout (30 s) + margin.
         "terminationGracePeriodSeconds": 45,
     }
     if image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": name} for name in image_pull_secrets]
-    return {
+    manifest: Manifest = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": _metadata(spec),
@@ -210,6 +233,9 @@ def render_deployment(
             },
         },
     }
+    if autoscaled:
+        del manifest["spec"]["replicas"]
+    return manifest
 
 
 def render_service(spec: ServingSpec) -> Manifest:
@@ -253,134 +279,38 @@ def render_pdb(spec: ServingSpec) -> Manifest:
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
         "metadata": _metadata(spec),
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(spec)}},
+        # AlwaysAllow: pods that are not ready (a bad revision) do not block node drains and AKS upgrades.
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": selector_labels(spec)},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
     }
 
 
 def render_manifests(
-    spec: ServingSpec, *, replicas: int | None = None, image_pull_secrets: tuple[str, ...] = ()
+    spec: ServingSpec,
+    *,
+    replicas: int | None = None,
+    image_pull_secrets: tuple[str, ...] = (),
+    autoscaled: bool = False,
 ) -> list[Manifest]:
     """Everything ``apply`` sends, in the order it sends it."""
-    return [
-        render_service(spec),
-        render_pdb(spec),
-        render_deployment(spec, replicas=replicas, image_pull_secrets=image_pull_secrets),
-        render_hpa(spec),
-    ]
-
-
-# ---------------------------------------------------------------------------------------------- diagnosis
-_PULL_REASONS = (
-    (r"unauthorized|\b401\b|authentication required|no basic auth credentials", "unauthorized"),
-    (r"denied|\b403\b|forbidden", "access denied"),
-    (r"not found|manifest unknown|\b404\b|does not exist", "not found"),
-    (r"no such host|i/o timeout|connection refused|dial tcp", "registry unreachable"),
-    (r"invalidimagename|invalid reference format", "invalid image name"),
-)
-
-
-def _short_pull_reason(text: str, image: str) -> str:
-    """ "unauthorized", "not found"...: the kubelet's long message reduced to what to fix."""
-    # Image references are quoted in kubelet messages; a tag or repository must not look like a reason.
-    lowered = re.sub(r'"[^"]*"', '""', text).replace(image, "").lower()
-    for pattern, reason in _PULL_REASONS:
-        if re.search(pattern, lowered):
-            return reason
-    return text.strip()[:300] or "unknown reason"
-
-
-def _conditions(obj: Manifest) -> dict[str, dict[str, Any]]:
-    return {c.get("type", ""): c for c in (obj.get("status") or {}).get("conditions") or []}
-
-
-def _age_seconds(timestamp: str | None, now: datetime) -> float:
-    if not timestamp:
-        return 0.0
-    try:
-        then = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    except ValueError:
-        return 0.0
-    return (now - then).total_seconds()
-
-
-def diagnose_pods(
-    pods: list[Manifest],
-    events: list[Manifest],
-    *,
-    read_log: Callable[[str, str], str],
-    unschedulable_grace_seconds: float = 0.0,
-    now: datetime | None = None,
-) -> str | None:
-    """A sentence naming why the rollout cannot succeed, or None while it still may.
-
-    ``events`` are the namespace's events about these pods; ``read_log(pod, container)`` returns the last
-    log lines of the container's previous (crashed) run."""
-    now = now or datetime.now(UTC)
-    events_by_pod: dict[str, list[Manifest]] = {}
-    for event in events:
-        events_by_pod.setdefault((event.get("involvedObject") or {}).get("name", ""), []).append(event)
-    for pod in pods:
-        name = pod["metadata"]["name"]
-        pod_events = events_by_pod.get(name, [])
-        found = _diagnose_containers(pod, pod_events, read_log) or _diagnose_scheduling(
-            pod, pod_events, unschedulable_grace_seconds, now
-        )
-        if found:
-            return found
-    return None
-
-
-def latest_warning(events: list[Manifest]) -> str:
-    """The message of the most recent Warning event (readiness probe failures, say), or ""."""
-    warnings = [e for e in events if e.get("type") == "Warning" and e.get("message")]
-    warnings.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
-    return warnings[-1]["message"].strip() if warnings else ""
-
-
-def _diagnose_containers(pod: Manifest, events: list[Manifest], read_log: Callable[[str, str], str]) -> str | None:
-    status = pod.get("status") or {}
-    images = {c["name"]: c.get("image", "") for c in (pod.get("spec") or {}).get("containers") or []}
-    for cs in status.get("containerStatuses") or []:
-        waiting = (cs.get("state") or {}).get("waiting") or {}
-        reason = waiting.get("reason", "")
-        image = images.get(cs.get("name", ""), "") or cs.get("image", "")
-        if reason in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName"):
-            detail = " ".join(
-                [waiting.get("message", "")]
-                + [e.get("message", "") for e in events if e.get("reason") in ("Failed", "ErrImagePull")]
-            )
-            return f"image pull failed: {_short_pull_reason(detail.strip() or reason, image)} for {image}"
-        if reason == "CrashLoopBackOff":
-            return f"container crash-looping: {_crash_detail(pod, cs, read_log)}"
-        if reason in ("CreateContainerConfigError", "CreateContainerError", "RunContainerError"):
-            return f"container cannot start: {waiting.get('message') or reason}"
-    return None
-
-
-def _crash_detail(pod: Manifest, cs: dict[str, Any], read_log: Callable[[str, str], str]) -> str:
-    terminated = (cs.get("lastState") or {}).get("terminated") or {}
-    lines = read_log(pod["metadata"]["name"], cs.get("name", "")).strip()
-    if terminated.get("reason") == "OOMKilled":
-        prefix = "out of memory (OOMKilled)"
-        return f"{prefix}; last log lines:\n{lines}" if lines else prefix
-    if lines:
-        return lines
-    if terminated:
-        return f"exited with code {terminated.get('exitCode')} ({terminated.get('reason') or 'no reason given'})"
-    return "no log output"
-
-
-def _diagnose_scheduling(pod: Manifest, events: list[Manifest], grace: float, now: datetime) -> str | None:
-    scheduled = _conditions(pod).get("PodScheduled")
-    if not scheduled or scheduled.get("status") != "False" or scheduled.get("reason") != "Unschedulable":
-        return None
-    # A cluster autoscaler may still add a node: give it a while before calling the rollout failed.
-    if _age_seconds(scheduled.get("lastTransitionTime"), now) < grace:
-        return None
-    message = scheduled.get("message") or next(
-        (e.get("message", "") for e in reversed(events) if e.get("reason") == "FailedScheduling"), ""
+    deployment = render_deployment(
+        spec, replicas=replicas, image_pull_secrets=image_pull_secrets, autoscaled=autoscaled
     )
-    return f"pods cannot be scheduled: {message or 'no node fits'}"
+    return [render_service(spec), render_pdb(spec), deployment, render_hpa(spec)]
+
+
+def owned_by_another(live: Manifest, manager: str, *path: str) -> bool:
+    """Whether a field manager other than ``manager`` owns ``path`` of the live object (its managedFields)."""
+    for entry in (live.get("metadata") or {}).get("managedFields") or []:
+        node = entry.get("fieldsV1") or {}
+        for key in path:
+            node = node.get(f"f:{key}") if isinstance(node, dict) else None
+        if node is not None and entry.get("manager") != manager:
+            return True
+    return False
 
 
 # ---------------------------------------------------------------------------------------------- the target
@@ -388,7 +318,8 @@ class KubernetesTarget(DeploymentTarget):
     """Options: the cluster's (``kube.CONNECTION_OPTIONS``: ``api_url`` + ``token``, ``verify_ssl``, ``ca_cert``,
     else ``kubeconfig`` + ``context``, else the in-cluster service account). Also ``endpoint_url_template``
     (``{deployment}``, ``{namespace}``), ``image_pull_secrets``, ``poll_interval_seconds``,
-    ``request_timeout_seconds``, ``log_tail_lines``, ``unschedulable_grace_seconds``."""
+    ``request_timeout_seconds``, ``log_tail_lines``, ``unschedulable_grace_seconds``, ``image_pull_grace_seconds``
+    (``diagnose_pods``)."""
 
     name = "kubernetes"
 
@@ -402,7 +333,8 @@ class KubernetesTarget(DeploymentTarget):
         self.poll_interval: float = float(options.get("poll_interval_seconds", 2.0))
         self.request_timeout: float = float(options.get("request_timeout_seconds", 30.0))
         self.log_tail_lines: int = int(options.get("log_tail_lines", 10))
-        self.unschedulable_grace: float = float(options.get("unschedulable_grace_seconds", 60.0))
+        self.unschedulable_grace: float = float(options.get("unschedulable_grace_seconds", 180.0))
+        self.image_pull_grace: float = float(options.get("image_pull_grace_seconds", 180.0))
         self.cluster = KubernetesClient(options, request_timeout=self.request_timeout)
 
     # ------------------------------------------------------------------ cluster access
@@ -468,8 +400,13 @@ class KubernetesTarget(DeploymentTarget):
             raise PermanentBackendError(f"no image to deploy for {spec.revision}")
         live = self._check_ownership(spec)
         # Keep the replica count the autoscaler chose: applying spec.replicas again would scale down mid-rollout.
+        # Once the autoscaler owns the field, leave it out, so an apply never fights (or overrides) a scale.
         replicas = ((live or {}).get("spec") or {}).get("replicas")
-        for manifest in render_manifests(spec, replicas=replicas, image_pull_secrets=self.image_pull_secrets):
+        autoscaled = live is not None and owned_by_another(live, field_manager(spec), "spec", "replicas")
+        manifests = render_manifests(
+            spec, replicas=replicas, image_pull_secrets=self.image_pull_secrets, autoscaled=autoscaled
+        )
+        for manifest in manifests:
             result = self._apply_one(spec, manifest, log)
             meta = result.get("metadata") or {}
             kind = manifest["kind"]
@@ -478,8 +415,9 @@ class KubernetesTarget(DeploymentTarget):
     def wait_ready(self, spec: ServingSpec, log: Log, *, timeout_seconds: float) -> Readiness:
         deadline = time.monotonic() + timeout_seconds
         last_progress = ""
+        waiting_since: dict[str, datetime] = {}
         while True:
-            outcome, progress = self._check_rollout(spec)
+            outcome, progress = self._check_rollout(spec, waiting_since)
             if progress != last_progress:
                 log(progress)
                 last_progress = progress
@@ -493,7 +431,7 @@ class KubernetesTarget(DeploymentTarget):
                 return Readiness(ok=False, message=message)
             time.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
 
-    def _check_rollout(self, spec: ServingSpec) -> tuple[Readiness | None, str]:
+    def _check_rollout(self, spec: ServingSpec, waiting_since: dict[str, datetime]) -> tuple[Readiness | None, str]:
         """One look at the rollout: (a final result or None, a progress line)."""
         deployment = self._read_deployment(spec)
         if deployment is None:
@@ -509,11 +447,13 @@ class KubernetesTarget(DeploymentTarget):
         if observed and updated >= desired and available >= desired and total <= updated:
             url = self.endpoint_url(spec)
             return Readiness(ok=True, message=f"{available}/{desired} replicas available", endpoint_url=url), progress
-        failure, hint = self._diagnose(spec)
+        failure, hint, scaling = self._diagnose(spec, waiting_since)
+        if scaling:
+            progress += f"; waiting for a new node ({scaling})"
         if failure:
             return Readiness(ok=False, message=failure), progress
-        conditions = _conditions(deployment)
-        progressing = conditions.get("Progressing", {})
+        found = conditions(deployment)
+        progressing = found.get("Progressing", {})
         if (
             observed
             and progressing.get("status") == "False"
@@ -522,13 +462,13 @@ class KubernetesTarget(DeploymentTarget):
             deadline = (deployment.get("spec") or {}).get("progressDeadlineSeconds", spec.progress_deadline_seconds)
             message = f"rollout did not progress in {deadline} s" + (f" (last warning: {hint})" if hint else "")
             return Readiness(ok=False, message=message), progress
-        replica_failure = conditions.get("ReplicaFailure", {})
+        replica_failure = found.get("ReplicaFailure", {})
         if replica_failure.get("status") == "True":
             message = f"pods cannot be created: {replica_failure.get('message') or replica_failure.get('reason')}"
             return Readiness(ok=False, message=message), progress
         return None, progress
 
-    def _diagnose(self, spec: ServingSpec) -> tuple[str | None, str]:
+    def _diagnose(self, spec: ServingSpec, waiting_since: dict[str, datetime]) -> tuple[str | None, str, str]:
         """(why the new revision's pods cannot run or None, the latest warning event about them or "")."""
         core = self.cluster.core()
         selector = ",".join(
@@ -538,7 +478,7 @@ class KubernetesTarget(DeploymentTarget):
         pods = self.cluster.call("list pods", core.list_namespaced_pod, spec.namespace, label_selector=selector)
         pods = pods["items"]
         if not pods:
-            return None, ""
+            return None, "", ""
         events = self.cluster.call(
             "list events", core.list_namespaced_event, spec.namespace, field_selector="involvedObject.kind=Pod"
         )["items"]
@@ -549,8 +489,12 @@ class KubernetesTarget(DeploymentTarget):
             events,
             read_log=lambda pod, container: self._log_tail(spec, pod, container),
             unschedulable_grace_seconds=self.unschedulable_grace,
+            image_pull_grace_seconds=self.image_pull_grace,
+            waiting_since=waiting_since,
         )
-        return failure, latest_warning(events)
+        unplaced = {pod["metadata"]["name"] for pod in pods if unschedulable(pod)}
+        scaling = [e for e in events if e.get("reason") == "TriggeredScaleUp" and involved(e) in unplaced]
+        return failure, latest_warning(events), (scaling[-1].get("message") or "").strip() if scaling else ""
 
     def _log_tail(self, spec: ServingSpec, pod: str, container: str) -> str:
         """The last lines of the crashed run (``previous``), else of the current one; empty if none."""
