@@ -429,6 +429,11 @@ MONITORING_MIN_ROWS = env_int("MONITORING_MIN_ROWS", 100)  # fewer sampled rows:
 MONITORING_BASELINE_MAX_UPLOAD_BYTES = env_int("MONITORING_BASELINE_MAX_UPLOAD_BYTES", 100 * 2**20)  # baseline files
 MONITORING_BASELINE_MAX_ROWS = env_int("MONITORING_BASELINE_MAX_ROWS", 1_000_000)  # rows a baseline file may decode to
 MONITORING_BASELINE_MAX_DECODED_BYTES = env_int("MONITORING_BASELINE_MAX_DECODED_BYTES", 512 * 2**20)  # and memory
+# The share of scoring requests whose input rows and predictions are in their telemetry line (what drift is computed
+# from). The control plane passes it to every scoring server it starts; a change applies from the next deploy.
+SCORING_TELEMETRY_SAMPLE_RATE = float(env_str("SCORING_TELEMETRY_SAMPLE_RATE", "0.01"))
+if not 0.0 <= SCORING_TELEMETRY_SAMPLE_RATE <= 1.0:
+    raise ImproperlyConfigured(f"SCORING_TELEMETRY_SAMPLE_RATE={SCORING_TELEMETRY_SAMPLE_RATE}: use 0 to 1")
 # --- end monitoring
 
 # ---------------------------------------------------------------------------- logging

@@ -70,6 +70,7 @@ def serving_spec(revision: Revision) -> ServingSpec:
         memory_request=config.get("memory_request", "512Mi"),
         memory_limit=config.get("memory_limit", "1Gi"),
         progress_deadline_seconds=settings.DEPLOY_READY_TIMEOUT,
+        env={"SCORING_TELEMETRY_SAMPLE_RATE": str(settings.SCORING_TELEMETRY_SAMPLE_RATE)},
     )
 
 
