@@ -13,7 +13,14 @@ __all__ = ["PREDICTION_LABEL", "latency_figure", "drift_heatmap_figure", "featur
 
 PREDICTION_LABEL = "▶ prediction (output)"
 _FONT = {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 12}
-_COLORS = {"p50": "#2563eb", "p95": "#f59e0b", "p99": "#dc2626", "rps": "#0f766e", "errors": "#b91c1c"}
+_COLORS = {
+    "p50": "#2563eb",
+    "p95": "#f59e0b",
+    "p99": "#dc2626",
+    "rps": "#0f766e",
+    "errors": "#b91c1c",
+    "rejected": "#7c3aed",
+}
 
 
 def _as_dict(fig: go.Figure) -> dict:
@@ -84,6 +91,19 @@ def latency_figure(series: LatencySeries) -> dict:
         col=1,
         secondary_y=True,
     )
+    fig.add_trace(  # refused requests (4xx: bad input), apart from the server's own errors (5xx)
+        go.Scatter(
+            x=times,
+            y=[None if p.rejected_rate is None else 100 * p.rejected_rate for p in series.points],
+            name="rejected % (4xx)",
+            mode="lines",
+            line={"color": _COLORS["rejected"], "width": 2, "dash": "dot"},
+            hovertemplate="%{y:.2f}% rejected<extra></extra>",
+        ),
+        row=2,
+        col=1,
+        secondary_y=True,
+    )
     for when, revision in series.revision_changes:
         fig.add_vline(x=when.isoformat(), line={"color": "#6b7280", "dash": "dot", "width": 1})
         fig.add_annotation(
@@ -99,9 +119,17 @@ def latency_figure(series: LatencySeries) -> dict:
     fig.update_xaxes(range=[series.start.isoformat(), series.end.isoformat()], gridcolor="#eef0f3")
     fig.update_yaxes(title_text="latency (ms)", rangemode="tozero", gridcolor="#eef0f3", row=1, col=1)
     fig.update_yaxes(title_text="req/s", rangemode="tozero", gridcolor="#eef0f3", row=2, col=1)
-    worst = max((100 * p.error_rate for p in series.points if p.error_rate is not None), default=0.0)
+    worst = max(
+        (100 * max(p.error_rate, p.rejected_rate or 0.0) for p in series.points if p.error_rate is not None),
+        default=0.0,
+    )
     fig.update_yaxes(
-        title_text="errors %", range=[0, max(5.0, worst * 1.15)], showgrid=False, row=2, col=1, secondary_y=True
+        title_text="errors / rejected %",
+        range=[0, max(5.0, worst * 1.15)],
+        showgrid=False,
+        row=2,
+        col=1,
+        secondary_y=True,
     )
     _layout(fig, height=440)
     return _as_dict(fig)
