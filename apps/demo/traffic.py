@@ -29,11 +29,12 @@ class Phase:
     drift: tuple[str, ...] = ()
 
 
-# About 20 minutes in all, then it stops: normal traffic, a drift episode on two features, normal again.
+# About 20 minutes in all, then it stops: normal traffic, a drift episode on two features, normal again. The
+# episode starts early so that drift shows within about five minutes of `make run`.
 PHASES = [
-    Phase("normal", 6 * 60),
+    Phase("normal", 2 * 60),
     Phase("drift episode: age and credit_limit shifted", 6 * 60, ("age", "credit_limit")),
-    Phase("normal again", 8 * 60),
+    Phase("normal again", 12 * 60),
 ]
 RATE = 2.0  # requests per second
 ROWS_PER_REQUEST = 3
