@@ -452,6 +452,15 @@ MONITORING_BASELINE_MAX_ROWS = env_int("MONITORING_BASELINE_MAX_ROWS", 1_000_000
 # A baseline file with more rows is profiled from a random sample of this many (plenty for deciles and top-k).
 MONITORING_BASELINE_SAMPLE_ROWS = env_int("MONITORING_BASELINE_SAMPLE_ROWS", 100_000)
 MONITORING_BASELINE_MAX_DECODED_BYTES = env_int("MONITORING_BASELINE_MAX_DECODED_BYTES", 512 * 2**20)  # and memory
+# The share of scoring requests whose input rows and predictions are in their telemetry line (what drift is computed
+# from). The control plane passes it to every scoring server it starts; a change applies from the next deploy.
+# The demo traffic of `make run` (scripts/run.sh turns it on; DEMO_TRAFFIC=false there turns it off): a live dev
+# deployment of the demo credit model and bounded, labelled requests with a drift episode. Never in a deployed
+# control plane (one given DJANGO_SECRET_KEY), whatever the variable says.
+DEMO_TRAFFIC = env_bool("DEMO_TRAFFIC", False) and not _DEPLOYED
+SCORING_TELEMETRY_SAMPLE_RATE = float(env_str("SCORING_TELEMETRY_SAMPLE_RATE", "0.01"))
+if not 0.0 <= SCORING_TELEMETRY_SAMPLE_RATE <= 1.0:
+    raise ImproperlyConfigured(f"SCORING_TELEMETRY_SAMPLE_RATE={SCORING_TELEMETRY_SAMPLE_RATE}: use 0 to 1")
 # --- end monitoring
 
 # ---------------------------------------------------------------------------- logging

@@ -69,7 +69,10 @@ def serving_spec(revision: Revision) -> ServingSpec:
         cpu_limit=config.get("cpu_limit", "1"),
         memory_request=config.get("memory_request", "512Mi"),
         memory_limit=config.get("memory_limit", "1Gi"),
-        env={"SCORING_VALIDATION": config.get("input_validation") or "mlflow"},
+        env={
+            "SCORING_VALIDATION": config.get("input_validation") or "mlflow",
+            "SCORING_TELEMETRY_SAMPLE_RATE": str(settings.SCORING_TELEMETRY_SAMPLE_RATE),
+        },
         progress_deadline_seconds=settings.DEPLOY_PROGRESS_DEADLINE,
     )
 

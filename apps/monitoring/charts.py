@@ -13,7 +13,14 @@ __all__ = ["PREDICTION_LABEL", "latency_figure", "drift_heatmap_figure", "featur
 
 PREDICTION_LABEL = "▶ prediction (output)"
 _FONT = {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 12}
-_COLORS = {"p50": "#2563eb", "p95": "#f59e0b", "p99": "#dc2626", "rps": "#0f766e", "errors": "#b91c1c"}
+_COLORS = {
+    "p50": "#2563eb",
+    "p95": "#f59e0b",
+    "p99": "#dc2626",
+    "rps": "#0f766e",
+    "errors": "#b91c1c",
+    "rejected": "#7c3aed",
+}
 
 
 def _as_dict(fig: go.Figure) -> dict:
@@ -84,6 +91,19 @@ def latency_figure(series: LatencySeries) -> dict:
         col=1,
         secondary_y=True,
     )
+    fig.add_trace(  # refused requests (4xx: bad input), apart from the server's own errors (5xx)
+        go.Scatter(
+            x=times,
+            y=[None if p.rejected_rate is None else 100 * p.rejected_rate for p in series.points],
+            name="rejected % (4xx)",
+            mode="lines",
+            line={"color": _COLORS["rejected"], "width": 2, "dash": "dot"},
+            hovertemplate="%{y:.2f}% rejected<extra></extra>",
+        ),
+        row=2,
+        col=1,
+        secondary_y=True,
+    )
     for when, revision in series.revision_changes:
         fig.add_vline(x=when.isoformat(), line={"color": "#6b7280", "dash": "dot", "width": 1})
         fig.add_annotation(
@@ -99,36 +119,64 @@ def latency_figure(series: LatencySeries) -> dict:
     fig.update_xaxes(range=[series.start.isoformat(), series.end.isoformat()], gridcolor="#eef0f3")
     fig.update_yaxes(title_text="latency (ms)", rangemode="tozero", gridcolor="#eef0f3", row=1, col=1)
     fig.update_yaxes(title_text="req/s", rangemode="tozero", gridcolor="#eef0f3", row=2, col=1)
-    worst = max((100 * p.error_rate for p in series.points if p.error_rate is not None), default=0.0)
+    worst = max(
+        (100 * max(p.error_rate, p.rejected_rate or 0.0) for p in series.points if p.error_rate is not None),
+        default=0.0,
+    )
     fig.update_yaxes(
-        title_text="errors %", range=[0, max(5.0, worst * 1.15)], showgrid=False, row=2, col=1, secondary_y=True
+        title_text="errors / rejected %",
+        range=[0, max(5.0, worst * 1.15)],
+        showgrid=False,
+        row=2,
+        col=1,
+        secondary_y=True,
     )
     _layout(fig, height=440)
     return _as_dict(fig)
 
 
+_NOT_ENOUGH = "#e5e7eb"  # grey: too few sampled rows to judge, never a colour of the PSI scale
+
+
+def _row_label(feature: FeatureDrift, series: DriftSeries) -> str:
+    name = PREDICTION_LABEL if feature is series.prediction else feature.name
+    if feature.level == "few rows":
+        return f"{name} ({feature.rows}/{series.min_rows} rows)"
+    return name
+
+
 def drift_heatmap_figure(series: DriftSeries) -> dict:
     """PSI per feature (rows, most drifting on top) and time bin (columns), coloured by the thresholds; the
-    model's predictions, when the baseline has them, are the top row, apart from the inputs."""
+    model's predictions, when the baseline has them, are the top row, apart from the inputs. A cell is coloured
+    only when its feature has enough sampled rows in the window and the cell itself has ``min_rows``; any other
+    cell with data is grey ("not enough data"), so noise from a handful of rows never looks like an alarm."""
     times = [t.isoformat() for t in series.times]
     features = list(reversed(series.features))  # plotly draws the first row at the bottom
     if series.prediction is not None:
         features.append(series.prediction)
-    z, text = [], []
+    z, text, grey, grey_text = [], [], [], []
     for feature in features:
         by_time = {cell.time: cell for cell in feature.cells}
-        row, labels = [], []
+        row, labels, grey_row, grey_labels = [], [], [], []
         for t in series.times:
             cell = by_time.get(t)
-            row.append(cell.psi if cell else None)
-            labels.append(f"{cell.rows} rows, JS {cell.js:.3f}" if cell and cell.js is not None else "no data")
+            judged = cell is not None and feature.judged and cell.rows >= series.min_rows
+            row.append(cell.psi if judged else None)
+            labels.append(f"{cell.rows} rows, JS {cell.js:.3f}" if judged and cell.js is not None else "no data")
+            grey_row.append(1 if cell is not None and not judged else None)
+            grey_labels.append(
+                f"not enough data: {cell.rows} of {series.min_rows} sampled rows" if cell is not None else ""
+            )
         z.append(row)
         text.append(labels)
+        grey.append(grey_row)
+        grey_text.append(grey_labels)
     top = max(series.psi_alert * 2, 0.5)
+    y = [_row_label(f, series) for f in features]
     fig = go.Figure(
         go.Heatmap(
             x=times,
-            y=[PREDICTION_LABEL if f is series.prediction else f.name for f in features],
+            y=y,
             z=z,
             text=text,
             zmin=0,
@@ -144,11 +192,30 @@ def drift_heatmap_figure(series: DriftSeries) -> dict:
             ],
             colorbar={"title": {"text": "PSI"}, "thickness": 12},
             hovertemplate="%{y} · %{x}<br>PSI %{z:.3f} · %{text}<extra></extra>",
+            name="PSI",
         )
     )
+    if any(v is not None for row in grey for v in row):
+        fig.add_trace(
+            go.Heatmap(
+                x=times,
+                y=y,
+                z=grey,
+                text=grey_text,
+                zmin=0,
+                zmax=1,
+                colorscale=[[0.0, _NOT_ENOUGH], [1.0, _NOT_ENOUGH]],
+                showscale=False,
+                hoverongaps=False,
+                texttemplate="·",
+                textfont={"color": "#9ca3af"},
+                hovertemplate="%{y} · %{x}<br>%{text}<extra></extra>",
+                name="not enough data",
+            )
+        )
     fig.update_xaxes(range=[series.start.isoformat(), series.end.isoformat()])
     _layout(fig, height=max(260, 22 * len(features) + 90))
-    fig.update_layout(hovermode="closest", margin={"l": 160, "r": 16, "t": 16, "b": 40})
+    fig.update_layout(hovermode="closest", margin={"l": 200, "r": 16, "t": 16, "b": 40})
     if series.prediction is not None and len(features) > 1:  # a line between the outputs and the inputs
         fig.add_hline(y=len(features) - 1.5, line={"color": "#374151", "width": 2})
     return _as_dict(fig)

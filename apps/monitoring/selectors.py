@@ -171,8 +171,9 @@ def drift_series_get(
         _feature_drift(feature, counts.counts.get(feature.name, {}), times, warn=warn, alert=alert)
         for feature in baseline.features
     ]
-    # judged features first (alert, warn, ok by PSI), then those with too few rows, then those without data
-    features.sort(key=lambda f: (f.psi is None, f.level == "few rows", -(f.psi or 0.0), f.name))
+    # only judged features are ranked (alert, warn, ok by PSI); those with too few rows follow by name (their
+    # PSI is noise, so it must not order them), then those without data
+    features.sort(key=lambda f: (f.psi is None, f.level == "few rows", -(f.psi or 0.0) if f.judged else 0.0, f.name))
     prediction = (
         _feature_drift(baseline.prediction, counts.prediction, times, warn=warn, alert=alert)
         if baseline.prediction is not None

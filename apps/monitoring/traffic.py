@@ -85,8 +85,11 @@ def send(
     seed: int = 0,
     timeout: float = 10.0,
     on_progress=None,
+    bad_share: float = 0.0,
+    label: str = "simulate",
 ) -> TrafficReport:
-    """Send ``rate`` requests per second for ``seconds`` (both capped), each with random reference rows."""
+    """Send ``rate`` requests per second for ``seconds`` (both capped), each with random reference rows; a
+    ``bad_share`` of them lack a column (the server refuses them: errors to see). Request ids start with ``label``."""
     rate = min(max(rate, 0.01), MAX_RATE)
     seconds = min(max(seconds, 0.0), MAX_SECONDS)
     total = min(MAX_REQUESTS, max(1, int(rate * seconds)))
@@ -104,10 +107,12 @@ def send(
         if time.monotonic() > deadline:
             break
         rows = [records[j] for j in rng.integers(0, len(records), rows_per_request)]
+        if bad_share and rng.random() < bad_share:
+            rows = [dict(list(row.items())[1:]) for row in rows]  # the first column missing
         request = urllib.request.Request(
             endpoint + "/invocations",
             data=json.dumps({"dataframe_records": rows}).encode(),
-            headers={"Content-Type": "application/json", "X-Request-ID": f"simulate-{seed}-{i}"},
+            headers={"Content-Type": "application/json", "X-Request-ID": f"{label}-{seed}-{i}"},
             method="POST",
         )
         try:

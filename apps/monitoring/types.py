@@ -248,6 +248,11 @@ class FeatureDrift:
     chi2_p: float | None
     level: str  # "ok", "warn", "alert", "few rows" (PSI not judged) or "no data"
 
+    @property
+    def judged(self) -> bool:
+        """Enough sampled rows for its PSI to mean something: only these are ranked and coloured."""
+        return self.level in ("ok", "warn", "alert")
+
 
 @dataclass
 class DriftSeries:

@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import plotly
+from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -60,6 +61,7 @@ def deployment_monitoring(request: HttpRequest, pk: int) -> HttpResponse:
         "drift": None,
         "drift_error": "",
         "figures": {},
+        "sample_rate": f"{settings.SCORING_TELEMETRY_SAMPLE_RATE * 100:g}%",
         "version": None,
         "window_query": urlencode(
             {"window": window.key}
@@ -87,7 +89,7 @@ def deployment_monitoring(request: HttpRequest, pk: int) -> HttpResponse:
         if drift.times:
             context["figures"]["drift"] = charts.drift_heatmap_figure(drift)
             top = drift.features[0]
-            if top.rows:
+            if top.judged:  # "most drifting" only among features with enough rows to be judged
                 context["figures"]["overlay"] = charts.feature_overlay_figure(top)
             if drift.prediction is not None and drift.prediction.rows:
                 context["figures"]["prediction"] = charts.feature_overlay_figure(drift.prediction)

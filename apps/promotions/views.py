@@ -12,6 +12,7 @@ from apps.common.flash import flash_error
 from apps.common.forms import form_errors
 from apps.promotions import selectors, services
 from apps.promotions.choices import PromotionStatus
+from apps.promotions.drafts import draft_keep
 from apps.promotions.filtersets import PromotionFilterSet
 from apps.promotions.forms import DecisionForm, PromotionRequestForm
 
@@ -30,6 +31,7 @@ def promotion_create(request: HttpRequest) -> HttpResponse:
     back = redirect("registry:version_detail", name=model, version=version) if model and version.isdigit() else None
     if not form.is_valid():
         messages.error(request, f"Cannot request the promotion: {form_errors(form)}")
+        draft_keep(request)
         return back or redirect("promotions:promotion_list")
     try:
         promotion = services.promotion_request(
@@ -41,6 +43,7 @@ def promotion_create(request: HttpRequest) -> HttpResponse:
         )
     except ApplicationError as exc:
         flash_error(request, exc)
+        draft_keep(request)
         return back or redirect("promotions:promotion_list")
     messages.success(request, f"Promotion #{promotion.pk} requested; reviewers can now approve it.")
     return redirect("promotions:promotion_detail", pk=promotion.pk)

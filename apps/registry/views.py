@@ -15,6 +15,7 @@ from apps.common.timefmt import ago
 from apps.deployments import selectors as deployment_selectors
 from apps.deployments.forms import DeployForm
 from apps.promotions import selectors as promotion_selectors
+from apps.promotions.drafts import draft_take
 from apps.promotions.forms import PromotionRequestForm
 from apps.registry import links, selectors
 from apps.registry.client import MODEL_ORDER
@@ -135,6 +136,7 @@ def version_detail(request: HttpRequest, name: str, version: str) -> HttpRespons
             environments=promotion_selectors.promotion_targets(user=request.user),
         ),
         "promotions": promotion_selectors.promotions_of_version(model_name=name, version=detail.version.version)[:5],
+        "promotion_draft": draft_take(request, model=name, version=detail.version.version),
     }
     return render(request, "registry/version_detail.html", context)
 

@@ -44,8 +44,11 @@ def test_a_lead_deploys_watches_it_go_live_and_rolls_back(
         page.click("#deployments >> text=credit-default")
         expect(page.locator("#endpoint")).to_contain_text("http://127.0.0.1:")
         shot(page, "deployment")
+        asked = []
+        page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
         page.click("button.rollback")
         page.wait_for_url("**/revisions/*/")
+        assert asked == ["Roll credit-default in dev back to r1 (v1)?"]  # it asked first
         expect(page.locator("h1")).to_contain_text("r3")
         expect(page.locator("#revision-status")).to_have_text("Live", timeout=120_000)
         expect(page.locator("text=Try it")).to_be_visible(timeout=10_000)

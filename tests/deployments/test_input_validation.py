@@ -27,7 +27,7 @@ def test_a_new_deployment_answers_as_mlflow_does(lead_api, environments, registr
     response = _deploy(lead_api)
     revision = Revision.objects.get(pk=response.json()["id"])
     assert revision.config["input_validation"] == "mlflow"
-    assert serving_spec(revision).env == {"SCORING_VALIDATION": "mlflow"}
+    assert serving_spec(revision).env["SCORING_VALIDATION"] == "mlflow"
 
 
 def test_strict_reaches_the_scoring_container_and_a_redeploy_keeps_it(lead_api, environments, registry):

@@ -67,3 +67,14 @@ def test_categorical_shift_uses_the_rarest_value():
     shifted = shift_frame(frame, ["c", "n"], strength=1.0)
     assert set(shifted["c"]) == {"y"}
     assert (shifted["n"] > frame["n"]).all()
+
+
+def test_a_bad_share_of_requests_lack_a_column_and_ids_carry_the_label(endpoint):
+    from apps.monitoring.traffic import send
+
+    url, received = endpoint
+    frame = pd.DataFrame({"age": [30, 40], "sex": ["1", "2"]})
+    report = send(endpoint=url, frame=frame, rate=50, seconds=0.1, bad_share=1.0, label="demo-traffic")
+    assert report.sent == 5 and len(received) == 5
+    assert all(list(row) == ["sex"] for r in received for row in r["body"]["dataframe_records"])
+    assert all(r["id"].startswith("demo-traffic-0-") for r in received)

@@ -102,6 +102,17 @@ def test_a_refused_request_says_why_on_the_version_page(client, alice, environme
     assert "credit-default v2 is already live in production." in response.content.decode()
 
 
+def test_a_refused_request_keeps_what_was_typed_once(client, alice, environments, promo_registry):
+    make_live(environments["production"], "2")
+    client.force_login(alice)
+    body = {"model": MODEL, "version": "2", "environment": "production", "justification": "recall up 4 points"}
+    response = client.post("/promotions/new/", body, follow=True)
+    page = response.content.decode()
+    assert 'value="recall up 4 points"' in page and '<option value="production" selected>' in page
+    again = client.get(f"/models/{MODEL}/versions/2/").content.decode()
+    assert "recall up 4 points" not in again  # shown once, not forever
+
+
 def test_a_request_without_justification_is_refused(client, alice, environments, promo_registry):
     client.force_login(alice)
     response = client.post("/promotions/new/", {"model": MODEL, "version": "2", "environment": "production"})

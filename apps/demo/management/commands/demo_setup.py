@@ -36,3 +36,13 @@ class Command(SystemCommand):
         self.stdout.write(
             "  registered new versions of: " + ", ".join(sorted(set(changed))) if changed else "  already there."
         )
+        if settings.DEMO_TRAFFIC:
+            from apps.demo.traffic import DEMO_ENVIRONMENT, DEMO_MODEL, demo_deployment_ensure
+
+            revision = demo_deployment_ensure()
+            self.stdout.write(
+                f"Demo deployment: {DEMO_MODEL} v{revision.model_version} to {DEMO_ENVIRONMENT} requested as "
+                f"{revision.deployment.name} {revision.label} (the worker deploys it)."
+                if revision
+                else f"Demo deployment: {DEMO_MODEL} in {DEMO_ENVIRONMENT} exists already."
+            )
