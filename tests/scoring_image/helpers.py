@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,15 +11,11 @@ from pathlib import Path
 
 import requests
 
+from tests.registries import free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCORING_IMAGE = REPO_ROOT / "scoring-image"
 PYTHON = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(url: str, *, timeout: float, status: int = 200, proc: subprocess.Popen | None = None) -> None:
