@@ -81,3 +81,22 @@ def wait_for(condition: Callable[[], object], *, timeout: float, what: str, log:
         time.sleep(0.2)
     tail = log.read_text(errors="replace")[-4000:] if log and log.exists() else ""
     raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{tail}")
+
+
+def kill_during_rollout(start: Callable[[], int], *, log: Path, env: dict[str, str]) -> int:
+    """Start a worker, ``start()`` a revision (returns its id), wait until its rollout step runs, then SIGKILL the
+    worker (no chance to clean up or acknowledge). Returns the revision's id."""
+    from apps.deployments.models import RevisionStep
+
+    worker = start_worker(log, env=env)
+    try:
+        revision_id = start()
+        wait_for(
+            lambda: RevisionStep.objects.filter(revision_id=revision_id, name="rollout", status="running").exists(),
+            timeout=120,
+            what="the rollout step to start",
+            log=log,
+        )
+    finally:
+        stop_worker(worker, kill=True)
+    return revision_id

@@ -13,8 +13,8 @@ from rest_framework.test import APIClient
 
 from apps.accounts.models import AuditEvent
 from apps.deployments import tasks
-from apps.deployments.models import Revision, RevisionStep
-from tests.workers import running_worker, start_worker, stop_worker, wait_for
+from apps.deployments.models import Revision
+from tests.workers import kill_during_rollout, running_worker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -92,17 +92,7 @@ def test_a_worker_killed_mid_rollout_is_finished_once_by_another(
     lead_api, environments, registry, worker_env, teardown_local, tmp_path, local_dirs
 ):
     log = tmp_path / "worker.log"
-    first_worker = start_worker(log, env=worker_env)
-    try:
-        revision_id = _deploy(lead_api, "2", "kill-1")["id"]
-        wait_for(
-            lambda: RevisionStep.objects.filter(revision_id=revision_id, name="rollout", status="running").exists(),
-            timeout=120,
-            what="the rollout step to start",
-            log=log,
-        )
-    finally:
-        stop_worker(first_worker, kill=True)  # SIGKILL: no chance to clean up or acknowledge
+    revision_id = kill_during_rollout(lambda: _deploy(lead_api, "2", "kill-1")["id"], log=log, env=worker_env)
     assert Revision.objects.get(pk=revision_id).status == "running"
 
     with running_worker(log, env=worker_env):

@@ -10,9 +10,9 @@ import pytest
 from django.conf import settings as django_settings
 
 from apps.accounts.models import AuditEvent
-from apps.deployments.models import Revision, RevisionStep
+from apps.deployments.models import Revision
 from tests.deployments.test_end_to_end import _deploy, _finished, _serves
-from tests.workers import running_worker, start_worker, stop_worker, wait_for
+from tests.workers import kill_during_rollout, running_worker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,17 +25,7 @@ def test_a_killed_worker_s_rollout_resumes_within_lease_and_requeue_period(
     lease, period = django_settings.DEPLOY_LEASE_SECONDS, django_settings.DEPLOY_REQUEUE_SECONDS
     env = {**worker_env, "DEPLOY_LEASE_SECONDS": str(lease), "DEPLOY_REQUEUE_SECONDS": str(period)}
     log = tmp_path / "worker.log"
-    first_worker = start_worker(log, env=env)
-    try:
-        revision_id = _deploy(lead_api, "2", "killed-1")["id"]
-        wait_for(
-            lambda: RevisionStep.objects.filter(revision_id=revision_id, name="rollout", status="running").exists(),
-            timeout=120,
-            what="the rollout step to start",
-            log=log,
-        )
-    finally:
-        stop_worker(first_worker, kill=True)
+    revision_id = kill_during_rollout(lambda: _deploy(lead_api, "2", "killed-1")["id"], log=log, env=env)
     killed_at = time.monotonic()
 
     beat = ("--beat", "--schedule", str(tmp_path / "beat-schedule"))
