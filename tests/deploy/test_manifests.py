@@ -6,6 +6,7 @@ control plane promises (non-root, no privilege escalation, read-only root, resou
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import kubernetes.client
@@ -14,6 +15,8 @@ import kubernetes_validate
 import pytest
 import requests
 
+from apps.deployments.builders import BuildRequest
+from apps.deployments.builders.buildah import render_pod
 from apps.deployments.targets.kubernetes import KubernetesTarget
 from tests.deploy.conftest import KUBERNETES_DIR, OVERLAYS, containers, object_key, pod_specs, render, rendered
 from tests.emulators.k8s import EmulatorThread
@@ -337,3 +340,18 @@ class TestNetworkPolicies:
         assert policies["web-from-ingress"]["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 8000}]
         if overlay == "dev":
             assert {"postgres-from-modelplane", "redis-from-modelplane"} <= set(policies)
+
+    def test_build_pods_are_unreachable_and_reach_dns_and_https_only(self, objects: list[dict[str, Any]]) -> None:
+        policies = by_kind(objects, "NetworkPolicy")
+        deny, egress = policies["builds-default-deny"], policies["builds-egress"]
+        assert deny["metadata"]["namespace"] == egress["metadata"]["namespace"] == BUILD_NAMESPACE
+        assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+        # The selector is the label the buildah builder gives its pods.
+        assert (
+            render_pod(BuildRequest(Path("."), "r.example/m:1", {}, {}), "build-1", {"context_pvc": "c"})["metadata"][
+                "labels"
+            ].items()
+            >= egress["spec"]["podSelector"]["matchLabels"].items()
+        )
+        ports = {(p["protocol"], p["port"]) for rule in egress["spec"]["egress"] for p in rule["ports"]}
+        assert ports == {("UDP", 53), ("TCP", 53), ("TCP", 443)}
