@@ -18,6 +18,8 @@ from pathlib import Path
 import kubernetes.client
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 
 from apps.deployments.backends import PermanentBackendError
 from apps.deployments.builders import BuildRequest, configured_builder, get_builder
@@ -493,6 +495,23 @@ class KanikoMigrationTests:
             "buildah": {"api_url": "http://127.0.0.1:1", "context_pvc": "c", "context_dir": str(tmp_path)}
         }
         assert isinstance(configured_builder("kaniko"), BuildahImageBuilder)
+
+    @pytest.mark.django_db(transaction=True)
+    def test_the_migration_moves_kaniko_environments_to_buildah(self):
+        executor = MigrationExecutor(connection)
+        graph = executor.loader.graph  # found by name, so a renumbered migration is still the one tested
+        node = next(key for key in graph.nodes if key[0] == "deployments" and key[1].endswith("kaniko_to_buildah"))
+        before, after = sorted(graph.node_map[node].parents)[:1], [node]
+        before = [parent.key for parent in before]
+        executor.migrate(before)
+        old = executor.loader.project_state(before).apps.get_model("deployments", "Environment")
+        old.objects.create(name="staging", target="kubernetes", namespace="ml", image_builder="kaniko",
+                           image_registry="modelplane.azurecr.io/models")  # fmt: skip
+        old.objects.create(name="dev", image_builder="acr", image_registry="modelplane.azurecr.io/models")
+        executor = MigrationExecutor(connection)
+        executor.migrate(after)
+        new = executor.loader.project_state(after).apps.get_model("deployments", "Environment")
+        assert dict(new.objects.values_list("name", "image_builder")) == {"staging": "buildah", "dev": "acr"}
 
     def test_the_kaniko_settings_are_refused_with_their_new_names(self, monkeypatch):
         monkeypatch.setenv("KANIKO_CONTEXT_PVC", "build-context")
