@@ -141,6 +141,15 @@ class BuildahBuildTests:
         thread.join(15)
         assert outcome == {"value": DIGEST}
 
+    @pytest.mark.parametrize("version", ["1.31", "1.33"])
+    def test_the_pod_is_valid_against_the_api_schema(self, version, tmp_path):
+        import kubernetes_validate
+
+        options = {"context_pvc": "c", "workload_identity": True, "service_account": "b", "registry_secret": "s"}
+        for extra in ({}, {"workload_identity": False}):
+            pod = render_pod(BuildRequest(tmp_path, IMAGE, {"A": "1"}, {"a.b/c": "d"}), "build-1", options | extra)
+            kubernetes_validate.validate(pod, version, strict=True)
+
     def test_a_finished_pod_is_followed_not_built_again(self, k8s_api, k8s_controller, builds, tmp_path):
         builder = _builder(k8s_api, builds, tmp_path)
         request = BuildRequest(_context(tmp_path), IMAGE, {}, {})
