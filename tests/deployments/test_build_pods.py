@@ -25,6 +25,8 @@ from apps.deployments.backends import PermanentBackendError
 from apps.deployments.builders import BuildRequest, configured_builder, get_builder
 from apps.deployments.builders.buildah import AUTH_SCRIPT, BuildahImageBuilder, render_pod
 from apps.deployments.builders.image_registry import ImageRegistryClient
+from apps.deployments.targets.base import ServingSpec
+from apps.deployments.targets.kubernetes import render_deployment
 from controlplane.env import env_renamed
 from tests.emulators.acr import AcrEmulator, FakeCredential
 from tests.emulators.k8s import Controller, EmulatorThread
@@ -237,6 +239,24 @@ class PodSecurityAdmissionTests:
         # Refused on the create: the builder never started polling for a pod that does not exist.
         reads = [p for m, p, _, _ in k8s_controller.requests() if m == "GET" and f"/{restricted}/" in p]
         assert len(reads) == 1  # the look for a pod left by an earlier attempt, before the create
+
+    def test_the_scoring_pods_pass_restricted_through_the_api(self, k8s_api, k8s_controller):
+        """The other side of the trade-off: what the kubernetes target serves fits the models' restricted namespace."""
+        restricted = _namespace(k8s_controller, "restricted")
+        spec = ServingSpec(
+            deployment="credit-default",
+            namespace=restricted,
+            environment="production",
+            revision="r1",
+            model_name="credit-default",
+            model_version="1",
+            model_uri="models:/credit-default/1",
+            image=IMAGE,
+        )
+        template = render_deployment(spec)["spec"]["template"]
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "scoring"}, "spec": template["spec"]}
+        kubernetes_client(k8s_api).create_namespaced_pod(restricted, pod)
+        assert k8s_controller.get("Pod", restricted, "scoring") is not None
 
     def test_a_kaniko_style_root_pod_is_refused_by_restricted(self, k8s_api, k8s_controller):
         restricted = _namespace(k8s_controller, "restricted")

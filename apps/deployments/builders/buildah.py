@@ -36,6 +36,7 @@ Options (from ``settings.IMAGE_BUILDER_OPTIONS["buildah"]``); ``context_pvc`` an
 ``credential``          the worker's azure-core ``TokenCredential`` for ``exists`` (default ``DefaultAzureCredential``)
 ``registry_secret``     a ``kubernetes.io/dockerconfigjson`` Secret to push with, when not using workload identity
 ``tls_verify``, ``insecure_registries``, ``username``, ``password``  for ``exists`` (and ``--tls-verify=false``)
+``ca_bundle``           a CA bundle the worker verifies the registry with in ``exists``
 ``timeout``             seconds a build may run (the pod's activeDeadlineSeconds; default 3600)
 ``pending_timeout``     seconds a pod may stay Pending (default 300)
 ``scale_up_timeout``    seconds a pod may stay Pending once the cluster autoscaler scales up for it (default 900)
