@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-__all__ = ["env_bool", "env_int", "env_list", "env_str", "env_secret"]
+__all__ = ["env_bool", "env_int", "env_list", "env_str", "env_secret", "env_renamed"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -52,3 +52,10 @@ def env_secret(name: str, default: str = "") -> str:
         except OSError as exc:
             raise ImproperlyConfigured(f"{name}_FILE={path!r} cannot be read: {exc.strerror}") from None
     return os.environ.get(name, default)
+
+
+def env_renamed(renamed: dict[str, str], *, why: str) -> None:
+    """Refuse to start while a variable that was renamed is still set: silently ignoring it would change behaviour."""
+    stale = [f"{old} is now {new}" for old, new in renamed.items() if os.environ.get(old) is not None]
+    if stale:
+        raise ImproperlyConfigured(f"Renamed settings: {'; '.join(stale)} ({why}).")

@@ -14,7 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from controlplane.env import env_bool, env_int, env_list, env_secret, env_str
+from controlplane.env import env_bool, env_int, env_list, env_renamed, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # The scoring server package: the deploy pipeline builds its images and runs it as the local target.
@@ -383,17 +383,21 @@ IMAGE_BUILDER_OPTIONS = {
         "arm_endpoint": env_str("AZURE_RESOURCE_MANAGER_URL", "https://management.azure.com"),
         "timeout": env_int("IMAGE_BUILD_TIMEOUT", 3600),
     },
-    "kaniko": {  # a build Job in the cluster of the kubernetes target
+    "buildah": {  # a build pod (buildah) in the cluster of the kubernetes target; replaced "kaniko"
         "api_url": KUBERNETES_API_URL,
         "token": KUBERNETES_TOKEN,
         "ca_cert": KUBERNETES_CA_CERT,
         "kubeconfig": KUBECONFIG,
-        "namespace": env_str("KANIKO_NAMESPACE", "modelplane-builds"),
-        "context_pvc": env_str("KANIKO_CONTEXT_PVC"),  # a claim the build Job mounts at /workspace ...
-        "context_dir": env_str("KANIKO_CONTEXT_DIR"),  # ... and where this worker sees the same volume
-        "kaniko_image": env_str("KANIKO_IMAGE", "gcr.io/kaniko-project/executor:v1.23.2"),
-        "registry_secret": env_str("KANIKO_REGISTRY_SECRET"),  # a dockerconfigjson Secret to push with
-        "service_account": env_str("KANIKO_SERVICE_ACCOUNT"),
+        "namespace": env_str("BUILD_POD_NAMESPACE", "modelplane-builds"),  # Pod Security "baseline" (buildah.py)
+        "context_pvc": env_str("BUILD_POD_CONTEXT_PVC"),  # a claim the build pod mounts at /workspace ...
+        "context_dir": env_str("BUILD_POD_CONTEXT_DIR"),  # ... and where this worker sees the same volume
+        "buildah_image": env_str("BUILD_POD_IMAGE", "quay.io/buildah/stable:v1.42.2"),
+        "service_account": env_str("BUILD_POD_SERVICE_ACCOUNT"),
+        # Push to ACR with Azure workload identity (no password): the pod is labelled for the webhook.
+        "workload_identity": env_bool("BUILD_POD_WORKLOAD_IDENTITY", False),
+        "registry_secret": env_str("BUILD_POD_REGISTRY_SECRET"),  # else a dockerconfigjson Secret to push with
+        "pending_timeout": env_int("BUILD_POD_PENDING_TIMEOUT", 300),  # seconds Pending before the build fails
+        "scale_up_timeout": env_int("BUILD_POD_SCALE_UP_TIMEOUT", 900),  # ... while the autoscaler adds a node
         "tls_verify": env_bool("IMAGE_REGISTRY_TLS_VERIFY", True),
         "insecure_registries": env_list("IMAGE_REGISTRY_INSECURE"),
         "username": env_str("IMAGE_REGISTRY_USERNAME"),
@@ -401,6 +405,18 @@ IMAGE_BUILDER_OPTIONS = {
         "timeout": env_int("IMAGE_BUILD_TIMEOUT", 3600),
     },
 }
+# The kaniko builder's settings were renamed with it: a deployment still setting them is told so at start-up.
+env_renamed(
+    {
+        "KANIKO_NAMESPACE": "BUILD_POD_NAMESPACE",
+        "KANIKO_CONTEXT_PVC": "BUILD_POD_CONTEXT_PVC",
+        "KANIKO_CONTEXT_DIR": "BUILD_POD_CONTEXT_DIR",
+        "KANIKO_IMAGE": "BUILD_POD_IMAGE",
+        "KANIKO_REGISTRY_SECRET": "BUILD_POD_REGISTRY_SECRET",
+        "KANIKO_SERVICE_ACCOUNT": "BUILD_POD_SERVICE_ACCOUNT",
+    },
+    why="the kaniko image builder was replaced by buildah (docs/deploy-aks.md, 'In-cluster builds')",
+)
 # --- end image builders
 
 CELERY_BEAT_SCHEDULE = {

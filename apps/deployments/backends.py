@@ -13,6 +13,7 @@ be pulled, a crash-looping container). Messages are written for the person readi
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,6 +59,12 @@ class BackendFamily:
     label: str  # for messages: "image builder"
     implementations: dict[str, str]  # name -> dotted path of the class
     options_setting: str  # the setting mapping each name to its keyword options
+    # Former names still found in stored configurations (a revision copies its environment's), mapped to the
+    # implementation that replaced them: a revision queued before an upgrade runs with the new one.
+    aliases: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def resolve(self, name: str) -> str:
+        return self.aliases.get(name, name)
 
 
 IMAGE_BUILDERS = BackendFamily(
@@ -65,9 +72,10 @@ IMAGE_BUILDERS = BackendFamily(
     {
         "local": "apps.deployments.builders.local.LocalImageBuilder",
         "acr": "apps.deployments.builders.acr.AcrImageBuilder",
-        "kaniko": "apps.deployments.builders.kaniko.KanikoImageBuilder",
+        "buildah": "apps.deployments.builders.buildah.BuildahImageBuilder",
     },
     "IMAGE_BUILDER_OPTIONS",
+    aliases={"kaniko": "buildah"},  # kaniko's upstream was archived in June 2025 (migration 0004)
 )
 DEPLOY_TARGETS = BackendFamily(
     "deployment target",
@@ -86,7 +94,9 @@ def _class(dotted: str) -> type:
 
 
 def load_backend(family: BackendFamily, name: str, **options: Any) -> Any:
-    """Instantiate the ``family`` implementation registered under ``name`` with exactly these options."""
+    """Instantiate the ``family`` implementation registered under ``name`` (or a former name of it) with exactly
+    these options."""
+    name = family.resolve(name)
     if name not in family.implementations:
         expected = ", ".join(sorted(family.implementations))
         raise PermanentBackendError(f"Unknown {family.label} {name!r}; expected one of {expected}.")
@@ -95,6 +105,7 @@ def load_backend(family: BackendFamily, name: str, **options: Any) -> Any:
 
 def configured_backend(family: BackendFamily, name: str) -> Any:
     """Instantiate ``name`` with the options the settings give it (``family.options_setting``)."""
+    name = family.resolve(name)
     options = getattr(settings, family.options_setting, {}).get(name, {})
     return load_backend(family, name, **options)
 

@@ -14,7 +14,7 @@ class ImageBuilderName(models.TextChoices):
     NONE = "none", "No image (local target)"
     LOCAL = "local", "Local (buildah)"
     ACR = "acr", "Azure Container Registry"
-    KANIKO = "kaniko", "Kaniko job in cluster"
+    BUILDAH = "buildah", "Buildah pod in cluster"  # replaced "kaniko" (migration 0004)
 
 
 class InputValidation(models.TextChoices):

@@ -1,4 +1,4 @@
-"""The Kubernetes API client shared by the ``kubernetes`` target and the ``kaniko`` builder.
+"""The Kubernetes API client shared by the ``kubernetes`` target and the ``buildah`` builder.
 
 One place says how the worker reaches a cluster (an API URL and token, else a kubeconfig and context, else the
 in-cluster service account), how a typed API method is called (plain JSON back, no model deserialisation) and

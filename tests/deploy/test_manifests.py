@@ -6,6 +6,7 @@ control plane promises (non-root, no privilege escalation, read-only root, resou
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import kubernetes.client
@@ -14,6 +15,8 @@ import kubernetes_validate
 import pytest
 import requests
 
+from apps.deployments.builders import BuildRequest
+from apps.deployments.builders.buildah import render_pod
 from apps.deployments.targets.kubernetes import KubernetesTarget
 from tests.deploy.conftest import KUBERNETES_DIR, OVERLAYS, containers, object_key, pod_specs, render, rendered
 from tests.emulators.k8s import EmulatorThread
@@ -288,10 +291,15 @@ class TestRbac:
                 assert "*" not in (group, resource, verb)
                 assert resource not in ("secrets", "configmaps", "serviceaccounts", "serviceaccounts/token")
                 assert resource not in ("roles", "rolebindings") and verb not in ("escalate", "bind", "impersonate")
-                assert not (resource in ("pods", "pods/exec", "pods/attach") and verb not in ("get", "list", "watch"))
+                writes_pods = resource in ("pods", "pods/exec", "pods/attach") and verb not in ("get", "list", "watch")
+                # Only build pods are created, in the build namespace, which holds nothing else.
+                assert not writes_pods or (role["metadata"]["namespace"], resource, verb) in {
+                    (BUILD_NAMESPACE, "pods", "create"),
+                    (BUILD_NAMESPACE, "pods", "delete"),
+                }
             assert role["metadata"]["namespace"] != APP_NAMESPACE
 
-    def test_the_worker_may_do_what_the_kubernetes_target_and_kaniko_builder_do(self, objects) -> None:
+    def test_the_worker_may_do_what_the_kubernetes_target_and_buildah_builder_do(self, objects) -> None:
         target = KubernetesTarget(api_url="http://127.0.0.1:1")
         assert set(target._apis()) == set(SCORING_KINDS), "the target manages other kinds: update the Role"
         roles = {(r["metadata"]["namespace"], name): r for name, r in by_kind(objects, "Role").items()}
@@ -301,9 +309,10 @@ class TestRbac:
                 assert (group, plural, verb) in deployer
         assert {("", "pods", "list"), ("", "events", "list"), ("", "pods/log", "get")} <= deployer
         builder = _grants(roles[BUILD_NAMESPACE, "modelplane-builder"])
-        assert {("batch", "jobs", v) for v in ("get", "create", "delete")} <= builder
-        assert {("", "pods", "list"), ("", "pods/log", "get")} <= builder
-        assert config(objects)["KANIKO_NAMESPACE"] == BUILD_NAMESPACE
+        assert {("", "pods", v) for v in ("get", "create", "delete")} <= builder
+        assert {("", "events", "list"), ("", "pods/log", "get")} <= builder
+        assert not any(group == "batch" for group, _, _ in builder)
+        assert config(objects)["BUILD_POD_NAMESPACE"] == BUILD_NAMESPACE
 
     def test_only_the_worker_is_bound(self, objects: list[dict[str, Any]]) -> None:
         bindings = by_kind(objects, "RoleBinding")
@@ -331,3 +340,18 @@ class TestNetworkPolicies:
         assert policies["web-from-ingress"]["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 8000}]
         if overlay == "dev":
             assert {"postgres-from-modelplane", "redis-from-modelplane"} <= set(policies)
+
+    def test_build_pods_are_unreachable_and_reach_dns_and_https_only(self, objects: list[dict[str, Any]]) -> None:
+        policies = by_kind(objects, "NetworkPolicy")
+        deny, egress = policies["builds-default-deny"], policies["builds-egress"]
+        assert deny["metadata"]["namespace"] == egress["metadata"]["namespace"] == BUILD_NAMESPACE
+        assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+        # The selector is the label the buildah builder gives its pods.
+        assert (
+            render_pod(BuildRequest(Path("."), "r.example/m:1", {}, {}), "build-1", {"context_pvc": "c"})["metadata"][
+                "labels"
+            ].items()
+            >= egress["spec"]["podSelector"]["matchLabels"].items()
+        )
+        ports = {(p["protocol"], p["port"]) for rule in egress["spec"]["egress"] for p in rule["ports"]}
+        assert ports == {("UDP", 53), ("TCP", 53), ("TCP", 443)}

@@ -73,11 +73,11 @@ class TestAcrBuilder(BuilderContract):
         return f"{acr.host}/contract/absent:1"
 
 
-class TestKanikoBuilder(BuilderContract):
+class TestBuildahBuilder(BuilderContract):
     @pytest.fixture
     def builder(self, k8s_api, k8s_namespace, image_registry, tmp_path):
         return get_builder(
-            "kaniko",
+            "buildah",
             api_url=k8s_api.url,
             namespace=k8s_namespace,
             context_pvc="build-contexts",

@@ -29,7 +29,7 @@ def test_an_unknown_name_is_refused_with_the_names_of_its_family() -> None:
     ):
         get_target("nomad")
     with pytest.raises(
-        PermanentBackendError, match=r"Unknown image builder 'nomad'; expected one of acr, kaniko, local"
+        PermanentBackendError, match=r"Unknown image builder 'nomad'; expected one of acr, buildah, local"
     ):
         get_builder("nomad")
 
@@ -57,9 +57,9 @@ def test_a_configured_builder_takes_its_options_from_the_settings(settings) -> N
     settings.IMAGE_BUILDER_OPTIONS = {"local": {"tool": "podman", "timeout": 5}}
     builder = configured_builder("local")
     assert (builder.kind, builder.timeout) == ("podman", 5.0)
-    settings.IMAGE_BUILDER_OPTIONS = {"kaniko": {"namespace": "builds"}}
-    with pytest.raises(PermanentBackendError, match="KANIKO_CONTEXT_PVC, KANIKO_CONTEXT_DIR"):
-        configured_builder("kaniko")
+    settings.IMAGE_BUILDER_OPTIONS = {"buildah": {"namespace": "builds"}}
+    with pytest.raises(PermanentBackendError, match="BUILD_POD_CONTEXT_PVC, BUILD_POD_CONTEXT_DIR"):
+        configured_builder("buildah")
 
 
 def test_a_target_token_in_the_settings_is_redacted_from_logs(settings) -> None:

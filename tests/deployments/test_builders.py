@@ -22,7 +22,6 @@ import threading
 import time
 from pathlib import Path
 
-import kmock
 import pytest
 import requests
 from scoring.build_context import DEFAULT_BASE_IMAGE, assemble_build_context
@@ -34,7 +33,6 @@ from apps.deployments.choices import RevisionStatus, StepName, StepStatus
 from apps.deployments.models import Revision
 from tests import images
 from tests.emulators.acr import AcrEmulator, FakeCredential
-from tests.emulators.k8s import Controller, EmulatorThread, resource_of
 from tests.scoring_image.helpers import free_port
 
 SETUP_BASE_IMAGE = images.BASE_IMAGE
@@ -311,7 +309,6 @@ class _TokenRegistry:
 
     def start(self) -> _TokenRegistry:
         import base64
-        import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         registry = self
@@ -482,158 +479,3 @@ class AcrBuilderTests:
     def test_missing_settings_are_named(self):
         with pytest.raises(PermanentBackendError, match="set ACR_RESOURCE_GROUP, ACR_REGISTRY_NAME"):
             get_builder("acr", subscription_id="0000-sub")
-
-
-# ---------------------------------------------------------------------------- kaniko builder
-JOBS = kmock.resource("batch", "v1", "jobs")
-
-
-class _BuildCluster:
-    """The test's hands as the Job controller and the kubelet for build Jobs in the Kubernetes emulator."""
-
-    def __init__(self, runner: EmulatorThread, controller: Controller, namespace: str) -> None:
-        self.runner, self.controller, self.namespace = runner, controller, namespace
-
-    def job(self, name: str) -> dict | None:
-        return self.runner.call(lambda: self.runner.emulator.get(JOBS, self.namespace, name))
-
-    def wait_job(self, name: str, timeout: float = 10) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            job = self.job(name)
-            if job is not None:
-                return job
-            time.sleep(0.02)
-        raise AssertionError(f"no Job {name} was created")
-
-    def finish(self, name: str, *, exit_code: int, message: str, log: str) -> None:
-        """The pod ran to its end with ``log`` and ``message`` (kaniko's digest file); then the Job's status."""
-        job = self.job(name)
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": f"{name}-x7k2p", "namespace": self.namespace, "labels": {"job-name": name}},
-            "spec": job["spec"]["template"]["spec"],
-            "status": {
-                "phase": "Succeeded" if exit_code == 0 else "Failed",
-                "containerStatuses": [
-                    {
-                        "name": "kaniko",
-                        "image": job["spec"]["template"]["spec"]["containers"][0]["image"],
-                        "ready": False,
-                        "restartCount": 0,
-                        "state": {
-                            "terminated": {
-                                "exitCode": exit_code,
-                                "reason": "Completed" if exit_code == 0 else "Error",
-                                "message": message,
-                            }
-                        },
-                    }
-                ],
-            },
-        }
-        self.runner.call(lambda: self.runner.emulator.store(resource_of("Pod"), self.namespace, pod))
-        self.controller.set_log(self.namespace, pod["metadata"]["name"], "kaniko", log, previous=False)
-        status = (
-            {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
-            if exit_code == 0
-            else {"failed": 1, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}
-        )
-
-        def update() -> dict:
-            obj = self.runner.emulator.get(JOBS, self.namespace, name)
-            obj["status"] = status
-            return self.runner.emulator.store(JOBS, self.namespace, obj)
-
-        self.runner.call(update)
-
-
-def _in_thread(fn) -> tuple[threading.Thread, dict]:
-    outcome: dict = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = fn()
-        except Exception as exc:  # noqa: BLE001 - handed to the test thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, outcome
-
-
-class KanikoBuilderTests:
-    @pytest.fixture
-    def cluster(self, k8s_api, k8s_controller, k8s_namespace) -> _BuildCluster:
-        return _BuildCluster(k8s_api, k8s_controller, k8s_namespace)
-
-    def _builder(self, k8s_api, k8s_namespace, tmp_path):
-        return get_builder(
-            "kaniko",
-            api_url=k8s_api.url,
-            namespace=k8s_namespace,
-            context_pvc="build-contexts",
-            context_dir=str(tmp_path / "shared"),
-            registry_secret="registry-push",
-            poll_interval=0.02,
-            tls_verify=False,
-        )
-
-    def test_a_job_builds_and_pushes_and_its_log_and_digest_come_back(self, cluster, k8s_api, k8s_namespace, tmp_path):
-        builder = self._builder(k8s_api, k8s_namespace, tmp_path)
-        image = "registry.example:5000/models/credit-default:0f3a9c"
-        request = BuildRequest(_small_context(tmp_path), image, {"MODEL_NAME": "credit-default"}, {"a.b/rev": "r2"})
-        lines: list[str] = []
-        thread, outcome = _in_thread(lambda: builder.build_and_push(request, lines.append))
-
-        job = cluster.wait_job("kaniko-0f3a9c")
-        container = job["spec"]["template"]["spec"]["containers"][0]
-        assert container["args"][:3] == [
-            "--context=dir:///workspace/kaniko-0f3a9c",
-            "--dockerfile=/workspace/kaniko-0f3a9c/Dockerfile",
-            f"--destination={image}",
-        ]
-        assert "--build-arg=MODEL_NAME=credit-default" in container["args"]
-        assert "--label=a.b/rev=r2" in container["args"] and "--skip-tls-verify" in container["args"]
-        volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
-        assert volumes["context"]["persistentVolumeClaim"]["claimName"] == "build-contexts"
-        assert volumes["docker-config"]["secret"]["secretName"] == "registry-push"
-        assert job["spec"]["backoffLimit"] == 0
-        # The context is on the shared volume where the Job looks for it.
-        assert (tmp_path / "shared" / "kaniko-0f3a9c" / "Dockerfile").is_file()
-
-        digest = "sha256:" + "5e" * 32
-        cluster.finish(
-            "kaniko-0f3a9c",
-            exit_code=0,
-            message=digest,
-            log="INFO Retrieving image manifest python:3.11-slim-bookworm\nINFO Pushed " + image + "\n",
-        )
-        thread.join(15)
-        assert outcome == {"value": digest}
-        assert f"INFO Pushed {image}" in lines
-        assert not (tmp_path / "shared" / "kaniko-0f3a9c").exists()  # handed over and cleaned up
-
-        # Asked again (a worker killed after the Job finished): the Job is followed, not created again.
-        before = [r for r in cluster.controller.requests() if r[0] == "POST" and r[1].endswith("/jobs")]
-        assert builder.build_and_push(request, lines.append) == digest
-        after = [r for r in cluster.controller.requests() if r[0] == "POST" and r[1].endswith("/jobs")]
-        assert len(before) == len(after) == 1
-
-    def test_a_failed_build_is_permanent_with_the_log_tail(self, cluster, k8s_api, k8s_namespace, tmp_path):
-        builder = self._builder(k8s_api, k8s_namespace, tmp_path)
-        request = BuildRequest(_small_context(tmp_path), "registry.example:5000/models/x:bad1", {}, {})
-        thread, outcome = _in_thread(lambda: builder.build_and_push(request, lambda line: None))
-        cluster.wait_job("kaniko-bad1")
-        failure = "error building image: error building stage: failed to execute command: exit status 1"
-        cluster.finish("kaniko-bad1", exit_code=1, message="", log=f"INFO RUN pip install\n{failure}\n")
-        thread.join(15)
-        error = outcome["error"]
-        assert isinstance(error, PermanentBackendError)
-        assert error.message.startswith(f"the build Job {k8s_namespace}/kaniko-bad1 failed: kaniko exited with 1")
-        assert failure in error.message
-
-    def test_missing_settings_are_named(self):
-        with pytest.raises(PermanentBackendError, match="set KANIKO_CONTEXT_PVC, KANIKO_CONTEXT_DIR"):
-            get_builder("kaniko", namespace="builds")

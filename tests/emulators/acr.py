@@ -5,8 +5,12 @@
   ``runs/<id>/listLogSasUrl``;
 - blob storage behind the SAS URLs: the context upload (PUT, ``x-ms-blob-type: BlockBlob``) and the run log (GET,
   growing as the run advances);
-- the registry data plane (``/acr/v1/<repo>/_tags/<tag>``) with ACR's token dance (401 challenge,
-  ``/oauth2/exchange``, ``/oauth2/token``).
+- the registry data plane (``/acr/v1/<repo>/_tags/<tag>`` and the distribution API's
+  ``/v2/<repo>/manifests/<reference>``) with ACR's token dance (401 challenge, ``/oauth2/exchange`` of an Entra
+  token for a refresh token, ``/oauth2/token`` by POST or, as ``docker login`` does with the refresh token as
+  password, by GET with basic auth);
+- Microsoft Entra's token endpoint for workload identity (``/<tenant>/oauth2/v2.0/token``, client credentials with
+  a federated ``client_assertion``): ``federated_token`` buys ``aad-token``.
 
 Served over TLS with a self-signed certificate for ``IP:127.0.0.1`` made at start-up, so the real SDK clients
 (bearer tokens need HTTPS) run unchanged with ``connection_verify=<ca file>``. Every request is recorded.
@@ -14,6 +18,7 @@ Served over TLS with a self-signed certificate for ``IP:127.0.0.1`` made at star
 
 from __future__ import annotations
 
+import base64
 import datetime
 import gzip
 import hashlib
@@ -114,6 +119,7 @@ class AcrEmulator:
     uploads: dict[str, bytes] = field(default_factory=dict)
     runs: dict[str, Run] = field(default_factory=dict)
     tags: dict[tuple[str, str], str] = field(default_factory=dict)
+    federated_token: str = "projected-sa-token"  # the service-account token Entra accepts as client_assertion
 
     def start(self) -> AcrEmulator:
         cert, key = make_certificate(self.directory)
@@ -210,7 +216,8 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":  # a HEAD answer has headers only (a body would be read as the next answer)
+            self.wfile.write(data)
 
     def _handle(self, method: str) -> None:
         em = self.emulator
@@ -251,9 +258,13 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/blob/"):
             return self._blob(method, path, body)
         if path.startswith("/oauth2/"):
-            return self._oauth(path, body)
+            return self._oauth(path, body, query)
+        if path.endswith("/oauth2/v2.0/token"):
+            return self._entra(body)
         if path.startswith("/acr/v1/"):
             return self._data_plane(path)
+        if path.startswith("/v2/"):
+            return self._distribution(method, path)
         return self._send(404, {"error": {"code": "NotFound", "message": path}})
 
     def _arm(self, method: str, rest: str, path: str, body: bytes) -> None:
@@ -297,13 +308,46 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, run.log().encode()) if run else self._send(404, b"BlobNotFound")
         return self._send(404, b"BlobNotFound")
 
-    def _oauth(self, path: str, body: bytes) -> None:
+    def _oauth(self, path: str, body: bytes, query: dict) -> None:
         form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
         if path == "/oauth2/exchange" and form.get("access_token") == "aad-token":
+            if form.get("grant_type") != "access_token" or form.get("service") != self.emulator.host:
+                return self._send(400, {"errors": [{"code": "BAD_REQUEST", "message": "grant_type or service"}]})
             return self._send(200, {"refresh_token": "acr-refresh"})
         if path == "/oauth2/token" and form.get("refresh_token") == "acr-refresh":
             return self._send(200, {"access_token": "acr-access"})
+        basic = self.headers.get("Authorization", "")
+        if path == "/oauth2/token" and basic.startswith("Basic ") and query.get("service"):
+            user, _, password = base64.b64decode(basic[6:]).decode().partition(":")
+            if user == "00000000-0000-0000-0000-000000000000" and password == "acr-refresh":
+                return self._send(200, {"access_token": "acr-access"})
         return self._send(401, {"errors": [{"code": "UNAUTHORIZED", "message": "bad token"}]})
+
+    def _entra(self, body: bytes) -> None:
+        form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+        assertion_type = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        if (
+            form.get("grant_type") == "client_credentials"
+            and form.get("client_assertion_type") == assertion_type
+            and form.get("client_assertion") == self.emulator.federated_token
+            and form.get("client_id")
+            and form.get("scope", "").endswith("/.default")
+        ):
+            return self._send(200, {"token_type": "Bearer", "expires_in": 3599, "access_token": "aad-token"})
+        return self._send(401, {"error": "invalid_client", "error_description": "AADSTS700213: no matching federated"
+                                " identity record found for presented assertion subject"})  # fmt: skip
+
+    def _distribution(self, method: str, path: str) -> None:
+        em = self.emulator
+        match = re.match(r"^/v2/(?P<repo>.+)/manifests/(?P<ref>[^/]+)$", path)
+        if self.headers.get("Authorization") != "Bearer acr-access":
+            repo = match["repo"] if match else "x"
+            challenge = f'Bearer realm="{em.url}/oauth2/token",service="{em.host}",scope="repository:{repo}:pull"'
+            return self._send(401, {"errors": [{"code": "UNAUTHORIZED"}]}, {"WWW-Authenticate": challenge})
+        if not match or (match["repo"], match["ref"]) not in em.tags:
+            return self._send(404, {"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]})
+        return self._send(200, b"" if method == "HEAD" else b"{}", {"Docker-Content-Digest": em.tags[match["repo"],
+                          match["ref"]]})  # fmt: skip
 
     def _data_plane(self, path: str) -> None:
         em = self.emulator

@@ -30,6 +30,7 @@ import kmock
 import yaml
 from kmock import KubernetesError, KubernetesObjectNotFoundError
 
+from tests.emulators.k8s_pod_security import admit_pod
 from tests.emulators.k8s_rules import FieldOwners, validate
 
 __all__ = ["ModelplaneEmulator", "EmulatorThread", "Controller", "resource_of"]
@@ -354,6 +355,8 @@ class ModelplaneEmulator(kmock.KubernetesEmulator):
     def _create(self, res: kmock.resource, ns: str | None, body: dict[str, Any], manager: str) -> dict[str, Any]:
         if self.get(res, ns, body["metadata"]["name"]) is not None:
             raise KubernetesError(status=409, reason="AlreadyExists", message="object already exists")
+        if res.plural == "pods":  # Pod Security admission (k8s_pod_security.py)
+            admit_pod(self.get(NAMESPACES, None, ns), body)
         return self.write(res, ns, body, None, manager)
 
     def _replace(
@@ -540,9 +543,10 @@ class Controller:
 
         return self.runner.call(update)
 
-    def create_namespace(self, name: str) -> dict[str, Any]:
-        """A namespace, as an administrator creates it (objects in a missing namespace are refused)."""
-        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+    def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+        """A namespace, as an administrator creates it (objects in a missing namespace are refused); ``labels``
+        such as ``pod-security.kubernetes.io/enforce`` (k8s_pod_security.py)."""
+        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels or {}}}
         return self.runner.call(lambda: self.emulator.write(NAMESPACES, None, namespace, None, "kubectl"))
 
     def requests(self) -> list[tuple[str, str, str, dict[str, str]]]:

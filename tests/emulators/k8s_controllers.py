@@ -25,7 +25,7 @@ from typing import Any
 
 from tests.emulators.k8s import EmulatorThread, label_selector_matches, resource_of
 
-__all__ = ["DeploymentController", "Stage"]
+__all__ = ["DeploymentController", "Stage", "BuildPodKubelet", "BuildRun"]
 
 TICK_SECONDS = 0.02
 HASH_LABEL = "pod-template-hash"
@@ -275,3 +275,139 @@ def _ready(pod: dict[str, Any]) -> bool:
         c.get("type") == "Ready" and c.get("status") == "True"
         for c in (pod.get("status") or {}).get("conditions") or []
     )
+
+
+# ---------------------------------------------------------------------------------------------- build pods
+@dataclass(frozen=True)
+class BuildRun:
+    """How a build pod goes: ``stages`` while Pending (as for deployment pods), then Running for ``run_seconds``
+    writing the first half of ``log``, then terminated with ``exit_code`` and ``message`` (the termination message,
+    where buildah writes the pushed digest) and the whole ``log``."""
+
+    stages: tuple[Stage, ...] = ()
+    run_seconds: float = 0.1
+    log: str = ""
+    exit_code: int = 0
+    message: str = ""
+
+
+class BuildPodKubelet:
+    """Scheduler and kubelet for bare pods in one namespace (build pods): each new pod is moved through its
+    ``BuildRun`` on a fast real clock, Pending -> Running -> Succeeded/Failed; ``activeDeadlineSeconds`` is
+    honoured (the pod fails with reason DeadlineExceeded). ``script(pod)`` gives each pod's run."""
+
+    def __init__(self, runner: EmulatorThread, namespace: str, script: Callable[[dict[str, Any]], BuildRun]) -> None:
+        self.runner, self.emulator, self.namespace, self.script = runner, runner.emulator, namespace, script
+        self.started: dict[str, float] = {}  # pod uid -> monotonic time first seen
+        self.state: dict[str, str] = {}  # pod uid -> the last state written
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> BuildPodKubelet:
+        async def begin() -> None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+        assert self.runner.loop is not None
+        asyncio.run_coroutine_threadsafe(begin(), self.runner.loop).result(5)
+        return self
+
+    def stop(self) -> None:
+        if self._task is not None and self.runner.loop is not None:
+            self.runner.loop.call_soon_threadsafe(self._task.cancel)
+
+    async def _run(self) -> None:
+        while True:
+            async with self.emulator._lock:
+                now = time.monotonic()
+                for pod in self.emulator._list(resource_of("Pod"), self.namespace, {})["items"]:
+                    if not (pod["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == "image-build":
+                        continue
+                    self._advance(pod, now)
+            await asyncio.sleep(TICK_SECONDS)
+
+    def _event(self, pod: str, reason: str, message: str, component: str) -> None:
+        event_type = "Normal" if reason in ("Scheduled", "Pulling", "Pulled", "TriggeredScaleUp") else "Warning"
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{pod}.{uuid.uuid4().hex[:12]}", "namespace": self.namespace},
+            "involvedObject": {"kind": "Pod", "name": pod, "namespace": self.namespace},
+            "reason": reason,
+            "message": message,
+            "type": event_type,
+            "source": {"component": component},
+            "count": 1,
+            "firstTimestamp": _stamp(),
+            "lastTimestamp": _stamp(),
+            "eventTime": _stamp(micro=True),
+        }
+        self.emulator.store(resource_of("Event"), self.namespace, event)
+
+    def _advance(self, pod: dict[str, Any], now: float) -> None:
+        uid, name = pod["metadata"]["uid"], pod["metadata"]["name"]
+        if self.state.get(uid) in ("Succeeded", "Failed"):
+            return
+        self.started.setdefault(uid, now)
+        run, age = self.script(pod), now - self.started[uid]
+        container = pod["spec"]["containers"][0]
+        status = {"name": container["name"], "image": container["image"], "imageID": "", "restartCount": 0}
+        deadline = pod["spec"].get("activeDeadlineSeconds")
+        index, elapsed = 0, 0.0
+        while index < len(run.stages) and age >= elapsed + run.stages[index].seconds:
+            elapsed += run.stages[index].seconds
+            index += 1
+        if deadline is not None and age > float(deadline):
+            state, new_status = (
+                "Failed",
+                {
+                    "phase": "Failed",
+                    "reason": "DeadlineExceeded",
+                    "message": "Pod was active on the node longer than the specified deadline",
+                },
+            )
+        elif index < len(run.stages):
+            stage = run.stages[index]
+            state = f"stage-{index}"
+            if self.state.get(uid) != state:
+                for reason, message, component in stage.events:
+                    self._event(name, reason, message, component)
+            if stage.unschedulable:
+                condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}
+                condition.update(message=stage.unschedulable, lastTransitionTime=_stamp())
+                new_status = {"phase": "Pending", "conditions": [condition]}
+            else:
+                waiting = {"waiting": stage.waiting or {"reason": "ContainerCreating"}}
+                new_status = {
+                    "phase": "Pending",
+                    "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": _stamp()}],
+                    "containerStatuses": [{**status, "ready": False, "started": False, "state": waiting}],
+                }
+        elif age < elapsed + run.run_seconds:
+            state = "Running"
+            half = run.log[: run.log.rfind("\n", 0, len(run.log) // 2 + 1) + 1]
+            self.emulator.logs[(self.namespace, name, container["name"], False)] = half
+            new_status = {
+                "phase": "Running",
+                "conditions": [{"type": kind, "status": "True", "lastTransitionTime": _stamp()} for kind in _READY],
+                "containerStatuses": [
+                    {**status, "ready": True, "started": True, "state": {"running": {"startedAt": _stamp()}}}
+                ],
+            }
+        else:
+            state = "Succeeded" if run.exit_code == 0 else "Failed"
+            self.emulator.logs[(self.namespace, name, container["name"], False)] = run.log
+            terminated = {
+                "exitCode": run.exit_code,
+                "reason": "Completed" if run.exit_code == 0 else "Error",
+                "message": run.message,
+            }
+            new_status = {
+                "phase": state,
+                "containerStatuses": [
+                    {**status, "ready": False, "started": False, "state": {"terminated": terminated}}
+                ],
+            }
+        if self.state.get(uid) == state:
+            return
+        self.state[uid] = state
+        pod["status"] = new_status
+        self.emulator.store(resource_of("Pod"), self.namespace, pod)

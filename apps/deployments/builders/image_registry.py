@@ -6,6 +6,8 @@ MLflow model registry has its own client (``apps.registry.client.RegistryClient`
 
 from __future__ import annotations
 
+from typing import Any
+
 import requests
 
 from apps.deployments.backends import PermanentBackendError, TransientBackendError
@@ -48,9 +50,16 @@ def parse_image(image: str) -> ImageReference:
     return ImageReference(registry, repository, tag)
 
 
+ACR_SCOPE = "https://containerregistry.azure.net/.default"
+
+
 class ImageRegistryClient:
     """Just enough of the OCI distribution API to ask whether a manifest exists (``HEAD``), with basic
-    auth or the bearer-token dance registries (Docker Hub, ACR, Harbor) answer a 401 with."""
+    auth or the bearer-token dance registries (Docker Hub, ACR, Harbor) answer a 401 with.
+
+    With ``credential`` (an azure-core ``TokenCredential``: workload identity, managed identity) an ACR is reached
+    without a user name or password: the Entra token is exchanged for an ACR refresh token at
+    ``/oauth2/exchange``, and that for an access token at the challenge's realm (ACR's documented AAD flow)."""
 
     def __init__(
         self,
@@ -59,10 +68,12 @@ class ImageRegistryClient:
         insecure_registries: list[str] | tuple[str, ...] = (),
         username: str = "",
         password: str = "",
+        credential: Any = None,
         timeout: float = 15,
     ) -> None:
         self.verify, self.insecure = verify, set(insecure_registries)
         self.username, self.password, self.timeout = username, password, timeout
+        self.credential = credential
         self.session = requests.Session()
 
     def _schemes(self, registry: str) -> list[str]:
@@ -101,7 +112,7 @@ class ImageRegistryClient:
         if response.status_code == 404:
             return None
         if response.status_code in (401, 403):
-            who = f"as {self.username}" if self.username else "anonymously"
+            who = self._who()
             raise PermanentBackendError(
                 f"registry {ref.registry} refused access to {ref.repository} {who} ({response.status_code}); "
                 "check the registry credentials of the image builder"
@@ -124,7 +135,11 @@ class ImageRegistryClient:
             raise PermanentBackendError(f"registry {ref.registry} asks for unsupported authentication: {header!r}")
         fields.setdefault("scope", f"repository:{ref.repository}:pull")
         try:
-            answer = self.session.get(realm, params=fields, auth=basic, timeout=self.timeout, verify=verify)
+            if self.credential is not None and not basic:
+                fields |= {"grant_type": "refresh_token", "refresh_token": self._acr_refresh_token(realm, ref, verify)}
+                answer = self.session.post(realm, data=fields, timeout=self.timeout, verify=verify)
+            else:
+                answer = self.session.get(realm, params=fields, auth=basic, timeout=self.timeout, verify=verify)
         except requests.RequestException as exc:
             raise TransientBackendError(
                 f"token service of {ref.registry} is unreachable ({type(exc).__name__})"
@@ -132,13 +147,39 @@ class ImageRegistryClient:
         if answer.status_code >= 500:
             raise TransientBackendError(f"token service of {ref.registry} answered {answer.status_code}")
         if answer.status_code != 200:
-            who = f"as {self.username}" if self.username else "anonymously"
+            who = self._who()
             raise PermanentBackendError(
                 f"registry {ref.registry} refused a token {who} ({answer.status_code}); "
                 "check the registry credentials of the image builder"
             )
         body = answer.json()
         return "Bearer " + (body.get("token") or body.get("access_token") or "")
+
+    def _who(self) -> str:
+        if self.username:
+            return f"as {self.username}"
+        return "with the workload identity" if self.credential is not None else "anonymously"
+
+    def _acr_refresh_token(self, realm: str, ref: ImageReference, verify: bool | str) -> str:
+        """The Entra token of ``credential`` exchanged for an ACR refresh token (``POST /oauth2/exchange``)."""
+        try:
+            entra = self.credential.get_token(ACR_SCOPE).token
+        except Exception as exc:  # noqa: BLE001 - azure-identity raises several kinds; all mean "no token"
+            raise PermanentBackendError(
+                f"no Entra token for registry {ref.registry}: {type(exc).__name__}: {exc}"
+            ) from exc
+        exchange = realm.rsplit("/oauth2/", 1)[0] + "/oauth2/exchange"
+        form = {"grant_type": "access_token", "service": ref.registry, "access_token": entra}
+        answer = self.session.post(exchange, data=form, timeout=self.timeout, verify=verify)
+        if answer.status_code >= 500:
+            raise TransientBackendError(f"token exchange of {ref.registry} answered {answer.status_code}")
+        refresh = answer.json().get("refresh_token") if answer.status_code == 200 else None
+        if not refresh:
+            raise PermanentBackendError(
+                f"registry {ref.registry} refused the workload identity's Entra token ({answer.status_code}); "
+                "give the identity AcrPull (and AcrPush for builds) on the registry"
+            )
+        return refresh
 
 
 def _challenge_fields(params: str):

@@ -7,7 +7,7 @@ may share a namespace: every object carries ownership labels (environment, deplo
 ``delete`` touch only objects whose labels name this environment's deployment (``ownership_refusal``).
 ``wait_ready`` polls the Deployment and the new revision's pods and turns what the kubelet and the scheduler report
 into sentences a person can act on (``kubernetes_pods``). The cluster is reached through
-``apps.deployments.kube`` (shared with the kaniko builder).
+``apps.deployments.kube`` (shared with the buildah builder).
 """
 
 from __future__ import annotations
