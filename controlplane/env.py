@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-__all__ = ["env_bool", "env_int", "env_list", "env_str", "env_secret"]
+__all__ = ["env_bool", "env_int", "env_list", "env_str", "env_secret", "parse_mapping"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -52,3 +52,18 @@ def env_secret(name: str, default: str = "") -> str:
         except OSError as exc:
             raise ImproperlyConfigured(f"{name}_FILE={path!r} cannot be read: {exc.strerror}") from None
     return os.environ.get(name, default)
+
+
+def parse_mapping(text: str, name: str) -> dict:
+    """``text`` (YAML or JSON, as read by ``env_secret``) as a mapping; empty text is an empty mapping."""
+    if not text.strip():
+        return {}
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ImproperlyConfigured(f"{name} is neither YAML nor JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name} must be a mapping (name: settings), not {type(value).__name__}")
+    return value
