@@ -89,13 +89,16 @@ class Authenticator:
         self.static[token] = UserInfo(user, (*groups, "system:authenticated"))
         return token
 
-    def service_account_token(self, namespace: str, name: str, *, lifetime: float = 3600) -> str:
-        """A projected service account token for ``namespace/name``, valid for ``lifetime`` seconds."""
+    def service_account_token(
+        self, namespace: str, name: str, *, lifetime: float = 3600, audience: str = SERVICE_ACCOUNT_ISSUER
+    ) -> str:
+        """A projected service account token for ``namespace/name``, valid for ``lifetime`` seconds; for Entra
+        (workload identity) the audience is ``api://AzureADTokenExchange``."""
         now = int(time.time())
         claims = {
             "iss": SERVICE_ACCOUNT_ISSUER,
             "sub": f"system:serviceaccount:{namespace}:{name}",
-            "aud": ["https://kubernetes.default.svc.cluster.local"],
+            "aud": [audience],
             "iat": now,
             "nbf": now,
             "exp": now + int(lifetime),
@@ -134,6 +137,9 @@ class Authenticator:
                 continue  # not signed by this issuer's key
             if claims.get("iss") != issuer:
                 continue
+            if issuer == SERVICE_ACCOUNT_ISSUER and SERVICE_ACCOUNT_ISSUER not in (claims.get("aud") or []):
+                self.refused.append(f"service account token for {claims.get('aud')}")
+                return None
             audiences = claims.get("aud")
             audiences = audiences if isinstance(audiences, list) else [audiences]
             if audience and audience not in audiences:
