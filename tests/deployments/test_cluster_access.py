@@ -648,3 +648,14 @@ def test_two_emulators_do_not_share_tokens(clusters) -> None:
         f"{two.url}/api/v1/namespaces/{NAMESPACE}/pods", headers={"Authorization": f"Bearer {token}"}, timeout=5
     )
     assert answer.status_code == 401
+
+
+def test_a_misconfigured_cluster_is_reported_by_the_system_checks(settings) -> None:
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    settings.KUBERNETES_CLUSTERS = {"production-aks": {"auth": "workload_identity", "sever": "https://typo"}}
+    with pytest.raises(SystemCheckError) as failed:
+        call_command("check")
+    assert "cluster 'production-aks': unknown setting 'sever'" in str(failed.value)
+    assert "cluster 'production-aks': auth workload_identity needs the API server's URL (server)" in str(failed.value)
