@@ -211,7 +211,7 @@ def _refusal_text(what: str, status: int, message: str, cluster: Cluster) -> str
 def _where(cluster: Cluster) -> str:
     if cluster.name == DEFAULT_CLUSTER:
         return "the KUBERNETES_API_URL/KUBERNETES_TOKEN/KUBECONFIG settings of the default cluster"
-    return f"KUBERNETES_CLUSTERS, {cluster.name}"
+    return f"cluster {cluster.name!r} in KUBERNETES_CLUSTERS"
 
 
 # ---------------------------------------------------------------------------------------------- credentials

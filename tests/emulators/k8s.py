@@ -236,6 +236,16 @@ class ModelplaneEmulator(kmock.KubernetesEmulator):
         except KubernetesError as error:
             return await self._render_error(error)
 
+    async def _render_error(self, exc: Exception) -> aiohttp.web.StreamResponse:
+        """The API server's own bodies for 401 and 403 (no traceback in ``details``, none at all for a 401)."""
+        if isinstance(exc, KubernetesError) and exc.status in (401, 403):
+            body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
+            body |= {"message": exc.message, "reason": exc.reason}
+            if exc.details:
+                body["details"] = exc.details
+            return aiohttp.web.json_response({**body, "code": exc.status}, status=exc.status)
+        return await super()._render_error(exc)
+
     def _verb(self, request: kmock.Request) -> str:
         method = str(request.method.value).upper()
         if method == "GET" and request.name is None:
