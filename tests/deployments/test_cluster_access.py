@@ -667,3 +667,16 @@ def test_a_misconfigured_cluster_is_reported_by_the_system_checks(settings) -> N
         call_command("check")
     assert "cluster 'production-aks': unknown setting 'sever'" in str(failed.value)
     assert "cluster 'production-aks': auth workload_identity needs the API server's URL (server)" in str(failed.value)
+
+
+@pytest.mark.django_db
+def test_a_name_is_taken_per_namespace_of_one_cluster_not_across_clusters(settings) -> None:
+    settings.KUBERNETES_CLUSTERS = EnvironmentClusterTests.CLUSTERS
+    common = {"target": "kubernetes", "namespace": NAMESPACE, "image_builder": "acr", "image_registry": "r.example/m"}
+    staging, _ = services.environment_ensure(name="staging", cluster="staging-aks", **common)
+    production, _ = services.environment_ensure(name="production", cluster="production-aks", **common)
+    qa, _ = services.environment_ensure(name="qa", cluster="staging-aks", **common)
+    Deployment.objects.create(environment=staging, model_name="credit-default", name="credit-default")
+
+    assert services._resource_name("credit-default", production, "") == "credit-default"  # another cluster
+    assert services._resource_name("credit-default", qa, "") == "credit-default-2"  # staging's namespace
