@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-__all__ = ["env_bool", "env_int", "env_list", "env_str", "env_secret", "env_renamed"]
+__all__ = ["env_bool", "env_int", "env_list", "env_str", "env_secret", "env_renamed", "parse_mapping"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -59,3 +59,18 @@ def env_renamed(renamed: dict[str, str], *, why: str) -> None:
     stale = [f"{old} is now {new}" for old, new in renamed.items() if os.environ.get(old) is not None]
     if stale:
         raise ImproperlyConfigured(f"Renamed settings: {'; '.join(stale)} ({why}).")
+
+
+def parse_mapping(text: str, name: str) -> dict:
+    """``text`` (YAML or JSON, as read by ``env_secret``) as a mapping; empty text is an empty mapping."""
+    if not text.strip():
+        return {}
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ImproperlyConfigured(f"{name} is neither YAML nor JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name} must be a mapping (name: settings), not {type(value).__name__}")
+    return value

@@ -73,6 +73,9 @@ def secret_values(django_settings: Any, environ: Any = os.environ) -> list[str]:
         add_uri(getattr(django_settings, name, ""))
     for database in getattr(django_settings, "DATABASES", {}).values():
         add(database.get("PASSWORD"))
+    for cluster in (getattr(django_settings, "KUBERNETES_CLUSTERS", None) or {}).values():
+        if isinstance(cluster, dict):
+            add(cluster.get("token"))
     for family in ("IMAGE_BUILDER_OPTIONS", "DEPLOY_TARGET_OPTIONS"):
         for options in getattr(django_settings, family, {}).values():
             for key, value in options.items():

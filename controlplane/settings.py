@@ -14,7 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from controlplane.env import env_bool, env_int, env_list, env_renamed, env_secret, env_str
+from controlplane.env import env_bool, env_int, env_list, env_renamed, env_secret, env_str, parse_mapping
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # The scoring server package: the deploy pipeline builds its images and runs it as the local target.
@@ -335,6 +335,12 @@ KUBERNETES_API_URL = env_str("KUBERNETES_API_URL")
 KUBERNETES_TOKEN = env_secret("KUBERNETES_TOKEN")
 KUBERNETES_CA_CERT = env_str("KUBERNETES_CA_CERT")
 KUBECONFIG = env_str("KUBECONFIG")
+KUBERNETES_CONTEXT = env_str("KUBERNETES_CONTEXT")  # the kubeconfig's context (default: its current context)
+KUBERNETES_VERIFY_SSL = env_bool("KUBERNETES_VERIFY_SSL", True)
+# The clusters environments may name (Environment.cluster; apps/deployments/clusters.py, docs/deploy-aks.md): a YAML
+# or JSON mapping of name -> {auth: in_cluster|kubeconfig|token|workload_identity, ...}, inline or read from the file
+# KUBERNETES_CLUSTERS_FILE. An environment with no cluster uses the settings above (the default cluster).
+KUBERNETES_CLUSTERS = parse_mapping(env_secret("KUBERNETES_CLUSTERS"), "KUBERNETES_CLUSTERS")
 KUBERNETES_ENDPOINT_TEMPLATE = env_str(
     "KUBERNETES_ENDPOINT_TEMPLATE", "http://{deployment}.{namespace}.svc.cluster.local"
 )
@@ -350,6 +356,8 @@ DEPLOY_TARGET_OPTIONS = {
         "token": KUBERNETES_TOKEN,
         "ca_cert": KUBERNETES_CA_CERT,
         "kubeconfig": KUBECONFIG,
+        "context": KUBERNETES_CONTEXT,
+        "verify_ssl": KUBERNETES_VERIFY_SSL,
         "endpoint_url_template": KUBERNETES_ENDPOINT_TEMPLATE,
         "image_pull_secrets": KUBERNETES_IMAGE_PULL_SECRETS,
         # Pods the scheduler cannot place fail after this long unless the cluster autoscaler triggered a scale-up.

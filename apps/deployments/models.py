@@ -16,6 +16,7 @@ from apps.deployments.choices import (
     StepName,
     StepStatus,
 )
+from apps.deployments.clusters import cluster_refusal
 from apps.deployments.naming import deployment_name_error, image_repository_error
 from apps.deployments.quantities import resources_errors
 
@@ -34,6 +35,11 @@ class Environment(TimeStampedModel):
     order = models.PositiveSmallIntegerField(default=0, help_text="Position in lists: dev before production.")
     target = models.CharField(max_length=16, choices=DeployTargetName.choices, default=DeployTargetName.LOCAL)
     namespace = models.CharField(max_length=63, blank=True, validators=[dns_label])
+    cluster = models.CharField(
+        max_length=63,
+        blank=True,
+        help_text="The Kubernetes cluster, by its name in the settings (KUBERNETES_CLUSTERS); blank: the default.",
+    )
     image_builder = models.CharField(max_length=16, choices=ImageBuilderName.choices, default=ImageBuilderName.NONE)
     image_registry = models.CharField(max_length=255, blank=True, help_text="e.g. myregistry.azurecr.io/models")
     replicas = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
@@ -59,6 +65,10 @@ class Environment(TimeStampedModel):
             errors["image_registry"] = "Say where images are pushed, e.g. myregistry.azurecr.io/models."
         if self.target == DeployTargetName.KUBERNETES and not self.namespace:
             errors["namespace"] = "A Kubernetes environment needs a namespace."
+        if self.cluster and self.target != DeployTargetName.KUBERNETES:
+            errors["cluster"] = "Only a Kubernetes environment has a cluster."
+        elif problem := cluster_refusal(self.cluster):
+            errors["cluster"] = problem
         if self.min_replicas > self.max_replicas:
             errors["max_replicas"] = "The autoscaling maximum must be at least the minimum."
         if self.image_registry and (problem := image_repository_error(self.image_registry.rstrip("/"))):

@@ -40,8 +40,10 @@ class StepFailed(Exception):
 
 # ---------------------------------------------------------------------------- specs and backends
 def target_for(deployment: Deployment, config: dict) -> DeploymentTarget:
-    """The deployment target a revision's ``config`` names (its environment's), with options from the settings."""
-    return configured_target(config.get("target") or deployment.environment.target)
+    """The deployment target a revision's ``config`` names (its environment's), with options from the settings, on
+    the cluster the revision was deployed to (revisions from before clusters: the environment's)."""
+    cluster = config.get("cluster", deployment.environment.cluster)
+    return configured_target(config.get("target") or deployment.environment.target, cluster=cluster)
 
 
 def builder_for(config: dict) -> ImageBuilder:

@@ -23,6 +23,7 @@ from apps.deployments.choices import (
     RevisionStatus,
     StepName,
 )
+from apps.deployments.clusters import cluster_refusal
 from apps.deployments.models import Deployment, Environment, Revision, RevisionStep
 from apps.deployments.naming import (
     deployment_name_error,
@@ -81,11 +82,13 @@ def environment_ensure(*, name: str, actor: User | None = None, **fields: object
 def _names_in_namespace(environment: Environment) -> set[str]:
     """Names of the active deployments whose objects share ``environment``'s namespace, in every environment.
 
-    Environments may share a Kubernetes namespace (docs/deploy-aks.md), and object names are unique per
-    namespace, so a name taken by production is taken for dev too."""
+    Environments may share a Kubernetes namespace of one cluster (docs/deploy-aks.md), and object names are unique
+    per namespace, so a name taken by production is taken for dev too (not when each has its own cluster)."""
     neighbours = Environment.objects.filter(pk=environment.pk)
     if environment.target == DeployTargetName.KUBERNETES:
-        neighbours = Environment.objects.filter(target=DeployTargetName.KUBERNETES, namespace=environment.namespace)
+        neighbours = Environment.objects.filter(
+            target=DeployTargetName.KUBERNETES, namespace=environment.namespace, cluster=environment.cluster
+        )
     return set(
         Deployment.objects.filter(environment__in=neighbours)
         .exclude(status=DeploymentStatus.DELETED)
@@ -119,6 +122,8 @@ def _environment_refusal(env: Environment) -> ApplicationError | None:
     if env.target == DeployTargetName.KUBERNETES and (problem := dns1123_label_error(env.namespace, "The namespace")):
         problems.append(problem)
     if env.image_registry and (problem := image_repository_error(env.image_registry.rstrip("/"))):
+        problems.append(problem)
+    if env.target == DeployTargetName.KUBERNETES and (problem := cluster_refusal(env.cluster)):
         problems.append(problem)
     if not problems:
         return None
@@ -305,7 +310,8 @@ def _current_validation(deployment: Deployment) -> str:
 
 
 def _config(env: Environment) -> dict[str, object]:
-    fields = ["target", "namespace", "image_builder", "image_registry", "replicas", "min_replicas", "max_replicas"]
+    fields = ["target", "cluster", "namespace", "image_builder", "image_registry", "replicas", "min_replicas"]
+    fields += ["max_replicas"]
     fields += ["cpu_request", "cpu_limit", "memory_request", "memory_limit"]
     return {field: getattr(env, field) for field in fields}
 

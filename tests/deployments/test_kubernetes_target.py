@@ -287,6 +287,7 @@ class KubernetesConnectionTests:
     def test_an_api_url_with_a_bearer_token(
         self, k8s_api: EmulatorThread, spec: ServingSpec, k8s_controller: Controller
     ) -> None:
+        k8s_api.emulator.auth.add_token("t0ken", "ci")
         target = get_target("kubernetes", api_url=k8s_api.url + "/", token="t0ken", verify_ssl="false")
         before = len(k8s_controller.authorizations())
         target.apply(spec, Logs())
@@ -312,6 +313,7 @@ class KubernetesConnectionTests:
         }
         path = tmp_path / "kubeconfig"
         path.write_text(json.dumps(kubeconfig))
+        k8s_api.emulator.auth.add_token("from-kubeconfig", "ci")
         target = get_target("kubernetes", kubeconfig=str(path), context="test")
         before = len(k8s_controller.authorizations())
         target.apply(spec, Logs())

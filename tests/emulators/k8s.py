@@ -14,15 +14,19 @@ create pods from its template with given container states, add events and contai
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
 import json
 import re
+import ssl
 import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import aiohttp.test_utils
 import aiohttp.web
 import attrs
 import jsonpatch
@@ -30,6 +34,7 @@ import kmock
 import yaml
 from kmock import KubernetesError, KubernetesObjectNotFoundError
 
+from tests.emulators.k8s_auth import ANONYMOUS, Authenticator, Rbac, UserInfo, forbidden
 from tests.emulators.k8s_pod_security import admit_pod
 from tests.emulators.k8s_rules import FieldOwners, validate
 
@@ -74,6 +79,11 @@ NAMESPACES = kmock.resource("", "v1", "namespaces")
 # kmock 0.8's path parser fails on /api/v1/namespaces and reads /api/v1/namespaces/NAME as a namespace without a
 # resource, so the emulator answers these cluster-scoped paths itself (see ModelplaneEmulator.__call__).
 _NAMESPACE_PATH = re.compile(r"^/api/v1/namespaces(?:/([^/]+))?/?$")
+
+
+_USER: contextvars.ContextVar[UserInfo] = contextvars.ContextVar("k8s_user", default=ANONYMOUS)
+RBAC_KINDS = ("roles", "rolebindings", "clusterroles", "clusterrolebindings")
+VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
 def resource_of(kind: str) -> kmock.resource:
@@ -193,8 +203,16 @@ class ModelplaneEmulator(kmock.KubernetesEmulator):
     logs: dict[tuple[str, str, str, bool], str] = attrs.field(factory=dict, init=False)
     _tasks: set[asyncio.Task[None]] = attrs.field(factory=set, init=False)
     owners: FieldOwners = attrs.field(factory=FieldOwners, init=False)
+    # Who may call (k8s_auth.py): by default anyone, anonymous or with a known token, may do anything, like a
+    # development API server; ``EmulatorThread(strict=True)`` wants a token and applies the stored RBAC objects.
+    auth: Authenticator = attrs.field(factory=Authenticator, init=False)
+    rbac: Rbac = attrs.field(factory=Rbac, init=False)
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        try:
+            _USER.set(self.auth.authenticate(raw_request.headers.get("Authorization", "")))
+        except KubernetesError as error:
+            return await self._render_error(error)
         match = _NAMESPACE_PATH.match(raw_request.path)
         if match is None:
             return await super().__call__(raw_request)
@@ -219,7 +237,44 @@ class ModelplaneEmulator(kmock.KubernetesEmulator):
         except KubernetesError as error:
             return await self._render_error(error)
 
+    async def _render_error(self, exc: Exception) -> aiohttp.web.StreamResponse:
+        """The API server's own bodies for 401 and 403 (no traceback in ``details``, none at all for a 401)."""
+        if isinstance(exc, KubernetesError) and exc.status in (401, 403):
+            body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
+            body |= {"message": exc.message, "reason": exc.reason}
+            if exc.details:
+                body["details"] = exc.details
+            return aiohttp.web.json_response({**body, "code": exc.status}, status=exc.status)
+        return await super()._render_error(exc)
+
+    def _verb(self, request: kmock.Request) -> str:
+        method = str(request.method.value).upper()
+        if method == "GET" and request.name is None:
+            return "watch" if request.params.get("watch") in ("true", "1") else "list"
+        if method == "DELETE" and request.name is None:
+            return "deletecollection"
+        return VERBS.get(method, "get")
+
+    def authorize(self, request: kmock.Request, verb: str | None = None) -> None:
+        """RBAC (k8s_auth.Rbac) for a resource request; raises the API server's 403. Discovery is open to all."""
+        res = request.resource
+        if res is None or not res.plural:
+            return
+        verb = verb or self._verb(request)
+        resource = f"{res.plural}/{request.subresource}" if request.subresource else res.plural
+        user, group, namespace, name = _USER.get(), res.group or "", request.namespace, request.name
+        if not self.rbac.allowed(self._rbac_objects, user, verb, group, resource, namespace, name):
+            raise forbidden(user, verb, group, res.plural, request.subresource or "", namespace, name)
+
+    def _rbac_objects(self, plural: str) -> list[dict[str, Any]]:
+        return [
+            copy.deepcopy(obj.raw)
+            for (r, _, _), obj in self._objects.items()
+            if r.group == "rbac.authorization.k8s.io" and r.plural == plural and not obj.deleted
+        ]
+
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        self.authorize(request)
         res = request.resource
         if res is None or not res.plural or request.action == kmock.action.WATCH:
             return await super()._handle(request)
@@ -379,6 +434,8 @@ class ModelplaneEmulator(kmock.KubernetesEmulator):
         body = _body(request)
         old = self.get(res, ns, name)
         if content_type == "application/apply-patch+yaml":
+            if old is None:
+                self.authorize(request, "create")  # an apply that creates is a create too
             if not request.params.get("fieldManager"):
                 raise KubernetesError(status=400, reason="BadRequest", message="fieldManager is required for apply")
             # Field ownership (k8s_rules.FieldOwners): a field another manager owns conflicts unless forced;
@@ -452,11 +509,34 @@ def _body(request: kmock.Request) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- running it
-class EmulatorThread:
-    """The emulator on 127.0.0.1 on a free port, served from a daemon thread with its own event loop."""
+class _TlsServer(aiohttp.test_utils.RawTestServer):
+    ssl_context: ssl.SSLContext | None = None
 
-    def __init__(self) -> None:
+    async def start_server(self, loop: asyncio.AbstractEventLoop | None = None, **kwargs: Any) -> None:
+        await super().start_server(loop=loop, ssl=self.ssl_context, **kwargs)
+
+
+class EmulatorThread:
+    """The emulator on 127.0.0.1 on a free port, served from a daemon thread with its own event loop.
+
+    ``strict``: as an AKS API server, not a development one: requests need a token (k8s_auth.Authenticator) and
+    are authorized by the RBAC objects stored in it. ``tls_dir``: served over HTTPS with a certificate made there
+    for IP:127.0.0.1 (``ca`` is its path), so a client must be given the CA or told not to verify."""
+
+    def __init__(self, *, strict: bool = False, tls_dir: Path | None = None) -> None:
         self.emulator = ModelplaneEmulator()
+        if strict:
+            self.emulator.auth.anonymous = False
+            self.emulator.rbac.mode = "RBAC"
+        self.ca = ""
+        self._ssl: ssl.SSLContext | None = None
+        if tls_dir is not None:
+            from tests.emulators.acr import make_certificate
+
+            cert, key = make_certificate(tls_dir)
+            self._ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self._ssl.load_cert_chain(cert, key)
+            self.ca = str(cert)
         self.url = ""
         self.loop: asyncio.AbstractEventLoop | None = None
         self._started = threading.Event()
@@ -482,7 +562,8 @@ class EmulatorThread:
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
-        async with self.emulator, kmock.Server(self.emulator) as server:
+        server_cls = type("TlsServer", (_TlsServer,), {"ssl_context": self._ssl})
+        async with self.emulator, kmock.Server(self.emulator, server_cls=server_cls) as server:
             self.url = str(server.url).rstrip("/")
             self._started.set()
             await self._stop.wait()
@@ -542,6 +623,15 @@ class Controller:
             return self.emulator.write(res, namespace, new, old, "kube-controller-manager")
 
         return self.runner.call(update)
+
+    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Any object, as an administrator creates it (RBAC objects, for one)."""
+        api_version = manifest["apiVersion"]
+        group, _, version = api_version.rpartition("/")
+        plural = manifest["kind"].lower() + "s"
+        res = kmock.resource(group, version, plural)
+        namespace = manifest["metadata"].get("namespace")
+        return self.runner.call(lambda: self.emulator.write(res, namespace, copy.deepcopy(manifest), None, "kubectl"))
 
     def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
         """A namespace, as an administrator creates it (objects in a missing namespace are refused); ``labels``

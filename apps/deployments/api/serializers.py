@@ -9,7 +9,17 @@ from apps.deployments.models import Deployment, Environment, Revision, RevisionS
 class EnvironmentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Environment
-        fields = ["name", "description", "target", "namespace", "image_builder", "image_registry", "replicas", "gated"]
+        fields = [
+            "name",
+            "description",
+            "target",
+            "cluster",
+            "namespace",
+            "image_builder",
+            "image_registry",
+            "replicas",
+            "gated",
+        ]
 
 
 class StepSerializer(serializers.ModelSerializer):

@@ -11,6 +11,8 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
+
 from apps.deployments.backends import DEPLOY_TARGETS, Log, configured_backend, load_backend
 
 __all__ = [
@@ -101,6 +103,10 @@ def get_target(name: str, **options: Any) -> DeploymentTarget:
     return load_backend(DEPLOY_TARGETS, name, **options)
 
 
-def configured_target(name: str) -> DeploymentTarget:
-    """The target ``name`` with its options from the settings."""
+def configured_target(name: str, *, cluster: str = "") -> DeploymentTarget:
+    """The target ``name`` with its options from the settings; ``cluster`` (a name in ``KUBERNETES_CLUSTERS``) replaces
+    the default cluster of the ``kubernetes`` target."""
+    if cluster:
+        options = {**getattr(settings, DEPLOY_TARGETS.options_setting, {}).get(name, {}), "cluster": cluster}
+        return load_backend(DEPLOY_TARGETS, name, **options)
     return configured_backend(DEPLOY_TARGETS, name)

@@ -12,13 +12,15 @@ into sentences a person can act on (``kubernetes_pods``). The cluster is reached
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from apps.deployments.backends import PermanentBackendError
-from apps.deployments.kube import KubernetesClient, status_of
+from apps.deployments.kube import ClusterAccessError, KubernetesClient, status_of
 from apps.deployments.naming import label_value
 from apps.deployments.targets.base import DeploymentTarget, Log, Readiness, ServingSpec
 from apps.deployments.targets.kubernetes_pods import conditions, diagnose_pods, involved, latest_warning, unschedulable
@@ -315,8 +317,9 @@ def owned_by_another(live: Manifest, manager: str, *path: str) -> bool:
 
 # ---------------------------------------------------------------------------------------------- the target
 class KubernetesTarget(DeploymentTarget):
-    """Options: the cluster's (``kube.CONNECTION_OPTIONS``: ``api_url`` + ``token``, ``verify_ssl``, ``ca_cert``,
-    else ``kubeconfig`` + ``context``, else the in-cluster service account). Also ``endpoint_url_template``
+    """Options: the cluster's (``kube.CONNECTION_OPTIONS``: ``cluster``, a name in ``KUBERNETES_CLUSTERS``; else the
+    default cluster's ``api_url`` + ``token``, ``verify_ssl``, ``ca_cert``, else ``kubeconfig`` + ``context``, else
+    the in-cluster service account). Also ``endpoint_url_template``
     (``{deployment}``, ``{namespace}``), ``image_pull_secrets``, ``poll_interval_seconds``,
     ``request_timeout_seconds``, ``log_tail_lines``, ``unschedulable_grace_seconds``, ``image_pull_grace_seconds``
     (``diagnose_pods``)."""
@@ -394,8 +397,23 @@ class KubernetesTarget(DeploymentTarget):
             log(f"taking over fields of {kind} {spec.namespace}/{spec.deployment} from {', '.join(sorted(managers))}")
             return self.cluster.call(*args, force=True, **options)
 
+    @contextlib.contextmanager
+    def _access(self, spec: ServingSpec) -> Iterator[None]:
+        """A cluster that refuses our credentials or our request fails the step at once, naming the environment
+        (the message names the cluster): no retry can help until someone fixes the credentials or the Role."""
+        try:
+            yield
+        except ClusterAccessError as exc:
+            error = ClusterAccessError(f"Environment {spec.environment}: {exc.message}")
+            error.status = status_of(exc)  # type: ignore[attr-defined]
+            raise error from exc
+
     # ------------------------------------------------------------------ the interface
     def apply(self, spec: ServingSpec, log: Log) -> None:
+        with self._access(spec):
+            self._apply(spec, log)
+
+    def _apply(self, spec: ServingSpec, log: Log) -> None:
         if not spec.image:
             raise PermanentBackendError(f"no image to deploy for {spec.revision}")
         live = self._check_ownership(spec)
@@ -413,6 +431,10 @@ class KubernetesTarget(DeploymentTarget):
             log(f"applied {kind} {spec.namespace}/{spec.deployment} (resourceVersion {meta.get('resourceVersion')})")
 
     def wait_ready(self, spec: ServingSpec, log: Log, *, timeout_seconds: float) -> Readiness:
+        with self._access(spec):
+            return self._wait_ready(spec, log, timeout_seconds=timeout_seconds)
+
+    def _wait_ready(self, spec: ServingSpec, log: Log, *, timeout_seconds: float) -> Readiness:
         deadline = time.monotonic() + timeout_seconds
         last_progress = ""
         waiting_since: dict[str, datetime] = {}
@@ -522,6 +544,10 @@ class KubernetesTarget(DeploymentTarget):
     def delete(self, spec: ServingSpec, log: Log) -> None:
         """Deletes this deployment's objects only: one of that name owned by another environment's deployment
         (a shared namespace) is left alone, with a log line naming its owner."""
+        with self._access(spec):
+            self._delete(spec, log)
+
+    def _delete(self, spec: ServingSpec, log: Log) -> None:
         apis = self._apis()
         for kind in ("HorizontalPodAutoscaler", "Deployment", "PodDisruptionBudget", "Service"):
             api, suffix = apis[kind]
