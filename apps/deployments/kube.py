@@ -15,6 +15,7 @@ import copy
 import functools
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -165,7 +166,7 @@ def api_error(what: str, exc: ApiException, cluster: Cluster | None = None) -> B
     except (ValueError, AttributeError):
         pass
     error: BackendError
-    if status in (401, 403) and cluster is not None:
+    if cluster is not None and (status == 401 or (status == 403 and _RBAC_REFUSAL.search(message))):
         error = ClusterAccessError(_refusal_text(what, status, message, cluster))
     elif status == 0 or status == 429 or status >= 500:
         error = TransientBackendError(f"cannot {what}: Kubernetes API answered {status or 'nothing'}: {message}")
@@ -173,6 +174,11 @@ def api_error(what: str, exc: ApiException, cluster: Cluster | None = None) -> B
         error = PermanentBackendError(f"Kubernetes API refused to {what} ({status}): {message}")
     error.status = status  # type: ignore[attr-defined]
     return error
+
+
+# The authorizer's wording (`User "x" cannot create resource ...`); other 403s are admission refusals (Pod
+# Security, quotas, webhooks), which name their own cause.
+_RBAC_REFUSAL = re.compile(r'(User|Group) "[^"]*" cannot ')
 
 
 def access_refused(error: Exception) -> bool:
