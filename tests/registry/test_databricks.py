@@ -289,8 +289,8 @@ class PromotionOnDatabricksTests:
         promotion = services.promotion_request(
             actor=alice, model_name=name, version="3", environment="production", justification="better AUC"
         )
-        comparison = promotion_selectors.promotion_comparison_get(promotion=promotion)
-        assert comparison.error == "" and comparison.live.version.version == "1"
+        comparison, error = promotion_selectors.promotion_comparison_get(promotion=promotion)
+        assert error == "" and comparison.recorded and comparison.live_version == "1"
         assert {m.name: round(m.delta, 2) for m in comparison.metrics} == {"roc_auc": 0.02}
         page = carol_client.get(reverse("promotions:promotion_detail", kwargs={"pk": promotion.pk}))
         assert page.status_code == 200
