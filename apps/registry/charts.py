@@ -16,7 +16,7 @@ __all__ = ["metric_history_figure"]
 _FONT = {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 12}
 _LINE = "#2563eb"
 _BEST = "#15803d"
-COLUMNS = 3
+COLUMNS = 4
 
 
 def metric_history_figure(
