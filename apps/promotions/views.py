@@ -20,7 +20,7 @@ from apps.promotions.forms import DecisionForm, PromotionRequestForm
 @require_GET
 def promotion_list(request: HttpRequest) -> HttpResponse:
     filterset = PromotionFilterSet(request.GET, queryset=selectors.promotion_list())
-    promotions = filterset.qs[:200]
+    promotions = filterset.qs.defer("comparison")[:200]  # the inbox does not show what each compared
     return render(request, "promotions/promotion_list.html", {"filter": filterset, "promotions": promotions})
 
 
