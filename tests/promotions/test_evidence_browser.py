@@ -1,6 +1,7 @@
 """In headless Chromium: bob opens a promotion that executed. The page still shows what was compared when it
-was requested (v2 against v1, log_loss coloured by improvement, the param that changed), what production serves
-now apart from it, and an older request without a recorded comparison says so instead of comparing v2 with v2."""
+was requested (v2 against v1, log_loss going down shown green as better, the param that changed), what production
+serves now apart from it, and an older request without a recorded comparison says so instead of comparing v2
+with v2."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from apps.promotions.models import PromotionRequest
 from tests.browser import log_in, shot
 from tests.conftest import PASSWORD
 from tests.promotions.helpers import MODEL, make_live
+
+CHURN = "customer-churn"
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,9 +40,10 @@ def _executed(alice, bob, environments, model: str, live: str, candidate: str) -
 @pytest.fixture
 def promotions(alice, bob, environments, promo_registry) -> tuple[PromotionRequest, PromotionRequest]:
     """Two executed requests, made before the browser starts (Django refuses ORM calls in Playwright's thread):
-    credit-default v2 over v1, and customer-churn v3 over v2 as made before requests kept their comparison."""
-    executed = _executed(alice, bob, environments, MODEL, live="1", candidate="2")
-    older = _executed(alice, bob, environments, "customer-churn", live="2", candidate="3")
+    customer-churn v2 over v1 (its log_loss went down), and credit-default v2 over v1 as made before requests
+    kept their comparison."""
+    executed = _executed(alice, bob, environments, CHURN, live="1", candidate="2")
+    older = _executed(alice, bob, environments, MODEL, live="1", candidate="2")
     PromotionRequest.objects.filter(pk=older.pk).update(comparison=None)
     return executed, older
 
@@ -47,16 +51,21 @@ def promotions(alice, bob, environments, promo_registry) -> tuple[PromotionReque
 def test_an_executed_promotion_shows_what_was_approved_and_what_is_live(live_server, promotions, page):
     executed, older = promotions
     log_loss = next(m for m in executed.comparison["metrics"] if m["name"] == "log_loss")
+    assert log_loss["candidate"] < log_loss["live"]  # the issue's case: log_loss went down, which is better
 
     log_in(page, live_server.url, "bob", PASSWORD)
     page.goto(f"{live_server.url}/promotions/{executed.pk}/")
     expect(page.locator("#promotion-status")).to_have_text("Executed")
     expect(page.locator("#comparison h2")).to_have_text("What was compared when v2 was requested")
     expect(page.locator("#metrics thead")).to_contain_text("Live v1")
-    expect(page.locator("#params")).to_contain_text("n_estimators")
+    expect(page.locator("#params tbody tr").first).to_contain_text("c")
     cell = page.locator("#metrics tr[data-metric=log_loss] td").nth(3)
-    expect(cell).to_contain_text(log_loss["verdict"])
-    expect(cell).to_have_css("color", GREEN if log_loss["verdict"] == "better" else RED)
+    expect(cell).to_contain_text("better")
+    expect(cell).to_have_css("color", GREEN)
+    for row in executed.comparison["metrics"]:  # every delta coloured by its own direction
+        if row["verdict"] in ("better", "worse"):
+            delta = page.locator(f"#metrics tr[data-metric={row['name']}] td").nth(3)
+            expect(delta).to_have_css("color", GREEN if row["verdict"] == "better" else RED)
     expect(page.locator("#metrics tr[data-metric=log_loss] td").first).to_contain_text("↓ better")
     expect(page.locator("#live-now")).to_contain_text("Now live in production: v2")
     expect(page.locator("#live-now")).to_contain_text("alias names v2")
@@ -65,5 +74,5 @@ def test_an_executed_promotion_shows_what_was_approved_and_what_is_live(live_ser
     page.goto(f"{live_server.url}/promotions/{older.pk}/")
     expect(page.locator("#no-snapshot")).to_contain_text("Not recorded")
     expect(page.locator("#metrics")).to_have_count(0)
-    expect(page.locator("#live-now")).to_contain_text("Now live in production: v3")
+    expect(page.locator("#live-now")).to_contain_text("Now live in production: v2")
     shot(page, "promotion-without-snapshot")
