@@ -128,7 +128,9 @@ class DatabricksPagesTests:
         emu, name = databricks
         response = carol_client.get(reverse("registry:model_detail", kwargs={"name": name}))
         assert response.status_code == 200, response.content[:500]
-        rows = [(v.version, v.aliases, run.metrics["roc_auc"] if run else None) for v, run in response.context["rows"]]
+        rows = [
+            (v.version, v.aliases, run.metrics["roc_auc"] if run else None) for v, run, _ in response.context["rows"]
+        ]
         assert rows == [("3", [], 0.73), ("2", ["staging"], 0.72), ("1", ["production"], 0.71)]
         assert [c.name for c in response.context["page"].signature.inputs] == ["income"]
 

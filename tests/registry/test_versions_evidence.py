@@ -77,6 +77,13 @@ def test_the_compare_page_shows_versions_side_by_side_with_the_best_per_metric(
     assert '<tr data-param="c" class="differs">' in html
 
 
+def test_the_versions_api_says_where_each_version_serves(api_client, registry, environments):
+    make_live(environments["production"], "2", model=CHURN)
+    body = api_client.get(f"/api/v1/models/{CHURN}/versions/").json()
+    live = {v["version"]: [(x["environment"], x["revision"]) for x in v["live_in"]] for v in body["results"]}
+    assert live == {"3": [], "2": [("production", "r1")], "1": []}
+
+
 def test_the_compare_api_answers_what_the_page_shows(api_client, registry, environments, mlflow_client):
     make_live(environments["production"], "2", model=CHURN)
     values = _metrics(mlflow_client, CHURN)

@@ -62,19 +62,23 @@ class VersionSerializer(serializers.Serializer):
     user = serializers.CharField()
 
 
+class LiveInSerializer(serializers.Serializer):
+    environment = serializers.CharField()
+    deployment = serializers.IntegerField(help_text="The deployment's id (/api/v1/deployments/<id>/).")
+    revision = serializers.CharField(help_text="The live revision, as pages name it (r3).")
+    since = serializers.DateTimeField(allow_null=True)
+
+
+class VersionListItemSerializer(VersionSerializer):
+    live_in = LiveInSerializer(many=True, help_text="Where this version serves now (environment and revision).")
+
+
 class VersionDetailSerializer(VersionSerializer):
     run = RunSerializer(allow_null=True)
     signature = SignatureSerializer(allow_null=True)
     signature_error = serializers.CharField(
         help_text="Why the signature is null although the version may have one (its files cannot be read)."
     )
-
-
-class LiveInSerializer(serializers.Serializer):
-    environment = serializers.CharField()
-    deployment = serializers.IntegerField(help_text="The deployment's id (/api/v1/deployments/<id>/).")
-    revision = serializers.CharField(help_text="The live revision, as pages name it (r3).")
-    since = serializers.DateTimeField(allow_null=True)
 
 
 class ComparedVersionSerializer(serializers.Serializer):
@@ -123,4 +127,4 @@ def paginated(serializer: type[serializers.Serializer], name: str) -> type[seria
 
 
 ModelPageSerializer = paginated(ModelSerializer, "PaginatedModelList")
-VersionPageSerializer = paginated(VersionSerializer, "PaginatedVersionList")
+VersionPageSerializer = paginated(VersionListItemSerializer, "PaginatedVersionList")

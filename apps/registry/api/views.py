@@ -43,6 +43,18 @@ def _links(request: Request, cursor: TokenCursor, next_token: str | None) -> dic
     }
 
 
+def _live_in(revisions) -> list[dict]:
+    return [
+        {
+            "environment": r.deployment.environment.name,
+            "deployment": r.deployment_id,
+            "revision": r.label,
+            "since": r.finished_at,
+        }
+        for r in revisions
+    ]
+
+
 class ModelListApi(APIView):
     @extend_schema(
         operation_id="models_list",
@@ -86,7 +98,9 @@ class VersionListApi(APIView):
         page = selectors.model_version_list(name=name, page_token=cursor.token or None, page_size=_page_size(request))
         if not page.items and not cursor.token:
             selectors.registered_model_get(name=name)  # an unknown model is a 404, not an empty list
-        results = s.VersionSerializer(page.items, many=True).data
+        live = live_by_version(model_name=name)
+        items = [{**asdict(v), "live_in": _live_in(live.get(v.version, []))} for v in page.items]
+        results = s.VersionListItemSerializer(items, many=True).data
         return Response({"count": None, **_links(request, cursor, page.next_token), "results": results})
 
 
@@ -129,15 +143,7 @@ class ModelCompareApi(APIView):
                     "aliases": v.aliases,
                     "run_id": v.run_id,
                     "run_readable": comparison.runs[v.version] is not None,
-                    "live_in": [
-                        {
-                            "environment": r.deployment.environment.name,
-                            "deployment": r.deployment_id,
-                            "revision": r.label,
-                            "since": r.finished_at,
-                        }
-                        for r in live.get(v.version, [])
-                    ],
+                    "live_in": _live_in(live.get(v.version, [])),
                 }
                 for v in comparison.versions
             ],
