@@ -22,6 +22,7 @@ __all__ = [
     "DeploymentPermissions",
     "revisions_of_deployment",
     "revisions_of_version",
+    "live_by_version",
 ]
 
 
@@ -86,6 +87,23 @@ def revisions_of_version(*, model_name: str, version: str) -> QuerySet[Revision]
     return Revision.objects.select_related("deployment__environment").filter(
         deployment__model_name=model_name, model_version=version
     )
+
+
+def live_by_version(*, model_name: str) -> dict[str, list[Revision]]:
+    """Where each version of ``model_name`` serves now: version -> its live revisions (with their deployment and
+    environment), in environment order. One query."""
+    deployments = (
+        Deployment.objects.select_related("environment", "live_revision")
+        .filter(model_name=model_name, live_revision__isnull=False)
+        .exclude(status__in=[DeploymentStatus.DELETING, DeploymentStatus.DELETED])
+        .order_by("environment__order", "environment__name")
+    )
+    live: dict[str, list[Revision]] = {}
+    for deployment in deployments:
+        revision = deployment.live_revision
+        revision.deployment = deployment  # already loaded, with its environment
+        live.setdefault(revision.model_version, []).append(revision)
+    return live
 
 
 @dataclass(frozen=True)

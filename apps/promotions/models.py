@@ -70,6 +70,13 @@ class PromotionRequest(TimeStampedModel):
     executed_at = models.DateTimeField(null=True, blank=True)
     execution_error = models.TextField(blank=True, help_text="Why the last attempt to execute failed; it is retried.")
     idempotency_key = models.CharField(max_length=200, blank=True, help_text="The requester's Idempotency-Key.")
+    comparison = models.JSONField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="What the request compared when it was made (apps/promotions/comparison.py); "
+        "null for requests made before requests kept it.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

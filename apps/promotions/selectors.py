@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from django.db.models import Case, Count, IntegerField, Prefetch, Q, QuerySet, Value, When
 
 from apps.accounts.models import AuditEvent, User
 from apps.accounts.permissions import REQUEST_PROMOTION, decide_promotion, environments_where, refusal
 from apps.common.errors import ApplicationError, NotFoundError
+from apps.deployments.choices import RevisionStatus
 from apps.deployments.models import Environment, Revision
 from apps.promotions.choices import PromotionStatus, ReviewDecision
+from apps.promotions.comparison import Comparison, comparison_build, comparison_from_json
 from apps.promotions.models import PromotionPolicy, PromotionRequest, PromotionReview
 from apps.promotions.services import live_revision_in, policy_for
 from apps.registry import selectors as registry
-from apps.registry.selectors import VersionDetail
-from apps.registry.types import Signature
 
 __all__ = [
     "promotion_list",
     "promotion_get",
     "promotion_comparison_get",
+    "promotion_source_revision",
+    "promotion_live_get",
+    "LiveNow",
     "promotion_permissions",
     "promotion_targets",
     "promotions_of_version",
@@ -97,91 +101,71 @@ def promotion_permissions(*, promotion: PromotionRequest, user: User, policy: Pr
     )
 
 
-@dataclass(frozen=True)
-class MetricRow:
-    name: str
-    candidate: float | None
-    live: float | None
+def promotion_comparison_get(*, promotion: PromotionRequest) -> tuple[Comparison | None, str]:
+    """What the request compares, and why it cannot be shown (or "").
 
-    @property
-    def delta(self) -> float | None:
-        return None if self.candidate is None or self.live is None else self.candidate - self.live
-
-
-@dataclass(frozen=True)
-class Change:
-    name: str
-    change: str  # added, removed, changed/retyped
-    before: str | None
-    after: str | None
-
-
-@dataclass(frozen=True)
-class Comparison:
-    candidate: VersionDetail | None
-    live_revision: Revision | None  # what serves in the target now
-    live: VersionDetail | None  # that version; with nothing deployed, the version the environment's alias names
-    source_revision: Revision | None  # the candidate serving where the policy says it must be live first
-    metrics: list[MetricRow]
-    params: list[Change]
-    signature: list[Change]
-    error: str = ""  # the registry could not be read; the page still shows the request
-
-
-def _signature_changes(before: Signature | None, after: Signature | None) -> list[Change]:
-    old = {c.name or f"#{i}": c.type for i, c in enumerate(before.inputs)} if before else {}
-    new = {c.name or f"#{i}": c.type for i, c in enumerate(after.inputs)} if after else {}
-    changes = [Change(n, "added", None, new[n]) for n in new if n not in old]
-    changes += [Change(n, "removed", old[n], None) for n in old if n not in new]
-    changes += [Change(n, "retyped", old[n], new[n]) for n in new if n in old and old[n] != new[n]]
-    return changes
-
-
-def _param_changes(before: dict[str, str], after: dict[str, str]) -> list[Change]:
-    names = sorted(set(before) | set(after))
-    return [
-        Change(
-            n, "added" if n not in before else "removed" if n not in after else "changed", before.get(n), after.get(n)
-        )
-        for n in names
-        if before.get(n) != after.get(n)
-    ]
-
-
-def promotion_comparison_get(*, promotion: PromotionRequest) -> Comparison:
-    """The candidate next to what is live in the target now: metrics with deltas, changed params and
-    signature inputs added, removed or retyped."""
+    The comparison taken when the request was made, for ever. A request made before requests kept it has none: a
+    pending one is compared now (``recorded`` False, the page says so); a decided one answers None, as what its
+    reviewers saw is not known any more."""
+    if promotion.comparison:
+        return comparison_from_json(promotion.comparison), ""
+    if promotion.status != PromotionStatus.PENDING:
+        return None, ""
     env = promotion.environment
-    live_revision = live_revision_in(model_name=promotion.model_name, environment=env)
-    policy = policy_for(env)
-    # Where the candidate proved itself: the environment the policy names, else any ungated one.
-    source_revisions = Revision.objects.filter(
+    try:
+        comparison = comparison_build(
+            model_name=promotion.model_name,
+            version=promotion.version,
+            environment=env,
+            live_revision=live_revision_in(model_name=promotion.model_name, environment=env),
+        )
+    except ApplicationError as exc:
+        return None, exc.message
+    return replace(comparison, recorded=False), ""
+
+
+def promotion_source_revision(*, promotion: PromotionRequest) -> Revision | None:
+    """The candidate's latest revision where it proves itself: the environment the policy names, else any
+    ungated one."""
+    policy = policy_for(promotion.environment)
+    revisions = Revision.objects.filter(
         deployment__model_name=promotion.model_name, model_version=promotion.version
     ).select_related("deployment__environment")
     if policy.require_live_in_id:
-        source_revisions = source_revisions.filter(deployment__environment_id=policy.require_live_in_id)
+        revisions = revisions.filter(deployment__environment_id=policy.require_live_in_id)
     else:
-        source_revisions = source_revisions.filter(deployment__environment__gated=False)
-    source_revision = source_revisions.order_by("-created_at").first()
+        revisions = revisions.filter(deployment__environment__gated=False)
+    return revisions.order_by("-created_at").first()
+
+
+@dataclass(frozen=True)
+class LiveNow:
+    """What the request's environment serves of its model now, apart from what the request compared."""
+
+    revision: Revision | None  # the live revision
+    since: datetime | None
+    rolling_out: Revision | None  # a rollout of the model there that has not finished
+    alias: str  # the environment's alias in the registry
+    alias_version: str | None
+    alias_error: str = ""  # the registry could not be read
+
+
+def promotion_live_get(*, promotion: PromotionRequest) -> LiveNow:
+    env = promotion.environment
+    live = live_revision_in(model_name=promotion.model_name, environment=env)
+    rolling_out = (
+        Revision.objects.filter(deployment__model_name=promotion.model_name, deployment__environment=env)
+        .exclude(status__in=RevisionStatus.final())
+        .order_by("-created_at")
+        .first()
+    )
+    alias = registry.environment_alias(env.name)
     try:
-        candidate = registry.model_version_detail_get(name=promotion.model_name, version=promotion.version)
-        live_version = live_revision.model_version if live_revision else None
-        if live_version is None:
-            live_version = registry.registered_model_get(name=promotion.model_name).aliases.get(
-                registry.environment_alias(env.name)
-            )
-        live = None
-        if live_version is not None:
-            live = registry.model_version_detail_get(name=promotion.model_name, version=str(live_version))
+        alias_version = registry.registered_model_get(name=promotion.model_name).aliases.get(alias)
     except ApplicationError as exc:
-        return Comparison(None, live_revision, None, source_revision, [], [], [], error=exc.message)
-    new_metrics = candidate.run.metrics if candidate.run else {}
-    old_metrics = live.run.metrics if live and live.run else {}
-    metrics = [
-        MetricRow(n, new_metrics.get(n), old_metrics.get(n)) for n in sorted(set(new_metrics) | set(old_metrics))
-    ]
-    params, signature = [], []
-    if live is not None:  # with nothing live in the target there is nothing to compare against
-        params = _param_changes(live.run.params if live.run else {}, candidate.run.params if candidate.run else {})
-        signature = _signature_changes(live.signature, candidate.signature)
-    return Comparison(candidate, live_revision, live, source_revision, metrics, params, signature)
+        return LiveNow(live, _live_since(live), rolling_out, alias, None, exc.message)
+    return LiveNow(live, _live_since(live), rolling_out, alias, str(alias_version) if alias_version else None)
+
+
+def _live_since(revision: Revision | None) -> datetime | None:
+    return (revision.finished_at or revision.updated_at) if revision else None

@@ -28,6 +28,7 @@ from apps.deployments.models import Deployment, Environment, Revision
 from apps.deployments.selectors import environment_get
 from apps.deployments.services import deployment_create, idempotency_key_reused
 from apps.promotions.choices import PromotionStatus, ReviewDecision
+from apps.promotions.comparison import comparison_build, comparison_to_json
 from apps.promotions.models import PromotionPolicy, PromotionRequest, PromotionReview
 from apps.registry import selectors as registry
 from apps.registry import services as registry_services
@@ -159,7 +160,9 @@ def promotion_request(
     idempotency_key: str = "",
 ) -> PromotionRequest:
     """Ask for ``model_name`` ``version`` to go to the gated ``environment``. A pending request for the same
-    model and environment expires: the newer one replaces it.
+    model and environment expires: the newer one replaces it. The request keeps what it compares (the candidate
+    against what the environment serves now: metrics, params, signature inputs), so its page shows for ever
+    what the reviewers decided on.
 
     The same ``idempotency_key`` with the same request returns the request it created the first time."""
     env = environment_get(name=environment)
@@ -193,8 +196,12 @@ def promotion_request(
                 f"{env.name}; {source_env.name} serves {serving}.",
                 code="not_live_in_source",
             )
+    # What the reviewers will be shown, kept on the request: after execution the live side is the candidate.
+    comparison = comparison_to_json(
+        comparison_build(model_name=model_name, version=version, environment=env, live_revision=live)
+    )
     try:
-        return _request_create(actor, env, policy, model_name, version, justification, key)
+        return _request_create(actor, env, policy, model_name, version, justification, key, comparison)
     except IntegrityError:
         replay = _request_replay(actor, key, (model_name, version, environment, justification))
         if replay:  # a concurrent request with the same key won the race
@@ -224,6 +231,7 @@ def _request_create(
     version: str,
     text: str,
     key: str,
+    comparison: dict,
 ) -> PromotionRequest:
     Environment.objects.select_for_update().filter(pk=env.pk).first()  # one request at a time per environment
     now = timezone.now()
@@ -240,6 +248,7 @@ def _request_create(
         justification=text,
         requested_by=actor,
         idempotency_key=key,
+        comparison=comparison,
     )
     promotion.full_clean()
     promotion.save()

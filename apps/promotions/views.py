@@ -20,7 +20,7 @@ from apps.promotions.forms import DecisionForm, PromotionRequestForm
 @require_GET
 def promotion_list(request: HttpRequest) -> HttpResponse:
     filterset = PromotionFilterSet(request.GET, queryset=selectors.promotion_list())
-    promotions = filterset.qs[:200]
+    promotions = filterset.qs.defer("comparison")[:200]  # the inbox does not show what each compared
     return render(request, "promotions/promotion_list.html", {"filter": filterset, "promotions": promotions})
 
 
@@ -53,10 +53,14 @@ def promotion_create(request: HttpRequest) -> HttpResponse:
 def promotion_detail(request: HttpRequest, pk: int) -> HttpResponse:
     promotion = selectors.promotion_get(pk=pk)
     policy = services.policy_for(promotion.environment)
+    comparison, comparison_error = selectors.promotion_comparison_get(promotion=promotion)
     context = {
         "promotion": promotion,
         "policy": policy,
-        "comparison": selectors.promotion_comparison_get(promotion=promotion),
+        "comparison": comparison,
+        "comparison_error": comparison_error,
+        "live_now": selectors.promotion_live_get(promotion=promotion),
+        "source_revision": selectors.promotion_source_revision(promotion=promotion),
         "permissions": selectors.promotion_permissions(promotion=promotion, user=request.user, policy=policy),
         "decision_form": DecisionForm(),
         "events": selectors.promotion_events(promotion=promotion),

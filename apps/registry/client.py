@@ -322,6 +322,10 @@ class RegistryClient:
         with self._errors(f"Version {version} of model {name!r}"):
             return self._version(self.client.get_model_version(name, version))
 
+    def get_versions(self, name: str, versions: list[str]) -> dict[str, VersionInfo | None]:
+        """Several versions of one model, fetched concurrently; one that does not exist maps to None."""
+        return self._fan_out(lambda version: self.get_version(name, version), versions, "registry")
+
     def _version(self, mv: ModelVersion) -> VersionInfo:
         stage = mv.current_stage if mv.current_stage not in (None, "", "None") else None
         return VersionInfo(

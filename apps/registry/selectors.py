@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from django.conf import settings
@@ -17,6 +17,7 @@ from django.core.cache import cache
 
 from apps.common.errors import ApplicationError, NotFoundError
 from apps.registry.client import alias_for_environment, get_client
+from apps.registry.metrics import MetricDirections, best_of
 from apps.registry.types import ModelSummary, Page, RunInfo, Signature, VersionInfo
 
 __all__ = [
@@ -35,8 +36,10 @@ __all__ = [
     "environment_alias",
     "model_cache_forget",
     "models_get",
+    "model_versions_compare",
     "ModelPage",
     "VersionDetail",
+    "VersionsComparison",
 ]
 
 FINISHED_RUN_STATES = {"FINISHED", "FAILED", "KILLED"}
@@ -172,6 +175,17 @@ class ModelPage:
     signature: Signature | None
     signature_version: str | None
     signature_error: str = ""  # why the signature could not be read (the version's files are unreadable)
+    directions: dict[str, str] = field(default_factory=dict)  # metric -> "lower"/"higher" is better
+    best: dict[str, set[str]] = field(default_factory=dict)  # metric -> the versions on this page best at it
+    more_metrics: int = 0  # metrics logged beyond the MAX_METRIC_COLUMNS shown
+
+    def metric_values(self, name: str) -> dict[str, float | None]:
+        """``name``'s value per version on this page (None: not logged, or the run is unreadable)."""
+        values = {}
+        for v in self.versions.items:
+            run = self.runs.get(v.run_id) if v.run_id else None
+            values[v.version] = run.metrics.get(name) if run else None
+        return values
 
 
 def signature_or_reason(*, name: str, version: str) -> tuple[Signature | None, str]:
@@ -196,10 +210,25 @@ def model_page_get(*, name: str, page_token: str | None = None) -> ModelPage:
     items = [replace(v, aliases=sorted(set(v.aliases) | set(by_version.get(v.version, [])))) for v in versions.items]
     versions = Page(items=items, next_token=versions.next_token)
     runs = runs_get(run_ids=[v.run_id for v in versions.items if v.run_id])
-    metric_names = sorted({m for run in runs.values() if run for m in run.metrics})[:MAX_METRIC_COLUMNS]
+    all_metrics = sorted({m for run in runs.values() if run for m in run.metrics})
+    metric_names = all_metrics[:MAX_METRIC_COLUMNS]
     signature_version = model.latest_version or (versions.items[0].version if versions.items else None)
     signature, reason = signature_or_reason(name=name, version=signature_version) if signature_version else (None, "")
-    return ModelPage(model, versions, runs, metric_names, signature, signature_version, reason)
+    directions = MetricDirections.of_model(model.tags)
+    page = ModelPage(
+        model,
+        versions,
+        runs,
+        metric_names,
+        signature,
+        signature_version,
+        reason,
+        directions={m: directions(m) for m in metric_names},
+        more_metrics=len(all_metrics) - len(metric_names),
+    )
+    for m in metric_names:
+        page.best[m] = best_of(page.metric_values(m), page.directions[m])
+    return page
 
 
 @dataclass(frozen=True)
@@ -215,3 +244,62 @@ def model_version_detail_get(*, name: str, version: str) -> VersionDetail:
     run = runs_get(run_ids=[info.run_id]).get(info.run_id) if info.run_id else None
     signature, reason = signature_or_reason(name=name, version=info.version)
     return VersionDetail(version=info, run=run, signature=signature, signature_error=reason)
+
+
+MAX_COMPARED_VERSIONS = 10
+
+
+@dataclass(frozen=True)
+class ComparedMetric:
+    name: str
+    direction: str  # "lower" or "higher" is better
+    values: dict[str, float | None]  # version -> value
+    best: set[str]  # the versions with the best value (ties: all of them)
+
+
+@dataclass(frozen=True)
+class ComparedParam:
+    name: str
+    values: dict[str, str | None]  # version -> value
+    differs: bool
+
+
+@dataclass(frozen=True)
+class VersionsComparison:
+    model: ModelSummary
+    versions: list[VersionInfo]  # oldest first
+    runs: dict[str, RunInfo | None]  # version -> its source run
+    metrics: list[ComparedMetric]
+    params: list[ComparedParam]
+
+
+def model_versions_compare(*, name: str, versions: list[str]) -> VersionsComparison:
+    """Several versions side by side: every source-run metric (with the best value by its direction) and every
+    param. Costs one model read, the versions and their runs fetched concurrently (runs cached once finished).
+    An unknown version is a 404 naming it; more than ``MAX_COMPARED_VERSIONS`` is refused."""
+    wanted = sorted(dict.fromkeys(v.strip() for v in versions if v.strip()), key=lambda v: (len(v), v))
+    if not wanted:
+        raise ApplicationError("Choose the versions to compare, e.g. versions=1,2,3.", code="no_versions")
+    if len(wanted) > MAX_COMPARED_VERSIONS:
+        raise ApplicationError(
+            f"Compare at most {MAX_COMPARED_VERSIONS} versions at once; {len(wanted)} were asked for.",
+            code="too_many_versions",
+        )
+    model = registered_model_get(name=name)
+    found = get_client().get_versions(name, wanted)
+    if missing := [v for v in wanted if found.get(v) is None]:
+        raise NotFoundError(f"{name!r} has no version {', '.join(missing)}.")
+    infos = [found[v] for v in wanted]
+    run_of = runs_get(run_ids=[v.run_id for v in infos if v.run_id])
+    runs = {v.version: run_of.get(v.run_id) if v.run_id else None for v in infos}
+    directions = MetricDirections.of_model(model.tags)
+    metrics = []
+    for metric in sorted({m for run in runs.values() if run for m in run.metrics}):
+        values = {v: run.metrics.get(metric) if run else None for v, run in runs.items()}
+        direction = directions(metric)
+        metrics.append(ComparedMetric(metric, direction, values, best_of(values, direction)))
+    params = []
+    for param in sorted({p for run in runs.values() if run for p in run.params}):
+        values = {v: run.params.get(param) if run else None for v, run in runs.items()}
+        params.append(ComparedParam(param, values, len(set(values.values())) > 1))
+    return VersionsComparison(model, infos, runs, metrics, params)

@@ -9,6 +9,7 @@ app_name = "registry"
 urlpatterns = [
     path("models/", views.model_list, name="model_list"),
     re_path(r"^models/(?P<name>.+)/versions/(?P<version>[^/]+)/$", views.version_detail, name="version_detail"),
+    re_path(r"^models/(?P<name>.+)/compare/$", views.model_compare, name="model_compare"),
     re_path(r"^models/(?P<name>.+)/$", views.model_detail, name="model_detail"),
     path("runs/<str:run_id>/", views.run_detail, name="run_detail"),
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from apps.common.errors import NotFoundError
 
-__all__ = ["MAX_VERSION", "VERSION_MESSAGE", "VERSION_PATTERN", "version_number_check"]
+__all__ = ["MAX_VERSION", "VERSION_MESSAGE", "VERSION_PATTERN", "version_number_check", "compared_versions"]
 
 # MLflow numbers a model's versions 1, 2, 3, ...; nine digits keep them within a 32-bit integer.
 VERSION_PATTERN = r"^\d{1,9}$"
@@ -23,3 +23,8 @@ def version_number_check(name: str, version: str) -> None:
         raise NotFoundError(
             f"Version {version[:40]} of model {name!r} was not found: versions are numbers at most {MAX_VERSION}."
         )
+
+
+def compared_versions(query) -> list[str]:
+    """The versions a compare page or API call asks for: ``versions`` repeated, comma-separated, or both."""
+    return [part.strip() for value in query.getlist("versions") for part in value.split(",") if part.strip()]

@@ -3,8 +3,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
@@ -14,12 +15,14 @@ from apps.common.paging import TokenCursor
 from apps.common.timefmt import ago
 from apps.deployments import selectors as deployment_selectors
 from apps.deployments.forms import DeployForm
+from apps.monitoring.views import plotly_js_version
 from apps.promotions import selectors as promotion_selectors
 from apps.promotions.drafts import draft_take
 from apps.promotions.forms import PromotionRequestForm
-from apps.registry import links, selectors
+from apps.registry import charts, links, selectors
 from apps.registry.client import MODEL_ORDER
 from apps.registry.types import ModelSummary
+from apps.registry.versions import compared_versions
 
 ORDER_LABELS = {
     "updated": "Last updated",
@@ -104,7 +107,15 @@ def model_list(request: HttpRequest) -> HttpResponse:
 def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     cursor = TokenCursor.from_query(request.GET)
     page = selectors.model_page_get(name=name, page_token=cursor.token or None)
-    rows = [(v, page.runs.get(v.run_id) if v.run_id else None) for v in page.versions.items]
+    live = deployment_selectors.live_by_version(model_name=page.model.name)
+    rows = [(v, page.runs.get(v.run_id) if v.run_id else None, live.get(v.version, [])) for v in page.versions.items]
+    oldest_first = [v.version for v in reversed(page.versions.items)]
+    history = charts.metric_history_figure(
+        versions=oldest_first,
+        metrics={m: page.metric_values(m) for m in page.metric_names},
+        directions=page.directions,
+        best=page.best,
+    )
     return render(
         request,
         "registry/model_detail.html",
@@ -112,9 +123,31 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
             "page": page,
             "model": page.model,
             "rows": rows,
+            "history": history,
+            "plotly_version": plotly_js_version(),
             "page_number": cursor.number,
             "next_query": cursor.next_query(request.GET, page.versions.next_token),
             "previous_query": cursor.previous_query(request.GET),
+        },
+    )
+
+
+@require_GET
+def model_compare(request: HttpRequest, name: str) -> HttpResponse:
+    """Versions side by side: ``?versions=1&versions=3`` (the model page's checkboxes) or ``?versions=1,3``."""
+    versions = compared_versions(request.GET)
+    if not versions:
+        messages.error(request, "Tick the versions to compare first.")
+        return redirect("registry:model_detail", name=name)
+    comparison = selectors.model_versions_compare(name=name, versions=versions)
+    live = deployment_selectors.live_by_version(model_name=comparison.model.name)
+    return render(
+        request,
+        "registry/model_compare.html",
+        {
+            "comparison": comparison,
+            "model": comparison.model,
+            "columns": [(v, comparison.runs[v.version], live.get(v.version, [])) for v in comparison.versions],
         },
     )
 

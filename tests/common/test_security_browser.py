@@ -1,5 +1,6 @@
 """The Content-Security-Policy as a browser enforces it: headless Chromium opens the pages with scripts (the
-monitoring charts, the API docs) and the login page, and reports not one CSP violation."""
+monitoring charts, the model page's metric history, the API docs) and the login page, and reports not one CSP
+violation."""
 
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ def test_no_page_with_scripts_violates_the_policy(live_server, carol, deployment
     page.goto(f"{live_server.url}/deployments/{deployment.pk}/monitoring/")
     expect(page.locator("#latency-chart")).to_have_attribute("data-rendered", "true", timeout=20_000)
     expect(page.locator("#drift-chart")).to_have_attribute("data-rendered", "true", timeout=20_000)
+
+    page.goto(f"{live_server.url}/models/credit-default/")  # the metric history chart
+    expect(page.locator("#history-chart")).to_have_attribute("data-rendered", "true", timeout=20_000)
 
     page.goto(f"{live_server.url}/docs/api/")
     expect(page.locator("#swagger-ui .info .title").first).to_contain_text("Modelplane API", timeout=20_000)

@@ -7,7 +7,7 @@ from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from apps.promotions import selectors, services
+from apps.promotions import comparison, services
 from apps.promotions.models import PromotionRequest
 from apps.registry.types import ColumnSpec, Signature
 from tests.promotions.helpers import MODEL, make_live
@@ -127,7 +127,7 @@ def test_the_request_page_compares_the_candidate_with_what_is_live(client, bob, 
     )
     client.force_login(bob)
     page = client.get(f"/promotions/{promotion.pk}/").content.decode()
-    assert "production serves" in page and "200 trees beat 50" in page
+    assert "production served" in page and "200 trees beat 50" in page
     assert 'id="metrics"' in page and "roc_auc" in page
     params = page[page.index('id="params"') :]
     assert "n_estimators" in params and ">50<" in params and ">200<" in params
@@ -138,7 +138,7 @@ def test_the_request_page_compares_the_candidate_with_what_is_live(client, bob, 
 def test_the_comparison_flags_added_removed_and_retyped_inputs():
     before = Signature(inputs=[ColumnSpec("age", "long"), ColumnSpec("income", "double")], outputs=[], params=[])
     after = Signature(inputs=[ColumnSpec("age", "double"), ColumnSpec("region", "string")], outputs=[], params=[])
-    changes = {(c.name, c.change, c.before, c.after) for c in selectors._signature_changes(before, after)}
+    changes = {(c.name, c.change, c.before, c.after) for c in comparison._signature_changes(before, after)}
     assert changes == {
         ("region", "added", None, "string"),
         ("income", "removed", "double", None),
@@ -202,7 +202,7 @@ def test_the_inbox_costs_a_fixed_number_of_queries(client, carol, alice, environ
 def test_with_nothing_deployed_the_page_compares_with_the_environments_alias(client, bob, pending):
     client.force_login(bob)
     page = client.get(f"/promotions/{pending.pk}/").content.decode()
-    assert "which the <code>@production</code> alias names" in page and "Live v1" in page
+    assert "which the <code>@production</code> alias named" in page and "Live v1" in page
     assert "n_estimators" in page[page.index('id="params"') :]
 
 

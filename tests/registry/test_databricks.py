@@ -128,7 +128,9 @@ class DatabricksPagesTests:
         emu, name = databricks
         response = carol_client.get(reverse("registry:model_detail", kwargs={"name": name}))
         assert response.status_code == 200, response.content[:500]
-        rows = [(v.version, v.aliases, run.metrics["roc_auc"] if run else None) for v, run in response.context["rows"]]
+        rows = [
+            (v.version, v.aliases, run.metrics["roc_auc"] if run else None) for v, run, _ in response.context["rows"]
+        ]
         assert rows == [("3", [], 0.73), ("2", ["staging"], 0.72), ("1", ["production"], 0.71)]
         assert [c.name for c in response.context["page"].signature.inputs] == ["income"]
 
@@ -289,8 +291,8 @@ class PromotionOnDatabricksTests:
         promotion = services.promotion_request(
             actor=alice, model_name=name, version="3", environment="production", justification="better AUC"
         )
-        comparison = promotion_selectors.promotion_comparison_get(promotion=promotion)
-        assert comparison.error == "" and comparison.live.version.version == "1"
+        comparison, error = promotion_selectors.promotion_comparison_get(promotion=promotion)
+        assert error == "" and comparison.recorded and comparison.live_version == "1"
         assert {m.name: round(m.delta, 2) for m in comparison.metrics} == {"roc_auc": 0.02}
         page = carol_client.get(reverse("promotions:promotion_detail", kwargs={"pk": promotion.pk}))
         assert page.status_code == 200

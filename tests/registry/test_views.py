@@ -46,7 +46,7 @@ class ModelPageTests:
     def test_it_shows_versions_with_aliases_stages_metrics_and_the_signature(self, carol_client, any_registry):
         response = carol_client.get(reverse("registry:model_detail", kwargs={"name": "customer-churn"}))
         assert response.status_code == 200
-        rows = {v.version: (v, run) for v, run in response.context["rows"]}
+        rows = {v.version: (v, run) for v, run, _live in response.context["rows"]}
         assert set(rows) == {"1", "2", "3"}
         assert rows["3"][0].aliases == ["staging"] and rows["2"][0].aliases == ["production"]
         assert rows["1"][1].metrics["roc_auc"] > 0.5

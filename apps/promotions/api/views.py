@@ -9,14 +9,14 @@ from rest_framework.views import APIView
 
 from apps.common.api import IDEMPOTENCY_KEY, idempotency_key
 from apps.promotions import selectors, services
-from apps.promotions.api.serializers import PromotionSerializer
+from apps.promotions.api.serializers import PromotionDetailSerializer, PromotionSerializer
 from apps.promotions.choices import PromotionStatus
 from apps.promotions.filtersets import PromotionFilterSet
 from apps.registry.versions import VERSION_MESSAGE, VERSION_PATTERN
 
 
 def _answer(request: Request, pk: int, code: int = status.HTTP_200_OK) -> Response:
-    data = PromotionSerializer(selectors.promotion_get(pk=pk), context={"request": request}).data
+    data = PromotionDetailSerializer(selectors.promotion_get(pk=pk), context={"request": request}).data
     return Response(data, status=code, headers={"Location": data["url"]})
 
 
@@ -47,7 +47,7 @@ class PromotionListCreateApi(generics.ListAPIView):
         operation_id="promotions_create",
         request=PromotionCreateInputSerializer,
         parameters=[IDEMPOTENCY_KEY],
-        responses={201: PromotionSerializer},
+        responses={201: PromotionDetailSerializer},
     )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
@@ -64,7 +64,7 @@ class PromotionListCreateApi(generics.ListAPIView):
 
 
 class PromotionDetailApi(APIView):
-    @extend_schema(operation_id="promotions_retrieve", responses=PromotionSerializer)
+    @extend_schema(operation_id="promotions_retrieve", responses=PromotionDetailSerializer)
     def get(self, request: Request, pk: int) -> Response:
         return _answer(request, pk)
 
@@ -82,7 +82,7 @@ class PromotionApproveApi(APIView):
         operation_id="promotions_approve",
         request=PromotionCommentSerializer,
         parameters=[IDEMPOTENCY_KEY],
-        responses={200: PromotionSerializer, 202: PromotionSerializer},
+        responses={200: PromotionDetailSerializer, 202: PromotionDetailSerializer},
         description="200: the approval is recorded. 202: it met the policy and the promotion executed: the rollout "
         "runs in the background; follow `executed_revision.url` for its progress.",
     )
@@ -106,7 +106,7 @@ class PromotionRejectApi(APIView):
         operation_id="promotions_reject",
         request=PromotionCommentSerializer,
         parameters=[IDEMPOTENCY_KEY],
-        responses=PromotionSerializer,
+        responses=PromotionDetailSerializer,
     )
     def post(self, request: Request, pk: int) -> Response:
         data = self.InputSerializer(data=request.data)
@@ -123,7 +123,9 @@ class PromotionRejectApi(APIView):
 class PromotionCancelApi(APIView):
     InputSerializer = PromotionCommentSerializer
 
-    @extend_schema(operation_id="promotions_cancel", request=PromotionCommentSerializer, responses=PromotionSerializer)
+    @extend_schema(
+        operation_id="promotions_cancel", request=PromotionCommentSerializer, responses=PromotionDetailSerializer
+    )
     def post(self, request: Request, pk: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -62,12 +62,51 @@ class VersionSerializer(serializers.Serializer):
     user = serializers.CharField()
 
 
+class LiveInSerializer(serializers.Serializer):
+    environment = serializers.CharField()
+    deployment = serializers.IntegerField(help_text="The deployment's id (/api/v1/deployments/<id>/).")
+    revision = serializers.CharField(help_text="The live revision, as pages name it (r3).")
+    since = serializers.DateTimeField(allow_null=True)
+
+
+class VersionListItemSerializer(VersionSerializer):
+    live_in = LiveInSerializer(many=True, help_text="Where this version serves now (environment and revision).")
+
+
 class VersionDetailSerializer(VersionSerializer):
     run = RunSerializer(allow_null=True)
     signature = SignatureSerializer(allow_null=True)
     signature_error = serializers.CharField(
         help_text="Why the signature is null although the version may have one (its files cannot be read)."
     )
+
+
+class ComparedVersionSerializer(serializers.Serializer):
+    version = serializers.CharField()
+    aliases = serializers.ListField(child=serializers.CharField())
+    run_id = serializers.CharField(allow_null=True)
+    run_readable = serializers.BooleanField(help_text="False: the source run is missing or cannot be read.")
+    live_in = LiveInSerializer(many=True, help_text="Where this version serves now.")
+
+
+class ComparedMetricSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    better = serializers.ChoiceField(["lower", "higher"], help_text="Which way this metric is better.")
+    values = serializers.DictField(child=serializers.FloatField(allow_null=True), help_text="version -> value")
+    best = serializers.ListField(child=serializers.CharField(), help_text="The versions with the best value.")
+
+
+class ComparedParamSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    values = serializers.DictField(child=serializers.CharField(allow_null=True), help_text="version -> value")
+    differs = serializers.BooleanField()
+
+
+class VersionsComparisonSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    versions = ComparedVersionSerializer(many=True, help_text="Oldest first.")
+    metrics = ComparedMetricSerializer(many=True)
+    params = ComparedParamSerializer(many=True)
 
 
 def paginated(serializer: type[serializers.Serializer], name: str) -> type[serializers.Serializer]:
@@ -88,4 +127,4 @@ def paginated(serializer: type[serializers.Serializer], name: str) -> type[seria
 
 
 ModelPageSerializer = paginated(ModelSerializer, "PaginatedModelList")
-VersionPageSerializer = paginated(VersionSerializer, "PaginatedVersionList")
+VersionPageSerializer = paginated(VersionListItemSerializer, "PaginatedVersionList")

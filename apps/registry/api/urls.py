@@ -10,6 +10,7 @@ urlpatterns = [
         r"^models/(?P<name>.+)/versions/(?P<version>[^/]+)/$", views.VersionDetailApi.as_view(), name="version_detail"
     ),
     re_path(r"^models/(?P<name>.+)/versions/$", views.VersionListApi.as_view(), name="version_list"),
+    re_path(r"^models/(?P<name>.+)/compare/$", views.ModelCompareApi.as_view(), name="model_compare"),
     re_path(r"^models/(?P<name>.+)/$", views.ModelDetailApi.as_view(), name="model_detail"),
     path("runs/<str:run_id>/", views.RunDetailApi.as_view(), name="run_detail"),
 ]

@@ -9,9 +9,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.common.paging import TokenCursor
+from apps.deployments.selectors import live_by_version
 from apps.registry import selectors
 from apps.registry.api import serializers as s
 from apps.registry.client import MODEL_ORDER
+from apps.registry.versions import compared_versions
 
 PAGE_PARAMS = [
     OpenApiParameter("page_token", OpenApiTypes.STR, description="Token from the previous answer's `next` link."),
@@ -39,6 +41,18 @@ def _links(request: Request, cursor: TokenCursor, next_token: str | None) -> dic
         "next": base + next_query if next_query else None,
         "previous": base + previous_query if previous_query else None,
     }
+
+
+def _live_in(revisions) -> list[dict]:
+    return [
+        {
+            "environment": r.deployment.environment.name,
+            "deployment": r.deployment_id,
+            "revision": r.label,
+            "since": r.finished_at,
+        }
+        for r in revisions
+    ]
 
 
 class ModelListApi(APIView):
@@ -84,7 +98,9 @@ class VersionListApi(APIView):
         page = selectors.model_version_list(name=name, page_token=cursor.token or None, page_size=_page_size(request))
         if not page.items and not cursor.token:
             selectors.registered_model_get(name=name)  # an unknown model is a 404, not an empty list
-        results = s.VersionSerializer(page.items, many=True).data
+        live = live_by_version(model_name=name)
+        items = [{**asdict(v), "live_in": _live_in(live.get(v.version, []))} for v in page.items]
+        results = s.VersionListItemSerializer(items, many=True).data
         return Response({"count": None, **_links(request, cursor, page.next_token), "results": results})
 
 
@@ -99,6 +115,45 @@ class VersionDetailApi(APIView):
             "signature_error": detail.signature_error,
         }
         return Response(s.VersionDetailSerializer(data).data)
+
+
+class ModelCompareApi(APIView):
+    @extend_schema(
+        operation_id="models_compare",
+        parameters=[
+            OpenApiParameter(
+                "versions",
+                OpenApiTypes.STR,
+                required=True,
+                description=f"Comma-separated (or repeated) versions, at most {selectors.MAX_COMPARED_VERSIONS}.",
+            )
+        ],
+        responses=s.VersionsComparisonSerializer,
+    )
+    def get(self, request: Request, name: str) -> Response:
+        """Versions side by side, as the compare page shows them: metrics with the best value by direction,
+        params, and where each version serves now."""
+        comparison = selectors.model_versions_compare(name=name, versions=compared_versions(request.query_params))
+        live = live_by_version(model_name=comparison.model.name)
+        data = {
+            "model": comparison.model.name,
+            "versions": [
+                {
+                    "version": v.version,
+                    "aliases": v.aliases,
+                    "run_id": v.run_id,
+                    "run_readable": comparison.runs[v.version] is not None,
+                    "live_in": _live_in(live.get(v.version, [])),
+                }
+                for v in comparison.versions
+            ],
+            "metrics": [
+                {"name": m.name, "better": m.direction, "values": m.values, "best": sorted(m.best)}
+                for m in comparison.metrics
+            ],
+            "params": [asdict(p) for p in comparison.params],
+        }
+        return Response(s.VersionsComparisonSerializer(data).data)
 
 
 class RunDetailApi(APIView):
