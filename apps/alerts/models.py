@@ -110,7 +110,7 @@ class AlertTransition(models.Model):
     note = models.CharField(max_length=1000, blank=True)
 
     class Meta:
-        ordering = ["at", "pk"]
+        ordering = ["pk"]  # the order they happened in (the evaluator may judge an instant in the past)
 
 
 class Silence(TimeStampedModel):

@@ -294,7 +294,11 @@ def rule_evaluate(rule: AlertRule, now: datetime) -> str:
     decision = decide(rule, now)
     resolve_after = timedelta(seconds=rule.resolve_after_seconds or settings.ALERTS_RESOLVE_AFTER_SECONDS)
     with transaction.atomic():
-        rule = AlertRule.objects.select_for_update().select_related("deployment__environment", "slo").get(pk=rule.pk)
+        rule = (
+            AlertRule.objects.select_for_update(of=("self",))
+            .select_related("deployment__environment", "slo")
+            .get(pk=rule.pk)
+        )
         open_alert = rule.alerts.filter(state__in=OPEN_STATES).first()
         rule.last_evaluated_at, rule.last_value = now, decision.value
         rule.last_note = decision.note[:500]
