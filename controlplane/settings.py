@@ -265,6 +265,10 @@ SPECTACULAR_SETTINGS = {
         "RevisionStatusEnum": "apps.deployments.choices.RevisionStatus",
         "StepStatusEnum": "apps.deployments.choices.StepStatus",
         "PromotionStatusEnum": "apps.promotions.choices.PromotionStatus",
+        "SloKindEnum": "apps.alerts.choices.SloKind",
+        "RevisionKindEnum": "apps.deployments.choices.RevisionKind",
+        "AlertStateEnum": "apps.alerts.choices.AlertState",
+        "AlertMetricEnum": "apps.alerts.choices.Metric",
     },
 }
 
