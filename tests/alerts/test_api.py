@@ -54,15 +54,28 @@ def test_slos_are_created_by_leads_with_their_burn_rate_rule(lead_api, api_clien
 
 
 def test_alert_rules_validate_and_audit(lead_api, deployment):
-    missing = lead_api.post("/api/v1/alert-rules/", {"deployment": deployment.pk, "metric": "error_rate"}, format="json")
+    missing = lead_api.post(
+        "/api/v1/alert-rules/", {"deployment": deployment.pk, "metric": "error_rate"}, format="json"
+    )
     assert missing.status_code == 400 and missing.json()["detail"] == "A error_rate rule needs a threshold."
     unknown = lead_api.post("/api/v1/alert-rules/", {"deployment": deployment.pk, "metric": "cpu"}, format="json")
     assert unknown.status_code == 400 and "metric" in unknown.json()["errors"]
-    body = {"deployment": deployment.pk, "metric": "latency_p99", "threshold": 250, "window_seconds": 600, "for_seconds": 120}
+    body = {
+        "deployment": deployment.pk,
+        "metric": "latency_p99",
+        "threshold": 250,
+        "window_seconds": 600,
+        "for_seconds": 120,
+    }
     created = lead_api.post("/api/v1/alert-rules/", body, format="json")
     assert created.status_code == 201, created.content
     rule = created.json()
-    assert (rule["metric"], rule["threshold"], rule["window_seconds"], rule["for_seconds"]) == ("latency_p99", 250, 600, 120)
+    assert (rule["metric"], rule["threshold"], rule["window_seconds"], rule["for_seconds"]) == (
+        "latency_p99",
+        250,
+        600,
+        120,
+    )
     assert AuditEvent.objects.get(action="alert_rule.create").source == "api"
     assert lead_api.get(f"/api/v1/alert-rules/{rule['id']}/").json()["id"] == rule["id"]
     assert lead_api.delete(f"/api/v1/alert-rules/{rule['id']}/").status_code == 204
