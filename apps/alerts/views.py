@@ -18,7 +18,7 @@ from apps.monitoring.views import plotly_js_version
 
 @require_GET
 def alert_list(request: HttpRequest) -> HttpResponse:
-    filterset = AlertFilterSet(request.GET or None, queryset=selectors.alert_list())
+    filterset = AlertFilterSet(request.GET, queryset=selectors.alert_list())
     alerts = filterset.qs[:200] if filterset.is_valid() else selectors.alert_list().none()
     return render(
         request,
