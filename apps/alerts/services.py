@@ -159,10 +159,10 @@ def _announce(alert: Alert, transition: str, actor: User | None = None) -> None:
     """Tell whoever listens (the events app's channels) once the transaction commits: ``alert_transitioned``."""
 
     def send() -> None:
-        try:
-            alert_transitioned.send_robust(sender=Alert, alert=alert, transition=transition, actor=actor)
-        except Exception:  # noqa: BLE001 - a listener never breaks the evaluator or an acknowledgement
-            logger.exception("alert_transitioned receivers failed for alert %s", alert.pk)
+        answers = alert_transitioned.send_robust(sender=Alert, alert=alert, transition=transition, actor=actor)
+        for receiver, result in answers:  # a listener never breaks the evaluator or an acknowledgement
+            if isinstance(result, Exception):
+                logger.error("alert_transitioned receiver %r failed for alert %s: %s", receiver, alert.pk, result)
 
     transaction.on_commit(send)
 
