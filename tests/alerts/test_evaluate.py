@@ -179,3 +179,33 @@ def test_the_beat_schedule_runs_the_pass_every_minute(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["evaluate-alerts"]
     assert entry["task"] == "alerts.evaluate" and entry["schedule"] == 60.0
     assert AlertRule.objects.count() == 0
+
+
+def test_the_beat_task_runs_one_pass_now(telemetry_dir, deployment, alice):
+    from datetime import UTC, datetime
+
+    from apps.alerts import tasks
+
+    now = datetime.now(UTC)
+    write_requests(path_of(telemetry_dir, deployment), now - 3 * M, 60, 2, errors=lambda i: i % 2 == 0)
+    services.alert_rule_create(actor=alice, deployment=deployment, metric="error_rate", threshold=0.2, min_requests=50)
+    assert tasks.evaluate() == {"fired": 1}
+    assert tasks.evaluate() == {"firing": 1}  # safe to run again: still the one alert
+    assert Alert.objects.get().value == pytest.approx(0.5)
+
+
+def test_a_failing_listener_does_not_break_the_pass(
+    telemetry_dir, deployment, alice, django_capture_on_commit_callbacks
+):
+    def broken(sender, **kwargs):
+        raise RuntimeError("channel down")
+
+    alert_transitioned.connect(broken)
+    try:
+        write_burning(path_of(telemetry_dir, deployment))
+        services.slo_create(actor=alice, deployment=deployment, kind="availability", target=0.99, min_requests=100)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert "1 fired" in evaluate(NOW)
+    finally:
+        alert_transitioned.disconnect(broken)
+    assert Alert.objects.get().state == "firing"

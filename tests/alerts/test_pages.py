@@ -124,3 +124,22 @@ def test_a_deployments_slos_and_rules_are_managed_on_its_alerts_page(client, ali
     client.post(f"/alerts/slos/{slo.pk}/delete/")
     assert not AlertRule.objects.exists() and not Slo.objects.exists()
     assert AuditEvent.objects.filter(source="ui", action__in=["slo.delete", "alert_rule.delete"]).count() == 2
+
+
+def test_the_list_costs_the_same_queries_for_one_alert_or_many(client, carol, alerts, deployment, alice):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(carol)
+    client.get("/alerts/")  # warm the session
+    with CaptureQueriesContext(connection) as two:
+        client.get("/alerts/")
+    for threshold in (0.2, 0.3, 0.4):
+        services.alert_rule_create(
+            actor=alice, deployment=deployment, metric="error_rate", threshold=threshold, min_requests=20
+        )
+    services.evaluate_all(now=NOW)
+    assert Alert.objects.count() == 6  # three new rules fire, and the resolved rule fires again at NOW
+    with CaptureQueriesContext(connection) as six:
+        client.get("/alerts/")
+    assert len(six) == len(two) <= 8
