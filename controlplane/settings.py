@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "apps.deployments",
     "apps.promotions",
     "apps.monitoring",
+    "apps.alerts",
     "apps.demo",
 ]
 
@@ -97,6 +98,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "apps.common.context_processors.product",
                 "apps.accounts.context_processors.navigation",
+                "apps.alerts.context_processors.firing_alerts",
             ],
         },
     },
@@ -263,6 +265,10 @@ SPECTACULAR_SETTINGS = {
         "RevisionStatusEnum": "apps.deployments.choices.RevisionStatus",
         "StepStatusEnum": "apps.deployments.choices.StepStatus",
         "PromotionStatusEnum": "apps.promotions.choices.PromotionStatus",
+        "SloKindEnum": "apps.alerts.choices.SloKind",
+        "RevisionKindEnum": "apps.deployments.choices.RevisionKind",
+        "AlertStateEnum": "apps.alerts.choices.AlertState",
+        "AlertMetricEnum": "apps.alerts.choices.Metric",
     },
 }
 
@@ -427,6 +433,13 @@ env_renamed(
 )
 # --- end image builders
 
+# --- alerts (docs/alerts.md)
+ALERTS_EVALUATE_SECONDS = env_int("ALERTS_EVALUATE_SECONDS", 60)  # how often beat evaluates every rule
+# A rule with fewer requests in its window (a burn-rate pair: in its long window) does not decide.
+ALERTS_MIN_REQUESTS = env_int("ALERTS_MIN_REQUESTS", 100)
+# An open alert resolves once its condition stayed clear this long (a rule may set its own).
+ALERTS_RESOLVE_AFTER_SECONDS = env_int("ALERTS_RESOLVE_AFTER_SECONDS", 300)
+
 CELERY_BEAT_SCHEDULE = {
     # Re-enqueue revisions whose message was lost (broker restart) or whose worker died mid-rollout.
     # A run not picked up within its period is dropped (expires): a busy worker does not pile them up.
@@ -442,6 +455,12 @@ CELERY_BEAT_SCHEDULE = {
     "expire-stale-promotions": {"task": "promotions.expire_stale", "schedule": 600.0},
     # Approved promotions whose execution failed (registry down, a rollout in progress) are retried.
     "execute-approved-promotions": {"task": "promotions.execute_approved", "schedule": 60.0},
+    # One evaluation pass of every alert rule (apps/alerts); a pass not started within its period is dropped.
+    "evaluate-alerts": {
+        "task": "alerts.evaluate",
+        "schedule": float(ALERTS_EVALUATE_SECONDS),
+        "options": {"expires": float(ALERTS_EVALUATE_SECONDS)},
+    },
 }
 CELERY_TASK_ROUTES = {"deployments.*": {"queue": env_str("CELERY_DEPLOY_QUEUE", "celery")}}
 

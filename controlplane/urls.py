@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("apps.deployments.api.urls")),
     path("", include("apps.promotions.api.urls")),
     path("", include("apps.monitoring.api.urls")),
+    path("", include("apps.alerts.api.urls")),
     path("", include("apps.accounts.api.urls")),
 ]
 
@@ -27,6 +28,7 @@ urlpatterns = [
     path("", include("apps.deployments.urls")),
     path("", include("apps.promotions.urls")),
     path("", include("apps.monitoring.urls")),
+    path("", include("apps.alerts.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

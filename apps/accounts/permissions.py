@@ -31,6 +31,10 @@ __all__ = [
     "CHANGE_DRIFT_THRESHOLDS",
     "SET_DRIFT_BASELINE",
     "READ_AUDIT_TRAIL",
+    "ACKNOWLEDGE_ALERTS",
+    "SILENCE_ALERTS",
+    "CHANGE_ALERT_RULES",
+    "environments_with_a_role",
     "decide_promotion",
     "admin_action",
     "roles_in",
@@ -76,6 +80,10 @@ REQUEST_PROMOTION = Action("request promotions", Role.LEAD)
 CHANGE_DRIFT_THRESHOLDS = Action("change drift thresholds", Role.LEAD)
 # A baseline belongs to a model version, which every environment's deployments of it share.
 SET_DRIFT_BASELINE = Action("set drift baselines", Role.LEAD, scope=ANYWHERE)
+# Alerts: the ML leads of an environment answer for its models, so they acknowledge, silence and set the rules.
+ACKNOWLEDGE_ALERTS = Action("acknowledge alerts", Role.LEAD)
+SILENCE_ALERTS = Action("silence alerts", Role.LEAD)
+CHANGE_ALERT_RULES = Action("change SLOs and alert rules", Role.LEAD)
 # Reviewers sign changes off, so they (and admins) read the whole trail; leads and viewers do not.
 READ_AUDIT_TRAIL = Action("read the audit trail", Role.REVIEWER, scope=GLOBALLY)
 
@@ -146,6 +154,16 @@ def may(user: User, action: Action, *, environment: Environment | None = None) -
     if environment is None:
         raise ValueError(f"{action.phrase!r} is decided per environment: say which one.")
     return has_role(user, action.role, environment=environment)
+
+
+def environments_with_a_role(user: User) -> QuerySet[Environment]:
+    """The environments where ``user`` holds any role (the navigation's alert badge counts firing alerts there):
+    every one for an active person (a global role applies everywhere), none otherwise."""
+    from apps.deployments.models import Environment
+
+    if not user.is_authenticated or not user.is_active or not _global_roles(user) - {""}:
+        return Environment.objects.none()
+    return Environment.objects.all()
 
 
 def environments_where(user: User, action: Action) -> QuerySet[Environment]:

@@ -38,6 +38,13 @@ PAIRS: list[tuple[str, str]] = [
     ("monitoring:drift_thresholds_set", "deployment_drift_thresholds_set"),
     ("monitoring:baseline_upload", "deployment_baseline_upload"),
     ("monitoring:baseline_from_traffic", "deployment_baseline_from_traffic"),
+    # alerts: apps/alerts/services.py
+    ("alerts:slo_create", "slos_create"),
+    ("alerts:slo_delete", "slos_destroy"),
+    ("alerts:rule_create", "alert_rules_create"),
+    ("alerts:rule_delete", "alert_rules_destroy"),
+    ("alerts:alert_acknowledge", "alerts_ack"),
+    ("alerts:silence_create", "silences_create"),
     # accounts: apps/accounts/services.py (revoking is POST .../revoke/ or DELETE in the API: two lines)
     ("accounts:token_list", "tokens_create"),
     ("accounts:token_revoke", "tokens_revoke"),

@@ -16,6 +16,7 @@ __all__ = [
     "LatencyBin",
     "RevisionLatency",
     "LatencyCounts",
+    "RequestTotals",
     "DriftCounts",
     "LatencyPoint",
     "LatencySeries",
@@ -186,6 +187,19 @@ class LatencyCounts:
     bins: list[LatencyBin]
     warnings: list[str] = field(default_factory=list)
     revisions: list[RevisionLatency] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RequestTotals:
+    """One window ending at the same instant as its siblings: requests, errors (status >= 500) and ``slow``
+    requests (latency above the asked threshold; 0 when none was asked). ``p99`` (ms) is computed for the
+    longest window of a call only (None for the others, and without requests)."""
+
+    window: timedelta
+    requests: int
+    errors: int
+    slow: int
+    p99: float | None = None
 
 
 @dataclass

@@ -71,6 +71,10 @@ def deployment_monitoring(request: HttpRequest, pk: int) -> HttpResponse:
         "custom_start": f"{(window.end or now) - window.span:%Y-%m-%dT%H:%M}",
         "custom_end": f"{window.end or now:%Y-%m-%dT%H:%M}",
     }
+    # the deployment's SLOs (apps/alerts): attainment, error budget left and burn rate, one read per SLO
+    from apps.alerts.selectors import slo_statuses
+
+    context["slos"] = slo_statuses(deployment=deployment)
     warn, alert = selectors.drift_thresholds_get(deployment=deployment)
     context["thresholds_form"] = DriftThresholdsForm(initial={"psi_warn": warn, "psi_alert": alert})
     context["baseline_form"] = BaselineUploadForm(initial={"version": selectors.monitored_version(deployment)})

@@ -47,6 +47,14 @@ class SourceContract:
         assert counts.counts == {"age": {}, "sex": {}}
         assert counts.prediction == {}
 
+    def test_no_telemetry_totals_zero_in_every_window(self, source, deployment):
+        windows = [timedelta(minutes=5), timedelta(hours=1)]
+        totals = source.request_totals(deployment, windows, slow_above_ms=100.0, end=NOW)
+        assert [(t.window, t.requests, t.errors, t.slow, t.p99) for t in totals] == [
+            (timedelta(minutes=5), 0, 0, 0, None),
+            (timedelta(hours=1), 0, 0, 0, None),
+        ]
+
     def test_no_telemetry_has_no_sampled_rows(self, source, deployment):
         rows = source.sampled_rows(deployment, start=NOW - timedelta(days=1), end=NOW, model_version="1", limit=10)
         assert isinstance(rows, SampledRows)

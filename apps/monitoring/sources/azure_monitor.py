@@ -39,6 +39,7 @@ from apps.monitoring.types import (
     FeatureProfile,
     LatencyBin,
     LatencyCounts,
+    RequestTotals,
     RevisionLatency,
 )
 
@@ -172,6 +173,65 @@ class AzureMonitorTelemetrySource(TelemetrySource):
             ]
         )
         return query, start, end
+
+    def totals_query(
+        self, deployment, windows: list[timedelta], *, slow_above_ms: float | None, end: datetime
+    ) -> tuple[str, datetime, datetime]:
+        """One summarize over the longest window with a ``countif`` per window (``requests_<i>``, ``errors_<i>``,
+        ``slow_<i>``) and the longest window's p99: every window of a rule in one round trip."""
+        longest = max(windows)
+        start = end - longest
+        aggregates = []
+        for index, window in enumerate(windows):
+            since = f"{self.time} >= {kql_datetime(end - window)}"
+            aggregates.append(f"requests_{index} = countif({since})")
+            aggregates.append(f"errors_{index} = countif({since} and status >= 500)")
+            if slow_above_ms is not None:
+                aggregates.append(f"slow_{index} = countif({since} and latency > {kql_real(slow_above_ms)})")
+        aggregates.append("p99 = percentile(latency, 99)")
+        query = "\n".join(
+            [
+                self._base(deployment, start, end),
+                '| extend latency = todouble(m["latency_ms"]), status = toint(m["status"])',
+                "| summarize " + ",\n    ".join(aggregates),
+            ]
+        )
+        return query, start, end
+
+    def request_totals(self, deployment, windows, *, slow_above_ms=None, end=None) -> list[RequestTotals]:
+        if not windows:
+            return []
+        end = end or datetime.now(UTC)
+        query, start, end = self.totals_query(deployment, windows, slow_above_ms=slow_above_ms, end=end)
+        rows, _ = self._run(query, start, end)
+        row = rows[0] if rows else {}
+        longest = max(windows)
+
+        def number(key: str) -> int:
+            try:
+                return int(row[key] or 0)
+            except (KeyError, IndexError, TypeError, ValueError):
+                return 0
+
+        totals = []
+        for index, window in enumerate(windows):
+            requests = number(f"requests_{index}")
+            p99 = None
+            if window == longest and requests:
+                try:
+                    p99 = _float(row["p99"])
+                except (KeyError, IndexError, ValueError):
+                    p99 = None
+            totals.append(
+                RequestTotals(
+                    window=window,
+                    requests=requests,
+                    errors=number(f"errors_{index}"),
+                    slow=number(f"slow_{index}"),
+                    p99=p99,
+                )
+            )
+        return totals
 
     def drift_query(
         self, deployment, window, bin, baseline: BaselineProfile, *, end=None

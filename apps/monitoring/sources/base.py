@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from apps.common.errors import ApplicationError
-from apps.monitoring.types import BaselineProfile, DriftCounts, LatencyCounts
+from apps.monitoring.types import BaselineProfile, DriftCounts, LatencyCounts, RequestTotals
 
 __all__ = [
     "SOURCES",
@@ -93,6 +93,19 @@ class TelemetrySource(abc.ABC):
         """Per time bin of ``bin`` over the last ``window`` (until ``end``, default now): request count, errors
         (status >= 500), rejections (4xx), p50/p95/p99 of ``latency_ms`` and the revision that answered most
         requests. Bins without requests are left out; bins start at multiples of ``bin`` since the epoch."""
+
+    @abc.abstractmethod
+    def request_totals(
+        self,
+        deployment: DeploymentLike,
+        windows: list[timedelta],
+        *,
+        slow_above_ms: float | None = None,
+        end: datetime | None = None,
+    ) -> list[RequestTotals]:
+        """One total per window of ``windows`` (in that order), each ``[end - window, end)`` with no alignment to
+        bins: requests, errors (status >= 500), requests slower than ``slow_above_ms`` and, for the longest
+        window, the p99 latency. One read (one query) for all the windows: what the alert rules and SLOs ask."""
 
     @abc.abstractmethod
     def drift_counts(

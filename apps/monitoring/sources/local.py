@@ -20,7 +20,14 @@ import pandas as pd
 from apps.monitoring.drift import feature_bins
 from apps.monitoring.sources.base import SampledRows, TelemetrySource, TelemetryUnavailableError, window_bounds
 from apps.monitoring.sources.local_table import TelemetryTable
-from apps.monitoring.types import BaselineProfile, DriftCounts, LatencyBin, LatencyCounts, RevisionLatency
+from apps.monitoring.types import (
+    BaselineProfile,
+    DriftCounts,
+    LatencyBin,
+    LatencyCounts,
+    RequestTotals,
+    RevisionLatency,
+)
 
 __all__ = ["LocalTelemetrySource", "nearest_rank"]
 
@@ -122,6 +129,33 @@ class LocalTelemetrySource(TelemetrySource):
             )
         compared = self._revisions(revision, names, latency, status)
         return LatencyCounts(bins=bins, warnings=self._warnings(table, self.path(deployment)), revisions=compared)
+
+    def request_totals(self, deployment, windows, *, slow_above_ms=None, end=None) -> list[RequestTotals]:
+        end = end or datetime.now(UTC)
+        table = self.table(deployment)
+        longest = max(windows) if windows else None
+        if table is None:
+            return [RequestTotals(window=w, requests=0, errors=0, slow=0) for w in windows]
+        columns = table.requests()
+        times, latency, status = columns["time"], columns["latency"], columns["status"]
+        before_end = times < end.timestamp()
+        totals = []
+        for window in windows:
+            inside = before_end & (times >= (end - window).timestamp())
+            slow = int(np.count_nonzero(inside & (latency > slow_above_ms))) if slow_above_ms is not None else 0
+            p99 = None
+            if window == longest and inside.any():
+                p99 = nearest_rank(np.sort(latency[inside]), 99)
+            totals.append(
+                RequestTotals(
+                    window=window,
+                    requests=int(np.count_nonzero(inside)),
+                    errors=int(np.count_nonzero(inside & (status >= 500))),
+                    slow=slow,
+                    p99=p99,
+                )
+            )
+        return totals
 
     @staticmethod
     def _revisions(revision: np.ndarray, names: np.ndarray, ascending: np.ndarray, status: np.ndarray) -> list:
