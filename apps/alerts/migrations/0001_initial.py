@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('deployments', '0004_k8sbuild_kaniko_to_buildah'),
+        ('deployments', '0005_environment_cluster'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
