@@ -200,4 +200,3 @@ class AutoSchema(openapi.AutoSchema):
             response["description"] = (own or {}).get("description") or description
             responses[str(code)] = response
         return responses
-

@@ -36,8 +36,8 @@ class CachedSchemaView(SpectacularAPIView):
         """Generate the schema and render it in every format this view offers (start-up, ~0.7 s)."""
         data = cls.generate()
         for renderer_class in cls.renderer_classes:
-            renderer = renderer_class()
-            cls._rendered[(None, None, renderer_class, renderer.media_type)] = renderer.render(data, renderer.media_type)
+            media_type = renderer_class.media_type
+            cls._rendered[(None, None, renderer_class, media_type)] = renderer_class().render(data, media_type)
 
     def _get_schema_response(self, request: Request) -> HttpResponse:
         version = self.api_version or request.version or self._get_version_parameter(request)
