@@ -25,6 +25,7 @@ from apps.deployments.builders import BuildRequest, ImageBuilder, configured_bui
 from apps.deployments.choices import DeploymentStatus, ImageBuilderName, RevisionStatus, StepName, StepStatus
 from apps.deployments.lease import claim, lease_kept
 from apps.deployments.models import Deployment, Revision, RevisionStep
+from apps.deployments.services import revision_audit_data
 from apps.deployments.targets import DeploymentTarget, Readiness, ServingSpec, configured_target, rollout_time_limit
 from apps.registry import selectors as registry
 
@@ -317,7 +318,7 @@ def _fail(revision: Revision, reason: str) -> None:
             action="deployment.rolled_back" if restored else "deployment.failed",
             target_type="revision",
             target_id=revision.pk,
-            data={"reason": reason[:500], "restored": restored},
+            data={**revision_audit_data(revision), "reason": reason[:500], "restored": restored},
         )
 
 
@@ -349,7 +350,12 @@ def _run_claimed(revision_id: int) -> str:
             action="deployment.live",
             target_type="revision",
             target_id=revision.pk,
-            data={"model": revision.deployment.model_name, "version": revision.model_version, "image": revision.image},
+            data={
+                **revision_audit_data(revision),
+                "version": revision.model_version,
+                # the local target runs no image: say what serves instead of an empty value
+                "image": revision.image or f"none (local process serving {revision.model_dir or 'the model'})",
+            },
         )
     return "live"
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+import time
 from dataclasses import dataclass
 
 from django.db.models import Prefetch, QuerySet
@@ -18,6 +20,9 @@ __all__ = [
     "deployment_get",
     "revision_get",
     "revision_numbered",
+    "revision_number_parse",
+    "revision_wait",
+    "MAX_WAIT_SECONDS",
     "deployment_permissions",
     "DeploymentPermissions",
     "revisions_of_deployment",
@@ -75,6 +80,39 @@ def revision_numbered(*, deployment: Deployment, number: int) -> Revision:
     revision = deployment.revisions.filter(number=number).first()
     if revision is None:
         raise NotFoundError(f"{deployment} has no revision r{number}.")
+    return revision
+
+
+_REVISION_REF = re.compile(r"^\s*[rR]?([1-9][0-9]{0,8})\s*$")
+
+
+def revision_number_parse(value: object) -> int:
+    """A deployment's revision number from how pages and the API name it: ``"r3"``, ``"3"`` or ``3``.
+    400 ``invalid_revision`` naming the value otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 10**9:
+        return value
+    match = _REVISION_REF.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ApplicationError(
+            f'{value!r} is not a revision: use its number as pages and the API show it, e.g. "r3" (or 3).',
+            code="invalid_revision",
+        )
+    return int(match.group(1))
+
+
+MAX_WAIT_SECONDS = 60
+_WAIT_POLL_SECONDS = 0.25
+
+
+def revision_wait(*, pk: int, seconds: float) -> Revision:
+    """The revision once it is final (live, superseded, failed, rolled back) or once ``seconds`` (at most
+    ``MAX_WAIT_SECONDS``) have passed, whichever comes first: the ``?wait=`` long-poll of the API, for scripts
+    that would rather not poll. Reads the row a few times a second; the worker writes it."""
+    deadline = time.monotonic() + min(max(seconds, 0.0), MAX_WAIT_SECONDS)
+    revision = revision_get(pk=pk)
+    while not revision.is_final and time.monotonic() < deadline:
+        time.sleep(min(_WAIT_POLL_SECONDS, max(deadline - time.monotonic(), 0.0)))
+        revision = revision_get(pk=pk)
     return revision
 
 

@@ -7,6 +7,7 @@ work only once that transaction has committed.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -42,6 +43,7 @@ __all__ = [
     "deployment_delete",
     "revision_enqueue",
     "idempotency_key_reused",
+    "revision_audit_data",
 ]
 
 IN_PROGRESS = (RevisionStatus.QUEUED, RevisionStatus.RUNNING)
@@ -203,6 +205,7 @@ def deployment_create(
     environment: str,
     idempotency_key: str = "",
     via_promotion: bool = False,
+    executed_by: User | None = None,
     name: str = "",
     input_validation: str = "",
 ) -> Revision:
@@ -215,7 +218,9 @@ def deployment_create(
 
     The same ``idempotency_key`` from the same person returns the first revision instead of starting another.
     ``via_promotion`` is for the promotions service only, once a promotion to a gated environment is approved;
-    the UI and the API never pass it.
+    the UI and the API never pass it. Then ``actor`` is who requested the promotion (the revision is theirs) and
+    ``executed_by`` the reviewer whose approval executes it (None: the system, retrying): the audit event is
+    theirs and says "executed on approval by <reviewer>, requested by <lead>".
     """
     env = environment_get(name=environment)
     if not via_promotion:  # an approved promotion is its own authorisation
@@ -240,7 +245,14 @@ def deployment_create(
     registry.model_version_get(name=model_name, version=model_version)  # 404 naming it when unknown
     try:
         return _deployment_create(
-            actor, env, model_name, model_version, idempotency_key, name.strip(), input_validation
+            actor,
+            env,
+            model_name,
+            model_version,
+            idempotency_key,
+            name.strip(),
+            input_validation,
+            _Executed(executed_by) if via_promotion else None,
         )
     except IntegrityError:
         replay = _idempotent_replay(actor, idempotency_key, model_name, model_version, environment)
@@ -249,9 +261,30 @@ def deployment_create(
         raise ConflictError(f"{model_name} is being deployed to {env.name} by another request; try again.") from None
 
 
+@dataclass(frozen=True)
+class _Executed:
+    """A deploy that an approved promotion executes, and who approved it (None: the system, retrying)."""
+
+    by: User | None
+
+
+def revision_audit_data(revision: Revision) -> dict[str, str]:
+    """How the audit names a revision, as the pages do: its per-deployment number ("r3") and where it serves.
+    (The event's ``target_id`` is the revision's API id, ``/api/v1/revisions/<id>/``.)"""
+    deployment = revision.deployment
+    return {"revision": revision.label, "model": deployment.model_name, "environment": deployment.environment.name}
+
+
 @transaction.atomic
 def _deployment_create(
-    actor: User, env: Environment, model_name: str, version: str, key: str, chosen_name: str, input_validation: str
+    actor: User,
+    env: Environment,
+    model_name: str,
+    version: str,
+    key: str,
+    chosen_name: str,
+    input_validation: str,
+    executed: _Executed | None,
 ) -> Revision:
     deployment = (
         Deployment.objects.select_for_update()
@@ -278,7 +311,7 @@ def _deployment_create(
         raise ConflictError(
             f"{busy.label} of {model_name} in {env.name} is still rolling out; wait for it to finish.",
             code="rollout_in_progress",
-            extra={"revision": busy.pk},
+            extra={"revision": busy.label, "revision_id": busy.pk},  # as responses name it; its API id
         )
     revision = _new_revision(
         deployment,
@@ -288,12 +321,17 @@ def _deployment_create(
         idempotency_key=key[:200],
         config={**_config(env), "input_validation": input_validation or _current_validation(deployment)},
     )
+    data = {"model": model_name, "version": version, "environment": env.name, "revision": revision.label}
+    if executed is not None:
+        reviewer = executed.by.get_username() if executed.by else "the system (retrying an approved promotion)"
+        requester = actor.get_username()
+        data |= {"executed": f"on approval by {reviewer}, requested by {requester}", "requested_by": requester}
     audit_record(
-        actor=actor,
+        actor=executed.by if executed is not None else actor,
         action="deployment.deploy",
         target_type="revision",
         target_id=revision.pk,
-        data={"model": model_name, "version": version, "environment": env.name, "revision": revision.label},
+        data=data,
     )
     revision_enqueue(revision)
     return revision
@@ -374,7 +412,12 @@ def _deployment_rollback(actor: User, deployment: Deployment, to_revision: Revis
         action="deployment.rollback",
         target_type="revision",
         target_id=revision.pk,
-        data={"deployment": deployment.pk, "to": to_revision.label, "version": to_revision.model_version},
+        data={
+            **revision_audit_data(revision),
+            "deployment": deployment.pk,
+            "to": to_revision.label,
+            "version": to_revision.model_version,
+        },
     )
     revision_enqueue(revision)
     return revision
