@@ -69,7 +69,7 @@ def test_wait_answers_once_the_revision_is_final(alice, deployment):
 
 
 def test_wait_without_a_change_answers_the_current_state(alice, deployment):
-    queued = Revision.objects.create(deployment=deployment, number=3, model_version="1", status="queued")
+    Revision.objects.create(deployment=deployment, number=3, model_version="1", status="queued")
     response = _client(alice).get(f"/api/v1/deployments/{deployment.pk}/revisions/r3/", {"wait": "0.3"})
     assert response.status_code == 200 and response.json()["status"] == "queued"
     final = _client(alice).get(f"/api/v1/deployments/{deployment.pk}/revisions/r2/", {"wait": "60"})
