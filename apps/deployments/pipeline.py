@@ -25,6 +25,7 @@ from apps.deployments.builders import BuildRequest, ImageBuilder, configured_bui
 from apps.deployments.choices import DeploymentStatus, ImageBuilderName, RevisionStatus, StepName, StepStatus
 from apps.deployments.lease import claim, lease_kept
 from apps.deployments.models import Deployment, Revision, RevisionStep
+from apps.deployments.selectors import input_example_read
 from apps.deployments.services import revision_audit_data
 from apps.deployments.targets import DeploymentTarget, Readiness, ServingSpec, configured_target, rollout_time_limit
 from apps.registry import selectors as registry
@@ -175,17 +176,8 @@ def _rollout(revision: Revision, log: _StepLog) -> str:
     return readiness.message
 
 
-def _input_example(model_dir: str) -> dict | None:
-    for name in ("serving_input_example.json", "input_example.json"):
-        path = Path(model_dir, name)
-        if path.is_file():
-            example = json.loads(path.read_text())
-            return example if name.startswith("serving") else {"dataframe_split": example}
-    return None
-
-
 def _smoke_test(revision: Revision, log: _StepLog) -> str:
-    example = _input_example(revision.model_dir) if revision.model_dir else None
+    example = input_example_read(revision.model_dir) if revision.model_dir else None
     if example is None:
         raise _Skip("the model was logged without an input example")
     url = target_for(revision.deployment, revision.config).endpoint_url(serving_spec(revision)).rstrip("/")

@@ -6,14 +6,19 @@ work only once that transaction has committed.
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+import uuid
 from dataclasses import dataclass
 
+import requests
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from apps.accounts.models import User
-from apps.accounts.permissions import DELETE_DEPLOYMENT, DEPLOY, ROLL_BACK, require
+from apps.accounts.permissions import DELETE_DEPLOYMENT, DEPLOY, ROLL_BACK, TEST_ENDPOINT, require
 from apps.accounts.services import audit_changes, audit_record
 from apps.common.errors import ApplicationError, ConflictError, NotFoundError
 from apps.deployments.choices import (
@@ -44,6 +49,8 @@ __all__ = [
     "revision_enqueue",
     "idempotency_key_reused",
     "revision_audit_data",
+    "deployment_test_score",
+    "EndpointAnswer",
 ]
 
 IN_PROGRESS = (RevisionStatus.QUEUED, RevisionStatus.RUNNING)
@@ -459,3 +466,72 @@ def deployment_delete(*, actor: User, deployment: Deployment, idempotency_key: s
     deployment_id = deployment.pk
     transaction.on_commit(lambda: _publish(tear_down_task, deployment_id=deployment_id))
     return deployment
+
+
+# ---------------------------------------------------------------------------- test requests
+TEST_MAX_BODY = 1_000_000  # bytes, both ways
+_TEST_SHOWN_CHARS = 20_000
+
+
+@dataclass(frozen=True)
+class EndpointAnswer:
+    """What a test request got back: the status (None: no answer), how long the round trip took from the control
+    plane, and the answer's body (pretty-printed when JSON, cut at 20,000 characters)."""
+
+    status: int | None
+    latency_ms: float
+    body: str
+    error: str = ""
+    request_id: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+def deployment_test_score(*, actor: User, deployment: Deployment, body: str) -> EndpointAnswer:
+    """Send ``body`` (JSON in MLflow's scoring protocol) to the deployment's ``/invocations`` from the control
+    plane, server-side, so a person can try an endpoint their browser cannot reach (a cluster-internal or local
+    one). Needs the role that deploys in the environment; at most 1 MB, answered within DEPLOY_TEST_TIMEOUT s,
+    no redirects followed. The request id starts with ``controlplane-test-`` so its telemetry line says what
+    it was. Not audited: it changes nothing."""
+    require(actor, TEST_ENDPOINT, environment=deployment.environment)
+    if deployment.status != DeploymentStatus.LIVE or not deployment.endpoint_url:
+        raise ConflictError(f"{deployment} is not live; there is no endpoint to test.", code="not_live")
+    data = body.encode()
+    if len(data) > TEST_MAX_BODY:
+        raise ApplicationError(f"The request body is over {TEST_MAX_BODY // 1000} KB.", code="body_too_large")
+    try:
+        json.loads(data)
+    except ValueError as exc:
+        raise ApplicationError(f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
+    url = f"{deployment.endpoint_url.rstrip('/')}/invocations"
+    request_id = f"controlplane-test-{uuid.uuid4().hex[:12]}"
+    session = requests.Session()
+    session.trust_env = False  # straight to the endpoint, never through a proxy from the environment
+    started = time.perf_counter()
+    try:
+        response = session.post(
+            url,
+            data=data,
+            headers={"Content-Type": "application/json", "X-Request-ID": request_id},
+            timeout=settings.DEPLOY_TEST_TIMEOUT,
+            allow_redirects=False,
+            stream=True,
+        )
+        content = response.raw.read(TEST_MAX_BODY, decode_content=True)
+    except requests.Timeout:
+        elapsed = (time.perf_counter() - started) * 1000
+        return EndpointAnswer(None, elapsed, "", f"no answer within {settings.DEPLOY_TEST_TIMEOUT:g} s", request_id)
+    except (requests.RequestException, OSError) as exc:
+        elapsed = (time.perf_counter() - started) * 1000
+        return EndpointAnswer(None, elapsed, "", f"could not reach {url}: {type(exc).__name__}", request_id)
+    finally:
+        session.close()
+    elapsed = (time.perf_counter() - started) * 1000
+    text = content.decode(response.encoding or "utf-8", errors="replace")
+    try:
+        text = json.dumps(json.loads(text), indent=2)
+    except ValueError:
+        pass
+    return EndpointAnswer(response.status_code, elapsed, text[:_TEST_SHOWN_CHARS], "", request_id)

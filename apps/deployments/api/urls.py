@@ -9,6 +9,7 @@ urlpatterns = [
     path("deployments/", views.DeploymentListCreateApi.as_view(), name="deployment_list"),
     path("deployments/<int:pk>/", views.DeploymentDetailApi.as_view(), name="deployment_detail"),
     path("deployments/<int:pk>/rollback/", views.DeploymentRollbackApi.as_view(), name="deployment_rollback"),
+    path("deployments/<int:pk>/test/", views.DeploymentTestApi.as_view(), name="deployment_test"),
     path(
         "deployments/<int:pk>/revisions/<str:ref>/",
         views.DeploymentRevisionApi.as_view(),

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
@@ -212,3 +214,52 @@ class DeploymentRevisionApi(APIView):
         number = selectors.revision_number_parse(ref)
         revision = selectors.revision_numbered(deployment=deployment, number=number)
         return _revision_answer(request, selectors.revision_get(pk=revision.pk))
+
+
+class DeploymentTestApi(APIView):
+    class TestInputSerializer(serializers.Serializer):
+        input = serializers.JSONField(
+            required=False,
+            help_text="The request body for the model, in MLflow's scoring protocol (`dataframe_split`, "
+            "`dataframe_records`, `instances`, `inputs`). Omitted: the model's logged input example.",
+        )
+
+    class TestOutputSerializer(serializers.Serializer):
+        status = serializers.IntegerField(allow_null=True, help_text="The endpoint's HTTP status; null: no answer.")
+        latency_ms = serializers.FloatField(help_text="Round trip from the control plane to the endpoint.")
+        response = serializers.CharField(allow_blank=True, help_text="The answer's body (JSON pretty-printed).")
+        error = serializers.CharField(allow_blank=True, help_text="Why there was no answer (timeout, unreachable).")
+        request_id = serializers.CharField(help_text="The X-Request-ID sent, as the telemetry records it.")
+
+    @extend_schema(
+        operation_id="deployments_test",
+        request=TestInputSerializer,
+        responses={200: TestOutputSerializer},
+        description="Send one request to the deployment's `/invocations` from the control plane (its "
+        '"Test this endpoint" form): at most 1 MB, answered within `DEPLOY_TEST_TIMEOUT` seconds (10). '
+        "The endpoint's own refusal (e.g. 422 for bad input) is a 200 here with that `status`.",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        data = self.TestInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        deployment = selectors.deployment_get(pk=pk)
+        if "input" in data.validated_data:
+            body = data.validated_data["input"]
+        else:
+            body = selectors.input_example_get(deployment=deployment)
+            if body is None:
+                raise serializers.ValidationError(
+                    {"input": ["The model was logged without an input example: send the request body as input."]}
+                )
+        answer = services.deployment_test_score(actor=request.user, deployment=deployment, body=json.dumps(body))
+        return Response(
+            self.TestOutputSerializer(
+                {
+                    "status": answer.status,
+                    "latency_ms": round(answer.latency_ms, 1),
+                    "response": answer.body,
+                    "error": answer.error,
+                    "request_id": answer.request_id,
+                }
+            ).data
+        )
