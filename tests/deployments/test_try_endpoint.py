@@ -21,7 +21,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def live(alice, environments, registry, local_dirs, teardown_local, django_capture_on_commit_callbacks):
-    revision = services.deployment_create(actor=alice, model_name="credit-default", model_version="2", environment="dev")
+    revision = services.deployment_create(
+        actor=alice, model_name="credit-default", model_version="2", environment="dev"
+    )
     with django_capture_on_commit_callbacks(execute=True):
         assert pipeline.revision_run(revision_id=revision.pk) == "live", Revision.objects.get(pk=revision.pk).error
     return Deployment.objects.get(pk=revision.deployment_id)
