@@ -168,11 +168,12 @@ def latency_figure(series: LatencySeries) -> dict:
             x=when.isoformat(),
             y=1,
             yref="paper",
-            yshift=14 * (index % 2),  # neighbouring marks' labels on two levels
+            yshift=-16 * (index % 2),  # neighbouring marks' labels on two levels, inside the plot under the legend
             text=label,
             showarrow=False,
             xanchor="left",
-            yanchor="bottom",
+            yanchor="top",
+            bgcolor="rgba(255,255,255,0.85)",
             font={"size": 11, "color": "#374151"},
             name="revision",
         )
@@ -205,7 +206,6 @@ def latency_figure(series: LatencySeries) -> dict:
             name="no-errors",
         )
     _layout(fig, height=440)
-    fig.update_layout(margin={"t": 44})  # room for two levels of revision labels
     return _as_dict(fig)
 
 
