@@ -97,28 +97,37 @@ class TrafficReport:
     def median_ms(self) -> float:
         return float(np.median(self.latencies_ms)) if self.latencies_ms else 0.0
 
+    @property
+    def fastest_ms(self) -> float:
+        """The 10th percentile latency: roughly what an answer costs when the server is not queueing."""
+        return float(np.percentile(self.latencies_ms, 10)) if self.latencies_ms else 0.0
+
     def shortfall(self) -> str:
         """Why fewer requests per second went out than asked (empty when at least 90% did), in words a person
-        can act on: each sender waits for its answer, so ``concurrency`` senders at a median latency of ``m``
-        ms sustain about ``concurrency * 1000 / m`` requests per second."""
+        can act on. Each sender waits for its answer, so ``concurrency`` senders at a median latency of ``m`` ms
+        sustain about ``concurrency * 1000 / m`` requests per second: too few senders for the latency -> more
+        senders; answers slowing down as senders were added (median well above the fastest) -> the scoring
+        server is saturated and more senders would only queue."""
         if self.rate <= 0 or self.achieved_rate >= 0.9 * self.rate:
             return ""
+        reached = f"reached {self.achieved_rate:.1f} of {self.rate:g} req/s"
+        if not self.latencies_ms:
+            return f"{reached}: no answers to time"
         capacity = self.concurrency * 1000 / self.median_ms if self.median_ms else float("inf")
+        if self.concurrency > 1 and self.median_ms > 2 * self.fastest_ms:
+            return (
+                f"{reached}: the scoring server is the limit; its answers slowed from {self.fastest_ms:.0f} ms to a "
+                f"median {self.median_ms:.0f} ms as {self.concurrency} concurrent senders queued on it (more senders "
+                "would only queue longer; scale the deployment or lower --rate)"
+            )
         if capacity < 0.9 * self.rate:
             needed = min(MAX_CONCURRENCY, math.ceil(self.rate * self.median_ms / 1000 * 1.25))
-            advice = (
-                f"try --concurrency {needed}"
-                if needed > self.concurrency
-                else f"the scoring server is the limit (at most {MAX_CONCURRENCY} senders)"
-            )
+            advice = f"try --concurrency {needed}" if needed > self.concurrency else "at most 64 senders"
             return (
-                f"reached {self.achieved_rate:.1f} of {self.rate:g} req/s: {self.concurrency} concurrent sender(s) "
-                f"at a median {self.median_ms:.0f} ms per answer sustain about {capacity:.0f} req/s; {advice}"
+                f"{reached}: {self.concurrency} concurrent sender(s) at a median {self.median_ms:.0f} ms per answer "
+                f"sustain about {capacity:.0f} req/s; {advice}"
             )
-        return (
-            f"reached {self.achieved_rate:.1f} of {self.rate:g} req/s: the scoring server answered more slowly "
-            f"as load grew (median {self.median_ms:.0f} ms); it is the limit at this rate"
-        )
+        return f"{reached}: the scoring server answered too slowly (median {self.median_ms:.0f} ms)"
 
 
 MAX_CONCURRENCY = 64

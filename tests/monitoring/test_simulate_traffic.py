@@ -134,3 +134,14 @@ def test_a_rate_out_of_reach_is_reported_with_the_reason(deployment, registry, s
     text = out.getvalue()
     assert "Below the asked rate: reached" in text and "of 50 req/s: 1 concurrent sender(s)" in text
     assert "try --concurrency" in text
+
+
+def test_a_saturated_server_is_named_as_the_limit():
+    from apps.monitoring.traffic import TrafficReport
+
+    queued = TrafficReport(sent=600, seconds=15, rate=150, concurrency=15, latencies_ms=[120.0] * 20 + [330.0] * 80)
+    assert "the scoring server is the limit; its answers slowed from 120 ms to a median 330 ms" in queued.shortfall()
+    few = TrafficReport(sent=112, seconds=15, rate=150, concurrency=1, latencies_ms=[135.0] * 50 + [141.0] * 62)
+    assert few.shortfall().endswith("sustain about 7 req/s; try --concurrency 27")
+    enough = TrafficReport(sent=1400, seconds=10, rate=150, concurrency=15, latencies_ms=[20.0] * 1400)
+    assert enough.shortfall() == ""
