@@ -103,3 +103,11 @@ def test_the_api_tests_with_the_example_or_a_given_input(alice, carol, live):
     viewer = APIClient()
     viewer.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=carol, name='t').key}")
     assert viewer.post(f"/api/v1/deployments/{live.pk}/test/", {}, format="json").status_code == 403
+
+
+def test_the_live_audit_event_names_the_revision_and_what_serves(live):
+    from apps.accounts.models import AuditEvent
+
+    event = AuditEvent.objects.get(action="deployment.live")
+    assert (event.data["revision"], event.data["model"], event.data["environment"]) == ("r1", "credit-default", "dev")
+    assert event.data["image"] == f"none (local process serving {live.live_revision.model_dir})"
