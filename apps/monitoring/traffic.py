@@ -99,8 +99,8 @@ class TrafficReport:
 
     @property
     def fastest_ms(self) -> float:
-        """The 10th percentile latency: roughly what an answer costs when the server is not queueing."""
-        return float(np.percentile(self.latencies_ms, 10)) if self.latencies_ms else 0.0
+        """The fastest answer: about what one costs when nothing queues on the server."""
+        return min(self.latencies_ms) if self.latencies_ms else 0.0
 
     def shortfall(self) -> str:
         """Why fewer requests per second went out than asked (empty when at least 90% did), in words a person
