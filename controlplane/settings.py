@@ -331,6 +331,9 @@ SCORING_BASE_IMAGE = env_str("SCORING_BASE_IMAGE", "python:3.11-slim-bookworm")
 # limit from the replicas replaced one at a time (targets.base.rollout_time_limit).
 DEPLOY_PROGRESS_DEADLINE = env_int("DEPLOY_PROGRESS_DEADLINE", 600)
 DEPLOY_READY_TIMEOUT = env_int("DEPLOY_READY_TIMEOUT", 0)
+# "Test this endpoint" (deployment page, POST /api/v1/deployments/<id>/test/): seconds the control plane waits
+# for the model's answer.
+DEPLOY_TEST_TIMEOUT = env_int("DEPLOY_TEST_TIMEOUT", 10)
 # A worker renews its revision's lease every quarter lease; a dead one stops, and every DEPLOY_REQUEUE_SECONDS the
 # beat hands revisions with a lapsed lease to another worker: a killed worker's rollout resumes within about
 # DEPLOY_LEASE_SECONDS + DEPLOY_REQUEUE_SECONDS.

@@ -3,9 +3,10 @@ from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from django.views.decorators.http import require_GET
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from apps.common import views as common_views
+from apps.common.schema_view import CachedSchemaView
 from controlplane.status import STATUS_CHECKS
 
 api_v1 = [
@@ -31,7 +32,7 @@ urlpatterns = [
     path("", include("apps.alerts.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/schema/", CachedSchemaView.as_view(), name="api-schema"),
     # The split view serves its init script from a URL: the Content-Security-Policy allows no inline script.
     path("docs/api/", login_required(SpectacularSwaggerSplitView.as_view(url_name="api-schema")), name="api-docs"),
 ]

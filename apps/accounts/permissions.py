@@ -27,6 +27,7 @@ __all__ = [
     "DEPLOY",
     "ROLL_BACK",
     "DELETE_DEPLOYMENT",
+    "TEST_ENDPOINT",
     "REQUEST_PROMOTION",
     "CHANGE_DRIFT_THRESHOLDS",
     "SET_DRIFT_BASELINE",
@@ -76,6 +77,8 @@ class Action:
 DEPLOY = Action("deploy", Role.LEAD)
 ROLL_BACK = Action("roll back", Role.LEAD)
 DELETE_DEPLOYMENT = Action("delete deployments", Role.LEAD)
+# A test request goes through the control plane to the model (and shows in its telemetry): who deploys there.
+TEST_ENDPOINT = Action("send test requests to deployments", Role.LEAD)
 REQUEST_PROMOTION = Action("request promotions", Role.LEAD)
 CHANGE_DRIFT_THRESHOLDS = Action("change drift thresholds", Role.LEAD)
 # A baseline belongs to a model version, which every environment's deployments of it share.

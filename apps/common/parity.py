@@ -25,6 +25,7 @@ PAIRS: list[tuple[str, str]] = [
     ("deployments:deployment_create", "deployments_create"),
     ("deployments:deployment_rollback", "deployments_rollback"),
     ("deployments:deployment_delete", "deployments_destroy"),
+    ("deployments:deployment_test", "deployments_test"),
     # access: apps/deployments/access.py
     ("deployments:access_grant_add", "grants_create"),
     ("deployments:access_grant_remove", "grants_destroy"),

@@ -25,6 +25,8 @@ from apps.deployments.builders import BuildRequest, ImageBuilder, configured_bui
 from apps.deployments.choices import DeploymentStatus, ImageBuilderName, RevisionStatus, StepName, StepStatus
 from apps.deployments.lease import claim, lease_kept
 from apps.deployments.models import Deployment, Revision, RevisionStep
+from apps.deployments.selectors import input_example_read
+from apps.deployments.services import revision_audit_data
 from apps.deployments.targets import DeploymentTarget, Readiness, ServingSpec, configured_target, rollout_time_limit
 from apps.registry import selectors as registry
 
@@ -176,17 +178,8 @@ def _rollout(revision: Revision, log: _StepLog) -> str:
     return readiness.message
 
 
-def _input_example(model_dir: str) -> dict | None:
-    for name in ("serving_input_example.json", "input_example.json"):
-        path = Path(model_dir, name)
-        if path.is_file():
-            example = json.loads(path.read_text())
-            return example if name.startswith("serving") else {"dataframe_split": example}
-    return None
-
-
 def _smoke_test(revision: Revision, log: _StepLog) -> str:
-    example = _input_example(revision.model_dir) if revision.model_dir else None
+    example = input_example_read(revision.model_dir) if revision.model_dir else None
     if example is None:
         raise _Skip("the model was logged without an input example")
     url = target_for(revision.deployment, revision.config).endpoint_url(serving_spec(revision)).rstrip("/")
@@ -319,7 +312,7 @@ def _fail(revision: Revision, reason: str) -> None:
             action="deployment.rolled_back" if restored else "deployment.failed",
             target_type="revision",
             target_id=revision.pk,
-            data={"reason": reason[:500], "restored": restored},
+            data={**revision_audit_data(revision), "reason": reason[:500], "restored": restored},
         )
 
 
@@ -351,7 +344,12 @@ def _run_claimed(revision_id: int) -> str:
             action="deployment.live",
             target_type="revision",
             target_id=revision.pk,
-            data={"model": revision.deployment.model_name, "version": revision.model_version, "image": revision.image},
+            data={
+                **revision_audit_data(revision),
+                "version": revision.model_version,
+                # the local target runs no image: say what serves instead of an empty value
+                "image": revision.image or f"none (local process serving {revision.model_dir or 'the model'})",
+            },
         )
     return "live"
 

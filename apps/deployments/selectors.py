@@ -1,14 +1,22 @@
 from __future__ import annotations
 
+import json
+import logging
+import re
+import shlex
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
+from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 
 from apps.accounts.models import User
-from apps.accounts.permissions import DELETE_DEPLOYMENT, DEPLOY, ROLL_BACK, environments_where, may
+from apps.accounts.permissions import DELETE_DEPLOYMENT, DEPLOY, ROLL_BACK, TEST_ENDPOINT, environments_where, may
 from apps.common.errors import ApplicationError, NotFoundError
 from apps.deployments.choices import DeploymentStatus
 from apps.deployments.models import Deployment, Environment, Revision, RevisionStep
+from apps.registry import selectors as registry
 
 __all__ = [
     "environment_list",
@@ -18,12 +26,20 @@ __all__ = [
     "deployment_get",
     "revision_get",
     "revision_numbered",
+    "revision_number_parse",
+    "revision_wait",
+    "MAX_WAIT_SECONDS",
     "deployment_permissions",
     "DeploymentPermissions",
     "revisions_of_deployment",
     "revisions_of_version",
     "live_by_version",
+    "input_example_read",
+    "input_example_get",
+    "score_snippet",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 def environment_list() -> QuerySet[Environment]:
@@ -79,6 +95,39 @@ def revision_numbered(*, deployment: Deployment, number: int) -> Revision:
     return revision
 
 
+_REVISION_REF = re.compile(r"^\s*[rR]?([1-9][0-9]{0,8})\s*$")
+
+
+def revision_number_parse(value: object) -> int:
+    """A deployment's revision number from how pages and the API name it: ``"r3"``, ``"3"`` or ``3``.
+    400 ``invalid_revision`` naming the value otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 10**9:
+        return value
+    match = _REVISION_REF.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ApplicationError(
+            f'{value!r} is not a revision: use its number as pages and the API show it, e.g. "r3" (or 3).',
+            code="invalid_revision",
+        )
+    return int(match.group(1))
+
+
+MAX_WAIT_SECONDS = 60
+_WAIT_POLL_SECONDS = 0.25
+
+
+def revision_wait(*, pk: int, seconds: float) -> Revision:
+    """The revision once it is final (live, superseded, failed, rolled back) or once ``seconds`` (at most
+    ``MAX_WAIT_SECONDS``) have passed, whichever comes first: the ``?wait=`` long-poll of the API, for scripts
+    that would rather not poll. Reads the row a few times a second; the worker writes it."""
+    deadline = time.monotonic() + min(max(seconds, 0.0), MAX_WAIT_SECONDS)
+    revision = revision_get(pk=pk)
+    while not revision.is_final and time.monotonic() < deadline:
+        time.sleep(min(_WAIT_POLL_SECONDS, max(deadline - time.monotonic(), 0.0)))
+        revision = revision_get(pk=pk)
+    return revision
+
+
 def revisions_of_deployment(*, deployment: Deployment) -> QuerySet[Revision]:
     return deployment.revisions.select_related("requested_by", "rollback_of").order_by("-number")
 
@@ -106,12 +155,53 @@ def live_by_version(*, model_name: str) -> dict[str, list[Revision]]:
     return live
 
 
+# ---------------------------------------------------------------------------- scoring it
+def input_example_read(model_dir: str | Path) -> dict | None:
+    """The model's logged input example as a request body in MLflow's scoring protocol (``dataframe_split``,
+    ``inputs``...), from its model directory: ``serving_input_example.json`` as MLflow writes it, else the older
+    ``input_example.json`` wrapped as a ``dataframe_split``. None when the model was logged without one."""
+    for name in ("serving_input_example.json", "input_example.json"):
+        path = Path(model_dir, name)
+        if path.is_file():
+            example = json.loads(path.read_text())
+            return example if name.startswith("serving") else {"dataframe_split": example}
+    return None
+
+
+def input_example_get(*, deployment: Deployment) -> dict | None:
+    """The input example of the version ``deployment`` serves: from the live revision's model directory when this
+    process can read it (the embedded default), else from the registry (one download per version, cached in
+    DEPLOY_MODEL_CACHE). None when there is nothing live, no example, or the registry cannot be reached."""
+    revision = deployment.live_revision
+    if revision is None:
+        return None
+    if revision.model_dir and Path(revision.model_dir).is_dir():
+        return input_example_read(revision.model_dir)
+    try:
+        model_dir = registry.model_files_get(
+            name=deployment.model_name, version=revision.model_version, cache_dir=Path(settings.DEPLOY_MODEL_CACHE)
+        )
+    except (ApplicationError, OSError) as exc:
+        logger.warning("no input example for %s: %s", deployment, exc)
+        return None
+    return input_example_read(model_dir)
+
+
+def score_snippet(*, endpoint_url: str, example: dict) -> str:
+    """A curl command that works when pasted: the example as the body, through a quoted here-document (no shell
+    quoting of the JSON to get wrong)."""
+    url = shlex.quote(f"{endpoint_url.rstrip('/')}/invocations")
+    body = json.dumps(example, indent=None, separators=(", ", ": "))
+    return f"curl -s -X POST {url} -H 'Content-Type: application/json' --data-binary @- <<'JSON'\n{body}\nJSON"
+
+
 @dataclass(frozen=True)
 class DeploymentPermissions:
     """What the deployment page offers the viewer. Only a hint: the services check the same rules on every call."""
 
     can_delete: bool
     rollback_to: frozenset[int]  # pks of the revisions the viewer may roll back to
+    can_test: bool = False  # send a test request through the control plane
 
 
 def deployment_permissions(*, deployment: Deployment, user: User, revisions: list[Revision]) -> DeploymentPermissions:
@@ -124,4 +214,5 @@ def deployment_permissions(*, deployment: Deployment, user: User, revisions: lis
         can_delete=may(user, DELETE_DEPLOYMENT, environment=env)
         and deployment.status not in (DeploymentStatus.DELETING, DeploymentStatus.DELETED),
         rollback_to=frozenset(r.pk for r in revisions if may_roll_back and rollback_refusal(deployment, r) is None),
+        can_test=bool(deployment.endpoint_url) and may(user, TEST_ENDPOINT, environment=env),
     )

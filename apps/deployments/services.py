@@ -6,13 +6,19 @@ work only once that transaction has committed.
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+import uuid
+from dataclasses import dataclass
 
+import requests
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from apps.accounts.models import User
-from apps.accounts.permissions import DELETE_DEPLOYMENT, DEPLOY, ROLL_BACK, require
+from apps.accounts.permissions import DELETE_DEPLOYMENT, DEPLOY, ROLL_BACK, TEST_ENDPOINT, require
 from apps.accounts.services import audit_changes, audit_record
 from apps.common.errors import ApplicationError, ConflictError, NotFoundError
 from apps.deployments.choices import (
@@ -43,6 +49,9 @@ __all__ = [
     "deployment_delete",
     "revision_enqueue",
     "idempotency_key_reused",
+    "revision_audit_data",
+    "deployment_test_score",
+    "EndpointAnswer",
 ]
 
 IN_PROGRESS = (RevisionStatus.QUEUED, RevisionStatus.RUNNING)
@@ -208,6 +217,7 @@ def deployment_create(
     environment: str,
     idempotency_key: str = "",
     via_promotion: bool = False,
+    executed_by: User | None = None,
     name: str = "",
     input_validation: str = "",
 ) -> Revision:
@@ -220,7 +230,9 @@ def deployment_create(
 
     The same ``idempotency_key`` from the same person returns the first revision instead of starting another.
     ``via_promotion`` is for the promotions service only, once a promotion to a gated environment is approved;
-    the UI and the API never pass it.
+    the UI and the API never pass it. Then ``actor`` is who requested the promotion (the revision is theirs) and
+    ``executed_by`` the reviewer whose approval executes it (None: the system, retrying): the audit event is
+    theirs and says "executed on approval by <reviewer>, requested by <lead>".
     """
     env = environment_get(name=environment)
     if not via_promotion:  # an approved promotion is its own authorisation
@@ -245,7 +257,14 @@ def deployment_create(
     registry.model_version_get(name=model_name, version=model_version)  # 404 naming it when unknown
     try:
         return _deployment_create(
-            actor, env, model_name, model_version, idempotency_key, name.strip(), input_validation
+            actor,
+            env,
+            model_name,
+            model_version,
+            idempotency_key,
+            name.strip(),
+            input_validation,
+            _Executed(executed_by) if via_promotion else None,
         )
     except IntegrityError:
         replay = _idempotent_replay(actor, idempotency_key, model_name, model_version, environment)
@@ -254,9 +273,30 @@ def deployment_create(
         raise ConflictError(f"{model_name} is being deployed to {env.name} by another request; try again.") from None
 
 
+@dataclass(frozen=True)
+class _Executed:
+    """A deploy that an approved promotion executes, and who approved it (None: the system, retrying)."""
+
+    by: User | None
+
+
+def revision_audit_data(revision: Revision) -> dict[str, str]:
+    """How the audit names a revision, as the pages do: its per-deployment number ("r3") and where it serves.
+    (The event's ``target_id`` is the revision's API id, ``/api/v1/revisions/<id>/``.)"""
+    deployment = revision.deployment
+    return {"revision": revision.label, "model": deployment.model_name, "environment": deployment.environment.name}
+
+
 @transaction.atomic
 def _deployment_create(
-    actor: User, env: Environment, model_name: str, version: str, key: str, chosen_name: str, input_validation: str
+    actor: User,
+    env: Environment,
+    model_name: str,
+    version: str,
+    key: str,
+    chosen_name: str,
+    input_validation: str,
+    executed: _Executed | None,
 ) -> Revision:
     deployment = (
         Deployment.objects.select_for_update()
@@ -283,7 +323,7 @@ def _deployment_create(
         raise ConflictError(
             f"{busy.label} of {model_name} in {env.name} is still rolling out; wait for it to finish.",
             code="rollout_in_progress",
-            extra={"revision": busy.pk},
+            extra={"revision": busy.label, "revision_id": busy.pk},  # as responses name it; its API id
         )
     revision = _new_revision(
         deployment,
@@ -293,12 +333,17 @@ def _deployment_create(
         idempotency_key=key[:200],
         config={**_config(env), "input_validation": input_validation or _current_validation(deployment)},
     )
+    data = {"model": model_name, "version": version, "environment": env.name, "revision": revision.label}
+    if executed is not None:
+        reviewer = executed.by.get_username() if executed.by else "the system (retrying an approved promotion)"
+        requester = actor.get_username()
+        data |= {"executed": f"on approval by {reviewer}, requested by {requester}", "requested_by": requester}
     audit_record(
-        actor=actor,
+        actor=executed.by if executed is not None else actor,
         action="deployment.deploy",
         target_type="revision",
         target_id=revision.pk,
-        data={"model": model_name, "version": version, "environment": env.name, "revision": revision.label},
+        data=data,
     )
     revision_enqueue(revision)
     return revision
@@ -380,7 +425,12 @@ def _deployment_rollback(actor: User, deployment: Deployment, to_revision: Revis
         action="deployment.rollback",
         target_type="revision",
         target_id=revision.pk,
-        data={"deployment": deployment.pk, "to": to_revision.label, "version": to_revision.model_version},
+        data={
+            **revision_audit_data(revision),
+            "deployment": deployment.pk,
+            "to": to_revision.label,
+            "version": to_revision.model_version,
+        },
     )
     revision_enqueue(revision)
     return revision
@@ -422,3 +472,72 @@ def deployment_delete(*, actor: User, deployment: Deployment, idempotency_key: s
     deployment_id = deployment.pk
     transaction.on_commit(lambda: _publish(tear_down_task, deployment_id=deployment_id))
     return deployment
+
+
+# ---------------------------------------------------------------------------- test requests
+TEST_MAX_BODY = 1_000_000  # bytes, both ways
+_TEST_SHOWN_CHARS = 20_000
+
+
+@dataclass(frozen=True)
+class EndpointAnswer:
+    """What a test request got back: the status (None: no answer), how long the round trip took from the control
+    plane, and the answer's body (pretty-printed when JSON, cut at 20,000 characters)."""
+
+    status: int | None
+    latency_ms: float
+    body: str
+    error: str = ""
+    request_id: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+def deployment_test_score(*, actor: User, deployment: Deployment, body: str) -> EndpointAnswer:
+    """Send ``body`` (JSON in MLflow's scoring protocol) to the deployment's ``/invocations`` from the control
+    plane, server-side, so a person can try an endpoint their browser cannot reach (a cluster-internal or local
+    one). Needs the role that deploys in the environment; at most 1 MB, answered within DEPLOY_TEST_TIMEOUT s,
+    no redirects followed. The request id starts with ``controlplane-test-`` so its telemetry line says what
+    it was. Not audited: it changes nothing."""
+    require(actor, TEST_ENDPOINT, environment=deployment.environment)
+    if deployment.status != DeploymentStatus.LIVE or not deployment.endpoint_url:
+        raise ConflictError(f"{deployment} is not live; there is no endpoint to test.", code="not_live")
+    data = body.encode()
+    if len(data) > TEST_MAX_BODY:
+        raise ApplicationError(f"The request body is over {TEST_MAX_BODY // 1000} KB.", code="body_too_large")
+    try:
+        json.loads(data)
+    except ValueError as exc:
+        raise ApplicationError(f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
+    url = f"{deployment.endpoint_url.rstrip('/')}/invocations"
+    request_id = f"controlplane-test-{uuid.uuid4().hex[:12]}"
+    session = requests.Session()
+    session.trust_env = False  # straight to the endpoint, never through a proxy from the environment
+    started = time.perf_counter()
+    try:
+        response = session.post(
+            url,
+            data=data,
+            headers={"Content-Type": "application/json", "X-Request-ID": request_id},
+            timeout=settings.DEPLOY_TEST_TIMEOUT,
+            allow_redirects=False,
+            stream=True,
+        )
+        content = response.raw.read(TEST_MAX_BODY, decode_content=True)
+    except requests.Timeout:
+        elapsed = (time.perf_counter() - started) * 1000
+        return EndpointAnswer(None, elapsed, "", f"no answer within {settings.DEPLOY_TEST_TIMEOUT:g} s", request_id)
+    except (requests.RequestException, OSError) as exc:
+        elapsed = (time.perf_counter() - started) * 1000
+        return EndpointAnswer(None, elapsed, "", f"could not reach {url}: {type(exc).__name__}", request_id)
+    finally:
+        session.close()
+    elapsed = (time.perf_counter() - started) * 1000
+    text = content.decode(response.encoding or "utf-8", errors="replace")
+    try:
+        text = json.dumps(json.loads(text), indent=2)
+    except ValueError:
+        pass
+    return EndpointAnswer(response.status_code, elapsed, text[:_TEST_SHOWN_CHARS], "", request_id)

@@ -15,6 +15,7 @@ from apps.accounts.services import audit_changes, audit_record
 from apps.deployments import pipeline
 from apps.deployments.choices import DeploymentStatus, RevisionStatus
 from apps.deployments.models import Deployment, Revision
+from apps.deployments.services import revision_audit_data
 
 __all__ = ["deployment_tear_down", "local_deployments_reconcile", "stuck_work"]
 
@@ -77,7 +78,7 @@ def local_deployments_reconcile() -> int:
                 action="deployment.restarted",
                 target_type="revision",
                 target_id=revision.pk,
-                data={"deployment": deployment.pk, "revision": revision.label, "endpoint_url": url},
+                data={**revision_audit_data(revision), "deployment": deployment.pk, "endpoint_url": url},
             )
         restarted += 1
     return restarted

@@ -10,6 +10,7 @@ urlpatterns = [
     path("deployments/<int:pk>/", views.deployment_detail, name="deployment_detail"),
     path("deployments/<int:pk>/rollback/", views.deployment_rollback, name="deployment_rollback"),
     path("deployments/<int:pk>/delete/", views.deployment_delete, name="deployment_delete"),
+    path("deployments/<int:pk>/test/", views.deployment_test, name="deployment_test"),
     path("revisions/<int:pk>/", views.revision_detail, name="revision_detail"),
     path("access/", views.access, name="access"),
     path("access/grants/", views.access_grant_add, name="access_grant_add"),

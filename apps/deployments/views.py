@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -51,16 +54,39 @@ def deployment_create(request: HttpRequest) -> HttpResponse:
     return redirect("deployments:revision_detail", pk=revision.pk)
 
 
-@require_GET
-def deployment_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    deployment = selectors.deployment_get(pk=pk)
+def _detail(request: HttpRequest, deployment, *, test_body: str | None = None, answer=None, status: int = 200):
     revisions = list(selectors.revisions_of_deployment(deployment=deployment))
+    example = selectors.input_example_get(deployment=deployment) if deployment.endpoint_url else None
     context = {
         "deployment": deployment,
         "revisions": revisions,
         "permissions": selectors.deployment_permissions(deployment=deployment, user=request.user, revisions=revisions),
+        "example": example,
+        "snippet": selectors.score_snippet(endpoint_url=deployment.endpoint_url, example=example) if example else "",
+        "test_body": test_body if test_body is not None else (json.dumps(example, indent=2) if example else ""),
+        "answer": answer,
+        "test_timeout": settings.DEPLOY_TEST_TIMEOUT,
     }
-    return render(request, "deployments/deployment_detail.html", context)
+    return render(request, "deployments/deployment_detail.html", context, status=status)
+
+
+@require_GET
+def deployment_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _detail(request, selectors.deployment_get(pk=pk))
+
+
+@require_POST
+def deployment_test(request: HttpRequest, pk: int) -> HttpResponse:
+    """The "Test this endpoint" form: the (edited) body goes to the model from the server; the page shows the
+    answer and its latency, and keeps what was typed."""
+    deployment = selectors.deployment_get(pk=pk)
+    body = request.POST.get("body", "")
+    try:
+        answer = services.deployment_test_score(actor=request.user, deployment=deployment, body=body)
+    except ApplicationError as exc:
+        flash_error(request, exc)
+        return _detail(request, deployment, test_body=body, status=exc.status_code)
+    return _detail(request, deployment, test_body=body, answer=answer)
 
 
 @require_POST
@@ -94,9 +120,13 @@ def deployment_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def revision_detail(request: HttpRequest, pk: int) -> HttpResponse:
     revision = selectors.revision_get(pk=pk)
-    return render(
-        request, "deployments/revision_detail.html", {"revision": revision, "deployment": revision.deployment}
-    )
+    deployment = revision.deployment
+    example = None
+    if deployment.endpoint_url and deployment.live_revision_id == revision.pk:
+        example = selectors.input_example_get(deployment=deployment)
+    snippet = selectors.score_snippet(endpoint_url=deployment.endpoint_url, example=example) if example else ""
+    context = {"revision": revision, "deployment": deployment, "snippet": snippet}
+    return render(request, "deployments/revision_detail.html", context)
 
 
 @require_GET

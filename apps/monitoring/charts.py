@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from datetime import datetime, timedelta
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -13,14 +15,16 @@ __all__ = ["PREDICTION_LABEL", "latency_figure", "drift_heatmap_figure", "featur
 
 PREDICTION_LABEL = "▶ prediction (output)"
 _FONT = {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 12}
+# Every series its own hue: errors are the only red, so a p99 spike never reads as errors.
 _COLORS = {
-    "p50": "#2563eb",
-    "p95": "#f59e0b",
-    "p99": "#dc2626",
-    "rps": "#0f766e",
-    "errors": "#b91c1c",
-    "rejected": "#7c3aed",
+    "p50": "#2563eb",  # blue
+    "p95": "#f59e0b",  # amber
+    "p99": "#7c3aed",  # violet
+    "rps": "#0f766e",  # teal (bars)
+    "errors": "#dc2626",  # red
+    "rejected": "#db2777",  # pink, dotted
 }
+_NICE_STEPS = (1, 2, 5, 10, 20, 25, 50)
 
 
 def _as_dict(fig: go.Figure) -> dict:
@@ -39,8 +43,57 @@ def _layout(fig: go.Figure, *, height: int) -> None:
     )
 
 
+def _with_gaps(series: LatencySeries) -> tuple[list[str], list]:
+    """The points' times, with a ``None`` point in each run of bins without traffic, so lines break there
+    instead of being drawn across minutes nobody scored anything (Plotly does not connect gaps)."""
+    step = timedelta(seconds=series.bin_seconds)
+    times, points, previous = [], [], None
+    for point in series.points:
+        if previous is not None and point.time - previous.time > step:
+            times.append((previous.time + step).isoformat())
+            points.append(None)
+        times.append(point.time.isoformat())
+        points.append(point)
+        previous = point
+    return times, points
+
+
+def _error_axis(worst: float) -> dict:
+    """Whole-number ticks for the errors / rejected % axis: 0-5 % in steps of 1 when there are none or few,
+    else a nice step (1, 2, 5, 10, 20, 25, 50) that gives at most 6 ticks, up to 100 %."""
+    top = max(5.0, min(100.0, worst * 1.15))
+    step = next((s for s in _NICE_STEPS if top / s <= 5), 50)
+    top = min(100, step * math.ceil(top / step))
+    return {"range": [0, top], "tickmode": "linear", "tick0": 0, "dtick": step, "ticksuffix": "%"}
+
+
+def _revision_marks(series: LatencySeries, x_start: datetime) -> list[tuple[datetime, str]]:
+    """One mark per group of revision changes that would overlap: changes in the same bin, or closer than 1/25
+    of the visible range, share one line labelled with every revision ("r2 → r3"), so none hides another."""
+    visible = (series.end - x_start).total_seconds() or 1.0
+    marks: list[tuple[datetime, list[str]]] = []
+    for when, revision in series.revision_changes:
+        if marks and (when - marks[-1][0]).total_seconds() < visible / 25:
+            marks[-1][1].append(revision or "?")
+        else:
+            marks.append((when, [revision or "?"]))
+    return [(when, " → ".join(names)) for when, names in marks]
+
+
+def _visible_start(series: LatencySeries) -> datetime:
+    """Zoom to the data: when all traffic sits in the last part of the window (a deployment that started 5 minutes
+    ago, seen over the last hour), start the x axis a few bins before the first point instead of at the window's
+    start. With traffic in the first half of the window the whole window shows."""
+    if not series.points:
+        return series.start
+    first = series.points[0].time - 2 * timedelta(seconds=series.bin_seconds)
+    span = (series.end - series.start).total_seconds()
+    return first if (first - series.start).total_seconds() > span / 2 else series.start
+
+
 def latency_figure(series: LatencySeries) -> dict:
-    """Latency percentiles on top, requests per second and error rate below, revision changes as lines."""
+    """Latency percentiles on top, requests per second and error rate below, revision changes as lines.
+    Minutes without traffic are gaps; the x axis zooms to the data (``_visible_start``)."""
     fig = make_subplots(
         rows=2,
         cols=1,
@@ -49,13 +102,17 @@ def latency_figure(series: LatencySeries) -> dict:
         row_heights=[0.62, 0.38],
         specs=[[{}], [{"secondary_y": True}]],
     )
-    times = [p.time.isoformat() for p in series.points]
-    revisions = [p.revision for p in series.points]
+    times, points = _with_gaps(series)
+
+    def values(get):
+        return [None if p is None else get(p) for p in points]
+
+    revisions = values(lambda p: p.revision)
     for key in ("p50", "p95", "p99"):
         fig.add_trace(
             go.Scatter(
                 x=times,
-                y=[getattr(p, key) for p in series.points],
+                y=values(lambda p, key=key: getattr(p, key)),
                 name=key,
                 mode="lines+markers",
                 line={"color": _COLORS[key], "width": 2},
@@ -69,7 +126,7 @@ def latency_figure(series: LatencySeries) -> dict:
     fig.add_trace(
         go.Bar(
             x=times,
-            y=[p.rps for p in series.points],
+            y=values(lambda p: p.rps),
             name="requests/s",
             marker={"color": _COLORS["rps"]},
             opacity=0.55,
@@ -81,8 +138,8 @@ def latency_figure(series: LatencySeries) -> dict:
     fig.add_trace(
         go.Scatter(
             x=times,
-            y=[None if p.error_rate is None else 100 * p.error_rate for p in series.points],
-            name="errors %",
+            y=values(lambda p: None if p.error_rate is None else 100 * p.error_rate),
+            name="errors % (5xx)",
             mode="lines",
             line={"color": _COLORS["errors"], "width": 2},
             hovertemplate="%{y:.2f}% errors<extra></extra>",
@@ -94,7 +151,7 @@ def latency_figure(series: LatencySeries) -> dict:
     fig.add_trace(  # refused requests (4xx: bad input), apart from the server's own errors (5xx)
         go.Scatter(
             x=times,
-            y=[None if p.rejected_rate is None else 100 * p.rejected_rate for p in series.points],
+            y=values(lambda p: None if p.rejected_rate is None else 100 * p.rejected_rate),
             name="rejected % (4xx)",
             mode="lines",
             line={"color": _COLORS["rejected"], "width": 2, "dash": "dot"},
@@ -104,19 +161,23 @@ def latency_figure(series: LatencySeries) -> dict:
         col=1,
         secondary_y=True,
     )
-    for when, revision in series.revision_changes:
+    x_start = _visible_start(series)
+    for index, (when, label) in enumerate(_revision_marks(series, x_start)):
         fig.add_vline(x=when.isoformat(), line={"color": "#6b7280", "dash": "dot", "width": 1})
         fig.add_annotation(
             x=when.isoformat(),
             y=1,
             yref="paper",
-            text=revision or "?",
+            yshift=-16 * (index % 2),  # neighbouring marks' labels on two levels, inside the plot under the legend
+            text=label,
             showarrow=False,
             xanchor="left",
-            yanchor="bottom",
+            yanchor="top",
+            bgcolor="rgba(255,255,255,0.85)",
             font={"size": 11, "color": "#374151"},
+            name="revision",
         )
-    fig.update_xaxes(range=[series.start.isoformat(), series.end.isoformat()], gridcolor="#eef0f3")
+    fig.update_xaxes(range=[x_start.isoformat(), series.end.isoformat()], gridcolor="#eef0f3")
     fig.update_yaxes(title_text="latency (ms)", rangemode="tozero", gridcolor="#eef0f3", row=1, col=1)
     fig.update_yaxes(title_text="req/s", rangemode="tozero", gridcolor="#eef0f3", row=2, col=1)
     worst = max(
@@ -124,13 +185,26 @@ def latency_figure(series: LatencySeries) -> dict:
         default=0.0,
     )
     fig.update_yaxes(
-        title_text="errors / rejected %",
-        range=[0, max(5.0, worst * 1.15)],
+        title_text="errors / rejected",
         showgrid=False,
+        zeroline=False,
         row=2,
         col=1,
         secondary_y=True,
+        **_error_axis(worst),
     )
+    if worst == 0 and series.points:
+        fig.add_annotation(
+            text="no errors or rejected requests in this window",
+            xref="x2 domain",
+            yref="y3 domain",
+            x=0.99,
+            y=0.95,
+            showarrow=False,
+            xanchor="right",
+            font={"size": 11, "color": "#18794e"},
+            name="no-errors",
+        )
     _layout(fig, height=440)
     return _as_dict(fig)
 

@@ -28,6 +28,7 @@ from apps.monitoring.types import (
 
 __all__ = [
     "latency_series_get",
+    "revision_changes",
     "drift_series_get",
     "deployment_drift_get",
     "drift_level",
@@ -74,11 +75,7 @@ def latency_series_get(*, deployment, window: Window, end: datetime | None = Non
         )
         for b in counts.bins
     ]
-    changes, previous = [], None
-    for point in points:
-        if point.revision != previous:
-            changes.append((point.time, point.revision))
-            previous = point.revision
+    changes = revision_changes(counts.bins)
     return LatencySeries(
         deployment_id=deployment.pk,
         window=window.key,
@@ -90,6 +87,23 @@ def latency_series_get(*, deployment, window: Window, end: datetime | None = Non
         warnings=counts.warnings,
         revisions=counts.revisions,
     )
+
+
+def _revision_order(name: str) -> tuple[int, str]:
+    digits = name[1:] if name[:1] == "r" else ""
+    return (int(digits), name) if digits.isdigit() else (0, name)
+
+
+def revision_changes(bins) -> list[tuple[datetime, str]]:
+    """Where a revision starts answering: (bin start, revision) for each revision absent from the previous bin
+    with traffic. Two revisions new in the same bin (deployed within a minute) are two entries at the same time,
+    in revision order, so the chart can show both instead of only the busiest."""
+    changes, previous = [], set()
+    for b in bins:
+        present = set(b.revisions or (b.revision,))
+        changes += [(b.start, name) for name in sorted(present - previous, key=_revision_order)]
+        previous = present
+    return changes
 
 
 def drift_level(value: float | None, *, warn: float, alert: float, rows: int = 0, min_rows: int = 0) -> str:

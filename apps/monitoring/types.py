@@ -36,6 +36,8 @@ class Window:
 
     @property
     def bin_label(self) -> str:
+        if self.bin.total_seconds() < 60:
+            return f"{int(self.bin.total_seconds())} s"
         minutes = int(self.bin.total_seconds() // 60)
         if minutes % 1440 == 0:
             return f"{minutes // 1440} d"
@@ -47,7 +49,9 @@ class Window:
 WINDOWS: dict[str, Window] = {
     w.key: w
     for w in (
+        Window("15m", "Last 15 min", timedelta(minutes=15), timedelta(seconds=15)),
         Window("1h", "Last hour", timedelta(hours=1), timedelta(minutes=1)),
+        Window("6h", "Last 6 hours", timedelta(hours=6), timedelta(minutes=5)),
         Window("24h", "Last day", timedelta(days=1), timedelta(minutes=15)),
         Window("7d", "Last week", timedelta(days=7), timedelta(hours=2)),
     )
@@ -168,6 +172,7 @@ class LatencyBin:
     p95: float | None
     p99: float | None
     revision: str  # the revision that answered most requests of the bin
+    revisions: tuple[str, ...] = ()  # every revision that answered in the bin (a deploy mid-bin has two)
 
 
 @dataclass(frozen=True)

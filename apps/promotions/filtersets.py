@@ -9,7 +9,7 @@ from apps.promotions.models import PromotionRequest
 class PromotionFilterSet(django_filters.FilterSet):
     """Shared by the promotions page and ``GET /api/v1/promotions/``."""
 
-    status = django_filters.ChoiceFilter(choices=PromotionStatus.choices)
+    status = django_filters.ChoiceFilter(choices=PromotionStatus.choices, empty_label="Any status")
     model = django_filters.CharFilter(field_name="model_name", lookup_expr="icontains", label="Model")
     environment = django_filters.CharFilter(field_name="environment__name", label="Environment")
 

@@ -460,6 +460,7 @@ def _execute(promotion: PromotionRequest, approvers: list[str], actor: User | No
         environment=promotion.environment.name,
         idempotency_key=f"promotion-{pk}",
         via_promotion=True,
+        executed_by=actor,  # the reviewer whose approval executes it (None: the system's retry)
     )
     _set_status(
         pk,
@@ -479,7 +480,8 @@ def _execute(promotion: PromotionRequest, approvers: list[str], actor: User | No
             approvers=approvers,
             requested_by=promotion.requested_by.get_username(),
             alias=promotion.environment.name,
-            revision=revision.pk,
+            revision=revision.label,  # as pages name it; revision_id is its API id
+            revision_id=revision.pk,
             deployment=revision.deployment_id,
         ),
     )

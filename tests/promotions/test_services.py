@@ -142,8 +142,13 @@ class PromotionApproveTests:
         assert tags["promotion.production.requested_by"] == "alice"
         assert _actions() == ["promotion.request", "promotion.approve", "promotion.execute"]
         execute = AuditEvent.objects.get(action="promotion.execute")
-        assert execute.data["approvers"] == ["bob"] and execute.data["revision"] == revision.pk
-        assert AuditEvent.objects.get(action="deployment.deploy").actor == alice
+        assert execute.data["approvers"] == ["bob"]
+        assert (execute.data["revision"], execute.data["revision_id"]) == (revision.label, revision.pk)
+        # The deploy is the reviewer's click (their session), on the lead's request: the audit says both.
+        deploy = AuditEvent.objects.get(action="deployment.deploy")
+        assert deploy.actor == bob and deploy.data["requested_by"] == "alice"
+        assert deploy.data["executed"] == "on approval by bob, requested by alice"
+        assert deploy.data["revision"] == revision.label == "r1"
 
     def test_nobody_approves_their_own_request(self, alice, dave, environments, promo_registry):
         promotion = _request(dave)

@@ -258,5 +258,6 @@ def test_the_request_page_shows_its_audit_trail_down_to_the_rollout(client, bob,
         trail.index(f"<code>{a}</code>") for a in ("promotion.request", "promotion.approve", "promotion.execute")
     ]
     assert positions == sorted(positions)
-    assert "<code>deployment.deploy</code> by alice" in trail and "approvers bob" in trail
+    # The rollout is the approving reviewer's click (their session); the audit says requested by alice.
+    assert "<code>deployment.deploy</code> by bob" in trail and "approvers bob" in trail
     assert f'href="/revisions/{pending.executed_revision_id}/"' in trail

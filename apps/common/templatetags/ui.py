@@ -14,14 +14,14 @@ _CLASSES = {
     "failed": "bad",
     "rolled_back": "bad",
     "superseded": "idle",
-    "skipped": "idle",
+    "skipped": "skip",
     "deleted": "idle",
 }
 
 
 @register.filter
 def status_class(status: str) -> str:
-    """The pill colour of a status: ok, run, warn, bad or idle."""
+    """The pill colour of a status: ok, run, warn, bad, skip (a step with nothing to do) or idle."""
     return _CLASSES.get(status, "idle")
 
 

@@ -59,7 +59,10 @@ def _credit(**params):
 DEMO_MODELS = [
     DemoModel(
         name="credit-default",
-        description="Probability that a credit-card client defaults next month (the reference PoC: one-hot + forest).",
+        description=(
+            "Will a credit-card client default next month? Answers a class label per row: 1 = will default, "
+            "0 = will not (the reference PoC: one-hot + forest; roc_auc and log_loss rate its probabilities)."
+        ),
         task="classification",
         target=credit_default.TARGET,
         frame=credit_default.make_frame,
@@ -85,7 +88,10 @@ DEMO_MODELS = [
     ),
     DemoModel(
         name="customer-churn",
-        description="Will a subscriber cancel within 90 days? Logistic regression on usage features.",
+        description=(
+            "Will a subscriber cancel within 90 days? Answers a class label per row: 1 = will cancel, 0 = will "
+            "not. Logistic regression on usage features."
+        ),
         task="classification",
         target="churned",
         frame=synthetic.churn_frame,
@@ -135,11 +141,9 @@ def _register_version(client: MlflowClient, model: DemoModel, index: int, experi
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=index)
     estimator = spec.build(**spec.params)
     estimator.fit(x_train, y_train)
-    output = (
-        estimator.predict_proba(x_test.head(50))[:, 1]
-        if model.task == "classification"
-        else estimator.predict(x_test.head(50))
-    )
+    # What the served model answers: the pyfunc flavour calls predict, so a classifier answers class labels (the
+    # signature says so, and so does the description), never the probability its metrics are computed from.
+    output = estimator.predict(x_test.head(50))
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{model.name}-v{index + 1}"):
         mlflow.log_params({**spec.params, "rows": rows, "features": x.shape[1]})
         mlflow.log_metrics(_scores(model, estimator, x_test, y_test))
@@ -188,6 +192,9 @@ def _ensure_all(
             existing = 0
         if existing == 0 and not client.search_registered_models(f"name = '{model.name}'"):
             client.create_registered_model(model.name, tags=model.tags, description=model.description)
+        elif client.get_registered_model(model.name).description != model.description:
+            # a registry seeded before the description said what the model answers
+            client.update_registered_model(model.name, description=model.description)
         experiment_id = _experiment_id(client, f"demo/{model.name}", artifact_root)
         for index in range(existing, len(model.versions)):
             log(f"  training {model.name} v{index + 1} ({model.versions[index].description})")

@@ -9,6 +9,12 @@ urlpatterns = [
     path("deployments/", views.DeploymentListCreateApi.as_view(), name="deployment_list"),
     path("deployments/<int:pk>/", views.DeploymentDetailApi.as_view(), name="deployment_detail"),
     path("deployments/<int:pk>/rollback/", views.DeploymentRollbackApi.as_view(), name="deployment_rollback"),
+    path("deployments/<int:pk>/test/", views.DeploymentTestApi.as_view(), name="deployment_test"),
+    path(
+        "deployments/<int:pk>/revisions/<str:ref>/",
+        views.DeploymentRevisionApi.as_view(),
+        name="deployment_revision_detail",
+    ),
     path("revisions/<int:pk>/", views.RevisionDetailApi.as_view(), name="revision_detail"),
     path("grants/", access.GrantListCreateApi.as_view(), name="grant_list"),
     path("grants/<int:pk>/", access.GrantDetailApi.as_view(), name="grant_detail"),

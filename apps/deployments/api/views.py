@@ -1,14 +1,16 @@
 from __future__ import annotations
 
+import json
+
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.common.api import IDEMPOTENCY_KEY, idempotency_key
-from apps.common.errors import NotFoundError
+from apps.common.errors import ApplicationError
 from apps.deployments import selectors, services
 from apps.deployments.api.serializers import (
     DeploymentDetailSerializer,
@@ -112,9 +114,61 @@ class DeploymentDetailApi(APIView):
         return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
 
 
+@extend_schema_field(
+    {
+        "oneOf": [{"type": "string", "pattern": "^[rR]?[1-9][0-9]*$"}, {"type": "integer", "minimum": 1}],
+        "example": "r3",
+    }
+)
+class RevisionRefField(serializers.Field):
+    """A deployment's revision as responses name it (``"r3"``), or its bare number (``3``, ``"3"``)."""
+
+    def to_internal_value(self, data: object) -> int:
+        try:
+            return selectors.revision_number_parse(data)
+        except ApplicationError as exc:
+            raise serializers.ValidationError(exc.message) from None
+
+    def to_representation(self, value: int) -> str:
+        return f"r{value}"
+
+
+WAIT = OpenApiParameter(
+    "wait",
+    float,
+    description="Long-poll: answer once the revision is final (`live`, `superseded`, `failed`, `rolled_back`) or "
+    f"after this many seconds (at most {selectors.MAX_WAIT_SECONDS}), whichever comes first. Omitted or 0: answer "
+    "at once.",
+)
+
+
+def _wait_seconds(request: Request) -> float:
+    raw = request.query_params.get("wait")
+    if raw in (None, ""):
+        return 0.0
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= selectors.MAX_WAIT_SECONDS:  # also refuses nan
+        raise serializers.ValidationError(
+            {"wait": [f"Seconds to wait, between 0 and {selectors.MAX_WAIT_SECONDS}; got {raw!r}."]}
+        )
+    return seconds
+
+
+def _revision_answer(request: Request, revision) -> Response:
+    seconds = _wait_seconds(request)
+    if seconds and not revision.is_final:
+        revision = selectors.revision_wait(pk=revision.pk, seconds=seconds)
+    return Response(RevisionSerializer(revision, context={"request": request}).data)
+
+
 class DeploymentRollbackApi(APIView):
     class RollbackInputSerializer(serializers.Serializer):
-        revision = serializers.IntegerField(min_value=1, help_text="Number of the earlier live revision (3 for r3).")
+        revision = RevisionRefField(
+            help_text='The earlier live revision to serve again, as responses name it ("r3") or by its number (3).'
+        )
 
     @extend_schema(
         operation_id="deployments_rollback",
@@ -126,9 +180,7 @@ class DeploymentRollbackApi(APIView):
         data = self.RollbackInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         deployment = selectors.deployment_get(pk=pk)
-        target = deployment.revisions.filter(number=data.validated_data["revision"]).first()
-        if target is None:
-            raise NotFoundError(f"{deployment} has no revision r{data.validated_data['revision']}.")
+        target = selectors.revision_numbered(deployment=deployment, number=data.validated_data["revision"])
         revision = services.deployment_rollback(
             actor=request.user,
             deployment=deployment,
@@ -139,6 +191,75 @@ class DeploymentRollbackApi(APIView):
 
 
 class RevisionDetailApi(APIView):
-    @extend_schema(operation_id="revisions_retrieve", responses=RevisionSerializer)
+    @extend_schema(
+        operation_id="revisions_retrieve",
+        responses=RevisionSerializer,
+        parameters=[WAIT],
+        description="A revision by its API id (the `id` and `url` of every revision in responses). The same "
+        "revision by the deployment's own numbering: `/api/v1/deployments/<id>/revisions/r3/`.",
+    )
     def get(self, request: Request, pk: int) -> Response:
-        return Response(RevisionSerializer(selectors.revision_get(pk=pk), context={"request": request}).data)
+        return _revision_answer(request, selectors.revision_get(pk=pk))
+
+
+class DeploymentRevisionApi(APIView):
+    @extend_schema(
+        operation_id="deployments_revisions_retrieve",
+        responses=RevisionSerializer,
+        parameters=[WAIT],
+        description="A deployment's revision as pages and responses name it: `r3` (or `3`).",
+    )
+    def get(self, request: Request, pk: int, ref: str) -> Response:
+        deployment = selectors.deployment_get(pk=pk)
+        number = selectors.revision_number_parse(ref)
+        revision = selectors.revision_numbered(deployment=deployment, number=number)
+        return _revision_answer(request, selectors.revision_get(pk=revision.pk))
+
+
+class DeploymentTestApi(APIView):
+    class TestInputSerializer(serializers.Serializer):
+        input = serializers.JSONField(
+            required=False,
+            help_text="The request body for the model, in MLflow's scoring protocol (`dataframe_split`, "
+            "`dataframe_records`, `instances`, `inputs`). Omitted: the model's logged input example.",
+        )
+
+    class TestOutputSerializer(serializers.Serializer):
+        status = serializers.IntegerField(allow_null=True, help_text="The endpoint's HTTP status; null: no answer.")
+        latency_ms = serializers.FloatField(help_text="Round trip from the control plane to the endpoint.")
+        response = serializers.CharField(allow_blank=True, help_text="The answer's body (JSON pretty-printed).")
+        error = serializers.CharField(allow_blank=True, help_text="Why there was no answer (timeout, unreachable).")
+        request_id = serializers.CharField(help_text="The X-Request-ID sent, as the telemetry records it.")
+
+    @extend_schema(
+        operation_id="deployments_test",
+        request=TestInputSerializer,
+        responses={200: TestOutputSerializer},
+        description="Send one request to the deployment's `/invocations` from the control plane (its "
+        '"Test this endpoint" form): at most 1 MB, answered within `DEPLOY_TEST_TIMEOUT` seconds (10). '
+        "The endpoint's own refusal (e.g. 422 for bad input) is a 200 here with that `status`.",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        data = self.TestInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        deployment = selectors.deployment_get(pk=pk)
+        if "input" in data.validated_data:
+            body = data.validated_data["input"]
+        else:
+            body = selectors.input_example_get(deployment=deployment)
+            if body is None:
+                raise serializers.ValidationError(
+                    {"input": ["The model was logged without an input example: send the request body as input."]}
+                )
+        answer = services.deployment_test_score(actor=request.user, deployment=deployment, body=json.dumps(body))
+        return Response(
+            self.TestOutputSerializer(
+                {
+                    "status": answer.status,
+                    "latency_ms": round(answer.latency_ms, 1),
+                    "response": answer.body,
+                    "error": answer.error,
+                    "request_id": answer.request_id,
+                }
+            ).data
+        )

@@ -361,7 +361,7 @@ class AzureMonitorTelemetrySource(TelemetrySource):
         for t in sorted(stats):
             counts = revisions.get(t, {})
             revision = max(sorted(counts), key=lambda r: counts[r]) if counts else ""
-            bins.append(LatencyBin(start=t, revision=revision, **stats[t]))
+            bins.append(LatencyBin(start=t, revision=revision, revisions=tuple(sorted(counts)), **stats[t]))
         return LatencyCounts(bins=bins, warnings=warnings, revisions=sorted(compared, key=lambda r: r.revision))
 
     def drift_counts(self, deployment, window, bin, baseline, *, end=None) -> DriftCounts:

@@ -125,6 +125,7 @@ class LocalTelemetrySource(TelemetrySource):
                     p95=float(pct[95][key]),
                     p99=float(pct[99][key]),
                     revision=min(str(names[i]) for i in busiest),  # the first by name on a tie
+                    revisions=tuple(sorted(str(names[i]) for i in np.flatnonzero(per_revision[key]))),
                 )
             )
         compared = self._revisions(revision, names, latency, status)

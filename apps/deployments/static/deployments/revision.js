@@ -3,7 +3,7 @@
   "use strict";
   const list = document.getElementById("steps");
   if (!list || list.dataset.final === "true") return;
-  const classes = {live: "ok", succeeded: "ok", queued: "run", running: "run", failed: "bad", rolled_back: "bad"};
+  const classes = {live: "ok", succeeded: "ok", queued: "run", running: "run", failed: "bad", rolled_back: "bad", skipped: "skip"};
   const label = (s) => s.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
   const time = (iso) => iso ? new Date(iso).toLocaleTimeString([], {hour12: false}) : "";
 
@@ -13,7 +13,18 @@
       if (!item) continue;
       item.dataset.status = step.status;
       item.querySelector(".dot").className = "dot " + (classes[step.status] || "idle");
-      item.querySelector(".message").textContent = step.message || label(step.status);
+      const message = item.querySelector(".message");
+      if (step.status === "skipped") {  // skipped is not pending: nothing to do here (the reason follows)
+        const pill = document.createElement("span");
+        pill.className = "pill skip";
+        pill.textContent = "Skipped";
+        const reason = document.createElement("span");
+        reason.className = "muted";
+        reason.textContent = step.message;
+        message.replaceChildren(pill, reason);
+      } else {
+        message.textContent = step.message || label(step.status);
+      }
       const took = step.started_at && step.finished_at ? ` · ${((new Date(step.finished_at) - new Date(step.started_at)) / 1000).toFixed(1)} s` : "";
       item.querySelector(".when").textContent = time(step.started_at) + took;
       item.querySelector("pre").textContent = step.log || "(no output yet)";

@@ -30,6 +30,13 @@ class Command(SystemCommand):
         parser.add_argument("--drift", default="", help="Comma-separated features to shift away from the reference.")
         parser.add_argument("--strength", type=float, default=1.5, help="Shift of numeric features, in std devs.")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=None,
+            help="Requests in flight at once (default: one per 10 req/s of --rate, at most "
+            f"{traffic.MAX_CONCURRENCY}); one sender waiting for each answer reaches only 1000/latency req/s.",
+        )
 
     def handle(self, *args, **options) -> None:
         try:
@@ -43,14 +50,19 @@ class Command(SystemCommand):
             if features:
                 frame = traffic.shift_frame(frame, features, strength=options["strength"])
             rows = min(max(options["rows"], 1), 100)
+            rate = min(max(options["rate"], 0.01), traffic.MAX_RATE)
+            concurrency = options["concurrency"] or traffic.default_concurrency(rate)
             self.stdout.write(
-                f"Sending {options['rate']:g} req/s for {options['seconds']:g} s to {endpoint}"
-                + (f", shifting {', '.join(features)}" if features else "")
+                f"Sending {rate:g} req/s for {options['seconds']:g} s to {endpoint} from {concurrency} "
+                f"concurrent sender(s)" + (f", shifting {', '.join(features)}" if features else "")
             )
+            if rate < options["rate"]:
+                self.stdout.write(self.style.WARNING(f"--rate is capped at {traffic.MAX_RATE:g} req/s."))
             report = traffic.send(
                 endpoint=endpoint,
                 frame=frame,
-                rate=options["rate"],
+                rate=rate,
+                concurrency=concurrency,
                 seconds=options["seconds"],
                 rows_per_request=rows,
                 seed=options["seed"],
@@ -58,12 +70,14 @@ class Command(SystemCommand):
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from None
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Sent {report.sent} requests in {report.seconds:.1f} s: statuses {dict(report.statuses)}"
-                + (f", {report.failures} connection failures" if report.failures else "")
-            )
+        summary = (
+            f"Sent {report.sent} requests in {report.seconds:.1f} s ({report.achieved_rate:.1f} req/s, median "
+            f"{report.median_ms:.0f} ms): statuses {dict(report.statuses)}"
+            + (f", {report.failures} connection failures" if report.failures else "")
         )
+        self.stdout.write(self.style.SUCCESS(summary))
+        if shortfall := report.shortfall():
+            self.stdout.write(self.style.WARNING(f"Below the asked rate: {shortfall}."))
 
     @staticmethod
     def _reference(model_name: str, version: str) -> pd.DataFrame:
