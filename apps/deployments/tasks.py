@@ -9,7 +9,7 @@ import logging
 
 from celery import Task, shared_task
 
-from apps.deployments import lease, pipeline, upkeep
+from apps.deployments import pipeline, upkeep
 from apps.deployments.backends import BackendError, TransientBackendError
 from apps.deployments.models import Revision
 
@@ -38,11 +38,7 @@ def revision_run(*, revision_id: int) -> str:
     if not Revision.objects.filter(pk=revision_id).exists():
         logger.info("revision %s is gone; nothing to run", revision_id)
         return "gone"
-    try:
-        return pipeline.revision_run(revision_id=revision_id)
-    except TransientBackendError:
-        lease.release(revision_id)
-        raise
+    return pipeline.revision_run(revision_id=revision_id)  # gives its lease back before a retry
 
 
 @shared_task(
