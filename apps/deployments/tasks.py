@@ -50,10 +50,12 @@ def tear_down(*, deployment_id: int) -> str:
 
 @shared_task(name="deployments.requeue_stuck")
 def requeue_stuck() -> int:
-    """Re-enqueue revisions whose message was lost or whose worker died; claiming makes duplicates harmless."""
+    """Re-enqueue revisions whose message was never sent or lost, or whose worker died; claiming makes duplicates
+    harmless."""
     revisions, deletions = upkeep.stuck_work()
     for revision_id in revisions:
         revision_run.apply_async(kwargs={"revision_id": revision_id})
+    upkeep.revisions_sent(revisions)
     for deployment_id in deletions:
         tear_down.apply_async(kwargs={"deployment_id": deployment_id})
     return len(revisions) + len(deletions)
