@@ -11,13 +11,14 @@ writing nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from pathlib import Path
 
 import requests
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -353,6 +354,11 @@ def revision_run(*, revision_id: int) -> str:
     except TransientBackendError:
         release(lease)
         raise
+    except (OperationalError, InterfaceError) as exc:  # the database connection dropped under the run
+        connection.close()  # the retry opens a new one
+        with contextlib.suppress(DatabaseError):
+            release(lease)
+        raise TransientBackendError(f"the database connection was lost ({type(exc).__name__}); retrying") from exc
 
 
 def _run_claimed(lease: Lease) -> str:
