@@ -334,6 +334,8 @@ DEPLOY_READY_TIMEOUT = env_int("DEPLOY_READY_TIMEOUT", 0)
 DEPLOY_LEASE_SECONDS = env_int("DEPLOY_LEASE_SECONDS", 10)
 DEPLOY_REQUEUE_SECONDS = env_int("DEPLOY_REQUEUE_SECONDS", 5)
 DEPLOY_STUCK_QUEUED_SECONDS = env_int("DEPLOY_STUCK_QUEUED_SECONDS", 120)  # queued this long: message lost
+# Every DEPLOY_RECONCILE_SECONDS the beat restarts local scoring processes of live deployments that died.
+DEPLOY_RECONCILE_SECONDS = env_int("DEPLOY_RECONCILE_SECONDS", 30)
 KUBERNETES_API_URL = env_str("KUBERNETES_API_URL")
 KUBERNETES_TOKEN = env_secret("KUBERNETES_TOKEN")
 KUBERNETES_CA_CERT = env_str("KUBERNETES_CA_CERT")
@@ -415,7 +417,7 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": float(DEPLOY_REQUEUE_SECONDS)},
     },
     # Restart local scoring processes that died (the embedded default's "controller").
-    "reconcile-local-deployments": {"task": "deployments.reconcile_local", "schedule": 30.0},
+    "reconcile-local-deployments": {"task": "deployments.reconcile_local", "schedule": float(DEPLOY_RECONCILE_SECONDS)},
     "worker-heartbeat": {"task": "common.heartbeat", "schedule": 60.0},
     # Pending promotion requests older than their environment's max_age_hours become expired.
     "expire-stale-promotions": {"task": "promotions.expire_stale", "schedule": 600.0},

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -59,6 +60,8 @@ def deployment_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "deployment": deployment,
         "revisions": revisions,
         "permissions": selectors.deployment_permissions(deployment=deployment, user=request.user, revisions=revisions),
+        "serving": selectors.deployment_serving_health(deployment=deployment),
+        "reconcile_seconds": int(settings.DEPLOY_RECONCILE_SECONDS),
     }
     return render(request, "deployments/deployment_detail.html", context)
 
