@@ -38,6 +38,7 @@ PAIRS: list[tuple[str, str]] = [
     ("monitoring:drift_thresholds_set", "deployment_drift_thresholds_set"),
     ("monitoring:baseline_upload", "deployment_baseline_upload"),
     ("monitoring:baseline_from_traffic", "deployment_baseline_from_traffic"),
+    ("monitoring:baseline_restore", "deployment_baseline_restore"),
     # accounts: apps/accounts/services.py (revoking is POST .../revoke/ or DELETE in the API: two lines)
     ("accounts:token_list", "tokens_create"),
     ("accounts:token_revoke", "tokens_revoke"),

@@ -38,6 +38,26 @@ class Baseline(TimeStampedModel):
         )
 
 
+class EarlierBaseline(models.Model):
+    """A baseline a newer one replaced (an upload, a traffic window, a restore), kept so an ML lead can restore it.
+    The newest ``services.BASELINES_KEPT`` per model version are kept."""
+
+    model_name = models.CharField(max_length=500)
+    model_version = models.CharField(max_length=32)
+    source = models.CharField(max_length=32, choices=Baseline.Source.choices)
+    rows = models.PositiveIntegerField(default=0)
+    profile = models.JSONField(default=dict)
+    made_at = models.DateTimeField(help_text="When this baseline was made (became the version's baseline).")
+    replaced_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-replaced_at", "-id"]
+        indexes = [models.Index(fields=["model_name", "model_version"], name="earlier_baseline_version")]
+
+    def __str__(self) -> str:
+        return f"earlier baseline of {self.model_name} v{self.model_version} ({self.made_at:%Y-%m-%d %H:%M})"
+
+
 class DriftThresholds(TimeStampedModel):
     """PSI thresholds of one deployment, instead of MONITORING_PSI_WARN / MONITORING_PSI_ALERT."""
 

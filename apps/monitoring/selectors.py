@@ -27,6 +27,7 @@ from apps.monitoring.types import (
 )
 
 __all__ = [
+    "earlier_baselines_get",
     "latency_series_get",
     "drift_series_get",
     "deployment_drift_get",
@@ -220,3 +221,11 @@ def monitoring_permissions(*, deployment, user: User) -> MonitoringPermissions:
         can_set_thresholds=may(user, CHANGE_DRIFT_THRESHOLDS, environment=deployment.environment),
         can_set_baseline=may(user, SET_DRIFT_BASELINE),
     )
+
+
+def earlier_baselines_get(*, model_name: str, model_version: str) -> list:
+    """The baselines of the version that newer ones replaced, newest first (restorable)."""
+    from apps.monitoring.models import EarlierBaseline
+
+    rows = EarlierBaseline.objects.filter(model_name=model_name, model_version=str(model_version))
+    return list(rows.defer("profile"))

@@ -17,13 +17,16 @@ from apps.accounts.services import audit_changes, audit_record
 from apps.common.api import if_match_check
 from apps.common.errors import ApplicationError, NotFoundError, UnavailableError
 from apps.monitoring.drift import profile_build
-from apps.monitoring.models import Baseline, DriftThresholds
+from apps.monitoring.models import Baseline, DriftThresholds, EarlierBaseline
 from apps.monitoring.uploads import columns_check, table_read, upload_kind
 
 __all__ = [
+    "BASELINES_KEPT",
     "REFERENCE_ARTIFACT",
     "baseline_ensure",
     "baseline_from_frame",
+    "baseline_restore",
+    "baseline_store",
     "baseline_upload",
     "drift_thresholds_set",
     "read_table",
@@ -68,11 +71,70 @@ def baseline_from_frame(
         bins=settings.MONITORING_BASELINE_BINS,
         top_k=settings.MONITORING_BASELINE_TOP_K,
     )
-    baseline, _ = Baseline.objects.update_or_create(
+    return baseline_store(
         model_name=model_name,
         model_version=str(model_version),
-        defaults={"profile": profile.to_json(), "rows": profile.rows, "source": source},
+        source=source,
+        profile=profile.to_json(),
+        rows=profile.rows,
     )
+
+
+BASELINES_KEPT = 10  # earlier baselines kept per model version, restorable
+
+
+@transaction.atomic
+def baseline_store(*, model_name: str, model_version: str, source: str, profile: dict, rows: int) -> Baseline:
+    """Make ``profile`` the baseline of the version. The one it replaces is kept as an ``EarlierBaseline`` (the
+    newest ``BASELINES_KEPT`` are), so it can be restored. Every way of setting a baseline writes through here."""
+    current = Baseline.objects.select_for_update().filter(model_name=model_name, model_version=model_version).first()
+    if current is None:
+        return Baseline.objects.create(
+            model_name=model_name, model_version=model_version, source=source, profile=profile, rows=rows
+        )
+    EarlierBaseline.objects.create(
+        model_name=model_name,
+        model_version=model_version,
+        source=current.source,
+        rows=current.rows,
+        profile=current.profile,
+        made_at=current.updated_at,
+    )
+    kept = EarlierBaseline.objects.filter(model_name=model_name, model_version=model_version)
+    stale = list(kept.values_list("pk", flat=True)[BASELINES_KEPT:])
+    EarlierBaseline.objects.filter(pk__in=stale).delete()
+    current.source, current.profile, current.rows = source, profile, rows
+    current.save(update_fields=["source", "profile", "rows", "updated_at"])
+    return current
+
+
+def baseline_restore(*, actor, model_name: str, model_version: str, earlier_id: int) -> Baseline:
+    """Make an earlier baseline of the version its baseline again (ML leads; audited). The baseline it replaces
+    becomes an earlier one in turn, so a restore can itself be undone."""
+    require(actor, SET_DRIFT_BASELINE)
+    with transaction.atomic():
+        earlier = (
+            EarlierBaseline.objects.select_for_update()
+            .filter(pk=earlier_id, model_name=model_name, model_version=str(model_version))
+            .first()
+        )
+        if earlier is None:
+            raise NotFoundError(f"{model_name} v{model_version} has no earlier baseline {earlier_id}.")
+        baseline = baseline_store(
+            model_name=model_name,
+            model_version=str(model_version),
+            source=earlier.source,
+            profile=earlier.profile,
+            rows=earlier.rows,
+        )
+        audit_record(
+            actor=actor,
+            action="monitoring.baseline_restore",
+            target_type="model_version",
+            target_id=f"{model_name}/{model_version}",
+            data={"source": earlier.source, "rows": earlier.rows, "made_at": earlier.made_at.isoformat()},
+        )
+        earlier.delete()
     return baseline
 
 

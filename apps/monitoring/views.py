@@ -75,6 +75,12 @@ def deployment_monitoring(request: HttpRequest, pk: int) -> HttpResponse:
     context["thresholds_form"] = DriftThresholdsForm(initial={"psi_warn": warn, "psi_alert": alert})
     context["baseline_form"] = BaselineUploadForm(initial={"version": selectors.monitored_version(deployment)})
     context["traffic_baseline_form"] = TrafficBaselineForm(prefix="traffic")
+    monitored = selectors.monitored_version(deployment)
+    context["earlier_baselines"] = (
+        selectors.earlier_baselines_get(model_name=deployment.model_name, model_version=str(monitored))
+        if monitored
+        else []
+    )
     try:
         latency = selectors.latency_series_get(deployment=deployment, window=window)
         context["latency"] = latency
@@ -138,6 +144,23 @@ def baseline_upload(request: HttpRequest, pk: int) -> HttpResponse:
         flash_error(request, exc, prefix="Baseline not replaced: ")
         return _back(pk, request)
     messages.success(request, f"Baseline of v{baseline.model_version} replaced from {baseline.rows} uploaded rows.")
+    return _back(pk, request)
+
+
+@require_POST
+def baseline_restore(request: HttpRequest, pk: int, earlier: int) -> HttpResponse:
+    deployment = deployment_get(pk=pk)
+    try:
+        baseline = services.baseline_restore(
+            actor=request.user,
+            model_name=deployment.model_name,
+            model_version=selectors.version_to_monitor(deployment, request.POST.get("version") or None),
+            earlier_id=earlier,
+        )
+    except ApplicationError as exc:
+        flash_error(request, exc, prefix="Baseline not restored: ")
+        return _back(pk, request)
+    messages.success(request, f"Earlier baseline of v{baseline.model_version} restored ({baseline.rows} rows).")
     return _back(pk, request)
 
 
