@@ -456,6 +456,8 @@ MONITORING_BASELINE_MAX_UPLOAD_BYTES = env_int("MONITORING_BASELINE_MAX_UPLOAD_B
 MONITORING_BASELINE_MAX_ROWS = env_int("MONITORING_BASELINE_MAX_ROWS", 1_000_000)  # rows a baseline file may decode to
 # A baseline file with more rows is profiled from a random sample of this many (plenty for deciles and top-k).
 MONITORING_BASELINE_SAMPLE_ROWS = env_int("MONITORING_BASELINE_SAMPLE_ROWS", 100_000)
+# Baseline files larger than this are stored and parsed by a worker (the upload answers 202 with a status to poll).
+MONITORING_BASELINE_INLINE_BYTES = env_int("MONITORING_BASELINE_INLINE_BYTES", 5 * 2**20)
 MONITORING_BASELINE_MAX_DECODED_BYTES = env_int("MONITORING_BASELINE_MAX_DECODED_BYTES", 512 * 2**20)  # and memory
 # The share of scoring requests whose input rows and predictions are in their telemetry line (what drift is computed
 # from). The control plane passes it to every scoring server it starts; a change applies from the next deploy.

@@ -27,6 +27,8 @@ from apps.monitoring.types import (
 )
 
 __all__ = [
+    "baseline_upload_get",
+    "baseline_uploads_recent",
     "earlier_baselines_get",
     "latency_series_get",
     "drift_series_get",
@@ -229,3 +231,20 @@ def earlier_baselines_get(*, model_name: str, model_version: str) -> list:
 
     rows = EarlierBaseline.objects.filter(model_name=model_name, model_version=str(model_version))
     return list(rows.defer("profile"))
+
+
+def baseline_upload_get(*, pk: int):
+    """A baseline upload parsed by a worker (its status); 404 naming it when unknown."""
+    from apps.monitoring.models import BaselineUpload
+
+    upload = BaselineUpload.objects.filter(pk=pk).first()
+    if upload is None:
+        raise NotFoundError(f"No baseline upload {pk}.")
+    return upload
+
+
+def baseline_uploads_recent(*, model_name: str, model_version: str, limit: int = 5) -> list:
+    """The latest uploads of the version parsed by a worker, newest first, for the monitoring page."""
+    from apps.monitoring.models import BaselineUpload
+
+    return list(BaselineUpload.objects.filter(model_name=model_name, model_version=str(model_version))[:limit])

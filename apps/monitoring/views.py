@@ -19,6 +19,7 @@ from apps.common.forms import form_errors
 from apps.deployments.selectors import deployment_get
 from apps.monitoring import baselines, charts, selectors, services, uploads
 from apps.monitoring.forms import BaselineUploadForm, DriftThresholdsForm, TrafficBaselineForm
+from apps.monitoring.models import BaselineUpload
 from apps.monitoring.types import WINDOWS, window_get
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -78,6 +79,12 @@ def deployment_monitoring(request: HttpRequest, pk: int) -> HttpResponse:
     monitored = selectors.monitored_version(deployment)
     context["earlier_baselines"] = (
         selectors.earlier_baselines_get(model_name=deployment.model_name, model_version=str(monitored))
+        if monitored
+        else []
+    )
+    context["inline_bytes"] = settings.MONITORING_BASELINE_INLINE_BYTES
+    context["baseline_uploads"] = (
+        selectors.baseline_uploads_recent(model_name=deployment.model_name, model_version=str(monitored))
         if monitored
         else []
     )
@@ -142,6 +149,13 @@ def baseline_upload(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except ApplicationError as exc:
         flash_error(request, exc, prefix="Baseline not replaced: ")
+        return _back(pk, request)
+    if isinstance(baseline, BaselineUpload):
+        messages.info(
+            request,
+            f"{baseline.filename or 'The file'} ({baseline.size:,} bytes) is being checked and profiled by a worker; "
+            "its status is under Baseline uploads. The current baseline stays until it is done.",
+        )
         return _back(pk, request)
     messages.success(request, f"Baseline of v{baseline.model_version} replaced from {baseline.rows} uploaded rows.")
     return _back(pk, request)

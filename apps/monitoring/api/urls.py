@@ -30,6 +30,7 @@ urlpatterns = [
         baselines.DeploymentBaselineFromTrafficApi.as_view(),
         name="deployment_baseline_from_traffic",
     ),
+    path("baseline-uploads/<int:pk>/", views.BaselineUploadStatusApi.as_view(), name="baseline_upload_status"),
     path(
         "deployments/<int:pk>/monitoring/baselines/earlier/",
         baselines.DeploymentEarlierBaselinesApi.as_view(),
