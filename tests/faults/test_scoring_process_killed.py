@@ -1,7 +1,8 @@
 """Issue 17, fault suite: the scoring process of a live deployment on the local target SIGKILLed. The deployment
-page says it is not running and that the control plane restarts it; the reconcile the beat runs every
-DEPLOY_RECONCILE_SECONDS restarts it (audited once as ``deployment.restarted``), the endpoint answers again and
-the page reports the restart. Nothing else changes: one revision, still live, one live audit event."""
+page (and its API, ``serving``) says it is not running and that the control plane restarts it; the reconcile the
+beat runs every DEPLOY_RECONCILE_SECONDS restarts it (audited once as ``deployment.restarted``), the endpoint
+answers again and the page reports the restart. Nothing else changes: one revision, still live, one live audit
+event."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_a_killed_scoring_process_is_reported_and_restarted_once(
-    alice, client, environments, registry, local_dirs, teardown_local, django_capture_on_commit_callbacks
+    alice, client, lead_api, environments, registry, local_dirs, teardown_local, django_capture_on_commit_callbacks
 ):
     revision = services.deployment_create(
         actor=alice, model_name="credit-default", model_version="2", environment="dev"
@@ -34,6 +35,7 @@ def test_a_killed_scoring_process_is_reported_and_restarted_once(
     target = pipeline.target_for(deployment, deployment.live_revision.config)
     client.force_login(alice)
     page = reverse("deployments:deployment_detail", kwargs={"pk": deployment.pk})
+    api = f"/api/v1/deployments/{deployment.pk}/"
     assert 'pill ok">running' in client.get(page).content.decode()
 
     state = target._state(spec)
@@ -44,6 +46,7 @@ def test_a_killed_scoring_process_is_reported_and_restarted_once(
     text = client.get(page).content.decode()
     assert "not running" in text and "the control plane restarts it within 30 s" in text
     assert 'id="serving-restarts"' not in text
+    assert lead_api.get(api).json()["serving"] == {"running": False, "restarts": 0, "last_restart": None}
 
     assert tasks.reconcile_local() == 1  # what the beat runs every DEPLOY_RECONCILE_SECONDS
     deployment.refresh_from_db()
@@ -52,6 +55,8 @@ def test_a_killed_scoring_process_is_reported_and_restarted_once(
     assert tasks.reconcile_local() == 0, "a running process is left alone"
     text = client.get(page).content.decode()
     assert 'pill ok">running' in text and "Restarted 1 time, last" in text
+    serving = lead_api.get(api).json()["serving"]
+    assert serving["running"] is True and serving["restarts"] == 1 and serving["last_restart"]
     assert AuditEvent.objects.filter(action="deployment.restarted", target_id=revision.pk).count() == 1
     assert AuditEvent.objects.get(action="deployment.restarted").source == "system"
     assert Revision.objects.get().status == "live" and deployment.live_revision_id == revision.pk
