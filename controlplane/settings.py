@@ -108,6 +108,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         env_secret("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'controlplane.sqlite3'}",
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        # A kept connection is checked before a request reuses it: one that PostgreSQL closed meanwhile (a restart,
+        # a terminated backend, an idle timeout) is replaced instead of failing the request.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -340,6 +343,8 @@ DEPLOY_TEST_TIMEOUT = env_int("DEPLOY_TEST_TIMEOUT", 10)
 DEPLOY_LEASE_SECONDS = env_int("DEPLOY_LEASE_SECONDS", 10)
 DEPLOY_REQUEUE_SECONDS = env_int("DEPLOY_REQUEUE_SECONDS", 5)
 DEPLOY_STUCK_QUEUED_SECONDS = env_int("DEPLOY_STUCK_QUEUED_SECONDS", 120)  # queued this long: message lost
+# Every DEPLOY_RECONCILE_SECONDS the beat restarts local scoring processes of live deployments that died.
+DEPLOY_RECONCILE_SECONDS = env_int("DEPLOY_RECONCILE_SECONDS", 30)
 KUBERNETES_API_URL = env_str("KUBERNETES_API_URL")
 KUBERNETES_TOKEN = env_secret("KUBERNETES_TOKEN")
 KUBERNETES_CA_CERT = env_str("KUBERNETES_CA_CERT")
@@ -452,7 +457,7 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": float(DEPLOY_REQUEUE_SECONDS)},
     },
     # Restart local scoring processes that died (the embedded default's "controller").
-    "reconcile-local-deployments": {"task": "deployments.reconcile_local", "schedule": 30.0},
+    "reconcile-local-deployments": {"task": "deployments.reconcile_local", "schedule": float(DEPLOY_RECONCILE_SECONDS)},
     "worker-heartbeat": {"task": "common.heartbeat", "schedule": 60.0},
     # Pending promotion requests older than their environment's max_age_hours become expired.
     "expire-stale-promotions": {"task": "promotions.expire_stale", "schedule": 600.0},
@@ -497,6 +502,8 @@ MONITORING_BASELINE_MAX_UPLOAD_BYTES = env_int("MONITORING_BASELINE_MAX_UPLOAD_B
 MONITORING_BASELINE_MAX_ROWS = env_int("MONITORING_BASELINE_MAX_ROWS", 1_000_000)  # rows a baseline file may decode to
 # A baseline file with more rows is profiled from a random sample of this many (plenty for deciles and top-k).
 MONITORING_BASELINE_SAMPLE_ROWS = env_int("MONITORING_BASELINE_SAMPLE_ROWS", 100_000)
+# Baseline files larger than this are stored and parsed by a worker (the upload answers 202 with a status to poll).
+MONITORING_BASELINE_INLINE_BYTES = env_int("MONITORING_BASELINE_INLINE_BYTES", 5 * 2**20)
 MONITORING_BASELINE_MAX_DECODED_BYTES = env_int("MONITORING_BASELINE_MAX_DECODED_BYTES", 512 * 2**20)  # and memory
 # The share of scoring requests whose input rows and predictions are in their telemetry line (what drift is computed
 # from). The control plane passes it to every scoring server it starts; a change applies from the next deploy.

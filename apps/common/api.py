@@ -16,10 +16,12 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from drf_spectacular import openapi
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, serializers, status
@@ -27,7 +29,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from apps.common.errors import ApplicationError
+from apps.common.errors import ApplicationError, database_unavailable
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "AutoSchema",
@@ -77,6 +81,9 @@ def _field_errors(data: Any) -> dict[str, Any]:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, (OperationalError, InterfaceError)):  # the database connection dropped under the request
+        logger.warning("database unavailable during %s: %s", context["request"].path, exc)
+        exc = database_unavailable(exc)
     if isinstance(exc, ApplicationError):
         return Response({"detail": exc.message, "code": exc.code, **exc.extra}, status=exc.status_code)
     if isinstance(exc, DjangoValidationError):

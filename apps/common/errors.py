@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["ApplicationError", "ForbiddenError", "NotFoundError", "ConflictError", "UnavailableError"]
+__all__ = [
+    "ApplicationError",
+    "ForbiddenError",
+    "NotFoundError",
+    "ConflictError",
+    "UnavailableError",
+    "database_unavailable",
+]
 
 
 class ApplicationError(Exception):
@@ -39,3 +46,14 @@ class UnavailableError(ApplicationError):
 
     status_code = 503
     code = "unavailable"
+
+
+def database_unavailable(exc: Exception) -> UnavailableError:
+    """What a request answers when its database connection failed under it (PostgreSQL restarted, the backend
+    terminated, the network dropped): 503, and the open transaction was rolled back. The exception's text is not
+    shown (it may name hosts)."""
+    return UnavailableError(
+        "The database connection was lost while answering this request; what it was doing was not saved. "
+        "Try again (a retry with the same Idempotency-Key never does anything twice).",
+        code="database_unavailable",
+    )

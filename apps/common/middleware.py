@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import logging
+
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from apps.common.errors import ApplicationError
+from apps.common.errors import ApplicationError, database_unavailable
+
+logger = logging.getLogger(__name__)
 
 
 class ApplicationErrorMiddleware:
@@ -16,6 +21,9 @@ class ApplicationErrorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, (OperationalError, InterfaceError)) and not request.path_info.startswith("/api/"):
+            logger.warning("database unavailable during %s: %s", request.path_info, exception)
+            exception = database_unavailable(exception)
         if not isinstance(exception, ApplicationError) or request.path_info.startswith("/api/"):
             return None
         return render(

@@ -46,6 +46,7 @@ PAIRS: list[tuple[str, str]] = [
     ("alerts:rule_delete", "alert_rules_destroy"),
     ("alerts:alert_acknowledge", "alerts_ack"),
     ("alerts:silence_create", "silences_create"),
+    ("monitoring:baseline_restore", "deployment_baseline_restore"),
     # accounts: apps/accounts/services.py (revoking is POST .../revoke/ or DELETE in the API: two lines)
     ("accounts:token_list", "tokens_create"),
     ("accounts:token_revoke", "tokens_revoke"),

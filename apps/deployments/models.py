@@ -175,6 +175,9 @@ class Revision(TimeStampedModel):
     celery_task_id = models.CharField(max_length=64, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     lease_until = models.DateTimeField(null=True, blank=True, help_text="A worker owns the revision until then.")
+    publish_failed_at = models.DateTimeField(
+        null=True, blank=True, help_text="Its task could not be sent (broker down); the next requeue sends it."
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)

@@ -4,18 +4,22 @@ live) and rolls back on failure. Called by the ``deployments.revision_run`` task
 Safe to run twice, and safe to be killed at any point: a revision is claimed with a lease (``lease.py``) kept
 alive while the worker works on it; every step either finds its work already done or does it declaratively; a
 step that succeeded is never run again. A worker that dies loses its lease and ``requeue_stuck`` hands the
-revision to another worker, which carries on from the first unfinished step.
+revision to another worker, which carries on from the first unfinished step. Every write names the attempt that
+holds the lease: a worker whose revision was taken over while it stalled stops at its next write (``LeaseLost``),
+writing nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from pathlib import Path
 
 import requests
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.accounts.services import audit_record
@@ -23,7 +27,7 @@ from apps.common.errors import ApplicationError, UnavailableError
 from apps.deployments.backends import BackendError, PermanentBackendError, TransientBackendError
 from apps.deployments.builders import BuildRequest, ImageBuilder, configured_builder
 from apps.deployments.choices import DeploymentStatus, ImageBuilderName, RevisionStatus, StepName, StepStatus
-from apps.deployments.lease import claim, lease_kept
+from apps.deployments.lease import Lease, LeaseLost, claim, lease_kept, release
 from apps.deployments.models import Deployment, Revision, RevisionStep
 from apps.deployments.selectors import input_example_read
 from apps.deployments.services import revision_audit_data
@@ -83,17 +87,32 @@ def serving_spec(revision: Revision) -> ServingSpec:
 
 # ---------------------------------------------------------------------------- steps
 class _StepLog:
-    """Appends a step's log lines to its row as they happen."""
+    """Appends a step's log lines to its row as they happen, and writes the step's results, while ``lease`` (the
+    attempt running the step) holds the revision; otherwise raises ``LeaseLost`` and writes nothing."""
 
-    def __init__(self, step: RevisionStep) -> None:
+    def __init__(self, step: RevisionStep, lease: Lease | None = None) -> None:
         self.step = step
+        self.lease = lease
         self.lines: list[str] = []
 
     def __call__(self, line: str) -> None:
         stamp = timezone.now().strftime("%H:%M:%S")
         self.lines.append(f"{stamp} {line}")
-        text = "\n".join(self.lines)[-MAX_LOG_CHARS:]
-        RevisionStep.objects.filter(pk=self.step.pk).update(log=text)
+        self.step_update(log="\n".join(self.lines)[-MAX_LOG_CHARS:])
+
+    def step_update(self, **fields: object) -> None:
+        rows = RevisionStep.objects.filter(pk=self.step.pk)
+        if self.lease is not None:
+            rows = rows.filter(revision__attempts=self.lease.attempt, revision__status=RevisionStatus.RUNNING)
+        if rows.update(**fields) != 1 and self.lease is not None:
+            self.lease.check()  # raises: the step's row is there, so the revision was taken over
+
+    def revision_update(self, revision: Revision, **fields: object) -> None:
+        rows = Revision.objects.filter(self.lease.held() if self.lease else Q(pk=revision.pk))
+        if rows.update(**fields) != 1 and self.lease is not None:
+            self.lease.check()
+        for name, value in fields.items():
+            setattr(revision, name, value)
 
 
 def _resolve(revision: Revision, log: _StepLog) -> str:
@@ -101,8 +120,7 @@ def _resolve(revision: Revision, log: _StepLog) -> str:
     log(f"resolving {name} version {version} in the registry")
     info = registry.model_version_get(name=name, version=version)
     model_dir = registry.model_files_get(name=name, version=version, cache_dir=settings.DEPLOY_MODEL_CACHE)
-    Revision.objects.filter(pk=revision.pk).update(model_dir=str(model_dir))
-    revision.model_dir = str(model_dir)
+    log.revision_update(revision, model_dir=str(model_dir))
     log(f"model files in {model_dir}")
     return f"{name} v{version} (run {info.run_id or 'unknown'})"
 
@@ -132,8 +150,7 @@ def _build(revision: Revision, log: _StepLog) -> str:
     if not repository:
         raise StepFailed(f"environment {revision.deployment.environment.name} has no image registry configured")
     image = f"{repository}/{revision.deployment.name}:{context.tag}"
-    Revision.objects.filter(pk=revision.pk).update(image=image, context_digest=context.digest)
-    revision.image, revision.context_digest = image, context.digest
+    log.revision_update(revision, image=image, context_digest=context.digest)
     builder = builder_for(revision.config)
     if builder.exists(image):
         raise _Skip(f"{image} is already in the registry; nothing to build")
@@ -145,8 +162,7 @@ def _build(revision: Revision, log: _StepLog) -> str:
     digest = builder.build_and_push(
         BuildRequest(context_dir=context_dir, image=image, build_args=context.build_args, labels=labels), log
     )
-    Revision.objects.filter(pk=revision.pk).update(image_digest=digest)
-    revision.image_digest = digest
+    log.revision_update(revision, image_digest=digest)
     return f"built and pushed {image}"
 
 
@@ -197,6 +213,8 @@ def _smoke_test(revision: Revision, log: _StepLog) -> str:
 
 @transaction.atomic
 def _go_live(revision: Revision, log: _StepLog) -> str:
+    if log.lease is not None and not Revision.objects.select_for_update().filter(log.lease.held()).exists():
+        log.lease.check()  # raises: taken over (the row lock keeps it ours until this transaction ends)
     deployment = Deployment.objects.select_for_update().get(pk=revision.deployment_id)
     previous = deployment.live_revision
     url = target_for(deployment, revision.config).endpoint_url(serving_spec(revision))
@@ -233,12 +251,10 @@ STEPS = {
 }
 
 
-def _run_step(revision: Revision, step: RevisionStep) -> None:
+def _run_step(revision: Revision, step: RevisionStep, lease: Lease | None = None) -> None:
     interrupted = step.status == StepStatus.RUNNING  # a worker died in this step
-    RevisionStep.objects.filter(pk=step.pk).update(
-        status=StepStatus.RUNNING, started_at=timezone.now(), finished_at=None
-    )
-    log = _StepLog(step)
+    log = _StepLog(step, lease)
+    log.step_update(status=StepStatus.RUNNING, started_at=timezone.now(), finished_at=None)
     log.lines = step.log.splitlines() if step.log else []
     if interrupted:
         log(f"resuming (attempt {revision.attempts})")
@@ -250,30 +266,29 @@ def _run_step(revision: Revision, step: RevisionStep) -> None:
     except (StepFailed, PermanentBackendError) as exc:
         text = exc.message if isinstance(exc, BackendError) else str(exc)
         log(f"failed: {text}")
-        RevisionStep.objects.filter(pk=step.pk).update(
-            status=StepStatus.FAILED, finished_at=timezone.now(), message=text[:1000]
-        )
+        log.step_update(status=StepStatus.FAILED, finished_at=timezone.now(), message=text[:1000])
         raise StepFailed(text) from exc
     except UnavailableError as exc:  # the registry is down: worth trying again later
         log(f"will retry: {exc.message}")
-        RevisionStep.objects.filter(pk=step.pk).update(status=StepStatus.PENDING, message=exc.message[:1000])
+        log.step_update(status=StepStatus.PENDING, message=exc.message[:1000])
         raise TransientBackendError(exc.message) from exc
     except ApplicationError as exc:
         log(f"failed: {exc.message}")
-        RevisionStep.objects.filter(pk=step.pk).update(
-            status=StepStatus.FAILED, finished_at=timezone.now(), message=exc.message[:1000]
-        )
+        log.step_update(status=StepStatus.FAILED, finished_at=timezone.now(), message=exc.message[:1000])
         raise StepFailed(exc.message) from exc
     except TransientBackendError as exc:
         log(f"will retry: {exc.message}")
-        RevisionStep.objects.filter(pk=step.pk).update(status=StepStatus.PENDING, message=exc.message[:1000])
+        log.step_update(status=StepStatus.PENDING, message=exc.message[:1000])
         raise
-    RevisionStep.objects.filter(pk=step.pk).update(status=status, finished_at=timezone.now(), message=message[:1000])
+    log.step_update(status=status, finished_at=timezone.now(), message=message[:1000])
 
 
 # ---------------------------------------------------------------------------- failure and rollback
-def _fail(revision: Revision, reason: str) -> None:
-    """The rollout failed: serve the last live revision again if there is one, and say why."""
+def _fail(revision: Revision, reason: str, lease: Lease | None = None) -> None:
+    """The rollout failed: serve the last live revision again if there is one, and say why. With ``lease``, only
+    while that attempt holds the revision (``LeaseLost`` otherwise, before anything is rolled back or written)."""
+    if lease is not None:
+        lease.check()
     deployment = revision.deployment
     previous = deployment.live_revision
     target = target_for(deployment, revision.config)
@@ -302,7 +317,9 @@ def _fail(revision: Revision, reason: str) -> None:
     with transaction.atomic():
         status = RevisionStatus.ROLLED_BACK if restored else RevisionStatus.FAILED
         message = f"{reason} (rolled back to {restored})" if restored else reason
-        Revision.objects.filter(pk=revision.pk).update(status=status, error=message[:5000], finished_at=timezone.now())
+        rows = Revision.objects.filter(lease.held() if lease else Q(pk=revision.pk))
+        if not rows.update(status=status, error=message[:5000], finished_at=timezone.now()) and lease is not None:
+            lease.check()  # raises: taken over meanwhile; the audit below is not written
         if not restored:
             Deployment.objects.filter(pk=deployment.pk, live_revision__isnull=True).update(
                 status=DeploymentStatus.FAILED
@@ -318,27 +335,45 @@ def _fail(revision: Revision, reason: str) -> None:
 
 # ---------------------------------------------------------------------------- entry point
 def revision_run(*, revision_id: int) -> str:
-    """Run the revision's remaining steps. Returns what happened, for the task log."""
-    if not claim(revision_id):
+    """Run the revision's remaining steps. Returns what happened, for the task log. A transient failure gives the
+    lease back and raises (the task retries); a lease taken over by another worker stops the run, unwritten."""
+    lease = claim(revision_id)
+    if lease is None:
         return "not claimable (finished, or another worker holds it)"
-    with lease_kept(revision_id):  # also while rolling back, which waits for the previous revision to serve
-        return _run_claimed(revision_id)
+    try:
+        with lease_kept(lease):  # also while rolling back, which waits for the previous revision to serve
+            return _run_claimed(lease)
+    except LeaseLost as lost:
+        logger.warning("%s; stopped without writing", lost)
+        return f"lease lost: attempt {lease.attempt} was taken over; stopped"
+    except TransientBackendError:
+        release(lease)
+        raise
+    except (OperationalError, InterfaceError) as exc:  # the database connection dropped under the run
+        connection.close()  # the retry opens a new one
+        with contextlib.suppress(DatabaseError):
+            release(lease)
+        raise TransientBackendError(f"the database connection was lost ({type(exc).__name__}); retrying") from exc
 
 
-def _run_claimed(revision_id: int) -> str:
+def _run_claimed(lease: Lease) -> str:
     revision = Revision.objects.select_related("deployment__environment", "deployment__live_revision").get(
-        pk=revision_id
+        pk=lease.revision_id
     )
     for step in revision.steps.all():
         if step.status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
             continue
         try:
-            _run_step(revision, step)
+            _run_step(revision, step, lease)
         except StepFailed as failure:
-            _fail(revision, f"{step.get_name_display()} failed: {failure}")
+            _fail(revision, f"{step.get_name_display()} failed: {failure}", lease)
             return f"failed at {step.name}"
     with transaction.atomic():
-        Revision.objects.filter(pk=revision.pk).update(status=RevisionStatus.LIVE, finished_at=timezone.now(), error="")
+        live = Revision.objects.filter(lease.held()).update(
+            status=RevisionStatus.LIVE, finished_at=timezone.now(), error=""
+        )
+        if not live:
+            lease.check()  # raises: taken over between the last step and here; no second audit event
         audit_record(
             actor=None,
             action="deployment.live",

@@ -7,11 +7,12 @@ import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from datetime import datetime
 
 from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 
-from apps.accounts.models import User
+from apps.accounts.models import AuditEvent, User
 from apps.accounts.permissions import DELETE_DEPLOYMENT, DEPLOY, ROLL_BACK, TEST_ENDPOINT, environments_where, may
 from apps.common.errors import ApplicationError, NotFoundError
 from apps.deployments.choices import DeploymentStatus
@@ -19,6 +20,8 @@ from apps.deployments.models import Deployment, Environment, Revision, RevisionS
 from apps.registry import selectors as registry
 
 __all__ = [
+    "ServingHealth",
+    "deployment_serving_health",
     "environment_list",
     "environment_get",
     "deploy_targets",
@@ -216,3 +219,28 @@ def deployment_permissions(*, deployment: Deployment, user: User, revisions: lis
         rollback_to=frozenset(r.pk for r in revisions if may_roll_back and rollback_refusal(deployment, r) is None),
         can_test=bool(deployment.endpoint_url) and may(user, TEST_ENDPOINT, environment=env),
     )
+
+
+@dataclass(frozen=True)
+class ServingHealth:
+    """The live revision's serving process as the deployment page reports it. ``running`` is None where the
+    target does not report it (Kubernetes: its controller restarts pods, the rollout shows readiness)."""
+
+    running: bool | None
+    restarts: int
+    last_restart: datetime | None
+
+
+def deployment_serving_health(*, deployment: Deployment) -> ServingHealth | None:
+    """Whether the live revision's scoring process runs now (local target), and how often the control plane's
+    reconcile restarted it (the ``deployment.restarted`` audit events). None when nothing is live."""
+    from apps.deployments.pipeline import serving_spec, target_for  # pipeline reads through these selectors
+
+    live = deployment.live_revision
+    if live is None or deployment.status != DeploymentStatus.LIVE:
+        return None
+    target = target_for(deployment, live.config)
+    running = target.is_running(serving_spec(live))
+    restarts = AuditEvent.objects.filter(action="deployment.restarted", target_type="revision", target_id=live.pk)
+    last = restarts.order_by("-occurred_at").values_list("occurred_at", flat=True).first()
+    return ServingHealth(running=running, restarts=restarts.count(), last_restart=last)

@@ -11,11 +11,13 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from collections.abc import Callable
 
 import requests
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
+from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.accounts.permissions import DELETE_DEPLOYMENT, DEPLOY, ROLL_BACK, TEST_ENDPOINT, require
@@ -153,18 +155,24 @@ def revision_enqueue(revision: Revision) -> None:
     from apps.deployments.tasks import revision_run as revision_run_task
 
     revision_id = revision.pk
-    transaction.on_commit(lambda: _publish(revision_run_task, revision_id=revision_id))
+
+    def unsent() -> None:  # requeue_stuck sends marked rows at its next run, without waiting for them to age
+        Revision.objects.filter(pk=revision_id, status=RevisionStatus.QUEUED).update(publish_failed_at=timezone.now())
+
+    transaction.on_commit(lambda: _publish(revision_run_task, on_failure=unsent, revision_id=revision_id))
 
 
-def _publish(task, **kwargs: object) -> None:
-    """Send ``task`` now if the broker takes it; if not, the row stays queued (it is the truth) and
-    ``requeue_stuck`` sends it once the broker is back. The request still answers 202."""
+def _publish(task, *, on_failure: Callable[[], None] | None = None, **kwargs: object) -> None:
+    """Send ``task`` now if the broker takes it; if not, the row stays queued (it is the truth), ``on_failure``
+    marks it, and ``requeue_stuck`` sends it once the broker is back. The request still answers 202."""
     try:
         task.apply_async(kwargs=kwargs)
     except Exception as exc:  # kombu and redis raise many kinds; none may undo a committed request
         logger.warning(
             "broker unreachable (%s): %s %s stays queued until requeued", type(exc).__name__, task.name, kwargs
         )
+        if on_failure is not None:
+            on_failure()
 
 
 def idempotency_key_reused(key: str, used_for: str) -> ConflictError:

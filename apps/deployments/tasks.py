@@ -9,7 +9,7 @@ import logging
 
 from celery import Task, shared_task
 
-from apps.deployments import lease, pipeline, upkeep
+from apps.deployments import pipeline, upkeep
 from apps.deployments.backends import BackendError, TransientBackendError
 from apps.deployments.models import Revision
 
@@ -38,11 +38,7 @@ def revision_run(*, revision_id: int) -> str:
     if not Revision.objects.filter(pk=revision_id).exists():
         logger.info("revision %s is gone; nothing to run", revision_id)
         return "gone"
-    try:
-        return pipeline.revision_run(revision_id=revision_id)
-    except TransientBackendError:
-        lease.release(revision_id)
-        raise
+    return pipeline.revision_run(revision_id=revision_id)  # gives its lease back before a retry
 
 
 @shared_task(
@@ -54,10 +50,12 @@ def tear_down(*, deployment_id: int) -> str:
 
 @shared_task(name="deployments.requeue_stuck")
 def requeue_stuck() -> int:
-    """Re-enqueue revisions whose message was lost or whose worker died; claiming makes duplicates harmless."""
+    """Re-enqueue revisions whose message was never sent or lost, or whose worker died; claiming makes duplicates
+    harmless."""
     revisions, deletions = upkeep.stuck_work()
     for revision_id in revisions:
         revision_run.apply_async(kwargs={"revision_id": revision_id})
+    upkeep.revisions_sent(revisions)
     for deployment_id in deletions:
         tear_down.apply_async(kwargs={"deployment_id": deployment_id})
     return len(revisions) + len(deletions)

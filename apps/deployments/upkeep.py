@@ -17,7 +17,7 @@ from apps.deployments.choices import DeploymentStatus, RevisionStatus
 from apps.deployments.models import Deployment, Revision
 from apps.deployments.services import revision_audit_data
 
-__all__ = ["deployment_tear_down", "local_deployments_reconcile", "stuck_work"]
+__all__ = ["deployment_tear_down", "local_deployments_reconcile", "revisions_sent", "stuck_work"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,12 +85,20 @@ def local_deployments_reconcile() -> int:
 
 
 def stuck_work() -> tuple[list[int], list[int]]:
-    """Revisions whose message was lost or whose worker died (queued too long, or running with an expired
-    lease), and deployments stuck in deleting: ``(revision ids, deployment ids)`` to queue again."""
+    """Revisions whose message was never sent (marked when the broker refused it), was lost (queued too long) or
+    whose worker died (running with an expired lease), and deployments stuck in deleting: ``(revision ids,
+    deployment ids)`` to queue again."""
     now = timezone.now()
     old = now - timedelta(seconds=settings.DEPLOY_STUCK_QUEUED_SECONDS)
-    revisions = Revision.objects.filter(
-        Q(status=RevisionStatus.QUEUED, created_at__lt=old) | Q(status=RevisionStatus.RUNNING, lease_until__lt=now)
-    ).values_list("pk", flat=True)
+    queued = Q(status=RevisionStatus.QUEUED) & (Q(created_at__lt=old) | Q(publish_failed_at__isnull=False))
+    revisions = Revision.objects.filter(queued | Q(status=RevisionStatus.RUNNING, lease_until__lt=now)).values_list(
+        "pk", flat=True
+    )
     deleting = Deployment.objects.filter(status=DeploymentStatus.DELETING, updated_at__lt=old)
     return list(revisions), list(deleting.values_list("pk", flat=True))
+
+
+def revisions_sent(revision_ids: list[int]) -> None:
+    """The requeue sent these revisions' tasks: a mark of a failed publish is cleared (the row is not sent at
+    every run; if the message is lost again, the queued-too-long rule still finds it)."""
+    Revision.objects.filter(pk__in=revision_ids, publish_failed_at__isnull=False).update(publish_failed_at=None)

@@ -66,6 +66,8 @@ def _detail(request: HttpRequest, deployment, *, test_body: str | None = None, a
         "test_body": test_body if test_body is not None else (json.dumps(example, indent=2) if example else ""),
         "answer": answer,
         "test_timeout": settings.DEPLOY_TEST_TIMEOUT,
+        "serving": selectors.deployment_serving_health(deployment=deployment),
+        "reconcile_seconds": int(settings.DEPLOY_RECONCILE_SECONDS),
     }
     return render(request, "deployments/deployment_detail.html", context, status=status)
 

@@ -14,6 +14,7 @@ from apps.common.errors import ApplicationError
 from apps.monitoring.drift import profile_build
 from apps.monitoring.models import Baseline
 from apps.monitoring.selectors import version_to_monitor
+from apps.monitoring.services import baseline_store
 from apps.monitoring.sources import get_telemetry_source
 from apps.monitoring.types import Window
 
@@ -63,14 +64,12 @@ def baseline_from_traffic(*, actor, deployment, window: Window) -> Baseline:
     )
     origin = {"deployment": deployment.pk, "start": start.isoformat(), "end": end.isoformat()}
     with transaction.atomic():
-        baseline, _ = Baseline.objects.update_or_create(
+        baseline = baseline_store(
             model_name=deployment.model_name,
             model_version=str(version),
-            defaults={
-                "profile": {**profile.to_json(), "origin": origin},
-                "rows": profile.rows,
-                "source": Baseline.Source.TRAFFIC,
-            },
+            source=Baseline.Source.TRAFFIC,
+            profile={**profile.to_json(), "origin": origin},
+            rows=profile.rows,
         )
         audit_record(
             actor=actor,

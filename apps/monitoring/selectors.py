@@ -27,6 +27,9 @@ from apps.monitoring.types import (
 )
 
 __all__ = [
+    "baseline_upload_get",
+    "baseline_uploads_recent",
+    "earlier_baselines_get",
     "latency_series_get",
     "revision_changes",
     "drift_series_get",
@@ -234,3 +237,28 @@ def monitoring_permissions(*, deployment, user: User) -> MonitoringPermissions:
         can_set_thresholds=may(user, CHANGE_DRIFT_THRESHOLDS, environment=deployment.environment),
         can_set_baseline=may(user, SET_DRIFT_BASELINE),
     )
+
+
+def earlier_baselines_get(*, model_name: str, model_version: str) -> list:
+    """The baselines of the version that newer ones replaced, newest first (restorable)."""
+    from apps.monitoring.models import EarlierBaseline
+
+    rows = EarlierBaseline.objects.filter(model_name=model_name, model_version=str(model_version))
+    return list(rows.defer("profile"))
+
+
+def baseline_upload_get(*, pk: int):
+    """A baseline upload parsed by a worker (its status); 404 naming it when unknown."""
+    from apps.monitoring.models import BaselineUpload
+
+    upload = BaselineUpload.objects.filter(pk=pk).first()
+    if upload is None:
+        raise NotFoundError(f"No baseline upload {pk}.")
+    return upload
+
+
+def baseline_uploads_recent(*, model_name: str, model_version: str, limit: int = 5) -> list:
+    """The latest uploads of the version parsed by a worker, newest first, for the monitoring page."""
+    from apps.monitoring.models import BaselineUpload
+
+    return list(BaselineUpload.objects.filter(model_name=model_name, model_version=str(model_version))[:limit])

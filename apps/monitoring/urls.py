@@ -13,5 +13,10 @@ urlpatterns = [
         views.baseline_from_traffic,
         name="baseline_from_traffic",
     ),
+    path(
+        "deployments/<int:pk>/monitoring/baselines/earlier/<int:earlier>/restore/",
+        views.baseline_restore,
+        name="baseline_restore",
+    ),
     path("monitoring/plotly-<str:version>.min.js", views.plotly_js, name="plotly_js"),
 ]

@@ -19,6 +19,7 @@ from apps.common.forms import form_errors
 from apps.deployments.selectors import deployment_get
 from apps.monitoring import baselines, charts, selectors, services, uploads
 from apps.monitoring.forms import BaselineUploadForm, DriftThresholdsForm, TrafficBaselineForm
+from apps.monitoring.models import BaselineUpload
 from apps.monitoring.types import WINDOWS, window_get
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -79,6 +80,18 @@ def deployment_monitoring(request: HttpRequest, pk: int) -> HttpResponse:
     context["thresholds_form"] = DriftThresholdsForm(initial={"psi_warn": warn, "psi_alert": alert})
     context["baseline_form"] = BaselineUploadForm(initial={"version": selectors.monitored_version(deployment)})
     context["traffic_baseline_form"] = TrafficBaselineForm(prefix="traffic")
+    monitored = selectors.monitored_version(deployment)
+    context["earlier_baselines"] = (
+        selectors.earlier_baselines_get(model_name=deployment.model_name, model_version=str(monitored))
+        if monitored
+        else []
+    )
+    context["inline_bytes"] = settings.MONITORING_BASELINE_INLINE_BYTES
+    context["baseline_uploads"] = (
+        selectors.baseline_uploads_recent(model_name=deployment.model_name, model_version=str(monitored))
+        if monitored
+        else []
+    )
     try:
         latency = selectors.latency_series_get(deployment=deployment, window=window)
         context["latency"] = latency
@@ -141,7 +154,31 @@ def baseline_upload(request: HttpRequest, pk: int) -> HttpResponse:
     except ApplicationError as exc:
         flash_error(request, exc, prefix="Baseline not replaced: ")
         return _back(pk, request)
+    if isinstance(baseline, BaselineUpload):
+        messages.info(
+            request,
+            f"{baseline.filename or 'The file'} ({baseline.size:,} bytes) is being checked and profiled by a worker; "
+            "its status is under Baseline uploads. The current baseline stays until it is done.",
+        )
+        return _back(pk, request)
     messages.success(request, f"Baseline of v{baseline.model_version} replaced from {baseline.rows} uploaded rows.")
+    return _back(pk, request)
+
+
+@require_POST
+def baseline_restore(request: HttpRequest, pk: int, earlier: int) -> HttpResponse:
+    deployment = deployment_get(pk=pk)
+    try:
+        baseline = services.baseline_restore(
+            actor=request.user,
+            model_name=deployment.model_name,
+            model_version=selectors.version_to_monitor(deployment, request.POST.get("version") or None),
+            earlier_id=earlier,
+        )
+    except ApplicationError as exc:
+        flash_error(request, exc, prefix="Baseline not restored: ")
+        return _back(pk, request)
+    messages.success(request, f"Earlier baseline of v{baseline.model_version} restored ({baseline.rows} rows).")
     return _back(pk, request)
 
 

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.deployments.models import Deployment, Environment, Revision, RevisionStep
+from apps.deployments.selectors import deployment_serving_health
 
 
 class EnvironmentSerializer(serializers.ModelSerializer):
@@ -104,8 +106,21 @@ class DeploymentSerializer(serializers.ModelSerializer):
         return request.build_absolute_uri(path) if request else path
 
 
+class ServingHealthSerializer(serializers.Serializer):
+    running = serializers.BooleanField(allow_null=True, help_text="null where the target does not report it")
+    restarts = serializers.IntegerField(help_text="times the control plane restarted the live scoring process")
+    last_restart = serializers.DateTimeField(allow_null=True)
+
+
 class DeploymentDetailSerializer(DeploymentSerializer):
     revisions = RevisionSummarySerializer(many=True, source="revisions.all")
+    serving = serializers.SerializerMethodField()
 
     class Meta(DeploymentSerializer.Meta):
-        fields = [*DeploymentSerializer.Meta.fields, "revisions"]
+        fields = [*DeploymentSerializer.Meta.fields, "serving", "revisions"]
+
+    @extend_schema_field(ServingHealthSerializer(allow_null=True))
+    def get_serving(self, obj: Deployment) -> dict | None:
+        """The live scoring process (the page's Endpoint card): running now, and restarts by the reconcile."""
+        health = deployment_serving_health(deployment=obj)
+        return ServingHealthSerializer(health).data if health else None

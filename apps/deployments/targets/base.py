@@ -94,6 +94,11 @@ class DeploymentTarget(abc.ABC):
     def delete(self, spec: ServingSpec, log: Log) -> None:
         """Remove everything ``apply`` created for ``spec.deployment``. Deleting what is gone is fine."""
 
+    def is_running(self, spec: ServingSpec) -> bool | None:
+        """Whether the revision's serving process runs now; None when the target does not say (the default: a
+        cluster's own controller restarts what dies, and the rollout reports readiness)."""
+        return None
+
     def retire(self, spec: ServingSpec, log: Log) -> None:  # noqa: B027 - optional, a no-op by default
         """Stop serving an older revision once a newer one is live (targets that replace in place: no-op)."""
 

@@ -30,4 +30,15 @@ urlpatterns = [
         baselines.DeploymentBaselineFromTrafficApi.as_view(),
         name="deployment_baseline_from_traffic",
     ),
+    path("baseline-uploads/<int:pk>/", views.BaselineUploadStatusApi.as_view(), name="baseline_upload_status"),
+    path(
+        "deployments/<int:pk>/monitoring/baselines/earlier/",
+        baselines.DeploymentEarlierBaselinesApi.as_view(),
+        name="deployment_baselines_earlier",
+    ),
+    path(
+        "deployments/<int:pk>/monitoring/baselines/earlier/<int:earlier>/restore/",
+        baselines.DeploymentBaselineRestoreApi.as_view(),
+        name="deployment_baseline_restore",
+    ),
 ]

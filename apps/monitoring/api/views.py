@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -14,6 +15,7 @@ from apps.common.api import IF_MATCH
 from apps.common.parsers import JSONParser
 from apps.deployments.selectors import deployment_get
 from apps.monitoring import selectors, services, uploads
+from apps.monitoring.models import BaselineUpload
 from apps.monitoring.types import WINDOWS, window_get
 from apps.registry.versions import VERSION_MESSAGE, VERSION_PATTERN
 
@@ -125,6 +127,39 @@ class DeploymentDriftThresholdsApi(APIView):
         return self._answer(deployment)
 
 
+class BaselineUploadStatusSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    model_name = serializers.CharField()
+    model_version = serializers.CharField()
+    filename = serializers.CharField()
+    size = serializers.IntegerField()
+    status = serializers.CharField()
+    code = serializers.CharField()
+    error = serializers.CharField()
+    rows = serializers.IntegerField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        ref_name = "BaselineUploadStatus"
+
+    def get_url(self, upload) -> str:
+        path = reverse("monitoring-api:baseline_upload_status", kwargs={"pk": upload.pk})
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path
+
+
+class BaselineUploadStatusApi(APIView):
+    """How a baseline upload parsed by a worker is doing: queued, processing, done (the baseline replaced, ``rows``
+    profiled) or failed (``code`` and ``error`` say why, as an inline upload's refusal would)."""
+
+    @extend_schema(operation_id="baseline_upload_status", responses={200: BaselineUploadStatusSerializer})
+    def get(self, request: Request, pk: int) -> Response:
+        upload = selectors.baseline_upload_get(pk=pk)
+        return Response(BaselineUploadStatusSerializer(upload, context={"request": request}).data)
+
+
 class DeploymentBaselineUploadApi(APIView):
     """Replace the drift baseline of the deployment's model version (or ``version``) with the profile of a
     CSV (with a header row) or Parquet file sent as multipart field ``file`` (ML leads)."""
@@ -153,6 +188,11 @@ class DeploymentBaselineUploadApi(APIView):
         request={"multipart/form-data": InputSerializer},
         responses={
             201: OutputSerializer,
+            202: OpenApiResponse(
+                response=BaselineUploadStatusSerializer,
+                description="A file larger than MONITORING_BASELINE_INLINE_BYTES: stored and parsed by a worker; poll "
+                "``url`` for how it ended (the same refusals as an inline upload, in ``code`` and ``error``).",
+            ),
             **ERRORS,
             413: OpenApiResponse(
                 description="The file is larger than MONITORING_BASELINE_MAX_UPLOAD_BYTES, or decodes to more than "
@@ -173,5 +213,8 @@ class DeploymentBaselineUploadApi(APIView):
             data=upload.read(uploads.max_upload_bytes() + 1),
             filename=upload.name or "",
         )
+        if isinstance(baseline, BaselineUpload):  # parsed by a worker
+            body = BaselineUploadStatusSerializer(baseline, context={"request": request}).data
+            return Response(body, status=202, headers={"Location": body["url"]})
         baseline.feature_count = len(baseline.profile.get("features", []))
         return Response(self.OutputSerializer(baseline).data, status=201)
