@@ -6,8 +6,8 @@ import re
 import shlex
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from datetime import datetime
+from pathlib import Path
 
 from django.conf import settings
 from django.db.models import Prefetch, QuerySet

@@ -10,8 +10,8 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import requests
 from django.conf import settings
