@@ -31,6 +31,8 @@ __all__ = [
     "CHANGE_DRIFT_THRESHOLDS",
     "SET_DRIFT_BASELINE",
     "READ_AUDIT_TRAIL",
+    "MANAGE_CHANNELS",
+    "MANAGE_GLOBAL_CHANNELS",
     "decide_promotion",
     "admin_action",
     "roles_in",
@@ -78,6 +80,11 @@ CHANGE_DRIFT_THRESHOLDS = Action("change drift thresholds", Role.LEAD)
 SET_DRIFT_BASELINE = Action("set drift baselines", Role.LEAD, scope=ANYWHERE)
 # Reviewers sign changes off, so they (and admins) read the whole trail; leads and viewers do not.
 READ_AUDIT_TRAIL = Action("read the audit trail", Role.REVIEWER, scope=GLOBALLY)
+# Notification channels (apps/events): an environment's channels by its admins (a global admin, or an admin grant
+# there), global channels by global admins. Their deliveries are read and resent by the same
+# people: a delivery shows what the channel was sent.
+MANAGE_CHANNELS = Action("manage notification channels", Role.ADMIN)
+MANAGE_GLOBAL_CHANNELS = Action("manage global notification channels", Role.ADMIN, scope=GLOBALLY)
 
 
 def decide_promotion(verb: str, approver_role: str) -> Action:

@@ -16,6 +16,7 @@ from pathlib import Path
 import requests
 from django.conf import settings
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.accounts.services import audit_record
@@ -26,6 +27,8 @@ from apps.deployments.choices import DeploymentStatus, ImageBuilderName, Revisio
 from apps.deployments.lease import claim, lease_kept
 from apps.deployments.models import Deployment, Revision, RevisionStep
 from apps.deployments.targets import DeploymentTarget, Readiness, ServingSpec, configured_target, rollout_time_limit
+from apps.events import catalogue
+from apps.events.services import publish
 from apps.registry import selectors as registry
 
 __all__ = ["revision_run", "revision_give_up", "serving_spec", "target_for", "builder_for", "StepFailed"]
@@ -276,6 +279,31 @@ def _run_step(revision: Revision, step: RevisionStep) -> None:
     RevisionStep.objects.filter(pk=step.pk).update(status=status, finished_at=timezone.now(), message=message[:1000])
 
 
+# ---------------------------------------------------------------------------- events
+def _publish(revision: Revision, event: str, summary: str, **extra: object) -> None:
+    """Tell the notification channels (apps/events); sent after this transaction commits, never blocking."""
+    deployment = revision.deployment
+    publish(
+        event,
+        {
+            "summary": summary,
+            "deployment": deployment.pk,
+            "model": deployment.model_name,
+            "version": revision.model_version,
+            "revision": revision.label,
+            "kind": revision.kind,
+            **extra,
+            "url": reverse("deployments:revision_detail", kwargs={"pk": revision.pk}),
+        },
+        environment=deployment.environment_id,
+    )
+
+
+def _what(revision: Revision) -> str:
+    deployment = revision.deployment
+    return f"{deployment.model_name} v{revision.model_version} ({revision.label}) in {deployment.environment.name}"
+
+
 # ---------------------------------------------------------------------------- failure and rollback
 def _fail(revision: Revision, reason: str) -> None:
     """The rollout failed: serve the last live revision again if there is one, and say why."""
@@ -312,6 +340,16 @@ def _fail(revision: Revision, reason: str) -> None:
             Deployment.objects.filter(pk=deployment.pk, live_revision__isnull=True).update(
                 status=DeploymentStatus.FAILED
             )
+        if restored:
+            _publish(
+                revision,
+                catalogue.REVISION_ROLLED_BACK,
+                f"{_what(revision)} failed and was rolled back to {restored}: {reason}",
+                reason=reason[:500],
+                restored=restored,
+            )
+        else:
+            _publish(revision, catalogue.REVISION_FAILED, f"{_what(revision)} failed: {reason}", reason=reason[:500])
         audit_record(
             actor=None,
             action="deployment.rolled_back" if restored else "deployment.failed",
@@ -334,6 +372,8 @@ def _run_claimed(revision_id: int) -> str:
     revision = Revision.objects.select_related("deployment__environment", "deployment__live_revision").get(
         pk=revision_id
     )
+    if revision.attempts == 1:  # the first claim; a worker resuming it after a crash is no new start
+        _publish(revision, catalogue.REVISION_STARTED, f"Rollout of {_what(revision)} started.")
     for step in revision.steps.all():
         if step.status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
             continue
@@ -344,6 +384,7 @@ def _run_claimed(revision_id: int) -> str:
             return f"failed at {step.name}"
     with transaction.atomic():
         Revision.objects.filter(pk=revision.pk).update(status=RevisionStatus.LIVE, finished_at=timezone.now(), error="")
+        _publish(revision, catalogue.REVISION_LIVE, f"{_what(revision)} is live.", image=revision.image)
         audit_record(
             actor=None,
             action="deployment.live",

@@ -7,10 +7,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+from apps.promotions.webhooks import WebhookError
 
 from apps.promotions import services, tasks
 from apps.promotions.models import PromotionPolicy
-from apps.promotions.webhooks import WebhookError
 from tests.promotions.helpers import MODEL
 
 pytestmark = pytest.mark.django_db
