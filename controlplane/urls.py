@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("apps.promotions.api.urls")),
     path("", include("apps.monitoring.api.urls")),
     path("", include("apps.accounts.api.urls")),
+    path("", include("apps.events.api.urls")),
 ]
 
 urlpatterns = [
@@ -27,6 +28,7 @@ urlpatterns = [
     path("", include("apps.deployments.urls")),
     path("", include("apps.promotions.urls")),
     path("", include("apps.monitoring.urls")),
+    path("", include("apps.events.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
