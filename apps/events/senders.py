@@ -8,14 +8,16 @@ retry may help (5xx, 429, timeouts, connection errors) and how long the receiver
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import hmac
 import json
+import logging
 import smtplib
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from django.conf import settings
@@ -155,6 +157,24 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 
 
 # ---------------------------------------------------------------------------- how it is sent
+_sending_path: contextvars.ContextVar[str] = contextvars.ContextVar("events_sending_path", default="")
+
+
+class _RedactPath(logging.Filter):
+    """urllib3 logs each request's path at DEBUG; a Slack or Teams URL's path and query are its credential."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        secret = _sending_path.get()
+        if secret:
+            message = record.getMessage()
+            if secret in message:
+                record.msg, record.args = message.replace(secret, "/[redacted]"), ()
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_RedactPath())
+
+
 def _retry_after(response: requests.Response) -> float | None:
     value = response.headers.get("Retry-After")
     if not value:
@@ -173,6 +193,9 @@ def _post(channel: Channel, data: bytes, headers: dict[str, str]) -> int:
     refused = url_resolves_public(channel.url)
     if refused:
         raise DeliveryError(f"not sent: {refused}", retry=False)
+    parts = urlsplit(channel.url)
+    secret_part = parts.path + (f"?{parts.query}" if parts.query else "")
+    token = _sending_path.set(secret_part if len(secret_part) > 1 else "")
     try:
         response = requests.post(
             channel.url,
@@ -185,6 +208,8 @@ def _post(channel: Channel, data: bytes, headers: dict[str, str]) -> int:
         raise DeliveryError(f"timed out after {settings.EVENTS_HTTP_TIMEOUT} s", retry=True) from None
     except requests.ConnectionError as exc:
         raise DeliveryError(f"could not connect: {type(exc).__name__}", retry=True) from None
+    finally:
+        _sending_path.reset(token)
     code = response.status_code
     if code == 429 or code >= 500:
         raise DeliveryError(f"answered {code}", retry=True, response_code=code, retry_after=_retry_after(response))
