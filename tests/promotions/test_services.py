@@ -11,6 +11,7 @@ from apps.accounts.models import AuditEvent
 from apps.common.errors import ApplicationError, ConflictError, ForbiddenError, NotFoundError
 from apps.deployments.choices import RevisionStatus
 from apps.deployments.models import Revision
+from apps.events.models import Channel, Delivery
 from apps.promotions import services
 from apps.promotions.choices import PromotionStatus
 from apps.promotions.models import PromotionPolicy, PromotionRequest, PromotionReview
@@ -110,16 +111,22 @@ class PromotionRequestTests:
         first.refresh_from_db()
         assert first.status == PromotionStatus.PENDING
 
-    def test_the_webhook_is_queued_only_after_commit(
+    def test_notifications_are_published_only_after_commit(
         self, alice, environments, promo_registry, django_capture_on_commit_callbacks
     ):
+        Channel.objects.create(
+            name="promotions",
+            kind="slack",
+            url="https://hooks.example.test/x",
+            environment=environments["production"],
+            events=["promotion.requested"],
+        )
         with django_capture_on_commit_callbacks() as callbacks:
             _request(alice)
-        assert callbacks == [], "no webhook configured, nothing queued"
-        _policy(environments, webhook_url="https://hooks.example.test/x")
-        with django_capture_on_commit_callbacks() as callbacks:
-            _request(alice, version="1")
+            assert not Delivery.objects.exists(), "nothing is recorded before the commit"
         assert len(callbacks) == 1
+        callbacks[0]()
+        assert Delivery.objects.get().event.name == "promotion.requested"
 
 
 class PromotionApproveTests:
