@@ -140,7 +140,8 @@ class PromotionApproveTests:
         revision = result.executed_revision
         assert revision.status == RevisionStatus.QUEUED and revision.model_version == "2"
         assert revision.deployment.environment.name == "production" and revision.requested_by == alice
-        assert len(callbacks) == 1, "the rollout is queued once the transaction commits"
+        queued = [callback.__qualname__.split(".<locals>")[0] for callback in callbacks]
+        assert queued == ["publish", "revision_enqueue", "publish"], "the rollout and notifications wait for the commit"
         model = mlflow_client.get_registered_model(MODEL)
         assert str(model.aliases["production"]) == "2"
         tags = mlflow_client.get_model_version(MODEL, "2").tags
