@@ -264,6 +264,9 @@ SPECTACULAR_SETTINGS = {
         "RevisionStatusEnum": "apps.deployments.choices.RevisionStatus",
         "StepStatusEnum": "apps.deployments.choices.StepStatus",
         "PromotionStatusEnum": "apps.promotions.choices.PromotionStatus",
+        "ChannelKindEnum": "apps.events.choices.ChannelKind",
+        "RevisionKindEnum": "apps.deployments.choices.RevisionKind",
+        "DeliveryStatusEnum": "apps.events.choices.DeliveryStatus",
     },
 }
 

@@ -325,7 +325,7 @@ def channel_create(
 def channel_update(*, actor: User, channel: Channel, **fields: Any) -> Channel:
     """Change ``name``, ``events``, ``enabled``, ``url``, ``secret`` or ``recipients`` (kind and environment are
     fixed: delete and create instead). The audit names which of url/secret changed, never their values."""
-    channel = Channel.objects.select_for_update().select_related("environment").get(pk=channel.pk)
+    channel = Channel.objects.select_for_update(of=("self",)).select_related("environment").get(pk=channel.pk)
     _require_manage(actor, channel.environment)
     allowed = {"name", "events", "enabled", "url", "secret", "recipients"}
     unknown = set(fields) - allowed
