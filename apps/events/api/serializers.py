@@ -36,6 +36,23 @@ class ChannelSerializer(serializers.ModelSerializer):
         return bool(obj.secret)
 
 
+class StringListField(serializers.ListField):
+    """A list of strings whose item errors are flat messages ("item 0: ..."), as the error format documents
+    (``errors``: field -> list of messages), not DRF's nested ``{index: [...]}``."""
+
+    child = serializers.CharField(max_length=254)
+
+    def run_child_validation(self, data):
+        try:
+            return super().run_child_validation(data)
+        except serializers.ValidationError as exc:
+            if isinstance(exc.detail, dict):
+                raise serializers.ValidationError(
+                    [f"item {index}: {' '.join(str(m) for m in messages)}" for index, messages in exc.detail.items()]
+                ) from None
+            raise
+
+
 class ChannelCreateInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     kind = serializers.ChoiceField(choices=ChannelKind.choices)
@@ -54,7 +71,7 @@ class ChannelCreateInputSerializer(serializers.Serializer):
         help_text="HMAC-SHA256 key of a JSON webhook (16+ characters).",
     )
     # Plain strings here, checked by the service, so a bad address is one message under ``recipients``.
-    recipients = serializers.ListField(child=serializers.CharField(max_length=254), required=False, default=list)
+    recipients = StringListField(required=False, default=list, help_text="Email addresses (email channels).")
     events = serializers.MultipleChoiceField(choices=EVENT_CHOICES, allow_empty=False)
     enabled = serializers.BooleanField(required=False, default=True)
 
@@ -63,7 +80,7 @@ class ChannelUpdateInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100, required=False)
     url = serializers.CharField(max_length=2000, required=False, allow_blank=True, write_only=True)
     secret = serializers.CharField(max_length=200, required=False, allow_blank=True, write_only=True)
-    recipients = serializers.ListField(child=serializers.CharField(max_length=254), required=False)
+    recipients = StringListField(required=False)
     events = serializers.MultipleChoiceField(choices=EVENT_CHOICES, allow_empty=False, required=False)
     enabled = serializers.BooleanField(required=False)
 
