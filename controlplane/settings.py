@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "apps.promotions",
     "apps.monitoring",
     "apps.alerts",
+    "apps.events",
     "apps.demo",
 ]
 
@@ -272,6 +273,8 @@ SPECTACULAR_SETTINGS = {
         "RevisionKindEnum": "apps.deployments.choices.RevisionKind",
         "AlertStateEnum": "apps.alerts.choices.AlertState",
         "AlertMetricEnum": "apps.alerts.choices.Metric",
+        "ChannelKindEnum": "apps.events.choices.ChannelKind",
+        "DeliveryStatusEnum": "apps.events.choices.DeliveryStatus",
     },
 }
 
@@ -448,6 +451,31 @@ ALERTS_MIN_REQUESTS = env_int("ALERTS_MIN_REQUESTS", 100)
 # An open alert resolves once its condition stayed clear this long (a rule may set its own).
 ALERTS_RESOLVE_AFTER_SECONDS = env_int("ALERTS_RESOLVE_AFTER_SECONDS", 300)
 
+# --- notifications and events (apps/events, docs/events.md)
+# Private and loopback URLs, and plain http, are refused for channels unless this is on (the embedded default
+# and the tests post to 127.0.0.1); a deployment (DJANGO_SECRET_KEY set) gets https to public addresses only.
+EVENTS_ALLOW_PRIVATE_URLS = env_bool("EVENTS_ALLOW_PRIVATE_URLS", not _DEPLOYED)
+EVENTS_HTTP_TIMEOUT = env_int("EVENTS_HTTP_TIMEOUT", 10)  # seconds per attempt
+EVENTS_DELIVERY_ATTEMPTS = env_int("EVENTS_DELIVERY_ATTEMPTS", 8)  # then the delivery is failed (Resend remains)
+EVENTS_RETRY_BASE_SECONDS = float(env_str("EVENTS_RETRY_BASE_SECONDS", "10"))  # doubles per attempt
+EVENTS_RETRY_MAX_SECONDS = float(env_str("EVENTS_RETRY_MAX_SECONDS", "1800"))
+EVENTS_REGISTRY_POLL_SECONDS = env_int("EVENTS_REGISTRY_POLL_SECONDS", 60)
+EVENTS_LINK_BASE_URL = env_str("EVENTS_LINK_BASE_URL")  # e.g. https://modelplane.example.com: links in messages
+# Email channels use Django's email backend: the console (the worker's log) unless an SMTP host is set.
+EMAIL_BACKEND = env_str(
+    "DJANGO_EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if env_str("DJANGO_EMAIL_HOST")
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env_str("DJANGO_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("DJANGO_EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("DJANGO_EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_secret("DJANGO_EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = env_int("DJANGO_EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env_str("DJANGO_DEFAULT_FROM_EMAIL", "modelplane@localhost")
+
 CELERY_BEAT_SCHEDULE = {
     # Re-enqueue revisions whose message was lost (broker restart) or whose worker died mid-rollout.
     # A run not picked up within its period is dropped (expires): a busy worker does not pile them up.
@@ -469,6 +497,14 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(ALERTS_EVALUATE_SECONDS),
         "options": {"expires": float(ALERTS_EVALUATE_SECONDS)},
     },
+    # New model versions and moved aliases in MLflow, which has no push (apps/events/registry_poll.py).
+    "poll-registry-events": {
+        "task": "events.poll_registry",
+        "schedule": float(EVENTS_REGISTRY_POLL_SECONDS),
+        "options": {"expires": float(EVENTS_REGISTRY_POLL_SECONDS)},
+    },
+    # Deliveries whose task was lost (broker outage when queued) are queued again; sending stays once.
+    "requeue-deliveries": {"task": "events.requeue_deliveries", "schedule": 300.0, "options": {"expires": 300.0}},
 }
 CELERY_TASK_ROUTES = {"deployments.*": {"queue": env_str("CELERY_DEPLOY_QUEUE", "celery")}}
 

@@ -16,6 +16,7 @@ api_v1 = [
     path("", include("apps.monitoring.api.urls")),
     path("", include("apps.alerts.api.urls")),
     path("", include("apps.accounts.api.urls")),
+    path("", include("apps.events.api.urls")),
 ]
 
 urlpatterns = [
@@ -30,6 +31,7 @@ urlpatterns = [
     path("", include("apps.promotions.urls")),
     path("", include("apps.monitoring.urls")),
     path("", include("apps.alerts.urls")),
+    path("", include("apps.events.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", CachedSchemaView.as_view(), name="api-schema"),

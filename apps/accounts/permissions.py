@@ -36,6 +36,8 @@ __all__ = [
     "SILENCE_ALERTS",
     "CHANGE_ALERT_RULES",
     "environments_with_a_role",
+    "MANAGE_CHANNELS",
+    "MANAGE_GLOBAL_CHANNELS",
     "decide_promotion",
     "admin_action",
     "roles_in",
@@ -89,6 +91,11 @@ SILENCE_ALERTS = Action("silence alerts", Role.LEAD)
 CHANGE_ALERT_RULES = Action("change SLOs and alert rules", Role.LEAD)
 # Reviewers sign changes off, so they (and admins) read the whole trail; leads and viewers do not.
 READ_AUDIT_TRAIL = Action("read the audit trail", Role.REVIEWER, scope=GLOBALLY)
+# Notification channels (apps/events): an environment's channels by its admins (a global admin, or an admin grant
+# there), global channels by global admins. Their deliveries are read and resent by the same
+# people: a delivery shows what the channel was sent.
+MANAGE_CHANNELS = Action("manage notification channels", Role.ADMIN)
+MANAGE_GLOBAL_CHANNELS = Action("manage global notification channels", Role.ADMIN, scope=GLOBALLY)
 
 
 def decide_promotion(verb: str, approver_role: str) -> Action:

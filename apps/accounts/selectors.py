@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from django.db.models import Count, Q, QuerySet
 
 from apps.accounts.models import ApiToken, AuditEvent, User
-from apps.accounts.permissions import READ_AUDIT_TRAIL, is_admin, may, require, require_admin
+from apps.accounts.permissions import (
+    MANAGE_CHANNELS,
+    READ_AUDIT_TRAIL,
+    environments_where,
+    is_admin,
+    may,
+    require,
+    require_admin,
+)
 from apps.common.errors import ApplicationError, NotFoundError
 
 __all__ = [
@@ -80,9 +88,13 @@ class NavPermissions:
     service_accounts: bool
     access: bool
     django_admin: bool
+    channels: bool = False  # notification channels and deliveries (apps/events)
 
 
 def nav_permissions(user: User) -> NavPermissions:
     admin = is_admin(user)
     staff = bool(user.is_active and user.is_staff)  # Django's own flag, which its admin site checks
-    return NavPermissions(audit=audit_can_read(user), service_accounts=admin, access=admin, django_admin=staff)
+    channels = admin or environments_where(user, MANAGE_CHANNELS).exists()
+    return NavPermissions(
+        audit=audit_can_read(user), service_accounts=admin, access=admin, django_admin=staff, channels=channels
+    )

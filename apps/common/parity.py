@@ -56,6 +56,11 @@ PAIRS: list[tuple[str, str]] = [
     ("accounts:service_account_token_create", "service_accounts_tokens_create"),
     ("accounts:service_account_token_revoke", "service_accounts_tokens_revoke"),
     ("accounts:service_account_token_revoke", "service_accounts_tokens_destroy"),
+    # events: apps/events/services.py
+    ("events:channel_list", "channels_create"),
+    ("events:channel_update", "channels_partial_update"),
+    ("events:channel_delete", "channels_destroy"),
+    ("events:delivery_resend", "deliveries_resend"),
 ]
 
 # UI actions with no API operation, and why.

@@ -20,6 +20,7 @@ import requests
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.accounts.services import audit_record
@@ -32,6 +33,8 @@ from apps.deployments.models import Deployment, Revision, RevisionStep
 from apps.deployments.selectors import input_example_read
 from apps.deployments.services import revision_audit_data
 from apps.deployments.targets import DeploymentTarget, Readiness, ServingSpec, configured_target, rollout_time_limit
+from apps.events import catalogue
+from apps.events.services import publish
 from apps.registry import selectors as registry
 
 __all__ = ["revision_run", "revision_give_up", "serving_spec", "target_for", "builder_for", "StepFailed"]
@@ -283,6 +286,31 @@ def _run_step(revision: Revision, step: RevisionStep, lease: Lease | None = None
     log.step_update(status=status, finished_at=timezone.now(), message=message[:1000])
 
 
+# ---------------------------------------------------------------------------- events
+def _publish(revision: Revision, event: str, summary: str, **extra: object) -> None:
+    """Tell the notification channels (apps/events); sent after this transaction commits, never blocking."""
+    deployment = revision.deployment
+    publish(
+        event,
+        {
+            "summary": summary,
+            "deployment": deployment.pk,
+            "model": deployment.model_name,
+            "version": revision.model_version,
+            "revision": revision.label,
+            "kind": revision.kind,
+            **extra,
+            "url": reverse("deployments:revision_detail", kwargs={"pk": revision.pk}),
+        },
+        environment=deployment.environment_id,
+    )
+
+
+def _what(revision: Revision) -> str:
+    deployment = revision.deployment
+    return f"{deployment.model_name} v{revision.model_version} ({revision.label}) in {deployment.environment.name}"
+
+
 # ---------------------------------------------------------------------------- failure and rollback
 def _fail(revision: Revision, reason: str, lease: Lease | None = None) -> None:
     """The rollout failed: serve the last live revision again if there is one, and say why. With ``lease``, only
@@ -324,6 +352,16 @@ def _fail(revision: Revision, reason: str, lease: Lease | None = None) -> None:
             Deployment.objects.filter(pk=deployment.pk, live_revision__isnull=True).update(
                 status=DeploymentStatus.FAILED
             )
+        if restored:
+            _publish(
+                revision,
+                catalogue.REVISION_ROLLED_BACK,
+                f"{_what(revision)} failed and was rolled back to {restored}: {reason}",
+                reason=reason[:500],
+                restored=restored,
+            )
+        else:
+            _publish(revision, catalogue.REVISION_FAILED, f"{_what(revision)} failed: {reason}", reason=reason[:500])
         audit_record(
             actor=None,
             action="deployment.rolled_back" if restored else "deployment.failed",
@@ -360,6 +398,8 @@ def _run_claimed(lease: Lease) -> str:
     revision = Revision.objects.select_related("deployment__environment", "deployment__live_revision").get(
         pk=lease.revision_id
     )
+    if revision.attempts == 1:  # the first claim; a worker resuming it after a crash is no new start
+        _publish(revision, catalogue.REVISION_STARTED, f"Rollout of {_what(revision)} started.")
     for step in revision.steps.all():
         if step.status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
             continue
@@ -374,6 +414,7 @@ def _run_claimed(lease: Lease) -> str:
         )
         if not live:
             lease.check()  # raises: taken over between the last step and here; no second audit event
+        _publish(revision, catalogue.REVISION_LIVE, f"{_what(revision)} is live.", image=revision.image)
         audit_record(
             actor=None,
             action="deployment.live",

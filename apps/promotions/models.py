@@ -38,9 +38,6 @@ class PromotionPolicy(TimeStampedModel):
     max_age_hours = models.PositiveIntegerField(
         default=72, validators=[MinValueValidator(1)], help_text="A pending request expires after this."
     )
-    webhook_url = models.URLField(
-        max_length=500, blank=True, help_text="Teams/Slack incoming webhook notified on request, decision, execution."
-    )
 
     class Meta:
         verbose_name_plural = "promotion policies"

@@ -6,7 +6,7 @@ pending ──approve (policy met)──▶ approved ──execute──▶ exec
 rejected, cancelled, expired
 
 Every rule lives here, for the pages and the API alike. Every write records an audit event in its own
-transaction; webhooks and rollouts are queued only once that transaction commits. State changes are
+transaction; notifications (apps/events) and rollouts are queued only once that transaction commits. State changes are
 conditional updates (``filter(status=PENDING).update(...)``), so of two reviewers approving at the same
 moment exactly one moves the request on and executes it; a second click by the same person is a no-op.
 """
@@ -17,6 +17,7 @@ import logging
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.accounts.models import User
@@ -27,6 +28,8 @@ from apps.deployments.choices import DeploymentStatus
 from apps.deployments.models import Deployment, Environment, Revision
 from apps.deployments.selectors import environment_get
 from apps.deployments.services import deployment_create, idempotency_key_reused
+from apps.events import catalogue
+from apps.events.services import publish
 from apps.promotions.choices import PromotionStatus, ReviewDecision
 from apps.promotions.comparison import comparison_build, comparison_to_json
 from apps.promotions.models import PromotionPolicy, PromotionRequest, PromotionReview
@@ -101,15 +104,49 @@ def _pk(promotion: PromotionRequest | int) -> int:
     return promotion.pk if isinstance(promotion, PromotionRequest) else int(promotion)
 
 
-def _notify(promotion: PromotionRequest, event: str, policy: PromotionPolicy | None = None) -> None:
-    """Queue the environment's webhook once the transaction commits. A broker outage never fails the write."""
-    policy = policy or policy_for(promotion.environment)
-    if not policy.webhook_url:
-        return
-    from apps.promotions.tasks import notify as notify_task
+_EVENTS = {
+    "requested": catalogue.PROMOTION_REQUESTED,
+    "approved": catalogue.PROMOTION_APPROVED,
+    "rejected": catalogue.PROMOTION_REJECTED,
+    "cancelled": catalogue.PROMOTION_CANCELLED,
+    "executed": catalogue.PROMOTION_EXECUTED,
+}
 
-    kwargs = {"request_id": promotion.pk, "event": event}
-    transaction.on_commit(lambda: notify_task.apply_async(kwargs=kwargs), robust=True)
+
+def _notify(promotion: PromotionRequest, event: str, policy: PromotionPolicy | None = None) -> None:
+    """Publish the event to the notification channels (apps/events) once the transaction commits. A partial
+    approval (more approvals needed) is no event. Read again here: the caller's object predates the update."""
+    if event not in _EVENTS:
+        return
+    promotion = (
+        PromotionRequest.objects.select_related("environment", "requested_by")
+        .prefetch_related("reviews__reviewer")
+        .get(pk=promotion.pk)
+    )
+    approvers = [r.reviewer.get_username() for r in promotion.reviews.all() if r.decision == ReviewDecision.APPROVE]
+    what = f"{promotion.model_name} v{promotion.version} to {promotion.environment.name}"
+    summary = {
+        "requested": f"{promotion.requested_by.get_username()} requests promotion #{promotion.pk}: {what}.",
+        "approved": f"Promotion #{promotion.pk} ({what}) is approved by {', '.join(approvers)}.",
+        "rejected": f"Promotion #{promotion.pk} ({what}) is rejected: {promotion.status_reason}.",
+        "cancelled": f"Promotion #{promotion.pk} ({what}) is {promotion.status_reason}.",
+        "executed": f"Promotion #{promotion.pk} ({what}) executed: the alias moved and the rollout started.",
+    }[event]
+    publish(
+        _EVENTS[event],
+        {
+            "summary": summary,
+            "promotion": promotion.pk,
+            "model": promotion.model_name,
+            "version": promotion.version,
+            "status": promotion.status,
+            "requested_by": promotion.requested_by.get_username(),
+            "approvers": approvers,
+            "revision": promotion.executed_revision_id,
+            "url": reverse("promotions:promotion_detail", kwargs={"pk": promotion.pk}),
+        },
+        environment=promotion.environment,
+    )
 
 
 def _data(promotion: PromotionRequest, **extra: object) -> dict[str, object]:

@@ -11,6 +11,7 @@ from apps.accounts.models import AuditEvent
 from apps.common.errors import ApplicationError, ConflictError, ForbiddenError, NotFoundError
 from apps.deployments.choices import RevisionStatus
 from apps.deployments.models import Revision
+from apps.events.models import Channel, Delivery
 from apps.promotions import services
 from apps.promotions.choices import PromotionStatus
 from apps.promotions.models import PromotionPolicy, PromotionRequest, PromotionReview
@@ -110,16 +111,22 @@ class PromotionRequestTests:
         first.refresh_from_db()
         assert first.status == PromotionStatus.PENDING
 
-    def test_the_webhook_is_queued_only_after_commit(
+    def test_notifications_are_published_only_after_commit(
         self, alice, environments, promo_registry, django_capture_on_commit_callbacks
     ):
+        Channel.objects.create(
+            name="promotions",
+            kind="slack",
+            url="https://hooks.example.test/x",
+            environment=environments["production"],
+            events=["promotion.requested"],
+        )
         with django_capture_on_commit_callbacks() as callbacks:
             _request(alice)
-        assert callbacks == [], "no webhook configured, nothing queued"
-        _policy(environments, webhook_url="https://hooks.example.test/x")
-        with django_capture_on_commit_callbacks() as callbacks:
-            _request(alice, version="1")
+            assert not Delivery.objects.exists(), "nothing is recorded before the commit"
         assert len(callbacks) == 1
+        callbacks[0]()
+        assert Delivery.objects.get().event.name == "promotion.requested"
 
 
 class PromotionApproveTests:
@@ -133,7 +140,8 @@ class PromotionApproveTests:
         revision = result.executed_revision
         assert revision.status == RevisionStatus.QUEUED and revision.model_version == "2"
         assert revision.deployment.environment.name == "production" and revision.requested_by == alice
-        assert len(callbacks) == 1, "the rollout is queued once the transaction commits"
+        queued = [callback.__qualname__.split(".<locals>")[0] for callback in callbacks]
+        assert queued == ["publish", "revision_enqueue", "publish"], "the rollout and notifications wait for the commit"
         model = mlflow_client.get_registered_model(MODEL)
         assert str(model.aliases["production"]) == "2"
         tags = mlflow_client.get_model_version(MODEL, "2").tags
