@@ -8,7 +8,7 @@ from apps.deployments.choices import DeploymentStatus
 from apps.deployments.models import Deployment, Environment, EnvironmentGrant
 
 
-def _environment_choice(field_name: str, label: str, **kwargs) -> django_filters.ModelChoiceFilter:
+def environment_choice(field_name: str, label: str, **kwargs) -> django_filters.ModelChoiceFilter:
     """A choice of the environments there are, by name (``?environment=dev``, as the API always took)."""
     return django_filters.ModelChoiceFilter(
         field_name=field_name,
@@ -24,7 +24,7 @@ class DeploymentFilterSet(django_filters.FilterSet):
     """Shared by the deployments page and ``GET /api/v1/deployments/``."""
 
     model = django_filters.CharFilter(field_name="model_name", lookup_expr="icontains", label="Model")
-    environment = _environment_choice("environment", "Environment")
+    environment = environment_choice("environment", "Environment")
     status = django_filters.ChoiceFilter(choices=DeploymentStatus.choices, empty_label="Any status")
 
     class Meta:
@@ -49,7 +49,7 @@ class UserAccessFilterSet(django_filters.FilterSet):
     grant in, or by global role."""
 
     user = django_filters.CharFilter(field_name="username", lookup_expr="icontains", label="User")
-    environment = _environment_choice("environment_grants__environment", "Has a grant in", distinct=True)
+    environment = environment_choice("environment_grants__environment", "Has a grant in", distinct=True)
     role = django_filters.ChoiceFilter(choices=Role.choices, label="Global role", empty_label="Any global role")
 
     class Meta:

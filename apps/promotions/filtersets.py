@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import django_filters
 
+from apps.deployments.filtersets import environment_choice
 from apps.promotions.choices import PromotionStatus
 from apps.promotions.models import PromotionRequest
 
@@ -11,7 +12,7 @@ class PromotionFilterSet(django_filters.FilterSet):
 
     status = django_filters.ChoiceFilter(choices=PromotionStatus.choices, empty_label="Any status")
     model = django_filters.CharFilter(field_name="model_name", lookup_expr="icontains", label="Model")
-    environment = django_filters.CharFilter(field_name="environment__name", label="Environment")
+    environment = environment_choice("environment", "Environment")
 
     class Meta:
         model = PromotionRequest
