@@ -91,6 +91,14 @@ class Settings:
     revision: str = ""
     image_digest: str = ""
     log_level: str = "INFO"
+    # "auto": serve the compiled model the image build verified (compiled_dir/decision.json), if any;
+    # "original": always the model's own runtime (scikit-learn).
+    runtime: str = "auto"
+    compiled_dir: str = ""
+    # Health probes on their own port, answered by a thread outside the event loop (0 = off).
+    health_port: int = 0
+    # /health/live fails once the event loop has not run for this long (a wedged worker gets restarted).
+    liveness_stall_s: float = 300.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -120,6 +128,10 @@ class Settings:
             revision=_env_str("SCORING_REVISION", ""),
             image_digest=_env_str("SCORING_IMAGE_DIGEST", ""),
             log_level=_env_choice("SCORING_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            runtime=_env_choice("SCORING_RUNTIME", cls.runtime, ("auto", "original")),
+            compiled_dir=_env_str("SCORING_COMPILED_DIR", ""),
+            health_port=_env_int("SCORING_HEALTH_PORT", cls.health_port),
+            liveness_stall_s=_env_float("SCORING_LIVENESS_STALL_S", cls.liveness_stall_s, minimum=1.0),
         )
 
     @property
