@@ -8,6 +8,8 @@
   scaling, passthrough) into one float64 matrix, exactly as scikit-learn computes it; for tree models the
   matrix is rounded to float32 first, as scikit-learn's trees do before comparing with their thresholds.
 - the estimator runs in ONNX Runtime (double-precision input, one thread) or Treelite's GTIL;
+- a batch with a null in a string column is scored by the original model (what scikit-learn makes of it
+  depends on the DataFrame pandas builds around it);
 - classifiers answer ``classes_[argmax(probabilities)]``; a row whose two best probabilities are closer than
   ``label_band`` (twice the verified tolerance) is scored by the original model instead, so a label can never
   differ from scikit-learn's through float rounding.
@@ -135,6 +137,8 @@ class Preprocessor:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.inputs: list[str] = spec["inputs"]
         self.columns = [_Column(c) for c in spec["columns"]]
+        # Input columns of strings: a null there is left to the original model (below).
+        self.string_inputs: list[int] = spec.get("string_inputs", [])
         self.width: int = spec["width"]
         self.float32: bool = spec["float32"]
         offsets = []
@@ -181,13 +185,14 @@ class CompiledModel:
             options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
             session = ort.InferenceSession(str(self.dir / "model.onnx"), options, providers=["CPUExecutionProvider"])
             name = session.get_inputs()[0].name
+            dtype = np.float32 if spec.get("onnx_input") == "float32" else np.float64
             outputs = [o.name for o in session.get_outputs()]
             wanted = spec["onnx_output"]
             index = outputs.index(wanted)
             run = session.run
 
             def predict(x: np.ndarray) -> np.ndarray:
-                return run([outputs[index]], {name: x})[0]
+                return run([outputs[index]], {name: x.astype(dtype, copy=False)})[0]
 
             return predict
         if self.runtime == "treelite":
@@ -213,11 +218,20 @@ class CompiledModel:
             out = np.hstack([1.0 - out, out])  # a binary model that answers P(class 1) only
         return out
 
+    def uses_original(self, columns: list[list[Any]]) -> bool:
+        """Whether ``predict`` hands these columns to the original model whole (a null in a string column)."""
+        return any(None in columns[i] for i in self.pre.string_inputs)
+
     def predict(
         self, columns: list[list[Any]], rows: int, original: Callable[[np.ndarray], np.ndarray] | None = None
     ) -> np.ndarray:
         """What the original ``predict_fn`` returns. ``original(row_indices)`` scores rows whose label the
         compiled probabilities cannot decide beyond doubt (a near tie)."""
+        if original is not None and self.uses_original(columns):
+            # What scikit-learn makes of a null string depends on the DataFrame pandas builds around it: a NaN
+            # (missing, imputed) when the column has other strings, None (an unknown category) when it has
+            # none, object None throughout with pandas 2. The original model answers such batches.
+            return original(np.arange(rows))
         out = self.raw(columns, rows)
         if self.output != "label":
             return out
