@@ -173,6 +173,9 @@ class CompiledModel:
         classes = spec.get("classes")
         self.classes = None if classes is None else np.array(classes, dtype=spec["classes_dtype"])
         self.label_band: float = decision.get("label_band", 0.0)
+        # Estimators that refuse NaN (gradient boosting, linear models): so does the compiled one, and the
+        # caller's fallback lets the original model answer with its own error.
+        self.allow_nan: bool = spec.get("allow_nan", True)
         self._run = self._load_runtime(spec)
 
     def _load_runtime(self, spec: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
@@ -211,7 +214,10 @@ class CompiledModel:
 
     def raw(self, columns: list[list[Any]], rows: int) -> np.ndarray:
         """The estimator's numeric output: probabilities (classifiers) or values (regressors), float64."""
-        out = np.asarray(self._run(self.pre.transform(columns, rows)), dtype=np.float64)
+        x = self.pre.transform(columns, rows)
+        if not self.allow_nan and np.isnan(x).any():
+            raise ValueError("Input X contains NaN")
+        out = np.asarray(self._run(x), dtype=np.float64)
         if self.output == "value":
             return out.reshape(rows)
         if out.ndim == 2 and out.shape[1] == 1 and self.classes is not None and len(self.classes) == 2:

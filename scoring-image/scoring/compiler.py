@@ -536,7 +536,12 @@ def _compile(model_dir: Path, out: Path, reference: Path | None, sample_rows: in
 
         return original
 
+    try:
+        allow_nan = bool(estimator.__sklearn_tags__().input_tags.allow_nan)
+    except AttributeError:
+        allow_nan = False
     preprocess = {
+        "allow_nan": allow_nan,
         "preprocess": spec,
         "output": output,
         "classes": None if classes is None else classes.tolist(),

@@ -220,6 +220,16 @@ class LoadedModel:
             self.batchable = self._may_merge and _plain_rows(out, parsed.rows) is not None
             if self.compiled is not None:
                 self._startup_check(columns, parsed.rows, out)
+        if self.compiled is not None and "startup_check" not in self.runtime_info:
+            # The example takes MLflow's general path (nulls, coercions): compare on its columns all the same.
+            example_columns = None
+            if parsed is not None and parsed.columns is not None and self.specs:
+                example_columns = [parsed.columns.get(s.name) for s in self.specs]
+            if example_columns is not None and all(c is not None for c in example_columns):
+                expected = self._predict_frame(self.frame([example_columns], [parsed.rows]))  # type: ignore[union-attr]
+                self._startup_check(example_columns, parsed.rows, expected)  # type: ignore[union-attr]
+            else:
+                self.runtime_info["startup_check"] = "no warm-up input in the signature's columns to compare on"
             rows = parsed.rows
         elif body is not None:
             self.score_general(body, "application/json")
