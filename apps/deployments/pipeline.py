@@ -123,7 +123,7 @@ def _build(revision: Revision, log: _StepLog) -> str:
         base_image=settings.SCORING_BASE_IMAGE,
         model_name=revision.deployment.model_name,
         model_version=revision.model_version,
-        compile=False,  # after the registry check below: an image that exists needs no compiling
+        # Compiled after the registry check below (compile_context): an image that exists needs no compiling.
     )
     repository = revision.config.get("image_registry", "").rstrip("/")
     if not repository:

@@ -69,7 +69,7 @@ def assemble_build_context(
     source_run: str = "",
     lean_mlflow: bool = True,
     server_root: str | os.PathLike[str] = SERVER_ROOT,
-    compile: bool = True,
+    compile: bool = False,
     reference_data: str | os.PathLike[str] | None = None,
 ) -> BuildContext:
     """Write ``dest_dir`` (must be missing or empty) and return its path, digest and build arguments.

@@ -236,7 +236,7 @@ def test_the_server_reports_the_runtime_and_can_be_forced_to_the_original(ours, 
 
 
 def test_build_context_compiles_without_changing_the_digest(model_dir, tmp_path):
-    plain = assemble_build_context(model_dir, tmp_path / "plain", compile=False)
+    plain = assemble_build_context(model_dir, tmp_path / "plain")
     assert json.loads((plain.path / "compiled" / "decision.json").read_text())["runtime"] == "original"
     assert plain.build_args["COMPILED_RUNTIME"] == "original"
     lines = []
@@ -247,7 +247,7 @@ def test_build_context_compiles_without_changing_the_digest(model_dir, tmp_path)
     assert (plain.path / "compiled" / "model.onnx").is_file()
     assert lines[0].startswith("model runtime: onnxruntime (verified on")
     assert any(line.startswith("  candidate treelite:") for line in lines)
-    compiled = assemble_build_context(model_dir, tmp_path / "compiled")
+    compiled = assemble_build_context(model_dir, tmp_path / "compiled", compile=True)
     assert compiled.digest == plain.digest
     assert compiled.build_args["COMPILED_RUNTIME"] == "onnxruntime"
 

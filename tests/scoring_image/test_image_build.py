@@ -27,14 +27,23 @@ def test_build_push_pull_run_and_score(build_env, image_registry, model_dir, tmp
     registry = image_registry["host"]
     timings = {}
     ctx = assemble_build_context(
-        model_dir, tmp_path / "ctx", base_image=BASE_IMAGE, model_name="credit-default", model_version="1"
+        model_dir,
+        tmp_path / "ctx",
+        base_image=BASE_IMAGE,
+        model_name="credit-default",
+        model_version="1",
+        compile=True,
     )
     decision = json.loads((ctx.path / "compiled" / "decision.json").read_text())
     assert decision["runtime"] == "onnxruntime", decision["reason"]
     local = f"localhost/modelplane-test/credit-default:{ctx.tag}"
     remote = f"{registry}/scoring/credit-default:{ctx.tag}"
     started = time.monotonic()
-    wheelhouse(ctx.path / "requirements" / "model.txt", ctx.path / "requirements" / "server.txt")
+    wheelhouse(
+        ctx.path / "requirements" / "model.txt",
+        ctx.path / "requirements" / "server.txt",
+        ctx.path / "compiled" / "requirements.txt",
+    )
     build(ctx.path, local, dockerfile=ctx.path / "Dockerfile", build_args=ctx.build_args)
     timings["build"] = time.monotonic() - started
     container = f"scoring-test-{ctx.tag[:12]}"
