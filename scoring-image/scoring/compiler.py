@@ -196,7 +196,8 @@ def _preprocess_spec(pipeline: Any, inputs: list[str], kinds: dict[str, str]) ->
                     raise NotCompilable(f"column {col!r} is not in the signature")
                 columns.append({"index": position[col], "steps": chain})
     else:
-        names_in = list(getattr(estimator, "feature_names_in_", None) or inputs)
+        fitted_names = getattr(estimator, "feature_names_in_", None)
+        names_in = inputs if fitted_names is None else [str(n) for n in fitted_names]
         columns = [{"index": position[c], "steps": []} for c in names_in if c in position]
         if len(columns) != len(names_in):
             raise NotCompilable("the model's feature names are not the signature's columns")
