@@ -183,9 +183,10 @@ def _preprocess_spec(pipeline: Any, inputs: list[str], kinds: dict[str, str]) ->
                 continue
             if isinstance(cols, str):
                 cols = [cols]
-            cols = [names_in[c] if isinstance(c, (int,)) or type(c).__name__.startswith("int") else c for c in cols]
-            if cols and isinstance(cols[0], bool):
+            cols = list(cols)
+            if any(isinstance(c, bool) or type(c).__name__ == "bool_" for c in cols):
                 raise NotCompilable("boolean column masks")
+            cols = [names_in[c] if isinstance(c, int) or type(c).__name__.startswith("int") else c for c in cols]
             chains = _column_steps(transformer)
             if not chains:
                 chains = [[] for _ in cols]
@@ -196,7 +197,7 @@ def _preprocess_spec(pipeline: Any, inputs: list[str], kinds: dict[str, str]) ->
                     raise NotCompilable(f"column {col!r} is not in the signature")
                 columns.append({"index": position[col], "steps": chain})
     else:
-        fitted_names = getattr(estimator, "feature_names_in_", None)
+        fitted_names = getattr(pipeline, "feature_names_in_", None)
         names_in = inputs if fitted_names is None else [str(n) for n in fitted_names]
         columns = [{"index": position[c], "steps": []} for c in names_in if c in position]
         if len(columns) != len(names_in):

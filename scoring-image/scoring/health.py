@@ -60,7 +60,6 @@ class HealthServer:
                 return
 
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        _Server.address_family = family
         server_class = type("HealthHTTPServer", (_Server,), {"reuse_port": reuse_port, "address_family": family})
         self.server = server_class((host, port), Handler)
         self.port = self.server.server_address[1]

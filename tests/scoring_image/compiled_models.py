@@ -166,3 +166,29 @@ def save_knn(path: Path) -> Path:
         serialization_format="cloudpickle",
     )
     return path
+
+
+def save_numeric(path: Path, kind: str) -> Path:
+    """Numbers only, no ColumnTransformer: a bare estimator ("bare_forest") or a scaler before a logistic
+    regression ("scaled_logistic")."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    data, label, score = frame(400, seed=1)
+    data = data[["num2", "count"]]
+    if kind == "bare_forest":
+        model = RandomForestRegressor(n_estimators=8, max_depth=5, random_state=0).fit(data, score)
+    else:
+        model = Pipeline([("scale", StandardScaler()), ("model", LogisticRegression())]).fit(data, label)
+    mlflow.sklearn.save_model(
+        model,
+        str(path),
+        signature=infer_signature(data, model.predict(data)),
+        input_example=data.head(5),
+        serialization_format="cloudpickle",
+    )
+    return path

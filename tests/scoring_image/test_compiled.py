@@ -17,7 +17,16 @@ from scoring.compiler import ATOL, RTOL, compile_model
 from scoring.errors import ScoringError
 from scoring.model import LoadedModel
 
-from .compiled_models import INPUTS, KINDS, REGRESSORS, frame, save_kind, save_knn, save_overridden_predict
+from .compiled_models import (
+    INPUTS,
+    KINDS,
+    REGRESSORS,
+    frame,
+    save_kind,
+    save_knn,
+    save_numeric,
+    save_overridden_predict,
+)
 from .helpers import ServerProcess, compiled_dir_for, wait_for
 from .models import credit_rows
 
@@ -291,3 +300,23 @@ def test_probes_answer_while_a_long_predict_blocks_the_event_loop(trouble_model_
         assert requests.get(health + "/nope", timeout=2).status_code == 404
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("kind", ["bare_forest", "scaled_logistic"])
+def test_models_without_a_column_transformer_compile(kind, tmp_path):
+    model_dir = save_numeric(tmp_path / kind, kind)
+    decision = compile_model(model_dir, tmp_path / "out")
+    assert decision["runtime"] in ("onnxruntime", "treelite"), decision["reason"]
+    assert (
+        decision["model_kind"]
+        == {
+            "bare_forest": "RandomForestRegressor",
+            "scaled_logistic": "Pipeline(StandardScaler, LogisticRegression)",
+        }[kind]
+    )
+    compiled, original = _loaded(model_dir, tmp_path / "out"), _loaded(model_dir, None)
+    columns = [[1.5, 20.25, 300.0, 7.0], [0, 3, 19, 40]]
+    mine, theirs = compiled.predict_batch([columns], [4]), original.predict_batch([columns], [4])
+    assert np.allclose(json.loads(mine[0][0])["predictions"], json.loads(theirs[0][0])["predictions"], atol=ATOL)
+    columns[0][3] = None  # the forest takes NaN, the logistic regression refuses it: compiled or not
+    assert _outcome(compiled, [columns], [4]) == _outcome(original, [columns], [4])
