@@ -294,8 +294,10 @@ class ScoringApp:
     def _worth_waiting(self) -> bool:
         """Whether a client that scored within the last second has no request queued yet."""
         wait_ms = self.settings.max_batch_wait_ms
-        if wait_ms <= 0 or not self.model.batchable or self.predict_s * 1000.0 < wait_ms:
+        if wait_ms <= 0 or not self.model.batchable:
             return False
+        if self.settings.batch_wait_auto and self.predict_s * 1000.0 < wait_ms:
+            return False  # running now and again later costs less than waiting
         if self.queued_rows >= self.settings.max_batch_rows:
             return False
         recent = time.monotonic() - _RECENT_CLIENT_S

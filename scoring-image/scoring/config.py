@@ -59,6 +59,9 @@ class Settings:
     # Micro-batching: rows merged into one predict call, and how long a batch may wait for recently active clients.
     max_batch_rows: int = 1024
     max_batch_wait_ms: float = 2.0
+    # SCORING_MAX_BATCH_WAIT_MS unset or "auto": wait only while a predict call costs more than the wait
+    # (a compiled model's calls cost microseconds: no request pays for a window); a number: always.
+    batch_wait_auto: bool = True
     # Which models get concurrent requests merged into one predict call: "sklearn" (row-wise estimators),
     # "row-aligned" (any model whose warm-up output has one row per input row), or "off".
     batching: str = "sklearn"
@@ -107,7 +110,10 @@ class Settings:
             port=_env_int("SCORING_PORT", cls.port),
             workers=_env_int("SCORING_WORKERS", cls.workers, minimum=1),
             max_batch_rows=_env_int("SCORING_MAX_BATCH_ROWS", cls.max_batch_rows, minimum=1),
-            max_batch_wait_ms=_env_float("SCORING_MAX_BATCH_WAIT_MS", cls.max_batch_wait_ms, maximum=1000.0),
+            max_batch_wait_ms=_env_float("SCORING_MAX_BATCH_WAIT_MS", cls.max_batch_wait_ms, maximum=1000.0)
+            if os.environ.get("SCORING_MAX_BATCH_WAIT_MS", "auto") not in ("", "auto")
+            else cls.max_batch_wait_ms,
+            batch_wait_auto=os.environ.get("SCORING_MAX_BATCH_WAIT_MS", "auto") in ("", "auto"),
             batching=_env_choice("SCORING_BATCHING", cls.batching, ("sklearn", "row-aligned", "off")),
             max_body_bytes=_env_int("SCORING_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1),
             validation=_env_choice("SCORING_VALIDATION", cls.validation, ("mlflow", "strict")),
