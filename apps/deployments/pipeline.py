@@ -135,7 +135,7 @@ def _context_dir(revision: Revision) -> Path:
 def _build(revision: Revision, log: _StepLog) -> str:
     if revision.config.get("image_builder", ImageBuilderName.NONE) == ImageBuilderName.NONE:
         raise _Skip("the local target serves the model directory directly; no image needed")
-    from scoring.build_context import assemble_build_context
+    from scoring.build_context import assemble_build_context, compile_context
 
     context_dir = _context_dir(revision)
     if context_dir.exists():
@@ -148,6 +148,7 @@ def _build(revision: Revision, log: _StepLog) -> str:
         base_image=settings.SCORING_BASE_IMAGE,
         model_name=revision.deployment.model_name,
         model_version=revision.model_version,
+        # Compiled after the registry check below (compile_context): an image that exists needs no compiling.
     )
     repository = revision.config.get("image_registry", "").rstrip("/")
     if not repository:
@@ -157,6 +158,8 @@ def _build(revision: Revision, log: _StepLog) -> str:
     builder = builder_for(revision.config)
     if builder.exists(image):
         raise _Skip(f"{image} is already in the registry; nothing to build")
+    log("compiling the model to a fast runtime and verifying it against the original")
+    decision = compile_context(context, reference_data=_reference_data(revision, context_dir, log), log=log)
     log(f"building {image}")
     labels = {
         "org.opencontainers.image.title": revision.deployment.model_name,
@@ -166,7 +169,26 @@ def _build(revision: Revision, log: _StepLog) -> str:
         BuildRequest(context_dir=context_dir, image=image, build_args=context.build_args, labels=labels), log
     )
     log.revision_update(revision, image_digest=digest)
-    return f"built and pushed {image}"
+    return f"built and pushed {image} (model runtime: {decision['runtime']})"
+
+
+def _reference_data(revision: Revision, context_dir: Path, log: _StepLog) -> Path | None:
+    """The version's logged reference data set, to verify the compiled model on (best effort: without it the
+    input example alone is used)."""
+    from apps.monitoring.services import REFERENCE_ARTIFACT
+    from apps.registry.client import get_client
+
+    name, version = revision.deployment.model_name, revision.model_version
+    try:
+        run_id = registry.model_version_get(name=name, version=version).run_id
+        if not run_id:
+            return None
+        dest = context_dir.parent / f"{context_dir.name}-reference"
+        dest.mkdir(parents=True, exist_ok=True)
+        return Path(get_client().download_run_artifact(run_id, REFERENCE_ARTIFACT, str(dest)))
+    except ApplicationError as exc:
+        log(f"no reference data to verify on ({exc.message}); using the input example")
+        return None
 
 
 def _push(revision: Revision, log: _StepLog) -> str:

@@ -112,11 +112,68 @@ def start_mlflow(model_dir: Path, port: int, workers: int, log: Path) -> subproc
     return subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
-def start_ours(model_dir: Path, port: int, workers: int, tmp: Path) -> subprocess.Popen:
+def start_ours(model_dir: Path, port: int, workers: int, tmp: Path, *, compiled: Path | None = None,
+               profile: Path | None = None) -> subprocess.Popen:  # fmt: skip
+    """Our server; with ``compiled``, on the model compiled by ``python -m scoring compile`` (as the image build
+    does), else on the original runtime (``SCORING_RUNTIME=original``: the server before the compiled runtime)."""
     env = dict(os.environ, PYTHONPATH=str(REPO / "scoring-image"), SCORING_TELEMETRY_PATH=str(tmp / "telemetry.jsonl"))
+    if compiled is not None:
+        env["SCORING_COMPILED_DIR"] = str(compiled)
+    else:
+        env["SCORING_RUNTIME"] = "original"
     cmd = [sys.executable, "-m", "scoring", "serve", str(model_dir), "--port", str(port), "--workers", str(workers)]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=(tmp / "ours.log").open("wb"), env=env,
-                            start_new_session=True)  # fmt: skip
+    if profile is not None:
+        cmd[1:1] = ["-m", "cProfile", "-o", str(profile)]
+    log = (tmp / f"ours-{'compiled' if compiled else 'original'}.log").open("wb")
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, env=env, start_new_session=True)
+
+
+def start_echo(port: int) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(REPO / "scoring-image"))
+    cmd = [sys.executable, str(HERE / "echo.py"), str(port)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+
+
+def compile_model(model_dir: Path, out: Path) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(REPO / "scoring-image"))
+    cmd = [sys.executable, "-m", "scoring", "compile", str(model_dir), str(out)]
+    return json.loads(subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout)
+
+
+# Where the time of a scoring request goes, by the module its functions live in (profile's own time).
+PROFILE_PARTS = {
+    "HTTP (scoring/http.py, httptools, uvloop, sockets)": ("scoring/http.py", "httptools", "uvloop", "socket"),
+    "JSON parsing and protocol (scoring/protocol.py, orjson)": ("scoring/protocol.py", "orjson", "json/"),
+    "validation and batching (scoring/model.py, scoring/app.py)": ("scoring/model.py", "scoring/app.py"),
+    "preprocessing in numpy (scoring/compiled.py, numpy)": ("scoring/compiled.py", "numpy"),
+    "ONNX Runtime / Treelite": ("onnxruntime", "treelite", "InferenceSession"),
+    "telemetry and metrics": ("scoring/telemetry.py", "scoring/metrics.py", "prometheus_client"),
+}
+
+
+def _own_times(path: Path) -> dict[tuple, float]:
+    import pstats
+
+    stats = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
+    return {key: value[2] for key, value in stats.items()}
+
+
+def profile_shares(loaded: Path, idle: Path) -> dict[str, float]:
+    """Share of the busy time under load per part (``PROFILE_PARTS``): the profile of a run under load minus
+    that of an idle run of the same length (start-up, model loading and warm-up cancel out), without the
+    event loop's waiting for events."""
+    busy_load, busy_idle = _own_times(loaded), _own_times(idle)
+    totals: dict[str, float] = {}
+    for key, seconds in busy_load.items():
+        filename, _line, name = key
+        extra = seconds - busy_idle.get(key, 0.0)
+        if extra <= 0 or "select" in name or "poll" in name or "run_forever" in name or "uvloop.Loop" in name:
+            continue
+        where = f"{filename}:{name}"
+        part = next((p for p, keys in PROFILE_PARTS.items() if any(k in where for k in keys)), "other")
+        totals[part] = totals.get(part, 0.0) + extra
+    busy = sum(totals.values())
+    return {part: t / busy for part, t in sorted(totals.items(), key=lambda kv: -kv[1])} if busy else {}
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -193,6 +250,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1, help="workers for both servers")
     parser.add_argument("--trees", type=int, default=200)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--skip-mlflow", action="store_true", help="only our server, original and compiled")
+    parser.add_argument("--profile", action="store_true", help="also profile the compiled server at 1-row c=32")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
 
@@ -206,56 +265,116 @@ def main() -> int:
         print("in-process predict (median ms): " + ", ".join(f"{n} rows {ms:.1f}" for n, ms in limit.items()))
         print("  with one warning filter:      " + ", ".join(f"{n} rows {ms:.1f}" for n, ms in compact.items()))
 
+        decision = compile_model(model_dir, tmp / "compiled")
+        print(f"compiled: {decision['runtime']} ({decision['reason']}), max difference {decision.get('max_abs_diff')}")
         report: dict[str, dict] = {}
-        for label, starter in (("mlflow", start_mlflow), ("ours", start_ours)):
+        starters = {
+            "mlflow": lambda port: start_mlflow(model_dir, port, args.workers, tmp / "mlflow.log"),
+            "ours": lambda port: start_ours(model_dir, port, args.workers, tmp),
+            "compiled": lambda port: start_ours(model_dir, port, args.workers, tmp, compiled=tmp / "compiled"),
+        }
+        for label, starter in starters.items():
+            if label == "mlflow" and args.skip_mlflow:
+                continue
             port = free_port()
-            proc = starter(model_dir, port, args.workers, tmp / f"{label}.log" if label == "mlflow" else tmp)
+            proc = starter(port)
             try:
                 wait_ready(f"http://127.0.0.1:{port}/" + ("ping" if label == "mlflow" else "health/ready"), proc)
-                if args.workers > 1 and label == "ours":
+                if args.workers > 1 and label != "mlflow":
                     time.sleep(5)  # every worker loads its own model
+                if label == "compiled":
+                    runtime = requests.get(f"http://127.0.0.1:{port}/version", timeout=5).json()["runtime"]["active"]
+                    assert runtime == decision["runtime"], runtime
                 print(f"driving {label} (workers={args.workers}) ...", flush=True)
                 report[label] = {name: row(r) for name, r in drive(port, rows, args.duration, args.warmup).items()}
             finally:
                 stop(proc)
 
+        port = free_port()
+        proc = start_echo(port)
+        try:
+            wait_ready(f"http://127.0.0.1:{port}/", proc)
+            body = orjson.dumps({"dataframe_records": rows.head(1).to_dict(orient="records")},
+                                option=orjson.OPT_SERIALIZE_NUMPY)  # fmt: skip
+            echo = {c: run_load(port, body, concurrency=c, duration=args.duration, warmup=args.warmup) for c in (1, 32)}
+        finally:
+            stop(proc)
+
+        shares: dict[str, float] = {}
+        if args.profile:
+            body = orjson.dumps({"dataframe_records": rows.head(1).to_dict(orient="records")},
+                                option=orjson.OPT_SERIALIZE_NUMPY)  # fmt: skip
+            for name in ("idle", "loaded"):
+                port = free_port()
+                proc = start_ours(model_dir, port, 1, tmp, compiled=tmp / "compiled", profile=tmp / f"{name}.prof")
+                try:
+                    wait_ready(f"http://127.0.0.1:{port}/health/ready", proc)
+                    if name == "loaded":
+                        run_load(port, body, concurrency=32, duration=args.duration, warmup=1)
+                    else:
+                        time.sleep(args.duration + 1)
+                finally:
+                    stop(proc)
+            shares = profile_shares(tmp / "loaded.prof", tmp / "idle.prof")
+
     limit_rows_s = 32 / limit[32] * 1000
+    servers = [label for label in ("mlflow", "ours", "compiled") if label in report]
     print()
     print(f"Machine: {os.cpu_count()} cores; workers={args.workers}; {args.duration:.0f}s per scenario after "
           f"{args.warmup:.0f}s warm-up; closed loop, keep-alive; body = dataframe_records.")  # fmt: skip
+    print("ours = SCORING_RUNTIME=original (the server before the compiled runtime); "
+          "compiled = the same server on the compiled model.")  # fmt: skip
     print()
     print("| scenario | server | req/s | rows/s | p50 ms | p95 ms | p99 ms | errors |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, *_ in SCENARIOS:
-        for label in ("mlflow", "ours"):
+        for label in servers:
             r = report[label][name]
-            print(f"| {name} | {label} | {r['req_s']:.0f} | {r['rows_s']:.0f} | {r['p50']:.1f} | {r['p95']:.1f} | "
-                  f"{r['p99']:.1f} | {r['errors']} |")  # fmt: skip
+            print(f"| {name} | {label} | {r['req_s']:.0f} | {r['rows_s']:.0f} | {r['p50']:.2f} | {r['p95']:.2f} | "
+                  f"{r['p99']:.2f} | {r['errors']} |")  # fmt: skip
     print()
-    print("| scenario | throughput ours/mlflow | p99 ours/mlflow |")
-    print("| --- | ---: | ---: |")
+    print("| scenario | compiled/ours throughput | compiled/mlflow throughput | p99 compiled/ours |")
+    print("| --- | ---: | ---: | ---: |")
     for name, *_ in SCENARIOS:
-        a, b = report["mlflow"][name], report["ours"][name]
-        print(f"| {name} | {b['req_s'] / a['req_s']:.1f}x | {b['p99'] / a['p99']:.3f} |")
+        a, b = report["ours"][name], report["compiled"][name]
+        m = report.get("mlflow", {}).get(name)
+        vs_mlflow = f"{b['req_s'] / m['req_s']:.0f}x" if m else "-"
+        print(f"| {name} | {b['req_s'] / a['req_s']:.1f}x | {vs_mlflow} | {b['p99'] / a['p99']:.3f} |")
     print()
     print("Inside our server (from its /metrics), per scenario: share of time in the model's predict, "
           "mean predict call, rows per call:")  # fmt: skip
-    for name, *_ in SCENARIOS:
-        srv = report["ours"][name]["server"]
-        if srv:
-            print(f"- {name}: predict busy {srv['predict_busy']:.0%}, {srv['predict_ms']:.1f} ms per call, "
-                  f"{srv['rows_per_call']:.1f} rows per call")  # fmt: skip
+    for label in ("ours", "compiled"):
+        for name, *_ in SCENARIOS:
+            srv = report[label][name]["server"]
+            if srv:
+                print(f"- {label} {name}: predict busy {srv['predict_busy']:.0%}, {srv['predict_ms']:.2f} ms per call, "
+                      f"{srv['rows_per_call']:.1f} rows per call")  # fmt: skip
     print()
-    c32 = report["ours"]["1-row, c=32"]["rows_s"]
-    print(f"In-process limit: predict of 32 rows {limit[32]:.1f} ms = {limit_rows_s:.0f} rows/s "
-          f"(1 row {limit[1]:.1f} ms, 64 rows {limit[64]:.1f} ms).")  # fmt: skip
-    compact_rows_s = 32 / compact[32] * 1000
-    print(f"With one warning filter (as our server runs it): 32 rows {compact[32]:.1f} ms = "
-          f"{compact_rows_s:.0f} rows/s.")  # fmt: skip
-    print(f"Ours at 1-row c=32: {c32:.0f} rows/s = limit / {limit_rows_s / c32:.2f} "
-          f"(one-filter limit / {compact_rows_s / c32:.2f}).")  # fmt: skip
+    for c, result in echo.items():
+        print(f"HTTP layer alone (echo handler, 1-row body) at c={c}: {result.throughput:.0f} req/s, "
+              f"p50 {result.percentile(50):.2f} ms, p99 {result.percentile(99):.2f} ms")  # fmt: skip
+    if shares:
+        print()
+        print("Profile of the compiled server at 1-row c=32 (share of busy time by part):")
+        for part, share in shares.items():
+            print(f"- {part}: {share:.0%}")
+    print()
+    print(f"In-process limit of the original: predict of 32 rows {limit[32]:.1f} ms = {limit_rows_s:.0f} rows/s "
+          f"(1 row {limit[1]:.1f} ms, 64 rows {limit[64]:.1f} ms); with one warning filter: 32 rows "
+          f"{compact[32]:.1f} ms.")  # fmt: skip
+    print(f"Compiled in-process (the compiler's own timing): {decision.get('candidates')}")
     if args.json:
-        payload = {"limit_ms": limit, "limit_one_filter_ms": compact, "results": report, "workers": args.workers}
+        payload = {
+            "limit_ms": limit,
+            "limit_one_filter_ms": compact,
+            "results": report,
+            "workers": args.workers,
+            "echo": {
+                c: {"req_s": r.throughput, "p50": r.percentile(50), "p99": r.percentile(99)} for c, r in echo.items()
+            },
+            "profile": shares,
+            "decision": decision,
+        }
         args.json.write_text(json.dumps(payload, indent=2))
     return 0
 

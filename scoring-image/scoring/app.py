@@ -69,6 +69,8 @@ class ScoringApp:
             validation=settings.validation,
             unknown_columns=settings.effective_unknown_columns,
             batching=settings.batching,
+            runtime=settings.runtime,
+            compiled_dir=settings.compiled_dir or None,
         )
         self.metrics = Metrics()
         self.loop = asyncio.get_running_loop()
@@ -86,6 +88,10 @@ class ScoringApp:
         self.state = "loading"  # loading -> ready -> draining; or failed
         self.queue: deque[_Job] = deque()
         self.queued_rows = 0
+        self.last_tick = time.monotonic()
+        # Moving average of one predict call's duration (s): waiting for more clients only pays when a call costs
+        # more than the wait itself.
+        self.predict_s = 1.0
         self._batch_handle: asyncio.Handle | asyncio.TimerHandle | None = None
         self._in_predict = False
         self._general_running = 0  # requests on the general path (in threads, as MLflow's server runs them)
@@ -95,6 +101,11 @@ class ScoringApp:
         self._rid_counter = 0
 
     # ---------------------------------------------------------------- lifecycle
+    def start_ticking(self) -> None:
+        """Note every second that the event loop runs (the health thread's liveness answer reads it)."""
+        self.last_tick = time.monotonic()
+        self.loop.call_later(1.0, self.start_ticking)
+
     def start_loading(self) -> None:
         threading.Thread(target=self._load, name="model-loader", daemon=True).start()
 
@@ -192,6 +203,7 @@ class ScoringApp:
             "model_uuid": self.model.info.get("model_uuid"),
             "mlflow_version": self.model.info.get("mlflow_version"),
             "flavors": self.model.info.get("flavors"),
+            "runtime": self.model.runtime_info,
         }
 
     def _simple(self, req: Request, route: str, status: int, payload: dict[str, Any]) -> None:
@@ -281,8 +293,11 @@ class ScoringApp:
 
     def _worth_waiting(self) -> bool:
         """Whether a client that scored within the last second has no request queued yet."""
-        if self.settings.max_batch_wait_ms <= 0 or not self.model.batchable:
+        wait_ms = self.settings.max_batch_wait_ms
+        if wait_ms <= 0 or not self.model.batchable:
             return False
+        if self.settings.batch_wait_auto and self.predict_s * 1000.0 < wait_ms:
+            return False  # running now and again later costs less than waiting
         if self.queued_rows >= self.settings.max_batch_rows:
             return False
         recent = time.monotonic() - _RECENT_CLIENT_S
@@ -321,7 +336,9 @@ class ScoringApp:
             results = [ModelError(f"Internal error: {type(exc).__name__}: {exc}")] * len(jobs)
         finally:
             self._in_predict = False
-        self.metrics.observe_batch(rows, len(jobs), _perf() - started)
+        took = _perf() - started
+        self.predict_s += 0.1 * (took - self.predict_s)
+        self.metrics.observe_batch(rows, len(jobs), took)
         for job, result in zip(jobs, results, strict=True):
             if isinstance(result, ScoringError):
                 self.handle_error(job.req, job.route, result)
@@ -405,8 +422,25 @@ async def _serve(model_dir: str, settings: Settings, reuse_port: bool) -> int:
     log.info("listening on %s:%d (pid %d)", settings.host, sock.getsockname()[1], os.getpid())
     for sig in (signal.SIGTERM, signal.SIGINT):
         app.loop.add_signal_handler(sig, app.begin_shutdown)
+    health = None
+    if settings.health_port:
+        from .health import HealthServer
+
+        health = HealthServer(
+            settings.host,
+            settings.health_port,
+            state=lambda: app.state,
+            last_tick=lambda: app.last_tick,
+            stall_s=settings.liveness_stall_s,
+            reuse_port=reuse_port,
+        )
+        health.start()
+        log.info("health probes on %s:%d", settings.host, health.port)
+    app.start_ticking()
     app.start_loading()
     code = await app.stopped
+    if health is not None:
+        health.stop()
     app.telemetry.close()
     log.info("stopped (exit %d)", code)
     return code

@@ -59,6 +59,9 @@ class Settings:
     # Micro-batching: rows merged into one predict call, and how long a batch may wait for recently active clients.
     max_batch_rows: int = 1024
     max_batch_wait_ms: float = 2.0
+    # SCORING_MAX_BATCH_WAIT_MS unset or "auto": wait only while a predict call costs more than the wait
+    # (a compiled model's calls cost microseconds: no request pays for a window); a number: always.
+    batch_wait_auto: bool = True
     # Which models get concurrent requests merged into one predict call: "sklearn" (row-wise estimators),
     # "row-aligned" (any model whose warm-up output has one row per input row), or "off".
     batching: str = "sklearn"
@@ -91,6 +94,14 @@ class Settings:
     revision: str = ""
     image_digest: str = ""
     log_level: str = "INFO"
+    # "auto": serve the compiled model the image build verified (compiled_dir/decision.json), if any;
+    # "original": always the model's own runtime (scikit-learn).
+    runtime: str = "auto"
+    compiled_dir: str = ""
+    # Health probes on their own port, answered by a thread outside the event loop (0 = off).
+    health_port: int = 0
+    # /health/live fails once the event loop has not run for this long (a wedged worker gets restarted).
+    liveness_stall_s: float = 300.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -99,7 +110,10 @@ class Settings:
             port=_env_int("SCORING_PORT", cls.port),
             workers=_env_int("SCORING_WORKERS", cls.workers, minimum=1),
             max_batch_rows=_env_int("SCORING_MAX_BATCH_ROWS", cls.max_batch_rows, minimum=1),
-            max_batch_wait_ms=_env_float("SCORING_MAX_BATCH_WAIT_MS", cls.max_batch_wait_ms, maximum=1000.0),
+            max_batch_wait_ms=_env_float("SCORING_MAX_BATCH_WAIT_MS", cls.max_batch_wait_ms, maximum=1000.0)
+            if os.environ.get("SCORING_MAX_BATCH_WAIT_MS", "auto") not in ("", "auto")
+            else cls.max_batch_wait_ms,
+            batch_wait_auto=os.environ.get("SCORING_MAX_BATCH_WAIT_MS", "auto") in ("", "auto"),
             batching=_env_choice("SCORING_BATCHING", cls.batching, ("sklearn", "row-aligned", "off")),
             max_body_bytes=_env_int("SCORING_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1),
             validation=_env_choice("SCORING_VALIDATION", cls.validation, ("mlflow", "strict")),
@@ -120,6 +134,10 @@ class Settings:
             revision=_env_str("SCORING_REVISION", ""),
             image_digest=_env_str("SCORING_IMAGE_DIGEST", ""),
             log_level=_env_choice("SCORING_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            runtime=_env_choice("SCORING_RUNTIME", cls.runtime, ("auto", "original")),
+            compiled_dir=_env_str("SCORING_COMPILED_DIR", ""),
+            health_port=_env_int("SCORING_HEALTH_PORT", cls.health_port),
+            liveness_stall_s=_env_float("SCORING_LIVENESS_STALL_S", cls.liveness_stall_s, minimum=1.0),
         )
 
     @property

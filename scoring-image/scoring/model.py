@@ -74,8 +74,14 @@ class LoadedModel:
         validation: str = "mlflow",
         unknown_columns: str = "ignore",
         batching: str = "sklearn",
+        runtime: str = "auto",
+        compiled_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.model_dir = Path(model_dir)
+        self.runtime_setting = runtime
+        self.compiled_dir = Path(compiled_dir) if compiled_dir else None
+        self.compiled: Any = None  # a scoring.compiled.CompiledModel when the fast path runs compiled
+        self.runtime_info: dict[str, Any] = {"active": "original"}
         self.strict = validation == "strict"
         self.unknown_columns = unknown_columns
         self.batching = batching
@@ -127,6 +133,8 @@ class LoadedModel:
             # pyfunc's sklearn wrapper calls this same method after its own schema enforcement.
             raw = self._pyfunc.get_raw_model()
             self._predict_frame = getattr(raw, pyfunc_conf.get("predict_fn", "predict"))
+        if self.specs and pyfunc_conf.get("loader_module") == "mlflow.sklearn":
+            self._load_compiled()
         merge = {"sklearn": pyfunc_conf.get("loader_module") == "mlflow.sklearn", "row-aligned": True}
         self._may_merge = merge.get(self.batching, False)
         log.info(
@@ -135,6 +143,63 @@ class LoadedModel:
             ",".join(self.info["flavors"]),
             f"{len(self.specs or [])} signature columns, fast path" if self.fast else "general (MLflow) path",
         )
+
+    def _load_compiled(self) -> None:
+        """The compiled runtime the image build chose and verified (``compiled/decision.json``), unless
+        ``SCORING_RUNTIME=original``; any problem loading it leaves the original model serving."""
+        from .compiled import RUNTIMES, CompiledModel, load_decision
+
+        decision = load_decision(self.compiled_dir)
+        info: dict[str, Any] = {"active": "original", "setting": self.runtime_setting}
+        self.runtime_info = info
+        if decision is None:
+            info["reason"] = "no compiled model in the image"
+            return
+        shown = ("runtime", "reason", "max_abs_diff", "model_kind", "verified_rows")
+        info["build"] = {k: decision.get(k) for k in shown}
+        if self.runtime_setting == "original":
+            info["reason"] = "SCORING_RUNTIME=original"
+            return
+        if decision.get("runtime") not in RUNTIMES:
+            info["reason"] = decision.get("reason", "not compiled")
+            return
+        try:
+            self.compiled = CompiledModel(self.compiled_dir, decision)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - e.g. the runtime package missing: serve the original
+            log.warning("compiled model not loaded, serving the original: %s", exc)
+            info["reason"] = f"compiled model not loaded: {type(exc).__name__}: {exc}"
+            return
+        info["active"] = decision["runtime"]
+        info["reason"] = decision.get("reason", "")
+
+    def _startup_check(self, columns: list[list[Any]], rows: int, original: Any) -> None:
+        """The compiled answer to the warm-up input must equal the original's here too (the image's own
+        packages): else the original serves."""
+        import numpy as np
+
+        try:
+            got = self.compiled.predict(columns, rows, self._original_rows(columns))
+            same = isinstance(original, np.ndarray) and got.shape == original.shape and got.dtype == original.dtype
+            if same and self.compiled.output == "label":
+                same = bool((got == original).all())
+            elif same:
+                same = bool(np.allclose(got, original, rtol=1e-6, atol=1e-6))
+        except Exception as exc:  # noqa: BLE001
+            same = False
+            log.warning("compiled model failed on the warm-up input: %s", exc)
+        if not same:
+            log.warning("compiled model disagrees with the original on the warm-up input; serving the original")
+            self.compiled = None
+            self.runtime_info.update(active="original", reason="disagreed with the original at start-up")
+        else:
+            self.runtime_info["startup_check"] = f"equal on {rows} warm-up row(s)"
+
+    def _original_rows(self, columns: list[list[Any]]) -> Any:
+        def original(index: Any) -> Any:
+            picked = [[col[i] for i in index] for col in columns]
+            return self._predict_frame(self.frame([picked], [len(index)]))
+
+        return original
 
     def warm_up(self) -> int:
         """Score the model's own serving example (or one synthetic row); decides whether batching is safe."""
@@ -153,6 +218,18 @@ class LoadedModel:
         if columns is not None and parsed is not None:
             out = self._predict_frame(self.frame([columns], [parsed.rows]))
             self.batchable = self._may_merge and _plain_rows(out, parsed.rows) is not None
+            if self.compiled is not None:
+                self._startup_check(columns, parsed.rows, out)
+        if self.compiled is not None and "startup_check" not in self.runtime_info:
+            # The example takes MLflow's general path (nulls, coercions): compare on its columns all the same.
+            example_columns = None
+            if parsed is not None and parsed.columns is not None and self.specs:
+                example_columns = [parsed.columns.get(s.name) for s in self.specs]
+            if example_columns is not None and all(c is not None for c in example_columns):
+                expected = self._predict_frame(self.frame([example_columns], [parsed.rows]))  # type: ignore[union-attr]
+                self._startup_check(example_columns, parsed.rows, expected)  # type: ignore[union-attr]
+            else:
+                self.runtime_info["startup_check"] = "no warm-up input in the signature's columns to compare on"
             rows = parsed.rows
         elif body is not None:
             self.score_general(body, "application/json")
@@ -242,8 +319,16 @@ class LoadedModel:
     def predict_batch(self, parts: list[list[list[Any]]], sizes: list[int]) -> list[tuple[bytes, list[Any] | None]]:
         """Predict several requests with one call; each request's (answer body, JSON predictions or None)."""
         total = sum(sizes)
+        out = None
+        if self.compiled is not None:
+            columns = parts[0] if len(parts) == 1 else _merge(parts)
+            try:
+                out = self.compiled.predict(columns, total, self._original_rows(columns))
+            except Exception:  # noqa: BLE001 - e.g. an unknown category the encoder refuses: the original answers
+                out = None
         try:
-            out = self._predict_frame(self.frame(parts, sizes))
+            if out is None:
+                out = self._predict_frame(self.frame(parts, sizes))
         except Exception as exc:
             raise model_failure(exc) from exc
         rows = _plain_rows(out, total)
@@ -262,6 +347,14 @@ class LoadedModel:
     def score_general(self, body: bytes | dict[str, Any], mime: str) -> tuple[bytes, int]:
         """One request through MLflow's own parsing, ``PyFuncModel.predict`` and encoding."""
         return score_general(self._pyfunc, body, mime)
+
+
+def _merge(parts: list[list[list[Any]]]) -> list[list[Any]]:
+    merged: list[list[Any]] = [[] for _ in parts[0]]
+    for part in parts:
+        for column, values in zip(merged, part, strict=True):
+            column.extend(values)
+    return merged
 
 
 def _exact_column(kind: str, values: list[Any]) -> bool:

@@ -121,10 +121,14 @@ class LocalBuilderPipelineTests:
 
         # The image the build step will produce, worked out the same way, is not in the registry yet.
         expected = assemble_build_context(
-            first.model_dir, tmp_path / "expected", model_name="credit-default", model_version="2"
+            first.model_dir, tmp_path / "expected", model_name="credit-default", model_version="2", compile=True
         )
         image = f"{host}/models/{first.deployment.name}:{expected.tag}"
-        images.wheelhouse(expected.path / "requirements" / "model.txt", expected.path / "requirements" / "server.txt")
+        images.wheelhouse(
+            expected.path / "requirements" / "model.txt",
+            expected.path / "requirements" / "server.txt",
+            expected.path / "compiled" / "requirements.txt",
+        )
         builder = get_builder("local", **local_options)
         assert builder.exists(image) is False
 
@@ -134,7 +138,8 @@ class LocalBuilderPipelineTests:
         print(f"real image build and push: {build_seconds:.0f} s")
         first.refresh_from_db()
         assert build.status == StepStatus.SUCCEEDED, build.log[-3000:]
-        assert build.message == f"built and pushed {image}"
+        assert build.message == f"built and pushed {image} (model runtime: onnxruntime)"
+        assert "model runtime: onnxruntime (verified on" in build.log
         assert push.status == StepStatus.SUCCEEDED and push.message == f"{image} is in the registry"
         assert first.image == image and first.context_digest == expected.digest
         repository = f"models/{first.deployment.name}"

@@ -187,9 +187,12 @@ class KubernetesApplyTests:
         assert pod_spec["securityContext"]["runAsUser"] == 10001
         container = pod_spec["containers"][0]
         assert container["image"] == IMAGE
-        assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
-        assert container["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "http"}
-        assert container["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "http"}
+        assert container["ports"] == [
+            {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+            {"name": "health", "containerPort": 8081, "protocol": "TCP"},
+        ]
+        assert container["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "health"}
+        assert container["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "health"}
         assert container["resources"] == {
             "requests": {"cpu": "250m", "memory": "512Mi"},
             "limits": {"cpu": "1", "memory": "1Gi"},

@@ -34,10 +34,37 @@ def wait_for(url: str, *, timeout: float, status: int = 200, proc: subprocess.Po
     raise TimeoutError(f"{url} did not answer {status} within {timeout}s (last: {last})")
 
 
-class ServerProcess:
-    """``python -m scoring serve MODEL_DIR`` as a child process, its stdout/stderr in files."""
+def compiled_dir_for(model_dir: Path | str) -> Path:
+    """``python -m scoring compile`` of a model directory, as the image build does, once per directory
+    (beside it, ``<model_dir>.compiled``); its decision.json says whether a compiled runtime serves it."""
+    out = Path(f"{model_dir}.compiled")
+    if not (out / "decision.json").is_file():
+        env = dict(os.environ, MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true")
+        env["PYTHONPATH"] = os.pathsep.join([str(SCORING_IMAGE), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        subprocess.run(
+            [PYTHON, "-m", "scoring", "compile", str(model_dir), str(out)],
+            env=env,
+            cwd=REPO_ROOT,
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+    return out
 
-    def __init__(self, model_dir: Path | str, log_dir: Path, *, env: dict[str, str] | None = None, workers: int = 1):
+
+class ServerProcess:
+    """``python -m scoring serve MODEL_DIR`` as a child process, its stdout/stderr in files. Like the image, it
+    serves the model compiled at "build" time (``compiled_dir_for``) unless ``compiled=False``."""
+
+    def __init__(
+        self,
+        model_dir: Path | str,
+        log_dir: Path,
+        *,
+        env: dict[str, str] | None = None,
+        workers: int = 1,
+        compiled: bool = True,
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.stdout_path = log_dir / f"scoring-{self.port}.out"
@@ -47,6 +74,8 @@ class ServerProcess:
             os.pathsep
         )
         full_env["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
+        if compiled and (Path(model_dir) / "MLmodel").is_file():
+            full_env["SCORING_COMPILED_DIR"] = str(compiled_dir_for(model_dir))
         full_env.update(env or {})
         cmd = [PYTHON, "-m", "scoring", "serve", str(model_dir), "--port", str(self.port), "--host", "127.0.0.1"]
         if workers > 1:
@@ -62,6 +91,9 @@ class ServerProcess:
             self.stop()
             raise RuntimeError(f"scoring server did not get ready:\n{self.stderr()}") from None
         return self
+
+    def version(self) -> dict:
+        return requests.get(self.url + "/version", timeout=10).json()
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")

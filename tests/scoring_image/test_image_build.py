@@ -27,12 +27,23 @@ def test_build_push_pull_run_and_score(build_env, image_registry, model_dir, tmp
     registry = image_registry["host"]
     timings = {}
     ctx = assemble_build_context(
-        model_dir, tmp_path / "ctx", base_image=BASE_IMAGE, model_name="credit-default", model_version="1"
+        model_dir,
+        tmp_path / "ctx",
+        base_image=BASE_IMAGE,
+        model_name="credit-default",
+        model_version="1",
+        compile=True,
     )
+    decision = json.loads((ctx.path / "compiled" / "decision.json").read_text())
+    assert decision["runtime"] == "onnxruntime", decision["reason"]
     local = f"localhost/modelplane-test/credit-default:{ctx.tag}"
     remote = f"{registry}/scoring/credit-default:{ctx.tag}"
     started = time.monotonic()
-    wheelhouse(ctx.path / "requirements" / "model.txt", ctx.path / "requirements" / "server.txt")
+    wheelhouse(
+        ctx.path / "requirements" / "model.txt",
+        ctx.path / "requirements" / "server.txt",
+        ctx.path / "compiled" / "requirements.txt",
+    )
     build(ctx.path, local, dockerfile=ctx.path / "Dockerfile", build_args=ctx.build_args)
     timings["build"] = time.monotonic() - started
     container = f"scoring-test-{ctx.tag[:12]}"
@@ -56,12 +67,15 @@ def test_build_push_pull_run_and_score(build_env, image_registry, model_dir, tmp
         assert labels["io.modelplane.context-digest"] == ctx.digest
         assert labels["org.opencontainers.image.version"] == "1"
         assert inspect["Config"]["User"] == "10001"
+        assert labels["io.modelplane.runtime"] == "onnxruntime"
+        assert float(labels["io.modelplane.runtime.max-abs-diff"]) <= 1e-5
 
-        port = free_port()
+        port, health_port = free_port(), free_port()
         started = time.monotonic()
         tool(
             "podman", "run", "-d", "--name", container, "--network", "host",
-            "-e", f"SCORING_PORT={port}", "-e", f"SCORING_IMAGE_DIGEST={ctx.digest}",
+            "-e", f"SCORING_PORT={port}", "-e", f"SCORING_HEALTH_PORT={health_port}",
+            "-e", f"SCORING_IMAGE_DIGEST={ctx.digest}",
             "-e", "SCORING_TELEMETRY_SAMPLE_RATE=1", remote,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
@@ -85,9 +99,31 @@ def test_build_push_pull_run_and_score(build_env, image_registry, model_dir, tmp
         expected = mlflow.pyfunc.load_model(str(model_dir)).predict(rows).tolist()
         assert answer.json() == {"predictions": expected}
         version = requests.get(url + "/version", timeout=10).json()
+        assert version["runtime"]["active"] == "onnxruntime", version["runtime"]
+        assert version["runtime"]["build"]["runtime"] == "onnxruntime" and version["runtime"]["startup_check"]
+        assert requests.get(f"http://127.0.0.1:{health_port}/health/ready", timeout=5).json() == {"status": "ready"}
         assert version["image_digest"] == ctx.digest
         assert version["model_name"] == "credit-default" and version["model_version"] == "1"
         assert tool("podman", "exec", container, "id", "-u").stdout.strip() == "10001"
+
+        # The same image forced to the original runtime answers the same.
+        original_port = free_port()
+        tool(
+            "podman", "run", "-d", "--name", f"{container}-original", "--network", "host",
+            "-e", f"SCORING_PORT={original_port}", "-e", "SCORING_HEALTH_PORT=0", "-e", "SCORING_RUNTIME=original",
+            remote,
+        )  # fmt: skip
+        original_url = f"http://127.0.0.1:{original_port}"
+        wait_for(original_url + "/health/ready", timeout=120)
+        assert requests.get(original_url + "/version", timeout=10).json()["runtime"]["active"] == "original"
+        forced = requests.post(
+            original_url + "/predict",
+            data=orjson.dumps(rows.to_dict(orient="records"), option=orjson.OPT_SERIALIZE_NUMPY),
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
+        assert forced.json() == answer.json()
+        tool("podman", "rm", "-f", f"{container}-original", check=False)
 
         # SIGTERM (podman stop) drains and exits 0; telemetry went to the container's stdout.
         tool("podman", "stop", "-t", "20", container)
@@ -97,5 +133,6 @@ def test_build_push_pull_run_and_score(build_env, image_registry, model_dir, tmp
         assert any(line["status"] == 200 and line["rows"] == 5 for line in lines)
     finally:
         tool("podman", "rm", "-f", container, check=False)
+        tool("podman", "rm", "-f", f"{container}-original", check=False)
         discard(remote, local)
         print("image timings (s):", {k: round(v, 1) for k, v in timings.items()})

@@ -49,6 +49,7 @@ OWNER_ENVIRONMENT_LABEL = "modelplane.io/environment"
 OWNER_DEPLOYMENT_LABEL = "modelplane.io/deployment"
 CONTAINER_NAME = "scoring-server"
 CONTAINER_PORT = 8080
+HEALTH_PORT = 8081  # the scoring image's SCORING_HEALTH_PORT: probes answered outside the predict path
 SERVICE_PORT = 80
 RUN_AS_USER = 10001  # the scoring image's user (scoring-image/Dockerfile)
 CPU_TARGET_PERCENT = 70
@@ -145,7 +146,7 @@ def _container_env(spec: ServingSpec) -> list[dict[str, str]]:
 
 def _probe(path: str, *, period: int, failures: int) -> dict[str, Any]:
     return {
-        "httpGet": {"path": path, "port": "http"},
+        "httpGet": {"path": path, "port": "health"},
         "periodSeconds": period,
         "timeoutSeconds": 2,
         "failureThreshold": failures,
@@ -157,14 +158,18 @@ def _container(spec: ServingSpec) -> dict[str, Any]:
         "name": CONTAINER_NAME,
         "image": spec.image,
         "imagePullPolicy": "IfNotPresent",
-        "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
+        "ports": [
+            {"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"},
+            {"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"},
+        ],
         "env": _container_env(spec),
         "resources": {
             "requests": {"cpu": spec.cpu_request, "memory": spec.memory_request},
             "limits": {"cpu": spec.cpu_limit, "memory": spec.memory_limit},
         },
         # /health/live answers as soon as the port opens, also while the model loads (docs/scoring.md), so
-        # no startup probe is needed; /health/ready waits for the loaded model's warm-up.
+        # no startup probe is needed; /health/ready waits for the loaded model's warm-up. Both on the health port,
+        # answered by a thread of their own, so a long predict batch cannot time them out.
         "livenessProbe": _probe("/health/live", period=10, failures=3),
         "readinessProbe": _probe("/health/ready", period=5, failures=2),
         "securityContext": {

@@ -1,0 +1,322 @@
+"""The compiled runtime: every supported kind converts and verifies, answers what the original answers (NaN and
+unseen categories included), and anything that does not convert or verify is served by the original model."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+
+import numpy as np
+import orjson
+import pytest
+import requests
+from scoring.build_context import assemble_build_context, compile_context
+from scoring.compiled import CompiledModel
+from scoring.compiler import ATOL, RTOL, compile_model
+from scoring.errors import ScoringError
+from scoring.model import LoadedModel
+
+from .compiled_models import (
+    INPUTS,
+    KINDS,
+    REGRESSORS,
+    frame,
+    save_kind,
+    save_knn,
+    save_numeric,
+    save_overridden_predict,
+)
+from .helpers import ServerProcess, compiled_dir_for, wait_for
+from .models import credit_rows
+
+
+@pytest.fixture(scope="module")
+def kinds_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("kinds")
+
+
+@pytest.fixture(scope="module")
+def compiled_kind(kinds_root):
+    """{kind: (model dir, compiled dir, decision)}, compiled lazily, once per kind."""
+    done = {}
+
+    def get(kind):
+        if kind not in done:
+            reference = kinds_root / f"{kind}.parquet"
+            model_dir = save_kind(kinds_root / kind, kind, reference=reference)
+            out = kinds_root / f"{kind}.compiled"
+            done[kind] = (model_dir, out, compile_model(model_dir, out, reference=reference))
+        return done[kind]
+
+    return get
+
+
+def _loaded(model_dir, compiled_dir, runtime="auto"):
+    model = LoadedModel(model_dir, runtime=runtime, compiled_dir=compiled_dir)
+    model.load()
+    model.warm_up()
+    return model
+
+
+def _columns(data):
+    """A frame's columns as the fast path hands them over: JSON values, None where missing."""
+    out = []
+    for name in INPUTS:
+        values = [None if isinstance(v, float) and math.isnan(v) else v for v in data[name].tolist()]
+        out.append(values)
+    return out
+
+
+def _outcome(model, parts, sizes):
+    try:
+        answers = [json.loads(body)["predictions"] for body, _ in model.predict_batch(parts, sizes)]
+    except ScoringError as exc:
+        return ("refused", exc.status, exc.message)
+    return ("answered", np.round(answers, 5).tolist())
+
+
+def _tricky_columns():
+    """Rows with missing numbers and unseen categories (strings are never null here: a null string sends the
+    whole batch to the original model, see test_a_null_string_goes_to_the_original_model)."""
+    data, _, _ = frame(40, seed=5)
+    columns = _columns(data)
+    columns[3] = [v if v is not None else "green" for v in columns[3]]
+    columns[4] = [v if v is not None else "M" for v in columns[4]]
+    columns[3][:5] = ["purple", "RED", "", "red ", "tea"]  # categories never seen in training
+    columns[4][5:8] = ["XL", "s", "?"]
+    columns[0][8:12] = [None] * 4
+    columns[2][12:14] = [None, None]  # a long column without missing values in training
+    return columns
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_supported_kind_compiles_verifies_and_answers_like_the_original(compiled_kind, kind):
+    model_dir, out, decision = compiled_kind(kind)
+    assert decision["runtime"] in ("onnxruntime", "treelite"), decision["reason"]
+    assert decision["verified_rows"] > 300  # the example, 300 reference rows and the edge rows
+    assert decision["max_abs_diff"] <= ATOL
+    assert (out / "decision.json").is_file() and (out / "preprocess.json").is_file()
+    package = {"onnxruntime": "onnxruntime==", "treelite": "treelite=="}[decision["runtime"]]
+    assert (out / "requirements.txt").read_text().startswith(package)
+
+    compiled, original = _loaded(model_dir, out), _loaded(model_dir, out, runtime="original")
+    assert compiled.runtime_info["active"] == decision["runtime"]
+    assert compiled.runtime_info["startup_check"].startswith("equal on 3")
+    assert original.runtime_info["active"] == "original"
+    columns = _tricky_columns()
+    # A missing value the estimator itself must take (not imputed): refused by both, or answered by both.
+    assert _outcome(compiled, [columns], [40]) == _outcome(original, [columns], [40])
+    columns[2][12:14] = [1, 2]
+    parts, sizes = [[c[:20] for c in columns], [c[20:] for c in columns]], [20, 20]
+    mine = [json.loads(body)["predictions"] for body, _ in compiled.predict_batch(parts, sizes)]
+    theirs = [json.loads(body)["predictions"] for body, _ in original.predict_batch(parts, sizes)]
+    if kind in REGRESSORS:
+        assert np.allclose(mine, theirs, rtol=RTOL, atol=ATOL)
+        assert all(isinstance(v, float) for part in mine for v in part)
+    else:
+        assert mine == theirs  # labels: equal, and of the same JSON type
+        assert all(type(v) is int for part in mine for v in part)
+
+
+def test_a_string_imputer_with_nan_as_missing_is_compiled_not_refused(compiled_kind):
+    """skl2onnx refuses this step; the compiled runtime replays it in numpy."""
+    _, out, decision = compiled_kind("random_forest")
+    steps = [c["steps"] for c in json.loads((out / "preprocess.json").read_text())["preprocess"]["columns"]]
+    assert [s["op"] for s in steps[2]] == ["impute", "onehot"] and steps[2][0] == {
+        "op": "impute",
+        "missing": "nan",
+        "fill": steps[2][0]["fill"],
+    }
+    assert steps[2][0]["fill"] in ("red", "green", "blue", "teal")
+    assert decision["model_kind"].startswith("Pipeline(ColumnTransformer(")
+
+
+def test_a_null_string_goes_to_the_original_model(compiled_kind):
+    model_dir, out, _ = compiled_kind("logistic")
+    compiled = _loaded(model_dir, out)
+    columns = [[10.0, 11.0], [3.5, 4.5], [2, 3], [None, "red"], ["S", None]]
+    called = []
+
+    def original(index):
+        called.append(list(index))
+        return compiled._original_rows(columns)(index)
+
+    got = compiled.compiled.predict(columns, 2, original)
+    assert called == [[0, 1]]
+    assert got.tolist() == compiled._predict_frame(compiled.frame([columns], [2])).tolist()
+
+
+def test_treelite_serves_when_it_is_the_runtime(compiled_kind, tmp_path):
+    model_dir, _, _ = compiled_kind("random_forest")
+    decision = compile_model(model_dir, tmp_path / "tl", runtimes=("treelite",))
+    assert decision["runtime"] == "treelite", decision["reason"]
+    assert (tmp_path / "tl" / "model.treelite").is_file() and not (tmp_path / "tl" / "model.onnx").exists()
+    assert "treelite==" in (tmp_path / "tl" / "requirements.txt").read_text()
+    compiled, original = _loaded(model_dir, tmp_path / "tl"), _loaded(model_dir, None)
+    columns = _tricky_columns()
+    assert compiled.predict_batch([columns], [40]) == original.predict_batch([columns], [40])
+
+
+def test_near_ties_are_decided_by_the_original_model(compiled_kind):
+    model_dir, out, decision = compiled_kind("random_forest")
+    model = CompiledModel(out, decision)
+    columns = _columns(frame(30, seed=9)[0])
+    columns[3] = [v or "red" for v in columns[3]]
+    columns[4] = [v or "S" for v in columns[4]]
+    model.label_band = 2.0  # every row counts as a near tie
+    asked = []
+    labels = model.predict(columns, 30, lambda index: asked.append(list(index)) or np.full(len(index), 7))
+    assert asked == [list(range(30))] and labels.tolist() == [7] * 30
+
+
+def test_a_custom_pyfunc_is_served_by_the_original(trouble_model_dir, tmp_path):
+    decision = compile_model(trouble_model_dir, tmp_path / "out")
+    assert decision["runtime"] == "original"
+    assert "only scikit-learn models compile" in decision["reason"]
+    assert not (tmp_path / "out" / "model.onnx").exists()
+    assert (tmp_path / "out" / "requirements.txt").read_text().startswith("#")
+
+
+def test_an_unsupported_estimator_is_served_by_the_original(tmp_path):
+    decision = compile_model(save_knn(tmp_path / "knn"), tmp_path / "out")
+    assert decision == {**decision, "runtime": "original"}
+    assert "KNeighborsClassifier is not a supported estimator" in decision["reason"]
+
+
+def test_a_conversion_that_does_not_verify_is_not_served(tmp_path, log_dir):
+    """The pipeline's predict was replaced after fitting: both conversions follow the fitted trees and differ
+    from what the model answers, so verification refuses both and the server runs the original."""
+    model_dir = save_overridden_predict(tmp_path / "overridden")
+    decision = json.loads((compiled_dir_for(model_dir) / "decision.json").read_text())
+    assert decision["runtime"] == "original"
+    assert "no candidate verified" in decision["reason"] and "label(s) differ" in decision["reason"]
+    assert not decision["candidates"]["onnxruntime"]["verified"]
+    server = ServerProcess(model_dir, log_dir).wait_ready()
+    try:
+        runtime = server.version()["runtime"]
+        assert runtime["active"] == "original" and runtime["build"]["runtime"] == "original"
+        data = frame(5, seed=3)[0].dropna()
+        body = orjson.dumps({"dataframe_records": data.to_dict(orient="records")})
+        answer = requests.post(server.url + "/invocations", data=body, headers={"Content-Type": "application/json"})
+        import mlflow.pyfunc
+
+        assert answer.json()["predictions"] == mlflow.pyfunc.load_model(str(model_dir)).predict(data).tolist()
+    finally:
+        server.stop()
+
+
+def test_a_compiled_model_that_disagrees_at_start_up_is_not_served(compiled_kind, tmp_path):
+    """A compiled directory changed after verification (here: its class labels) disagrees with the original on
+    the warm-up input: the original serves."""
+    import shutil
+
+    model_dir, out, _ = compiled_kind("random_forest")
+    tampered = tmp_path / "tampered"
+    shutil.copytree(out, tampered)
+    spec = json.loads((tampered / "preprocess.json").read_text())
+    spec["classes"] = [label + 10 for label in spec["classes"]]
+    (tampered / "preprocess.json").write_text(json.dumps(spec))
+    model = _loaded(model_dir, tampered)
+    assert model.compiled is None
+    assert model.runtime_info["active"] == "original"
+    assert model.runtime_info["reason"] == "disagreed with the original at start-up"
+
+
+def test_the_server_reports_the_runtime_and_can_be_forced_to_the_original(ours, model_dir, log_dir):
+    runtime = ours.version()["runtime"]
+    assert runtime["active"] == "onnxruntime", runtime
+    assert runtime["build"]["model_kind"] == (
+        "Pipeline(ColumnTransformer(FunctionTransformer, OneHotEncoder), RandomForestClassifier)"
+    )
+    assert runtime["build"]["max_abs_diff"] <= ATOL and runtime["startup_check"]
+    forced = ServerProcess(model_dir, log_dir, env={"SCORING_RUNTIME": "original"}).wait_ready()
+    try:
+        assert forced.version()["runtime"]["active"] == "original"
+        assert forced.version()["runtime"]["reason"] == "SCORING_RUNTIME=original"
+        rows = credit_rows(50, seed=4).to_dict(orient="records")
+        body = orjson.dumps(rows, option=orjson.OPT_SERIALIZE_NUMPY)
+        headers = {"Content-Type": "application/json"}
+        mine = requests.post(ours.url + "/predict", data=body, headers=headers).json()
+        theirs = requests.post(forced.url + "/predict", data=body, headers=headers).json()
+        assert mine == theirs and len(mine["predictions"]) == 50
+    finally:
+        forced.stop()
+
+
+def test_build_context_compiles_without_changing_the_digest(model_dir, tmp_path):
+    plain = assemble_build_context(model_dir, tmp_path / "plain")
+    assert json.loads((plain.path / "compiled" / "decision.json").read_text())["runtime"] == "original"
+    assert plain.build_args["COMPILED_RUNTIME"] == "original"
+    lines = []
+    decision = compile_context(plain, log=lines.append)
+    assert decision["runtime"] == "onnxruntime"
+    assert plain.build_args["COMPILED_RUNTIME"] == "onnxruntime"
+    assert float(plain.build_args["COMPILED_MAX_ABS_DIFF"]) <= ATOL
+    assert (plain.path / "compiled" / "model.onnx").is_file()
+    assert lines[0].startswith("model runtime: onnxruntime (verified on")
+    assert any(line.startswith("  candidate treelite:") for line in lines)
+    compiled = assemble_build_context(model_dir, tmp_path / "compiled", compile=True)
+    assert compiled.digest == plain.digest
+    assert compiled.build_args["COMPILED_RUNTIME"] == "onnxruntime"
+
+
+def test_probes_answer_while_a_long_predict_blocks_the_event_loop(trouble_model_dir, log_dir):
+    """The trouble model's "slow" rows sleep inside predict, on the event loop thread: the main port cannot
+    answer until it returns; the health port still does."""
+    from tests.registries import free_port
+
+    health_port = free_port()
+    server = ServerProcess(
+        trouble_model_dir,
+        log_dir,
+        env={"SCORING_HEALTH_PORT": str(health_port), "SCORING_BATCHING": "row-aligned"},
+    ).wait_ready()
+    health = f"http://127.0.0.1:{health_port}"
+    try:
+        wait_for(health + "/health/ready", timeout=10)
+        slow = {}
+        body = orjson.dumps({"dataframe_records": [{"x": 6.0, "tag": "slow"}]})
+
+        def score():
+            slow["answer"] = requests.post(
+                server.url + "/invocations", data=body, headers={"Content-Type": "application/json"}, timeout=60
+            )
+
+        thread = threading.Thread(target=score)
+        thread.start()
+        wait_for_busy = requests.Session()
+        with pytest.raises(requests.Timeout):  # the main port is stuck behind the predict call
+            for _ in range(20):
+                wait_for_busy.get(server.url + "/health/live", timeout=0.5)
+        assert "answer" not in slow
+        live = requests.get(health + "/health/live", timeout=2)
+        ready = requests.get(health + "/health/ready", timeout=2)
+        assert (live.status_code, live.json()) == (200, {"status": "alive"})
+        assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+        assert "answer" not in slow  # still scoring while the probes answered
+        thread.join(60)
+        assert slow["answer"].status_code == 200
+        assert requests.get(health + "/nope", timeout=2).status_code == 404
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("kind", ["bare_forest", "scaled_logistic"])
+def test_models_without_a_column_transformer_compile(kind, tmp_path):
+    model_dir = save_numeric(tmp_path / kind, kind)
+    decision = compile_model(model_dir, tmp_path / "out")
+    assert decision["runtime"] in ("onnxruntime", "treelite"), decision["reason"]
+    assert (
+        decision["model_kind"]
+        == {
+            "bare_forest": "RandomForestRegressor",
+            "scaled_logistic": "Pipeline(StandardScaler, LogisticRegression)",
+        }[kind]
+    )
+    compiled, original = _loaded(model_dir, tmp_path / "out"), _loaded(model_dir, None)
+    columns = [[1.5, 20.25, 300.0, 7.0], [0, 3, 19, 40]]
+    mine, theirs = compiled.predict_batch([columns], [4]), original.predict_batch([columns], [4])
+    assert np.allclose(json.loads(mine[0][0])["predictions"], json.loads(theirs[0][0])["predictions"], atol=ATOL)
+    columns[0][3] = None  # the forest takes NaN, the logistic regression refuses it: compiled or not
+    assert _outcome(compiled, [columns], [4]) == _outcome(original, [columns], [4])
