@@ -260,4 +260,5 @@ def test_the_request_page_shows_its_audit_trail_down_to_the_rollout(client, bob,
     assert positions == sorted(positions)
     # The rollout is the approving reviewer's click (their session); the audit says requested by alice.
     assert "<code>deployment.deploy</code> by bob" in trail and "approvers bob" in trail
+    assert "executed on approval by bob, requested by alice" in trail
     assert f'href="/revisions/{pending.executed_revision_id}/"' in trail
