@@ -21,6 +21,8 @@ import pandas as pd
 import pytest
 from django.core.cache import cache
 from django.core.management import call_command
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from mlflow import MlflowClient
 from rest_framework.test import APIClient
 
@@ -325,3 +327,12 @@ def image_registry(build_env, tmp_path_factory) -> Iterator[dict]:
 
     with images.docker_registry(tmp_path_factory.mktemp("image-registry")) as registry:
         yield registry
+
+
+@pytest.fixture
+def migrator(transactional_db) -> Iterator[MigrationExecutor]:
+    """For a test of a data migration, which migrates the test database back and forth: afterwards the database is
+    migrated to the latest state again, or every later test on this worker would meet the old schema."""
+    yield MigrationExecutor(connection)
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())

@@ -525,9 +525,8 @@ class KanikoMigrationTests:
         }
         assert isinstance(configured_builder("kaniko"), BuildahImageBuilder)
 
-    @pytest.mark.django_db(transaction=True)
-    def test_the_migration_moves_kaniko_environments_to_buildah(self):
-        executor = MigrationExecutor(connection)
+    def test_the_migration_moves_kaniko_environments_to_buildah(self, migrator):
+        executor = migrator
         graph = executor.loader.graph  # found by name, so a renumbered migration is still the one tested
         node = next(key for key in graph.nodes if key[0] == "deployments" and key[1].endswith("kaniko_to_buildah"))
         before, after = sorted(graph.node_map[node].parents)[:1], [node]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
@@ -12,9 +11,8 @@ def _node(graph, app: str, suffix: str) -> tuple[str, str]:
     return next(key for key in graph.nodes if key[0] == app and key[1].endswith(suffix))
 
 
-@pytest.mark.django_db(transaction=True)
-def test_each_policy_webhook_becomes_a_promotion_channel_of_its_environment():
-    executor = MigrationExecutor(connection)
+def test_each_policy_webhook_becomes_a_promotion_channel_of_its_environment(migrator):
+    executor = migrator
     graph = executor.loader.graph
     copy = _node(graph, "events", "promotion_webhooks")
     drop = _node(graph, "promotions", "remove_policy_webhook_url")

@@ -32,6 +32,9 @@ class FixedSource(TelemetrySource):
     def sampled_rows(self, deployment, *, start, end, model_version, limit):
         raise AssertionError("not read by the selectors")
 
+    def request_totals(self, deployment, windows, *, slow_above_ms=None, end=None):
+        raise AssertionError("not read by the selectors")
+
 
 def test_latency_rates_and_revision_changes(deployment):
     bins = [

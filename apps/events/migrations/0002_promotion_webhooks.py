@@ -45,7 +45,7 @@ def backwards(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("events", "0001_initial"),
-        ("promotions", "0002_promotion_and_review_idempotency_keys"),
+        ("promotions", "0003_promotion_comparison"),
     ]
 
     operations = [migrations.RunPython(forwards, backwards)]
