@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 from tests.emulators.k8s import EmulatorThread, label_selector_matches, resource_of
 
@@ -59,19 +59,13 @@ def _stamp(micro: bool = False) -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ")
 
 
-class DeploymentController:
-    """Runs on the emulator's loop until ``stop()``; ``script(pod)`` gives each new pod's stages."""
+class _OnTheClock:
+    """A loop (``_run``) on the emulator's event loop, from ``start()`` until ``stop()``."""
 
-    def __init__(
-        self, runner: EmulatorThread, namespace: str, script: Callable[[dict[str, Any]], list[Stage]] | None = None
-    ) -> None:
-        self.runner, self.emulator, self.namespace = runner, runner.emulator, namespace
-        self.script = script or (lambda pod: starting(0.05))
-        self.rollouts: dict[str, _Rollout] = {}
-        self.history: list[tuple[str, str]] = []  # (deployment, Progressing reason) as each changes
-        self._task: asyncio.Task[None] | None = None
+    runner: EmulatorThread
+    _task: asyncio.Task[None] | None = None
 
-    def start(self) -> DeploymentController:
+    def start(self) -> Self:
         async def begin() -> None:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -82,6 +76,22 @@ class DeploymentController:
     def stop(self) -> None:
         if self._task is not None and self.runner.loop is not None:
             self.runner.loop.call_soon_threadsafe(self._task.cancel)
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+
+class DeploymentController(_OnTheClock):
+    """Runs on the emulator's loop until ``stop()``; ``script(pod)`` gives each new pod's stages."""
+
+    def __init__(
+        self, runner: EmulatorThread, namespace: str, script: Callable[[dict[str, Any]], list[Stage]] | None = None
+    ) -> None:
+        self.runner, self.emulator, self.namespace = runner, runner.emulator, namespace
+        self.script = script or (lambda pod: starting(0.05))
+        self.rollouts: dict[str, _Rollout] = {}
+        self.history: list[tuple[str, str]] = []  # (deployment, Progressing reason) as each changes
+        self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
         while True:
@@ -291,7 +301,7 @@ class BuildRun:
     message: str = ""
 
 
-class BuildPodKubelet:
+class BuildPodKubelet(_OnTheClock):
     """Scheduler and kubelet for bare pods in one namespace (build pods): each new pod is moved through its
     ``BuildRun`` on a fast real clock, Pending -> Running -> Succeeded/Failed; ``activeDeadlineSeconds`` is
     honoured (the pod fails with reason DeadlineExceeded). ``script(pod)`` gives each pod's run."""
@@ -301,18 +311,6 @@ class BuildPodKubelet:
         self.started: dict[str, float] = {}  # pod uid -> monotonic time first seen
         self.state: dict[str, str] = {}  # pod uid -> the last state written
         self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> BuildPodKubelet:
-        async def begin() -> None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-        assert self.runner.loop is not None
-        asyncio.run_coroutine_threadsafe(begin(), self.runner.loop).result(5)
-        return self
-
-    def stop(self) -> None:
-        if self._task is not None and self.runner.loop is not None:
-            self.runner.loop.call_soon_threadsafe(self._task.cancel)
 
     async def _run(self) -> None:
         while True:
