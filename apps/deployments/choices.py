@@ -57,6 +57,7 @@ class StepName(models.TextChoices):
     APPLY = "apply", "Apply"
     ROLLOUT = "rollout", "Roll out"
     SMOKE_TEST = "smoke_test", "Smoke test"
+    TRAFFIC = "traffic", "Shift traffic"  # progressive delivery: canary steps, blue-green or shadow, analysed
     LIVE = "live", "Live"
 
 
@@ -66,3 +67,17 @@ class StepStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     SKIPPED = "skipped", "Skipped"
     FAILED = "failed", "Failed"
+
+
+class RolloutControl(models.TextChoices):
+    """What a person asked a running progressive rollout to do next (the runner acts on it at its next tick)."""
+
+    PROMOTE = "promote", "Promote now"
+    ABORT = "abort", "Abort"
+
+
+class CheckVerdict(models.TextChoices):
+    PASS = "pass", "Passed"
+    FAIL = "fail", "Failed"
+    WAIT = "wait", "Waiting for traffic"
+    SKIP = "skip", "Not checked"

@@ -8,11 +8,13 @@ from django.db import models
 from apps.accounts.choices import Role
 from apps.common.models import TimeStampedModel
 from apps.deployments.choices import (
+    CheckVerdict,
     DeploymentStatus,
     DeployTargetName,
     ImageBuilderName,
     RevisionKind,
     RevisionStatus,
+    RolloutControl,
     StepName,
     StepStatus,
 )
@@ -20,7 +22,7 @@ from apps.deployments.clusters import cluster_refusal
 from apps.deployments.naming import deployment_name_error, image_repository_error
 from apps.deployments.quantities import resources_errors
 
-__all__ = ["Environment", "EnvironmentGrant", "Deployment", "Revision", "RevisionStep"]
+__all__ = ["Environment", "EnvironmentGrant", "Deployment", "Revision", "RevisionStep", "AnalysisCheck"]
 
 dns_label = RegexValidator(
     r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "Use lowercase letters, digits and '-' (a DNS label)."
@@ -50,6 +52,18 @@ class Environment(TimeStampedModel):
     memory_request = models.CharField(max_length=16, default="512Mi")
     memory_limit = models.CharField(max_length=16, default="1Gi")
     gated = models.BooleanField(default=False, help_text="Deploys need an executed promotion.")
+    rollout_strategy = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Default rollout strategy of deploys here, e.g. {"type": "canary", "steps": [20, 50]} '
+        "(docs/deployments.md); empty: all at once.",
+    )
+    gateway = models.CharField(
+        max_length=253,
+        blank=True,
+        help_text="Kubernetes: the Gateway API Gateway (namespace/name) the deployments' HTTPRoutes attach to. "
+        "Blank: no Gateway API; canary by replica ratios (approximate), no shadow.",
+    )
 
     class Meta:
         ordering = ["order", "name"]
@@ -181,6 +195,20 @@ class Revision(TimeStampedModel):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # Progressive delivery (rollouts/): the plan, and where the rollout is in it.
+    strategy = models.JSONField(default=dict, blank=True, help_text="Strategy.as_dict(); empty: all at once.")
+    canary_weight = models.PositiveSmallIntegerField(default=0, help_text="Percent of client traffic it serves now.")
+    rollout_step = models.PositiveSmallIntegerField(default=0, help_text="Index of the current analysis interval.")
+    step_started_at = models.DateTimeField(null=True, blank=True)
+    failed_checks = models.PositiveSmallIntegerField(default=0, help_text="Failed intervals so far.")
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    control = models.CharField(max_length=16, choices=RolloutControl.choices, blank=True)
+    control_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-number"]
@@ -221,3 +249,25 @@ class RevisionStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.revision} {self.name}: {self.status}"
+
+
+class AnalysisCheck(models.Model):
+    """One metric of one analysis interval of a progressive rollout, as judged then."""
+
+    revision = models.ForeignKey(Revision, on_delete=models.CASCADE, related_name="checks")
+    checked_at = models.DateTimeField()
+    step = models.PositiveSmallIntegerField(help_text="Index of the analysis interval.")
+    weight = models.PositiveSmallIntegerField(help_text="The candidate's percent of client traffic then.")
+    metric = models.CharField(max_length=32)  # requests, error_rate, p99_ms, p50_ms, drift, agreement
+    subject = models.CharField(max_length=32, help_text="The revision the value is of, e.g. r4.")
+    value = models.FloatField(null=True, blank=True)
+    threshold = models.FloatField(null=True, blank=True)
+    verdict = models.CharField(max_length=8, choices=CheckVerdict.choices)
+    message = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["revision", "checked_at", "pk"]
+        indexes = [models.Index(fields=["revision", "step"])]
+
+    def __str__(self) -> str:
+        return f"{self.revision} step {self.step} {self.metric} {self.subject}: {self.verdict}"

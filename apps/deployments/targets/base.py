@@ -23,7 +23,13 @@ __all__ = [
     "configured_target",
     "Log",
     "rollout_time_limit",
+    "TrafficSplit",
+    "PRIMARY",
+    "CANDIDATE",
 ]
+
+PRIMARY = "primary"  # the revision serves as the deployment itself (replacing the one before: all at once)
+CANDIDATE = "candidate"  # the revision serves beside the primary until promoted (canary, blue-green, shadow)
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,21 @@ class ServingSpec:
     memory_limit: str = "1Gi"
     env: dict[str, str] = field(default_factory=dict)  # extra SCORING_* settings
     progress_deadline_seconds: int = 600
+    role: str = PRIMARY  # PRIMARY or CANDIDATE: where the revision's objects live (Kubernetes: ``<name>-canary``)
+
+
+@dataclass(frozen=True)
+class TrafficSplit:
+    """How client traffic of one deployment's stable endpoint is shared now.
+
+    ``weight`` percent of client requests go to ``candidate``, the rest to ``stable``; ``mirror_percent`` percent of
+    the requests served by ``stable`` are also sent to ``candidate``, whose answers are discarded (shadow). With no
+    ``candidate``, ``stable`` serves everything; with no ``stable`` (a first deploy), ``candidate`` does."""
+
+    stable: ServingSpec | None
+    candidate: ServingSpec | None = None
+    weight: int = 0
+    mirror_percent: int = 0
 
 
 def rollout_time_limit(spec: ServingSpec, *, surge: int = 1) -> int:
@@ -101,6 +122,38 @@ class DeploymentTarget(abc.ABC):
 
     def retire(self, spec: ServingSpec, log: Log) -> None:  # noqa: B027 - optional, a no-op by default
         """Stop serving an older revision once a newer one is live (targets that replace in place: no-op)."""
+
+    # ------------------------------------------------------------------ progressive delivery
+    def stable_url(self, spec: ServingSpec) -> str:
+        """The deployment's one URL for clients, the same for every revision (``endpoint_url`` is the revision's
+        own, used for its smoke test). Targets that replace in place: the same."""
+        return self.endpoint_url(spec)
+
+    def traffic_refusal(self, strategy: str) -> str | None:
+        """Why this target cannot run a rollout of type ``strategy`` (``all_at_once``, ``canary``, ``blue_green``,
+        ``shadow``), in a sentence for the person who asked; None when it can."""
+        if strategy == "all_at_once":
+            return None
+        return f"The {self.name} target cannot split traffic, so it offers only all_at_once rollouts."
+
+    def set_traffic(self, split: TrafficSplit, log: Log) -> None:  # noqa: B027 - a no-op where all is at once
+        """Route the stable endpoint's traffic as ``split`` says. Declarative: setting it twice changes nothing."""
+
+    def traffic(self, spec: ServingSpec) -> dict[str, int]:
+        """The weights as applied now, revision label -> percent of client traffic, plus ``"mirror"`` -> percent
+        mirrored to the candidate when shadowing (empty when the target does not split)."""
+        return {}
+
+    def promote(self, candidate: ServingSpec, log: Log, *, timeout_seconds: float) -> Readiness:
+        """Make ``candidate`` (serving as CANDIDATE) the deployment's primary: afterwards it serves all traffic of
+        the stable endpoint with no candidate objects left. Targets whose candidate already is a full revision of
+        its own (local processes) only route to it. Never raises for a failed rollout (see ``wait_ready``)."""
+        primary = ServingSpec(**{**candidate.__dict__, "role": PRIMARY})
+        self.apply(primary, log)
+        readiness = self.wait_ready(primary, log, timeout_seconds=timeout_seconds)
+        if readiness.ok:
+            self.set_traffic(TrafficSplit(stable=primary), log)
+        return readiness
 
 
 def get_target(name: str, **options: Any) -> DeploymentTarget:
