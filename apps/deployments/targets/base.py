@@ -56,6 +56,7 @@ class ServingSpec:
     env: dict[str, str] = field(default_factory=dict)  # extra SCORING_* settings
     progress_deadline_seconds: int = 600
     role: str = PRIMARY  # PRIMARY or CANDIDATE: where the revision's objects live (Kubernetes: ``<name>-canary``)
+    gateway: str = ""  # Kubernetes: the Gateway API Gateway (namespace/name) routes attach to; "": none installed
 
 
 @dataclass(frozen=True)
