@@ -348,6 +348,9 @@ DEPLOY_REQUEUE_SECONDS = env_int("DEPLOY_REQUEUE_SECONDS", 5)
 DEPLOY_STUCK_QUEUED_SECONDS = env_int("DEPLOY_STUCK_QUEUED_SECONDS", 120)  # queued this long: message lost
 # Every DEPLOY_RECONCILE_SECONDS the beat restarts local scoring processes of live deployments that died.
 DEPLOY_RECONCILE_SECONDS = env_int("DEPLOY_RECONCILE_SECONDS", 30)
+# A progressive rollout (canary, blue-green, shadow) looks at its controls (pause, promote, abort) and its interval's
+# end this often.
+ROLLOUT_TICK_SECONDS = float(env_str("ROLLOUT_TICK_SECONDS", "1"))
 KUBERNETES_API_URL = env_str("KUBERNETES_API_URL")
 KUBERNETES_TOKEN = env_secret("KUBERNETES_TOKEN")
 KUBERNETES_CA_CERT = env_str("KUBERNETES_CA_CERT")

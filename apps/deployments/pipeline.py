@@ -30,14 +30,34 @@ from apps.deployments.builders import BuildRequest, ImageBuilder, configured_bui
 from apps.deployments.choices import DeploymentStatus, ImageBuilderName, RevisionStatus, StepName, StepStatus
 from apps.deployments.lease import Lease, LeaseLost, claim, lease_kept, release
 from apps.deployments.models import Deployment, Revision, RevisionStep
+from apps.deployments.rollouts.runner import Rollout, RolloutFailed, stable_of, traffic_step
+from apps.deployments.rollouts.strategy import BLUE_GREEN, strategy_of
 from apps.deployments.selectors import input_example_read
 from apps.deployments.services import revision_audit_data
-from apps.deployments.targets import DeploymentTarget, Readiness, ServingSpec, configured_target, rollout_time_limit
+from apps.deployments.targets import (
+    CANDIDATE,
+    PRIMARY,
+    DeploymentTarget,
+    Readiness,
+    ServingSpec,
+    TrafficSplit,
+    configured_target,
+    rollout_time_limit,
+)
 from apps.events import catalogue
 from apps.events.services import publish
 from apps.registry import selectors as registry
 
-__all__ = ["revision_run", "revision_give_up", "serving_spec", "target_for", "builder_for", "StepFailed"]
+__all__ = [
+    "revision_run",
+    "revision_give_up",
+    "revision_retire_now",
+    "serving_spec",
+    "is_candidate",
+    "target_for",
+    "builder_for",
+    "StepFailed",
+]
 
 logger = logging.getLogger(__name__)
 MAX_LOG_CHARS = 60_000
@@ -60,9 +80,22 @@ def builder_for(config: dict) -> ImageBuilder:
     return configured_builder(config["image_builder"])
 
 
+def is_candidate(revision: Revision) -> bool:
+    """Whether the revision serves beside the live one (a progressive rollout not yet promoted) rather than as the
+    deployment itself."""
+    return (
+        strategy_of(revision.strategy).progressive
+        and revision.status in (RevisionStatus.QUEUED, RevisionStatus.RUNNING)
+        and revision.canary_weight < 100
+        and revision.deployment.live_revision_id not in (None, revision.pk)
+    )
+
+
 def serving_spec(revision: Revision) -> ServingSpec:
     deployment, config = revision.deployment, revision.config
     return ServingSpec(
+        role=CANDIDATE if is_candidate(revision) else PRIMARY,
+        gateway=config.get("gateway", ""),
         deployment=deployment.name,
         namespace=config.get("namespace") or "default",
         environment=deployment.environment.name,
@@ -236,22 +269,70 @@ def _smoke_test(revision: Revision, log: _StepLog) -> str:
     return f"scored the input example in {response.elapsed.total_seconds() * 1000:.0f} ms"
 
 
+def _traffic(revision: Revision, log: _StepLog) -> str:
+    strategy = strategy_of(revision.strategy)
+    if not strategy.progressive:
+        raise _Skip("all at once: the revision takes all traffic when it goes live")
+    stable = stable_of(revision)
+    if stable is None:
+        raise _Skip(f"{strategy.type}: no live revision to compare with, so the first one takes all traffic at once")
+    rollout = Rollout(
+        revision=revision,
+        stable=stable,
+        strategy=strategy,
+        target=target_for(revision.deployment, revision.config),
+        spec_of=serving_spec,
+        save=log.revision_update,
+        log=log,
+    )
+    try:
+        return traffic_step(rollout)
+    except RolloutFailed as failed:
+        raise StepFailed(str(failed)) from failed
+
+
 @transaction.atomic
 def _go_live(revision: Revision, log: _StepLog) -> str:
     if log.lease is not None and not Revision.objects.select_for_update().filter(log.lease.held()).exists():
         log.lease.check()  # raises: taken over (the row lock keeps it ours until this transaction ends)
     deployment = Deployment.objects.select_for_update().get(pk=revision.deployment_id)
     previous = deployment.live_revision
-    url = target_for(deployment, revision.config).endpoint_url(serving_spec(revision))
+    target, spec = target_for(deployment, revision.config), serving_spec(revision)
+    target.set_traffic(TrafficSplit(stable=spec), log)
+    url = target.stable_url(spec)
     deployment.live_revision = revision
     deployment.status = DeploymentStatus.LIVE
     deployment.endpoint_url = url
     deployment.save(update_fields=["live_revision", "status", "endpoint_url", "updated_at"])
     if previous and previous.pk != revision.pk:
         Revision.objects.filter(pk=previous.pk).update(status=RevisionStatus.SUPERSEDED)
-        spec = serving_spec(previous)
-        transaction.on_commit(lambda: _retire(deployment, previous.config, spec))
+        previous_spec = serving_spec(previous)
+        strategy = strategy_of(revision.strategy)
+        if strategy.type == BLUE_GREEN and strategy.keep_warm_seconds:
+            log(f"{previous.label} stays warm for {strategy.keep_warm_seconds} s, so a rollback to it is instant")
+            transaction.on_commit(lambda: _retire_later(previous, strategy.keep_warm_seconds))
+        else:
+            transaction.on_commit(lambda: _retire(deployment, previous.config, previous_spec))
     return f"serving at {url}"
+
+
+def _retire_later(previous: Revision, seconds: int) -> None:
+    from apps.deployments.tasks import revision_retire
+
+    try:
+        revision_retire.apply_async(kwargs={"revision_id": previous.pk}, countdown=seconds)
+    except Exception as exc:  # the broker is down: stop it now rather than leave it running for ever
+        logger.warning("could not schedule the retirement of %s (%s); retiring now", previous, type(exc).__name__)
+        revision_retire_now(revision_id=previous.pk)
+
+
+def revision_retire_now(*, revision_id: int) -> str:
+    """Stop an older revision kept warm after a blue-green switch, unless it is live again."""
+    revision = Revision.objects.select_related("deployment__environment").filter(pk=revision_id).first()
+    if revision is None or revision.status != RevisionStatus.SUPERSEDED:
+        return "not superseded; left alone"
+    _retire(revision.deployment, revision.config, serving_spec(revision))
+    return "retired"
 
 
 def _retire(deployment: Deployment, config: dict, spec: ServingSpec) -> None:
@@ -272,6 +353,7 @@ STEPS = {
     StepName.APPLY: _apply,
     StepName.ROLLOUT: _rollout,
     StepName.SMOKE_TEST: _smoke_test,
+    StepName.TRAFFIC: _traffic,
     StepName.LIVE: _go_live,
 }
 
@@ -347,6 +429,8 @@ def _fail(revision: Revision, reason: str, lease: Lease | None = None) -> None:
     if previous and previous.pk != revision.pk:
         previous_spec = serving_spec(previous)
         try:
+            if spec.role == CANDIDATE:  # the live revision never stopped serving: give it all the traffic back
+                target.set_traffic(TrafficSplit(stable=previous_spec), logger.info)
             target.apply(previous_spec, logger.info)
             result = target.wait_ready(previous_spec, logger.info, timeout_seconds=ready_timeout(previous_spec))
             restored = previous.label if result.ok else ""
@@ -368,7 +452,8 @@ def _fail(revision: Revision, reason: str, lease: Lease | None = None) -> None:
         status = RevisionStatus.ROLLED_BACK if restored else RevisionStatus.FAILED
         message = f"{reason} (rolled back to {restored})" if restored else reason
         rows = Revision.objects.filter(lease.held() if lease else Q(pk=revision.pk))
-        if not rows.update(status=status, error=message[:5000], finished_at=timezone.now()) and lease is not None:
+        written = rows.update(status=status, error=message[:5000], finished_at=timezone.now(), canary_weight=0)
+        if not written and lease is not None:
             lease.check()  # raises: taken over meanwhile; the audit below is not written
         if not restored:
             Deployment.objects.filter(pk=deployment.pk, live_revision__isnull=True).update(

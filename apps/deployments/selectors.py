@@ -81,7 +81,7 @@ def deployment_get(*, pk: int) -> Deployment:
 def revision_get(*, pk: int) -> Revision:
     revision = (
         Revision.objects.select_related("deployment__environment", "requested_by", "rollback_of")
-        .prefetch_related(Prefetch("steps", queryset=RevisionStep.objects.order_by("position")))
+        .prefetch_related(Prefetch("steps", queryset=RevisionStep.objects.order_by("position")), "checks")
         .filter(pk=pk)
         .first()
     )

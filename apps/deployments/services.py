@@ -40,12 +40,14 @@ from apps.deployments.naming import (
     image_repository_error,
 )
 from apps.deployments.quantities import resources_errors
+from apps.deployments.rollouts.strategy import Strategy, StrategyError, strategy_parse
 from apps.deployments.selectors import environment_get
 from apps.registry import selectors as registry
 
 __all__ = [
     "environment_ensure",
     "deployment_create",
+    "rollout_strategy",
     "deployment_rollback",
     "rollback_refusal",
     "deployment_delete",
@@ -64,6 +66,7 @@ DEPLOY_STEPS = [
     StepName.APPLY,
     StepName.ROLLOUT,
     StepName.SMOKE_TEST,
+    StepName.TRAFFIC,
     StepName.LIVE,
 ]
 ROLLBACK_STEPS = [StepName.APPLY, StepName.ROLLOUT, StepName.SMOKE_TEST, StepName.LIVE]
@@ -228,6 +231,7 @@ def deployment_create(
     executed_by: User | None = None,
     name: str = "",
     input_validation: str = "",
+    strategy: object = None,
 ) -> Revision:
     """Ask for ``model_name`` version ``model_version`` to serve in ``environment``; returns the queued revision.
 
@@ -235,6 +239,8 @@ def deployment_create(
     when empty); it is checked, with the environment's settings, before anything is queued.
     ``input_validation`` (``choices.InputValidation``) is how the scoring server checks request data; empty keeps
     the deployment's current choice (MLflow's behaviour for a new deployment).
+    ``strategy`` (``rollouts/strategy.py``: a dict or a type name) is how the revision takes traffic, on top of the
+    environment's default; checked against what the environment's target can do.
 
     The same ``idempotency_key`` from the same person returns the first revision instead of starting another.
     ``via_promotion`` is for the promotions service only, once a promotion to a gated environment is approved;
@@ -262,6 +268,7 @@ def deployment_create(
             f"Unknown input validation {input_validation!r}; expected one of {', '.join(InputValidation.values)}.",
             code="invalid_input_validation",
         )
+    plan = rollout_strategy(env, strategy)
     registry.model_version_get(name=model_name, version=model_version)  # 404 naming it when unknown
     try:
         return _deployment_create(
@@ -273,6 +280,7 @@ def deployment_create(
             name.strip(),
             input_validation,
             _Executed(executed_by) if via_promotion else None,
+            plan,
         )
     except IntegrityError:
         replay = _idempotent_replay(actor, idempotency_key, model_name, model_version, environment)
@@ -305,6 +313,7 @@ def _deployment_create(
     chosen_name: str,
     input_validation: str,
     executed: _Executed | None,
+    plan: Strategy,
 ) -> Revision:
     deployment = (
         Deployment.objects.select_for_update()
@@ -340,8 +349,11 @@ def _deployment_create(
         requested_by=actor,
         idempotency_key=key[:200],
         config={**_config(env), "input_validation": input_validation or _current_validation(deployment)},
+        strategy=plan.as_dict() if plan.progressive else {},
     )
     data = {"model": model_name, "version": version, "environment": env.name, "revision": revision.label}
+    if plan.progressive:
+        data["strategy"] = plan.type
     if executed is not None:
         reviewer = executed.by.get_username() if executed.by else "the system (retrying an approved promotion)"
         requester = actor.get_username()
@@ -362,9 +374,23 @@ def _current_validation(deployment: Deployment) -> str:
     return (latest.config.get("input_validation") if latest else None) or InputValidation.MLFLOW
 
 
+def rollout_strategy(env: Environment, requested: object) -> Strategy:
+    """The strategy a deploy to ``env`` follows: ``requested`` on top of the environment's default, checked, and one
+    the environment's target can run (``ApplicationError`` naming the problem otherwise)."""
+    try:
+        plan = strategy_parse(requested, default=env.rollout_strategy)
+    except StrategyError as exc:
+        raise ApplicationError(str(exc), code="invalid_strategy") from None
+    from apps.deployments.targets import configured_target
+
+    if refusal := configured_target(env.target, cluster=env.cluster).traffic_refusal(plan.type, gateway=env.gateway):
+        raise ApplicationError(refusal, code="strategy_unsupported")
+    return plan
+
+
 def _config(env: Environment) -> dict[str, object]:
-    fields = ["target", "cluster", "namespace", "image_builder", "image_registry", "replicas", "min_replicas"]
-    fields += ["max_replicas"]
+    fields = ["target", "cluster", "namespace", "gateway", "image_builder", "image_registry"]
+    fields += ["replicas", "min_replicas", "max_replicas"]
     fields += ["cpu_request", "cpu_limit", "memory_request", "memory_limit"]
     return {field: getattr(env, field) for field in fields}
 

@@ -65,3 +65,9 @@ def requeue_stuck() -> int:
 def reconcile_local() -> int:
     """Restart local scoring processes of live deployments that died (the embedded default's controller)."""
     return upkeep.local_deployments_reconcile()
+
+
+@shared_task(name="deployments.revision_retire", acks_late=True, autoretry_for=(TransientBackendError,), max_retries=8)
+def revision_retire(*, revision_id: int) -> str:
+    """Stop a revision kept warm after a blue-green switch, once its time is up."""
+    return pipeline.revision_retire_now(revision_id=revision_id)

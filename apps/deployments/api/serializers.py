@@ -4,7 +4,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.deployments.models import Deployment, Environment, Revision, RevisionStep
+from apps.deployments.models import AnalysisCheck, Deployment, Environment, Revision, RevisionStep
 from apps.deployments.selectors import deployment_serving_health
 
 
@@ -21,7 +21,15 @@ class EnvironmentSerializer(serializers.ModelSerializer):
             "image_registry",
             "replicas",
             "gated",
+            "rollout_strategy",
+            "gateway",
         ]
+
+
+class AnalysisCheckSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AnalysisCheck
+        fields = ["checked_at", "step", "weight", "metric", "subject", "value", "threshold", "verdict", "message"]
 
 
 class StepSerializer(serializers.ModelSerializer):
@@ -38,6 +46,12 @@ class RevisionSerializer(serializers.ModelSerializer):
     requested_by = serializers.CharField(source="requested_by.username", default=None, allow_null=True)
     rollback_of = serializers.CharField(source="rollback_of.label", default=None, allow_null=True)
     steps = StepSerializer(many=True)
+    strategy = serializers.JSONField(
+        help_text="The rollout strategy it follows (all keys, defaults filled in); {} when all at once."
+    )
+    canary_weight = serializers.IntegerField(help_text="Percent of the deployment's client traffic it serves now.")
+    paused = serializers.SerializerMethodField()
+    analysis = AnalysisCheckSerializer(many=True, source="checks.all", help_text="The stored checks, oldest first.")
     url = serializers.SerializerMethodField()
 
     class Meta:
@@ -61,8 +75,15 @@ class RevisionSerializer(serializers.ModelSerializer):
             "attempts",
             "error",
             "steps",
+            "strategy",
+            "canary_weight",
+            "paused",
+            "analysis",
             "url",
         ]
+
+    def get_paused(self, obj: Revision) -> bool:
+        return obj.paused_at is not None
 
     def get_url(self, obj: Revision) -> str:
         request = self.context.get("request")
@@ -72,7 +93,11 @@ class RevisionSerializer(serializers.ModelSerializer):
 
 class RevisionSummarySerializer(RevisionSerializer):
     class Meta(RevisionSerializer.Meta):
-        fields = [f for f in RevisionSerializer.Meta.fields if f not in ("steps", "deployment", "model", "environment")]
+        fields = [
+            f
+            for f in RevisionSerializer.Meta.fields
+            if f not in ("steps", "deployment", "model", "environment", "analysis")
+        ]
 
 
 class DeploymentSerializer(serializers.ModelSerializer):

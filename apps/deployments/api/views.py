@@ -21,6 +21,7 @@ from apps.deployments.api.serializers import (
 from apps.deployments.choices import InputValidation
 from apps.deployments.filtersets import DeploymentFilterSet
 from apps.deployments.naming import deployment_name_error
+from apps.deployments.rollouts.control import rollout_control
 from apps.registry.versions import VERSION_MESSAGE, VERSION_PATTERN
 
 
@@ -63,6 +64,13 @@ class DeploymentListCreateApi(generics.ListAPIView):
             "`mlflow models serve`) or `strict` (422 naming the column). Omitted: the deployment keeps its choice.",
         )
 
+        strategy = serializers.JSONField(
+            required=False,
+            help_text='How the new revision takes traffic: `{"type": "canary", "steps": [20, 50], "step_seconds": 60, '
+            '"max_error_rate": 0.01, "max_p99_ms": 500, "min_requests": 50}`, or `blue_green`, `shadow`, '
+            "`all_at_once` (docs/deployments.md). Omitted keys come from the environment's default.",
+        )
+
         def validate_name(self, value: str) -> str:
             if value and (problem := deployment_name_error(value)):
                 raise serializers.ValidationError(problem)
@@ -88,6 +96,7 @@ class DeploymentListCreateApi(generics.ListAPIView):
             idempotency_key=idempotency_key(request),
             name=data.validated_data.get("name", ""),
             input_validation=data.validated_data.get("input_validation", ""),
+            strategy=data.validated_data.get("strategy"),
         )
         return _accepted(request, selectors.revision_get(pk=revision.pk))
 
@@ -214,6 +223,38 @@ class DeploymentRevisionApi(APIView):
         number = selectors.revision_number_parse(ref)
         revision = selectors.revision_numbered(deployment=deployment, number=number)
         return _revision_answer(request, selectors.revision_get(pk=revision.pk))
+
+
+class RevisionRolloutControlApi(APIView):
+    """Steer a progressive rollout in progress: ``promote`` now, ``pause``, ``resume``, ``abort`` (roll back now)."""
+
+    action = ""
+
+    def get_serializer(self, *args, **kwargs):  # for the schema: no request body
+        return None
+
+    def post(self, request: Request, pk: int) -> Response:
+        idempotency_key(request)  # checked like everywhere; a repeated request is harmless by itself
+        revision = rollout_control(actor=request.user, revision=selectors.revision_get(pk=pk), action=self.action)
+        return Response(RevisionSerializer(selectors.revision_get(pk=revision.pk), context={"request": request}).data)
+
+
+def _control_view(action: str, description: str):
+    view = type(f"Revision{action.title()}Api", (RevisionRolloutControlApi,), {"action": action})
+    view.post = extend_schema(
+        operation_id=f"revisions_{action}",
+        request=None,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={200: RevisionSerializer},
+        description=description,
+    )(view.post)
+    return view
+
+
+RevisionPromoteApi = _control_view("promote", "Skip the remaining analysis intervals: the candidate takes all traffic.")
+RevisionPauseApi = _control_view("pause", "Hold the rollout at its current weights; no interval is judged meanwhile.")
+RevisionResumeApi = _control_view("resume", "Go on from the current interval, whose window starts again.")
+RevisionAbortApi = _control_view("abort", "Roll back now: the live revision takes all traffic, the candidate stops.")
 
 
 class DeploymentTestApi(APIView):

@@ -130,9 +130,10 @@ class DeploymentTarget(abc.ABC):
         own, used for its smoke test). Targets that replace in place: the same."""
         return self.endpoint_url(spec)
 
-    def traffic_refusal(self, strategy: str) -> str | None:
+    def traffic_refusal(self, strategy: str, *, gateway: str = "") -> str | None:
         """Why this target cannot run a rollout of type ``strategy`` (``all_at_once``, ``canary``, ``blue_green``,
-        ``shadow``), in a sentence for the person who asked; None when it can."""
+        ``shadow``) in an environment whose Gateway API gateway is ``gateway`` ("" none), in a sentence for the
+        person who asked; None when it can."""
         if strategy == "all_at_once":
             return None
         return f"The {self.name} target cannot split traffic, so it offers only all_at_once rollouts."
