@@ -429,7 +429,7 @@ def _fail(revision: Revision, reason: str, lease: Lease | None = None) -> None:
     if previous and previous.pk != revision.pk:
         previous_spec = serving_spec(previous)
         try:
-            if spec.role == CANDIDATE:  # the live revision never stopped serving: give it all the traffic back
+            if is_candidate(revision):  # the live revision never stopped serving: give it all the traffic back
                 target.set_traffic(TrafficSplit(stable=previous_spec), logger.info)
             target.apply(previous_spec, logger.info)
             result = target.wait_ready(previous_spec, logger.info, timeout_seconds=ready_timeout(previous_spec))

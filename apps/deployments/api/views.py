@@ -225,36 +225,34 @@ class DeploymentRevisionApi(APIView):
         return _revision_answer(request, selectors.revision_get(pk=revision.pk))
 
 
-class RevisionRolloutControlApi(APIView):
-    """Steer a progressive rollout in progress: ``promote`` now, ``pause``, ``resume``, ``abort`` (roll back now)."""
+def _rollout_control_view(action: str, description: str) -> type[APIView]:
+    """The API view of one rollout control (``rollouts/control.py``): POST, no body, answers the revision."""
 
-    action = ""
-
-    def get_serializer(self, *args, **kwargs):  # for the schema: no request body
-        return None
-
-    def post(self, request: Request, pk: int) -> Response:
-        idempotency_key(request)  # checked like everywhere; a repeated request is harmless by itself
-        revision = rollout_control(actor=request.user, revision=selectors.revision_get(pk=pk), action=self.action)
-        return Response(RevisionSerializer(selectors.revision_get(pk=revision.pk), context={"request": request}).data)
-
-
-def _control_view(action: str, description: str):
-    view = type(f"Revision{action.title()}Api", (RevisionRolloutControlApi,), {"action": action})
-    view.post = extend_schema(
+    @extend_schema(
         operation_id=f"revisions_{action}",
         request=None,
         parameters=[IDEMPOTENCY_KEY],
         responses={200: RevisionSerializer},
         description=description,
-    )(view.post)
-    return view
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        idempotency_key(request)  # checked like everywhere; a repeated request is harmless by itself
+        revision = rollout_control(actor=request.user, revision=selectors.revision_get(pk=pk), action=action)
+        return Response(RevisionSerializer(selectors.revision_get(pk=revision.pk), context={"request": request}).data)
+
+    return type(f"Revision{action.title()}Api", (APIView,), {"post": post, "__doc__": description})
 
 
-RevisionPromoteApi = _control_view("promote", "Skip the remaining analysis intervals: the candidate takes all traffic.")
-RevisionPauseApi = _control_view("pause", "Hold the rollout at its current weights; no interval is judged meanwhile.")
-RevisionResumeApi = _control_view("resume", "Go on from the current interval, whose window starts again.")
-RevisionAbortApi = _control_view("abort", "Roll back now: the live revision takes all traffic, the candidate stops.")
+RevisionPromoteApi = _rollout_control_view(
+    "promote", "Skip the remaining analysis intervals of a rollout in progress: the candidate takes all traffic."
+)
+RevisionPauseApi = _rollout_control_view(
+    "pause", "Hold a rollout in progress at its current weights; no interval is judged meanwhile."
+)
+RevisionResumeApi = _rollout_control_view("resume", "Go on with a paused rollout; its current interval starts again.")
+RevisionAbortApi = _rollout_control_view(
+    "abort", "Roll back now: the live revision takes all traffic again and the candidate stops."
+)
 
 
 class DeploymentTestApi(APIView):
