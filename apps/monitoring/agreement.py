@@ -34,9 +34,8 @@ def _cell(x, y, differences: list[float]) -> bool:
 
 def _row(x, y, differences: list[float]) -> bool:
     if isinstance(x, dict) and x and isinstance(y, dict):
-        if len(x) != len(y):
-            return False
-        return all([_cell(value, y.get(key), differences) for key, value in x.items()])
+        fields = [_cell(value, y.get(key), differences) for key, value in x.items()]  # every difference counts
+        return len(x) == len(y) and all(fields)
     return _cell(x, y, differences)
 
 
