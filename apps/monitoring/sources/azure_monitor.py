@@ -272,9 +272,9 @@ class AzureMonitorTelemetrySource(TelemetrySource):
                 "| extend y = b[i]",
                 '| extend shaped = iff(gettype(x) == "dictionary" or gettype(y) == "dictionary", '
                 "gettype(x) == gettype(y) and array_length(bag_keys(x)) == array_length(bag_keys(y)), true)",
-                '| extend field = gettype(x) == "dictionary" and array_length(bag_keys(x)) > 0',
-                '| mv-expand k = iff(field, bag_keys(x), pack_array("")) to typeof(string)',
-                "| extend xv = iff(field, x[k], x), yv = iff(field, y[k], y)",
+                '| extend per_field = gettype(x) == "dictionary" and array_length(bag_keys(x)) > 0',
+                '| mv-expand k = iff(per_field, bag_keys(x), pack_array("")) to typeof(string)',
+                "| extend xv = iff(per_field, x[k], x), yv = iff(per_field, y[k], y)",
                 f"| extend numeric = gettype(xv) in {numeric} and gettype(yv) in {numeric}",
                 "| extend d = iff(numeric, abs(todouble(xv) - todouble(yv)), real(null))",
                 f"| extend same = shaped and iff(numeric, d <= {kql_real(TOLERANCE)} * max_of(1.0, "
