@@ -18,6 +18,8 @@ __all__ = [
     "LatencyCounts",
     "RequestTotals",
     "DriftCounts",
+    "RevisionWindow",
+    "Agreement",
     "LatencyPoint",
     "LatencySeries",
     "DriftCell",
@@ -215,6 +217,40 @@ class DriftCounts:
     counts: dict[str, dict[datetime, list[int]]]
     warnings: list[str] = field(default_factory=list)
     prediction: dict[datetime, list[int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RevisionWindow:
+    """One revision over one exact interval ``[start, end)``: its requests (mirrored ones included), errors (status
+    >= 500), how many of the requests were mirrored copies (``shadow``), and the p50/p99 latency in ms (None
+    without requests). What a rollout's analysis judges."""
+
+    revision: str
+    requests: int
+    errors: int
+    shadow: int
+    p50: float | None
+    p99: float | None
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.requests if self.requests else None
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Predictions of the stable revision and of the candidate's mirrored copies of the same requests (joined by
+    request id, sampled lines only): how many requests were ``compared``, how many agreed on every row
+    (``equal``), and the largest absolute difference between two numeric predictions (None when none was a
+    number)."""
+
+    compared: int
+    equal: int
+    max_abs_difference: float | None = None
+
+    @property
+    def rate(self) -> float | None:
+        return self.equal / self.compared if self.compared else None
 
 
 # ---------------------------------------------------------------------------- what selectors return

@@ -35,6 +35,12 @@ class FixedSource(TelemetrySource):
     def request_totals(self, deployment, windows, *, slow_above_ms=None, end=None):
         raise AssertionError("not read by the selectors")
 
+    def revision_windows(self, deployment, *, start, end, revisions):
+        raise AssertionError("not read by the selectors")
+
+    def agreement(self, deployment, *, stable, candidate, start, end):
+        raise AssertionError("not read by the selectors")
+
 
 def test_latency_rates_and_revision_changes(deployment):
     bins = [

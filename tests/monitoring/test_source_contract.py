@@ -55,6 +55,14 @@ class SourceContract:
             (timedelta(hours=1), 0, 0, 0, None),
         ]
 
+    def test_no_telemetry_is_zero_per_revision_and_nothing_compared(self, source, deployment):
+        windows = source.revision_windows(deployment, start=NOW - timedelta(minutes=1), end=NOW, revisions=["r1"])
+        assert [(w.revision, w.requests, w.errors, w.shadow, w.p99) for w in windows.values()] == [
+            ("r1", 0, 0, 0, None)
+        ]
+        agreement = source.agreement(deployment, stable="r1", candidate="r2", start=NOW - timedelta(minutes=1), end=NOW)
+        assert (agreement.compared, agreement.equal, agreement.max_abs_difference) == (0, 0, None)
+
     def test_no_telemetry_has_no_sampled_rows(self, source, deployment):
         rows = source.sampled_rows(deployment, start=NOW - timedelta(days=1), end=NOW, model_version="1", limit=10)
         assert isinstance(rows, SampledRows)

@@ -25,6 +25,7 @@ from azure.core.exceptions import (
 from azure.monitor.query import LogsQueryClient, LogsQueryPartialResult, LogsQueryStatus
 from django.core.exceptions import ImproperlyConfigured
 
+from apps.monitoring.agreement import TOLERANCE
 from apps.monitoring.drift import prediction_value
 from apps.monitoring.sources.base import (
     SampledRows,
@@ -34,6 +35,7 @@ from apps.monitoring.sources.base import (
     window_bounds,
 )
 from apps.monitoring.types import (
+    Agreement,
     BaselineProfile,
     DriftCounts,
     FeatureProfile,
@@ -41,6 +43,7 @@ from apps.monitoring.types import (
     LatencyCounts,
     RequestTotals,
     RevisionLatency,
+    RevisionWindow,
 )
 
 __all__ = ["AzureMonitorTelemetrySource", "kql_string", "kql_real", "kql_identifier", "kql_timespan"]
@@ -233,8 +236,89 @@ class AzureMonitorTelemetrySource(TelemetrySource):
             )
         return totals
 
+    def revision_windows_query(self, deployment, *, start: datetime, end: datetime, revisions: list[str]) -> str:
+        """One summarize by revision over exactly ``[start, end)``, mirrored copies counted among the requests."""
+        return "\n".join(
+            [
+                self._base(deployment, start, end),
+                '| extend revision = tostring(m["revision"])',
+                f"| where revision in ({', '.join(kql_string(r) for r in revisions)})",
+                '| extend latency = todouble(m["latency_ms"]), status = toint(m["status"]), '
+                'mirrored = tobool(m["shadow"])',
+                "| summarize requests = count(), errors = countif(status >= 500), shadow = countif(mirrored == true),"
+                " percentiles(latency, 50, 99) by revision",
+            ]
+        )
+
+    def agreement_query(self, deployment, *, stable: str, candidate: str, start: datetime, end: datetime) -> str:
+        """The sampled lines of both sides with outputs, the earliest per request id, joined on it; each output
+        row (each field of an object row) compared by the rule of ``apps.monitoring.agreement``; one row back."""
+        numeric = '("int", "long", "real", "decimal")'
+        return "\n".join(
+            [
+                "let lines = " + self._base(deployment, start, end).replace("\n", "\n    "),
+                '    | where tobool(m["sampled"]) == true',
+                '    | extend revision = tostring(m["revision"]), request_id = tostring(m["request_id"]), '
+                'mirrored = coalesce(tobool(m["shadow"]), false), outputs = m["outputs"]',
+                '    | where gettype(outputs) == "array" and array_length(outputs) > 0;',
+                f"let stable_lines = lines | where revision == {kql_string(stable)} and not(mirrored)",
+                f"    | summarize arg_min({self.time}, outputs) by request_id | project request_id, a = outputs;",
+                f"let candidate_lines = lines | where revision == {kql_string(candidate)} and mirrored",
+                f"    | summarize arg_min({self.time}, outputs) by request_id | project request_id, b = outputs;",
+                "stable_lines",
+                "| join kind=inner candidate_lines on request_id",
+                "| extend rows_a = array_length(a), rows_b = array_length(b)",
+                "| mv-expand with_itemindex=i x = a",
+                "| extend y = b[i]",
+                '| extend shaped = iff(gettype(x) == "dictionary" or gettype(y) == "dictionary", '
+                "gettype(x) == gettype(y) and array_length(bag_keys(x)) == array_length(bag_keys(y)), true)",
+                '| extend per_field = gettype(x) == "dictionary" and array_length(bag_keys(x)) > 0',
+                '| mv-expand k = iff(per_field, bag_keys(x), pack_array("")) to typeof(string)',
+                "| extend xv = iff(per_field, x[k], x), yv = iff(per_field, y[k], y)",
+                f"| extend numeric = gettype(xv) in {numeric} and gettype(yv) in {numeric}",
+                "| extend d = iff(numeric, abs(todouble(xv) - todouble(yv)), real(null))",
+                f"| extend same = shaped and iff(numeric, d <= {kql_real(TOLERANCE)} * max_of(1.0, "
+                "abs(todouble(xv)), abs(todouble(yv))), gettype(xv) == gettype(yv) and tostring(xv) == tostring(yv))",
+                "| summarize cells = count(), agreeing = countif(same), largest = max(d) by request_id, rows_a, rows_b",
+                "| summarize compared = count(), equal = countif(agreeing == cells and rows_a == rows_b),"
+                " max_abs_difference = max(largest)",
+            ]
+        )
+
+    def revision_windows(self, deployment, *, start, end, revisions) -> dict[str, RevisionWindow]:
+        windows = {name: RevisionWindow(name, requests=0, errors=0, shadow=0, p50=None, p99=None) for name in revisions}
+        if not revisions:
+            return windows
+        rows, _ = self._run(
+            self.revision_windows_query(deployment, start=start, end=end, revisions=revisions), start, end
+        )
+        for row in rows:
+            name = str(row["revision"] or "")
+            requests = int(row["requests"] or 0)
+            if name not in windows or not requests:
+                continue
+            windows[name] = RevisionWindow(
+                revision=name,
+                requests=requests,
+                errors=int(row["errors"] or 0),
+                shadow=int(row["shadow"] or 0),
+                p50=_float(row["percentile_latency_50"]),
+                p99=_float(row["percentile_latency_99"]),
+            )
+        return windows
+
+    def agreement(self, deployment, *, stable, candidate, start, end) -> Agreement:
+        query = self.agreement_query(deployment, stable=stable, candidate=candidate, start=start, end=end)
+        rows, _ = self._run(query, start, end)
+        if not rows:
+            return Agreement(compared=0, equal=0)
+        row = rows[0]
+        compared = int(row["compared"] or 0)
+        difference = _float(row["max_abs_difference"]) if compared else None
+        return Agreement(compared=compared, equal=int(row["equal"] or 0), max_abs_difference=difference)
+
     def drift_query(
-        self, deployment, window, bin, baseline: BaselineProfile, *, end=None
+        self, deployment, window, bin, baseline: BaselineProfile, *, end=None, revision: str | None = None
     ) -> tuple[str, datetime, datetime]:
         start, end = window_bounds(window, bin, end)
         step = kql_timespan(bin)
@@ -253,10 +337,12 @@ class AzureMonitorTelemetrySource(TelemetrySource):
             )
             prediction_bin = self._bin_case(baseline.prediction, "", value="pred")
             packs.append(f'pack("f", {len(baseline.features)}, "b", {prediction_bin})')
+        revision_filter = [f'| where tostring(m["revision"]) == {kql_string(revision)}'] if revision is not None else []
         query = "\n".join(
             [
                 self._base(deployment, start, end),
                 f'| where tostring(m["model_version"]) == {kql_string(baseline.model_version)}',
+                *revision_filter,
                 '| where tobool(m["sampled"]) == true',
                 f"| extend t = bin({self.time}, {step})",
                 expand,
@@ -364,8 +450,8 @@ class AzureMonitorTelemetrySource(TelemetrySource):
             bins.append(LatencyBin(start=t, revision=revision, revisions=tuple(sorted(counts)), **stats[t]))
         return LatencyCounts(bins=bins, warnings=warnings, revisions=sorted(compared, key=lambda r: r.revision))
 
-    def drift_counts(self, deployment, window, bin, baseline, *, end=None) -> DriftCounts:
-        query, start, end = self.drift_query(deployment, window, bin, baseline, end=end)
+    def drift_counts(self, deployment, window, bin, baseline, *, end=None, revision=None) -> DriftCounts:
+        query, start, end = self.drift_query(deployment, window, bin, baseline, end=end, revision=revision)
         rows, warnings = self._run(query, start, end)
         counts: dict[str, dict[datetime, list[int]]] = {f.name: {} for f in baseline.features}
         prediction: dict[datetime, list[int]] = {}

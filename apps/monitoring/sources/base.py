@@ -18,7 +18,14 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from apps.common.errors import ApplicationError
-from apps.monitoring.types import BaselineProfile, DriftCounts, LatencyCounts, RequestTotals
+from apps.monitoring.types import (
+    Agreement,
+    BaselineProfile,
+    DriftCounts,
+    LatencyCounts,
+    RequestTotals,
+    RevisionWindow,
+)
 
 __all__ = [
     "SOURCES",
@@ -116,11 +123,32 @@ class TelemetrySource(abc.ABC):
         baseline: BaselineProfile,
         *,
         end: datetime | None = None,
+        revision: str | None = None,
     ) -> DriftCounts:
         """Per feature of ``baseline`` and time bin: how many sampled input values fell in each baseline bin
         (numeric: between the baseline's edges; categorical: each category, then "other"). Missing values
-        are not counted. Only lines of ``baseline.model_version`` count. When the baseline has a
-        ``prediction`` profile, ``DriftCounts.prediction`` counts the sampled outputs the same way."""
+        are not counted. Only lines of ``baseline.model_version`` count (and of ``revision`` when named, its
+        mirrored copies included). When the baseline has a ``prediction`` profile, ``DriftCounts.prediction``
+        counts the sampled outputs the same way."""
+
+    @abc.abstractmethod
+    def revision_windows(
+        self, deployment: DeploymentLike, *, start: datetime, end: datetime, revisions: list[str]
+    ) -> dict[str, RevisionWindow]:
+        """Per revision label of ``revisions`` (every one has an entry, zero without lines), over exactly
+        ``[start, end)``: requests, errors (status >= 500), how many were mirrored copies (``"shadow": true``,
+        counted among the requests: in a shadow or blue-green rollout they are the candidate's traffic), and the
+        p50/p99 of ``latency_ms``. One read (one query) for all the revisions: what a rollout's analysis asks."""
+
+    @abc.abstractmethod
+    def agreement(
+        self, deployment: DeploymentLike, *, stable: str, candidate: str, start: datetime, end: datetime
+    ) -> Agreement:
+        """The predictions of revision ``stable`` and of the mirrored copies (``"shadow": true``) answered by
+        revision ``candidate`` of the same requests, over ``[start, end)``: the sampled lines of both with outputs,
+        joined by ``request_id`` (the earliest line of a request id on each side), compared by the rule of
+        ``apps.monitoring.agreement``. Only request ids sampled on both sides count, which the scoring server's
+        sampling by request id makes the norm for mirrored requests."""
 
     @abc.abstractmethod
     def sampled_rows(

@@ -17,16 +17,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from apps.monitoring.agreement import outputs_agree
 from apps.monitoring.drift import feature_bins
 from apps.monitoring.sources.base import SampledRows, TelemetrySource, TelemetryUnavailableError, window_bounds
 from apps.monitoring.sources.local_table import TelemetryTable
 from apps.monitoring.types import (
+    Agreement,
     BaselineProfile,
     DriftCounts,
     LatencyBin,
     LatencyCounts,
     RequestTotals,
     RevisionLatency,
+    RevisionWindow,
 )
 
 __all__ = ["LocalTelemetrySource", "nearest_rank"]
@@ -174,13 +177,58 @@ class LocalTelemetrySource(TelemetrySource):
             for code in sorted(np.flatnonzero(counts).tolist(), key=lambda c: str(names[c]))
         ]
 
-    def drift_counts(self, deployment, window, bin, baseline: BaselineProfile, *, end=None) -> DriftCounts:
+    def revision_windows(self, deployment, *, start, end, revisions) -> dict[str, RevisionWindow]:
+        windows = {name: RevisionWindow(name, requests=0, errors=0, shadow=0, p50=None, p99=None) for name in revisions}
+        table = self.table(deployment)
+        if table is None:
+            return windows
+        columns = table.requests()
+        times, order = columns["time"], columns["by_latency"]
+        inside = (times >= start.timestamp()) & (times < end.timestamp())
+        for code, name in enumerate(columns["revision_names"].tolist()):
+            if name not in windows:
+                continue
+            lines = order[(inside & (columns["revision"] == code))[order]]  # in ascending latency
+            if not len(lines):
+                continue
+            latency = columns["latency"][lines]
+            windows[name] = RevisionWindow(
+                revision=name,
+                requests=len(lines),
+                errors=int(np.count_nonzero(columns["status"][lines] >= 500)),
+                shadow=int(np.count_nonzero(columns["shadow"][lines])),
+                p50=nearest_rank(latency, 50),
+                p99=nearest_rank(latency, 99),
+            )
+        return windows
+
+    def agreement(self, deployment, *, stable, candidate, start, end) -> Agreement:
+        table = self.table(deployment)
+        if table is None:
+            return Agreement(compared=0, equal=0)
+        lines = table.sampled_lines(start=start, end=end)
+        answered = np.fromiter((isinstance(o, list) and len(o) > 0 for o in lines["outputs"]), bool, len(lines["time"]))
+        ours = _earliest_outputs(lines, answered & (lines["revision"] == stable) & ~lines["shadow"])
+        theirs = _earliest_outputs(lines, answered & (lines["revision"] == candidate) & lines["shadow"])
+        compared = equal = 0
+        largest: float | None = None
+        for request_id in ours.keys() & theirs.keys():
+            same, difference = outputs_agree(ours[request_id], theirs[request_id])
+            compared += 1
+            equal += same
+            if difference is not None and (largest is None or difference > largest):
+                largest = difference
+        return Agreement(compared=compared, equal=equal, max_abs_difference=largest)
+
+    def drift_counts(
+        self, deployment, window, bin, baseline: BaselineProfile, *, end=None, revision=None
+    ) -> DriftCounts:
         start, end = window_bounds(window, bin, end)
         counts: dict[str, dict[datetime, list[int]]] = {f.name: {} for f in baseline.features}
         table = self.table(deployment)
         if table is None:
             return DriftCounts(counts=counts)
-        rows = table.sampled_rows(start=start, end=end, model_version=str(baseline.model_version))
+        rows = table.sampled_rows(start=start, end=end, model_version=str(baseline.model_version), revision=revision)
         step = bin.total_seconds()
         keys = np.floor(rows.times / step).astype(np.int64)
         unique, key_index = np.unique(keys, return_inverse=True)
@@ -204,6 +252,15 @@ class LocalTelemetrySource(TelemetrySource):
             inputs=rows.inputs.iloc[keep].reset_index(drop=True),
             outputs=rows.outputs.iloc[keep].reset_index(drop=True),
         )
+
+
+def _earliest_outputs(lines: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, list]:
+    """request id -> the outputs of its earliest line among ``keep`` (a retried request id counts once)."""
+    index = np.flatnonzero(keep)
+    first: dict[str, list] = {}
+    for i in index[np.argsort(lines["time"][index], kind="stable")].tolist():
+        first.setdefault(lines["request_id"][i], lines["outputs"][i])
+    return first
 
 
 def _count_by_time(feature, values: pd.Series, key_index: np.ndarray, starts: list[datetime]) -> dict:

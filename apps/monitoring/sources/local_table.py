@@ -1,7 +1,8 @@
 """One telemetry file as columns, read incrementally: the local source's index.
 
-Request lines become numpy columns (time, latency, status, revision, model version); the input rows of
-sampled lines become one data frame (a column per input field) with the prediction of each row next to it.
+Request lines become numpy columns (time, latency, status, revision, whether mirrored); the input rows of
+sampled lines become one data frame (a column per input field) with the prediction of each row next to it; the
+sampled lines themselves keep their request id and whole ``outputs``, to compare two revisions' predictions.
 New bytes are parsed in chunks appended to the columns; the concatenated view is built once per change.
 """
 
@@ -25,6 +26,19 @@ _READ_BYTES = 64 * 2**20  # parse at most this much per chunk, to bound the memo
 _MAX_CHUNKS = 16
 
 
+_SAMPLED = ("time", "revision", "request_id", "shadow", "outputs")
+
+
+def _column(key: str, values: list) -> np.ndarray:
+    if key == "time":
+        return np.asarray(values, dtype=float)
+    if key == "shadow":
+        return np.asarray(values, dtype=bool)
+    column = np.empty(len(values), dtype=object)  # outputs are lists: no nested array from np.asarray
+    column[:] = values
+    return column
+
+
 def _epoch(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
@@ -37,16 +51,20 @@ class _Chunk:
     latency: np.ndarray
     status: np.ndarray
     revision: np.ndarray
+    shadow: np.ndarray  # a mirrored copy of a request (``"shadow": true``), answered to no client
     row_time: np.ndarray
     row_version: np.ndarray
+    row_revision: np.ndarray
     inputs: pd.DataFrame
     outputs: pd.Series
+    sampled: dict[str, np.ndarray]  # per sampled line: time, revision, request_id, shadow, outputs (the list)
 
     @classmethod
     def parse(cls, data: bytes) -> tuple[_Chunk, int]:
         """The chunk of the complete lines in ``data``, and how many lines were unreadable."""
-        time, latency, status, revision = [], [], [], []
-        row_time, row_version, inputs, outputs = [], [], [], []
+        time, latency, status, revision, shadow = [], [], [], [], []
+        row_time, row_version, row_revision, inputs, outputs = [], [], [], [], []
+        sampled: dict[str, list] = {key: [] for key in _SAMPLED}
         bad = 0
         for raw in data.splitlines():
             if not raw.strip():
@@ -63,15 +81,23 @@ class _Chunk:
             latency.append(float(line.get("latency_ms") or 0.0))
             status.append(int(line.get("status") or 0))
             revision.append(str(line.get("revision", "")))
+            shadow.append(line.get("shadow") is True)
             if line.get("sampled"):
                 rows = line.get("inputs") if isinstance(line.get("inputs"), list) else []
                 outs = line.get("outputs") if isinstance(line.get("outputs"), list) else []
                 version = str(line.get("model_version"))
+                for key, value in zip(
+                    _SAMPLED,
+                    (when, revision[-1], str(line.get("request_id", "")), shadow[-1], line.get("outputs")),
+                    strict=True,
+                ):
+                    sampled[key].append(value)
                 for i, row in enumerate(rows):
                     if not isinstance(row, dict):
                         continue
                     row_time.append(when)
                     row_version.append(version)
+                    row_revision.append(revision[-1])
                     inputs.append(row)
                     outputs.append(prediction_value(outs[i]) if i < len(outs) else None)
         chunk = cls(
@@ -79,10 +105,13 @@ class _Chunk:
             latency=np.asarray(latency, dtype=float),
             status=np.asarray(status, dtype=np.int64),
             revision=np.asarray(revision, dtype=object),
+            shadow=np.asarray(shadow, dtype=bool),
             row_time=np.asarray(row_time, dtype=float),
             row_version=np.asarray(row_version, dtype=object),
+            row_revision=np.asarray(row_revision, dtype=object),
             inputs=pd.DataFrame(inputs, index=range(len(inputs))) if inputs else pd.DataFrame(),
             outputs=pd.Series(outputs, dtype=object),
+            sampled={key: _column(key, values) for key, values in sampled.items()},
         )
         return chunk, bad
 
@@ -99,10 +128,13 @@ class _Chunk:
             latency=np.concatenate([c.latency for c in chunks]),
             status=np.concatenate([c.status for c in chunks]),
             revision=np.concatenate([c.revision for c in chunks]),
+            shadow=np.concatenate([c.shadow for c in chunks]),
             row_time=np.concatenate([c.row_time for c in chunks]),
             row_version=np.concatenate([c.row_version for c in chunks]),
+            row_revision=np.concatenate([c.row_revision for c in chunks]),
             inputs=pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(),
             outputs=pd.concat([c.outputs for c in chunks], ignore_index=True),
+            sampled={key: np.concatenate([c.sampled[key] for c in chunks]) for key in _SAMPLED},
         )
 
 
@@ -150,9 +182,9 @@ class TelemetryTable:
         return joined
 
     def requests(self) -> dict[str, np.ndarray]:
-        """Columns of every request line: time (epoch seconds), latency, status, ``revision`` (a code into
-        ``revision_names``) and ``by_latency`` (the line numbers in ascending latency), the last three computed
-        once per change of the file."""
+        """Columns of every request line: time (epoch seconds), latency, status, ``shadow`` (mirrored copies),
+        ``revision`` (a code into ``revision_names``) and ``by_latency`` (the line numbers in ascending latency),
+        the last three computed once per change of the file."""
         columns = self._columns()
         derived = self._derived
         if derived is None or derived[0] is not columns:
@@ -164,16 +196,22 @@ class TelemetryTable:
             "time": columns.time,
             "latency": columns.latency,
             "status": columns.status,
+            "shadow": columns.shadow,
             "revision": codes,
             "revision_names": names,
             "by_latency": by_latency,
         }
 
-    def sampled_rows(self, *, start: datetime, end: datetime, model_version: str) -> SampledRows:
-        """The sampled input rows of lines of ``model_version`` with start <= time < end."""
+    def sampled_rows(
+        self, *, start: datetime, end: datetime, model_version: str, revision: str | None = None
+    ) -> SampledRows:
+        """The sampled input rows of lines of ``model_version`` (and of ``revision`` when named) with
+        start <= time < end."""
         columns = self._columns()
         times = columns.row_time
         keep = (times >= start.timestamp()) & (times < end.timestamp()) & (columns.row_version == model_version)
+        if revision is not None:
+            keep &= columns.row_revision == revision
         index = np.flatnonzero(keep)
         inputs = columns.inputs
         return SampledRows(
@@ -183,3 +221,11 @@ class TelemetryTable:
             else pd.DataFrame(index=range(len(index))),
             outputs=columns.outputs.iloc[index].reset_index(drop=True),
         )
+
+    def sampled_lines(self, *, start: datetime, end: datetime) -> dict[str, np.ndarray]:
+        """The sampled lines with start <= time < end, as columns: time, revision, request_id, shadow and
+        outputs (the line's list of predictions, None when it carried none)."""
+        columns = self._columns().sampled
+        times = columns["time"]
+        keep = (times >= start.timestamp()) & (times < end.timestamp())
+        return {key: values[keep] for key, values in columns.items()}
