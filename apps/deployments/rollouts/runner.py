@@ -18,11 +18,13 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from apps.common.errors import UnavailableError
 from apps.deployments.choices import CheckVerdict, RolloutControl
 from apps.deployments.models import AnalysisCheck, Revision
 from apps.deployments.rollouts.analysis import Analysis, Check, analyse
 from apps.deployments.rollouts.strategy import Strategy
 from apps.deployments.targets import DeploymentTarget, ServingSpec, TrafficSplit
+from apps.monitoring.sources.base import TelemetryError, TelemetryUnavailableError
 
 __all__ = ["traffic_step", "RolloutFailed", "Rollout", "stable_of"]
 
@@ -109,16 +111,24 @@ def _judge(rollout: Rollout, step: int, weight: int, now) -> str | None:
     traffic, or a tolerated failure) or a failure message (the rollout rolls back)."""
     revision, strategy, log = rollout.revision, rollout.strategy, rollout.log
     started = revision.step_started_at
-    analysis = analyse(
-        strategy,
-        deployment=revision.deployment,
-        candidate=revision.label,
-        stable=rollout.stable.label,
-        candidate_version=revision.model_version,
-        start=started,
-        end=now,
-    )
     waited = (now - started).total_seconds()
+    try:
+        analysis = analyse(
+            strategy,
+            deployment=revision.deployment,
+            candidate=revision.label,
+            stable=rollout.stable.label,
+            candidate_version=revision.model_version,
+            start=started,
+            end=now,
+        )
+    except (TelemetryError, TelemetryUnavailableError, UnavailableError) as exc:
+        # The metrics could not be read: no verdict either way. Weights stay; after max_wait_seconds it fails.
+        if waited >= strategy.max_wait_seconds:
+            return f"analysis could not read the telemetry for {waited:.0f} s: {exc.message}"
+        log(f"interval {step + 1}: could not read the telemetry ({exc.message}); trying again")
+        time.sleep(max(settings.ROLLOUT_TICK_SECONDS, 1.0))
+        return None
     verdict = analysis.verdict
     if verdict == CheckVerdict.WAIT and waited >= strategy.max_wait_seconds:
         verdict = CheckVerdict.FAIL
