@@ -5,7 +5,14 @@ from apps.promotions.models import PromotionPolicy, PromotionRequest, PromotionR
 
 @admin.register(PromotionPolicy)
 class PromotionPolicyAdmin(admin.ModelAdmin):
-    list_display = ("environment", "approvals_required", "approver_role", "require_live_in", "max_age_hours")
+    list_display = (
+        "environment",
+        "approvals_required",
+        "approver_role",
+        "require_live_in",
+        "max_age_hours",
+        "required_strategy",
+    )
 
 
 class ReviewInline(admin.TabularInline):

@@ -38,6 +38,13 @@ class PromotionPolicy(TimeStampedModel):
     max_age_hours = models.PositiveIntegerField(
         default=72, validators=[MinValueValidator(1)], help_text="A pending request expires after this."
     )
+    required_strategy = models.CharField(
+        max_length=16,
+        blank=True,
+        choices=[("canary", "Canary"), ("blue_green", "Blue-green"), ("shadow", "Shadow")],
+        help_text="An approved promotion deploys with this rollout strategy (its keys from the environment's "
+        "default); blank: the environment's default.",
+    )
 
     class Meta:
         verbose_name_plural = "promotion policies"

@@ -11,7 +11,7 @@ from apps.accounts.models import AuditEvent, User
 from apps.accounts.permissions import REQUEST_PROMOTION, decide_promotion, environments_where, refusal
 from apps.common.errors import ApplicationError, NotFoundError
 from apps.deployments.choices import RevisionStatus
-from apps.deployments.models import Environment, Revision
+from apps.deployments.models import AnalysisCheck, Environment, Revision
 from apps.promotions.choices import PromotionStatus, ReviewDecision
 from apps.promotions.comparison import Comparison, comparison_build, comparison_from_json
 from apps.promotions.models import PromotionPolicy, PromotionRequest, PromotionReview
@@ -23,6 +23,8 @@ __all__ = [
     "promotion_get",
     "promotion_comparison_get",
     "promotion_source_revision",
+    "promotion_shadow_evidence",
+    "ShadowEvidence",
     "promotion_live_get",
     "LiveNow",
     "promotion_permissions",
@@ -122,6 +124,34 @@ def promotion_comparison_get(*, promotion: PromotionRequest) -> tuple[Comparison
     except ApplicationError as exc:
         return None, exc.message
     return replace(comparison, recorded=False), ""
+
+
+@dataclass(frozen=True)
+class ShadowEvidence:
+    """How the candidate agreed with the live model on mirrored traffic, in its last shadow or blue-green rollout
+    where it proves itself (``promotion_source_revision``'s environment)."""
+
+    revision: Revision
+    checks: int  # analysed intervals with an agreement value
+    worst: float  # the lowest agreement of an interval
+    last: AnalysisCheck
+
+
+def promotion_shadow_evidence(*, promotion: PromotionRequest) -> ShadowEvidence | None:
+    """The candidate's prediction agreement with the then-live revision on mirrored traffic, if it was shadowed."""
+    source = promotion_source_revision(promotion=promotion)
+    if source is None:
+        return None
+    revisions = Revision.objects.filter(
+        deployment=source.deployment, model_version=promotion.version, checks__metric="agreement"
+    )
+    revision = revisions.order_by("-created_at").first()
+    if revision is None:
+        return None
+    checks = list(revision.checks.filter(metric="agreement", value__isnull=False).order_by("checked_at"))
+    if not checks:
+        return None
+    return ShadowEvidence(revision=revision, checks=len(checks), worst=min(c.value for c in checks), last=checks[-1])
 
 
 def promotion_source_revision(*, promotion: PromotionRequest) -> Revision | None:

@@ -55,6 +55,12 @@ PENDING = PromotionStatus.PENDING
 
 
 # ---------------------------------------------------------------------------- helpers
+def _required_strategy(environment: Environment) -> dict | None:
+    """The rollout strategy the policy makes an approved promotion use (None: the environment's default)."""
+    required = policy_for(environment).required_strategy
+    return {"type": required} if required else None
+
+
 def policy_for(environment: Environment) -> PromotionPolicy:
     """The environment's policy; an environment without one gets the defaults (one reviewer, 72 hours)."""
     policy = PromotionPolicy.objects.select_related("require_live_in").filter(environment=environment).first()
@@ -498,6 +504,7 @@ def _execute(promotion: PromotionRequest, approvers: list[str], actor: User | No
         idempotency_key=f"promotion-{pk}",
         via_promotion=True,
         executed_by=actor,  # the reviewer whose approval executes it (None: the system's retry)
+        strategy=_required_strategy(promotion.environment),
     )
     _set_status(
         pk,

@@ -61,6 +61,7 @@ def promotion_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "comparison_error": comparison_error,
         "live_now": selectors.promotion_live_get(promotion=promotion),
         "source_revision": selectors.promotion_source_revision(promotion=promotion),
+        "shadow_evidence": selectors.promotion_shadow_evidence(promotion=promotion),
         "permissions": selectors.promotion_permissions(promotion=promotion, user=request.user, policy=policy),
         "decision_form": DecisionForm(),
         "events": selectors.promotion_events(promotion=promotion),
