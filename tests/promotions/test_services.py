@@ -158,6 +158,18 @@ class PromotionApproveTests:
         assert deploy.data["executed"] == "on approval by bob, requested by alice"
         assert deploy.data["revision"] == revision.label == "r1"
 
+    def test_a_policy_requiring_a_strategy_makes_the_approved_deploy_use_it(
+        self, alice, bob, environments, promo_registry
+    ):
+        production = environments["production"]
+        production.rollout_strategy = {"steps": [5, 50], "step_seconds": 120}
+        production.save()
+        _policy(environments, required_strategy="canary")
+        result = services.promotion_approve(actor=bob, promotion=_request(alice), comment="")
+        strategy = result.executed_revision.strategy
+        assert (strategy["type"], strategy["steps"], strategy["step_seconds"]) == ("canary", [5, 50], 120)
+        assert AuditEvent.objects.get(action="deployment.deploy").data["strategy"] == "canary"
+
     def test_nobody_approves_their_own_request(self, alice, dave, environments, promo_registry):
         promotion = _request(dave)
         with pytest.raises(ForbiddenError, match="You requested promotion .* cannot approve it") as error:
