@@ -11,10 +11,12 @@ interval is judged twice. A person steers it through ``control`` (promote now, a
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+import requests
 from django.conf import settings
 from django.utils import timezone
 
@@ -22,7 +24,7 @@ from apps.common.errors import UnavailableError
 from apps.deployments.choices import CheckVerdict, RolloutControl
 from apps.deployments.models import AnalysisCheck, Revision
 from apps.deployments.rollouts.analysis import Analysis, Check, analyse
-from apps.deployments.rollouts.strategy import Strategy
+from apps.deployments.rollouts.strategy import BLUE_GREEN, SHADOW, Strategy
 from apps.deployments.targets import DeploymentTarget, ServingSpec, TrafficSplit
 from apps.monitoring.sources.base import TelemetryError, TelemetryUnavailableError
 
@@ -56,6 +58,15 @@ class Rollout:
     def candidate_spec(self) -> ServingSpec:
         return self.spec_of(self.revision)
 
+    @property
+    def synthetic(self) -> bool:
+        """Blue-green where the target cannot mirror live traffic: the runner sends the model's input example to
+        the candidate itself, so that its interval has requests to judge."""
+        spec = self.candidate_spec
+        return (
+            self.strategy.type == BLUE_GREEN and self.target.traffic_refusal(SHADOW, gateway=spec.gateway) is not None
+        )
+
     def split(self, weight: int) -> TrafficSplit:
         return TrafficSplit(
             stable=self.spec_of(self.stable),
@@ -71,6 +82,7 @@ def traffic_step(rollout: Rollout, *, tick_seconds: float | None = None) -> str:
     revision, strategy, log = rollout.revision, rollout.strategy, rollout.log
     weights = strategy.weights()
     applied: tuple[int, int] | None = None  # (step, weight) this worker has set_traffic'd
+    synthetic: SyntheticTraffic | bool | None = None
     while True:
         revision.refresh_from_db(
             fields=["control", "control_by", "paused_at", "rollout_step", "step_started_at", "failed_checks"]
@@ -97,6 +109,10 @@ def traffic_step(rollout: Rollout, *, tick_seconds: float | None = None) -> str:
             continue
         now = timezone.now()
         due = revision.step_started_at + timedelta(seconds=strategy.step_seconds)
+        if synthetic is None:
+            synthetic = SyntheticTraffic.for_rollout(rollout) if rollout.synthetic else False
+        if synthetic:
+            synthetic.send(tick)
         if now < due:
             time.sleep(min(tick, (due - now).total_seconds()))
             continue
@@ -104,6 +120,41 @@ def traffic_step(rollout: Rollout, *, tick_seconds: float | None = None) -> str:
         if outcome is not None:
             raise RolloutFailed(outcome)
     return _promote(rollout)
+
+
+class SyntheticTraffic:
+    """The model's input example, sent straight to the candidate at about twice ``min_requests`` per interval."""
+
+    def __init__(self, url: str, example: dict, per_second: float, log: Callable[[str], None]) -> None:
+        self.url, self.example, self.per_second, self.log = url, example, per_second, log
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.sent = 0
+        self.failed_to_send = 0
+
+    @classmethod
+    def for_rollout(cls, rollout: Rollout) -> SyntheticTraffic | bool:
+        from apps.deployments.selectors import input_example_read
+
+        revision, strategy = rollout.revision, rollout.strategy
+        example = input_example_read(revision.model_dir) if revision.model_dir else None
+        if example is None:
+            rollout.log("blue-green without mirroring and without an input example: no traffic to analyse")
+            return False
+        url = rollout.target.endpoint_url(rollout.candidate_spec).rstrip("/") + "/invocations"
+        rollout.log(f"no mirroring here: sending the input example to {url} to analyse the candidate")
+        return cls(url, example, max(2 * strategy.min_requests / strategy.step_seconds, 1.0), rollout.log)
+
+    def send(self, seconds: float) -> None:
+        for _ in range(max(1, round(self.per_second * seconds))):
+            request_id = f"rollout-synthetic-{uuid.uuid4().hex[:12]}"
+            try:
+                self.session.post(self.url, json=self.example, headers={"X-Request-ID": request_id}, timeout=10)
+                self.sent += 1
+            except requests.RequestException as exc:
+                self.failed_to_send += 1
+                if self.failed_to_send in (1, 10, 100):
+                    self.log(f"synthetic request could not reach the candidate: {type(exc).__name__}")
 
 
 def _judge(rollout: Rollout, step: int, weight: int, now) -> str | None:
