@@ -291,6 +291,8 @@ class LocalProcessTarget(DeploymentTarget):
             return  # nothing else to send its clients to: leave the router as it is
         config["backends"].pop(spec.revision)
         config["weights"] = {label: w for label, w in config["weights"].items() if label != spec.revision}
+        if len(others) == 1:
+            config["weights"] = {label: 100 for label in others}  # it serves everything: say so
         if config.get("mirror", {}).get("to") == spec.revision:
             config.pop("mirror")
         if router.running() or router.state() is not None:
