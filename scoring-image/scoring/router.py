@@ -88,6 +88,7 @@ class Router:
         self._file_key: tuple[int, int, int] | None = None
         self._rid_prefix = f"rt{os.getpid():x}-{uuid.uuid4().hex[:8]}-"
         self._rid_counter = 0
+        self._tasks: set[asyncio.Task[None]] = set()
         self._mirror_tasks: set[asyncio.Task[None]] = set()
 
     # ---------------------------------------------------------------- configuration
@@ -147,10 +148,13 @@ class Router:
         if label is None:
             return self._error(req, 503, "TEMPORARILY_UNAVAILABLE", "No revision serves this deployment now")
         config = self.config
-        data, shadow = self._encode(req, rid, config.mirror_to != "" and label != config.mirror_to)
+        mirrored = config.mirror_to != "" and label != config.mirror_to and self.mirror_gate.take()
+        data, shadow = self._encode(req, rid, mirrored)
         self.in_flight += 1
-        self.loop.create_task(self._forward(req, label, data))
-        if shadow is not None and self.mirror_gate.take():
+        task = self.loop.create_task(self._forward(req, label, data))
+        self._tasks.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._tasks.discard)
+        if shadow is not None:
             self._mirror(config.mirror_to, shadow)
 
     def _encode(self, req: Request, rid: str, mirrored: bool) -> tuple[bytes, bytes | None]:
