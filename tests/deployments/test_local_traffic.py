@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 
 import pytest
 import requests
@@ -177,3 +178,20 @@ def test_the_reconcile_brings_a_dead_router_back_on_its_port(
     deployment.refresh_from_db()
     assert deployment.endpoint_url == url and requests.get(f"{url}/health/ready", timeout=10).status_code == 200
     assert tasks.reconcile_local() == 0
+
+
+def test_a_revision_restarted_on_another_port_keeps_its_share(target, revisions):
+    stable, candidate = revisions
+    target.set_traffic(TrafficSplit(stable=stable, candidate=candidate, weight=50), lambda line: None)
+    state = target._state(stable)
+    os.kill(state["pid"], signal.SIGKILL)
+    wait_for(lambda: not _alive(state["pid"], state["model_dir"]), timeout=10, what="r1 to die")
+    with socket.socket() as squatter:  # someone else took r1's port meanwhile
+        squatter.bind(("127.0.0.1", state["port"]))
+        target.apply(stable, lambda line: None)
+        assert target.wait_ready(stable, lambda line: None, timeout_seconds=120).ok
+        port = target._state(stable)["port"]
+        assert port != state["port"]
+        status = requests.get(f"{target.stable_url(stable)}/-/router/status", timeout=10).json()
+        assert status["config"]["backends"]["r1"] == f"http://127.0.0.1:{port}"
+        assert sorted(_answers(target.stable_url(stable), 10)) == ["r1"] * 5 + ["r2"] * 5

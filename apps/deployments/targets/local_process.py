@@ -140,6 +140,7 @@ class LocalProcessTarget(DeploymentTarget):
         )
         tmp.replace(self._state_path(spec))
         log(f"started scoring server of {spec.revision} (pid {process.pid}) on {self.host}:{port}")
+        self._follow_port(spec, port, log)
 
     def _port_free(self, port: int) -> bool:
         with socket.socket() as sock:
@@ -278,6 +279,15 @@ class LocalProcessTarget(DeploymentTarget):
         if both and split.mirror_percent and split.candidate.revision in backends:
             config["mirror"] = {"to": split.candidate.revision, "percent": split.mirror_percent}
         return config
+
+    def _follow_port(self, spec: ServingSpec, port: int, log: Log) -> None:
+        """A revision restarted on another port (its own was taken): the router sends its share there."""
+        router = self._router(spec)
+        config = router.written()
+        url = f"http://{self.host}:{port}"
+        if config and config.get("backends", {}).get(spec.revision, url) != url:
+            config["backends"][spec.revision] = url
+            router.configure(config, log)
 
     def _unroute(self, spec: ServingSpec, log: Log) -> None:
         """Before a revision stops: if the router still sends it anything while another revision has weight, drop
