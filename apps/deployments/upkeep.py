@@ -53,8 +53,9 @@ def deployment_tear_down(*, deployment_id: int) -> str:
 
 
 def local_deployments_reconcile() -> int:
-    """Restart the local scoring process of every live deployment whose process died (the embedded default's
-    controller). Returns how many came back. Safe to run twice: a running process is left alone."""
+    """Restart the local scoring process of every live deployment whose process died, and its router (the stable
+    endpoint, on its recorded port) if that died (the embedded default's controller). Returns how many came back.
+    Safe to run twice: running processes are left alone."""
     restarted = 0
     live = Deployment.objects.select_related("environment", "live_revision").filter(
         status=DeploymentStatus.LIVE, environment__target="local", live_revision__isnull=False
@@ -70,7 +71,7 @@ def local_deployments_reconcile() -> int:
         result = target.wait_ready(spec, logger.info, timeout_seconds=120)
         if not result.ok:
             continue
-        url = target.endpoint_url(spec)
+        url = target.stable_url(spec)
         with transaction.atomic():
             Deployment.objects.filter(pk=deployment.pk).update(endpoint_url=url)
             audit_record(

@@ -1,6 +1,7 @@
 """``python -m scoring serve MODEL_DIR --port P [--host H] [--workers N] [--compiled DIR]``,
-``python -m scoring build-context MODEL_DIR DEST [--base-image IMAGE] [--reference FILE] [--no-compile]``
-and ``python -m scoring compile MODEL_DIR OUT_DIR [--reference FILE]``."""
+``python -m scoring build-context MODEL_DIR DEST [--base-image IMAGE] [--reference FILE] [--no-compile]``,
+``python -m scoring compile MODEL_DIR OUT_DIR [--reference FILE]``
+and ``python -m scoring route CONFIG --port P [--host H]`` (a deployment's stable endpoint: router.py)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     comp.add_argument("out_dir")
     comp.add_argument("--reference", default=None)
     comp.add_argument("--sample-rows", type=int, default=1000)
+    route = sub.add_parser("route", help="the stable endpoint: route requests to revisions by weight (router.py)")
+    route.add_argument("config", help="JSON file: backends, weights, mirror (reloaded on SIGHUP or change)")
+    route.add_argument("--host", default=None, help="bind address (SCORING_HOST, default 127.0.0.1)")
+    route.add_argument("--port", type=int, default=None, help="TCP port (SCORING_PORT, default 8080)")
+    route.add_argument("--timeout", type=float, default=120.0, help="seconds a backend may take to answer")
+    route.add_argument("--mirror-backlog", type=int, default=64, help="mirrored requests in flight at most")
     args = parser.parse_args(argv)
 
     if args.command == "compile":
@@ -59,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = Settings.from_env()
+        if args.command == "route":
+            settings = settings.replace(host=args.host, port=args.port)
         if args.command == "serve":
             settings = settings.replace(
                 host=args.host, port=args.port, workers=args.workers, compiled_dir=args.compiled
@@ -71,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
     )
+    if args.command == "route":
+        from .router import run_router
+
+        return run_router(args.config, settings, timeout_s=args.timeout, mirror_backlog=args.mirror_backlog)
     if args.command == "_worker":
         from .app import run_worker
 

@@ -35,6 +35,7 @@ from .errors import BadRequest, NotReady, PayloadTooLarge, RequestTimeout, Scori
 from .http import HttpServer, Request, make_socket
 from .model import LoadedModel, ModelError
 from .protocol import media_type, parse_invocations, parse_predict
+from .telemetry import SHADOW_HEADER
 
 __all__ = ["ScoringApp", "run_worker"]
 
@@ -367,6 +368,7 @@ class ScoringApp:
         req.respond(200, body)
         latency = _perf() - req.t0
         self.metrics.observe_request(route, 200, latency)
+        headers = req.headers
         self.telemetry.record(
             request_id=req.request_id,
             route=route,
@@ -377,6 +379,8 @@ class ScoringApp:
             columns=self._column_names if columns is not None else None,
             inputs=columns,
             outputs=predictions,
+            shadow=headers.get(SHADOW_HEADER) == "1",
+            sample_key=req.request_id if headers.get("x-request-id") == req.request_id else "",
         )
 
     def handle_error(self, req: Request, route: str, exc: ScoringError) -> None:
@@ -394,7 +398,13 @@ class ScoringApp:
         self.metrics.observe_request(route, exc.status, latency)
         if route in _SCORING_ROUTES:
             self.telemetry.record(
-                request_id=req.request_id, route=route, status=exc.status, latency_s=latency, rows=0, error=message
+                request_id=req.request_id,
+                route=route,
+                status=exc.status,
+                latency_s=latency,
+                rows=0,
+                error=message,
+                shadow=req.headers.get(SHADOW_HEADER) == "1",
             )
 
 

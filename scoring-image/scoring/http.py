@@ -33,11 +33,24 @@ _LINGER_S = 1.0
 
 
 class Request:
-    __slots__ = ("method", "path", "headers", "body", "t0", "request_id", "_conn", "_slot", "keep_alive", "answered")
+    __slots__ = (
+        "method",
+        "path",
+        "target",
+        "headers",
+        "body",
+        "t0",
+        "request_id",
+        "_conn",
+        "_slot",
+        "keep_alive",
+        "answered",
+    )
 
     def __init__(self, method: str, path: str, headers: dict[str, str], body: bytes, t0: float, conn: Connection):
         self.method = method
         self.path = path
+        self.target = path  # the request-target as sent (with its query string), for a proxy to forward
         self.headers = headers
         self.body = body
         self.t0 = t0
@@ -185,6 +198,7 @@ class Connection(asyncio.Protocol):
         path = self._path()
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         req = Request(self.parser.get_method().decode("latin-1"), path, self._headers, body, self._t0, self)
+        req.target = self._url.decode("latin-1")
         req.keep_alive = self.parser.should_keep_alive()
         self.pending.append(req)
         try:

@@ -2,11 +2,16 @@
 
 Lines are buffered and written once per event-loop turn, in chunks of whole lines no larger than
 PIPE_BUF where possible, so several workers sharing one stdout pipe do not interleave lines.
+
+Sampling is decided by the request id when the client sent one (``sampled_by_id``), so that every server seeing the
+same request (the live revision and its shadow, both sent it by the router with one ``X-Request-ID``) samples it or
+not alike, and their outputs can be joined by ``request_id``; by chance otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import random
 import time
@@ -15,10 +20,19 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Telemetry", "SCHEMA_VERSION"]
+__all__ = ["Telemetry", "SCHEMA_VERSION", "SHADOW_HEADER", "sampled_by_id"]
 
 SCHEMA_VERSION = 1
+SHADOW_HEADER = "x-modelplane-shadow"  # the router's mark on mirrored copies (router.py); "1" makes a shadow line
 _PIPE_BUF = 4096
+_SPAN = float(2**64)
+
+
+def sampled_by_id(request_id: str, rate: float) -> bool:
+    """Whether the request ``request_id`` is sampled at ``rate``: the first 8 bytes of its BLAKE2b digest, read as a
+    big-endian number below ``rate * 2**64``. The same answer in every process (Python's ``hash`` is salted)."""
+    digest = hashlib.blake2b(request_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") < rate * _SPAN
 
 
 class Telemetry:
@@ -66,8 +80,12 @@ class Telemetry:
         inputs: list[list[Any]] | None = None,
         outputs: list[Any] | None = None,
         error: str | None = None,
+        shadow: bool = False,
+        sample_key: str = "",
     ) -> None:
-        """Queue one line. ``inputs`` are column value lists (in ``columns`` order), sampled here."""
+        """Queue one line. ``inputs`` are column value lists (in ``columns`` order), sampled here: by ``sample_key``
+        (the client's request id) when given, else at random. ``shadow``: a mirrored copy whose answer no client
+        sees."""
         now = time.time()
         line: dict[str, Any] = {
             "schema": SCHEMA_VERSION,
@@ -81,11 +99,17 @@ class Telemetry:
             "rows": rows,
             "batch_rows": batch_rows,
             "sampled": False,
+            "shadow": shadow,
         }
         if error is not None:
             line["error"] = error[:500]
         rate = self.sample_rate
-        if rate > 0.0 and (rate >= 1.0 or self._random() < rate) and inputs is not None and columns is not None:
+        if (
+            rate > 0.0
+            and inputs is not None
+            and columns is not None
+            and (rate >= 1.0 or (sampled_by_id(sample_key, rate) if sample_key else self._random() < rate))
+        ):
             keep = min(rows, self.max_rows)
             line["sampled"] = True
             line["inputs"] = [{c: col[i] for c, col in zip(columns, inputs, strict=True)} for i in range(keep)]

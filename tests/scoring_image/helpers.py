@@ -178,3 +178,56 @@ def metric_value(text: str, name: str, labels: str = "") -> float:
     if not found:
         raise KeyError(f"{name}{{{labels}}} not in metrics")
     return total
+
+
+class RouterProcess:
+    """``python -m scoring route CONFIG`` as a child process (the local target's stable endpoint), its log in a
+    file. ``configure`` rewrites the file as the target does (os.replace) and, unless told not to, sends SIGHUP."""
+
+    def __init__(self, config: dict, log_dir: Path, *, args: tuple[str, ...] = ()):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config_path = log_dir / f"router-{self.port}.conf"
+        self.log_path = log_dir / f"router-{self.port}.log"
+        self._write(config)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(SCORING_IMAGE), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        cmd = [PYTHON, "-m", "scoring", "route", str(self.config_path), "--port", str(self.port), *args]
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+        wait_for(self.url + "/-/router/status", timeout=30, proc=self.proc)
+
+    def _write(self, config: dict) -> str:
+        import hashlib
+        import json
+
+        data = json.dumps(config).encode()
+        tmp = self.config_path.with_name(self.config_path.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, self.config_path)
+        return hashlib.sha256(data).hexdigest()
+
+    def status(self) -> dict:
+        return requests.get(self.url + "/-/router/status", timeout=10).json()
+
+    def configure(self, config: dict, *, signal_it: bool = True) -> None:
+        """Write ``config`` and wait until the router serves exactly it."""
+        digest = self._write(config)
+        if signal_it:
+            self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while self.status()["digest"] != digest:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the router did not apply {config}:\n{self.log_path.read_text()}")
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self._log.close()
+        return code

@@ -72,3 +72,26 @@ def save_trouble_model(path: Path) -> Path:
         input_example=example,
     )
     return path
+
+
+def save_scale_model(path: Path, factor: float) -> Path:
+    """A pyfunc that answers ``x * factor``: two of them with different factors tell whose answer a client got."""
+    import mlflow.pyfunc
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    class Scale(mlflow.pyfunc.PythonModel):
+        def __init__(self, factor: float) -> None:
+            self.factor = factor
+
+        def predict(self, context, model_input, params=None):
+            return (model_input["x"] * self.factor).to_numpy()
+
+    example = pd.DataFrame({"x": [1.0, 2.0]})
+    mlflow.pyfunc.save_model(
+        str(path),
+        python_model=Scale(factor),
+        signature=infer_signature(example, example["x"].to_numpy()),
+        input_example=example,
+    )
+    return path

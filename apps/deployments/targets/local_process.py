@@ -1,7 +1,13 @@
-"""The embedded default's target: each revision's scoring server runs as a child process on a free port.
+"""The embedded default's target: each revision's scoring server runs as a child process on a free port, behind
+the deployment's one stable endpoint (a router process on a port kept for the deployment's life: local_router.py).
 
 Processes start in their own session, so they outlive the worker that started them; a state file per
 revision (pid, port, model directory) lets any later worker adopt them, stop them, or restart them.
+
+Progressive delivery: every revision is a full scoring process of its own, so a candidate needs no other objects;
+``set_traffic`` only rewrites the router's weights and mirror, and ``promote`` only routes all traffic to the
+candidate. ``stable_url`` starts the router when it does not run (routing everything to the given revision when no
+traffic was ever set), so the URL it returns always answers.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ import requests
 from django.conf import settings
 
 from apps.deployments.backends import PermanentBackendError
-from apps.deployments.targets.base import DeploymentTarget, Log, Readiness, ServingSpec
+from apps.deployments.targets.base import PRIMARY, DeploymentTarget, Log, Readiness, ServingSpec, TrafficSplit
+from apps.deployments.targets.local_router import ROUTER_FILES, LocalRouter
 
 __all__ = ["LocalProcessTarget"]
 
@@ -74,14 +81,24 @@ class LocalProcessTarget(DeploymentTarget):
         except (OSError, ValueError):
             return None
 
+    def _router(self, spec: ServingSpec) -> LocalRouter:
+        return LocalRouter(self._dir(spec), self.host, free_port=_free_port, alive=_alive)
+
     def is_running(self, spec: ServingSpec) -> bool:
+        """The revision's scoring process runs, and so does the deployment's router once it has one."""
         state = self._state(spec)
-        return bool(state and _alive(state["pid"], state["model_dir"]))
+        if not (state and _alive(state["pid"], state["model_dir"])):
+            return False
+        router = self._router(spec)
+        return router.state() is None or router.running()
 
     # ------------------------------------------------------------------ the interface
     def apply(self, spec: ServingSpec, log: Log) -> None:
         if not spec.model_dir or not Path(spec.model_dir, "MLmodel").is_file():
             raise PermanentBackendError(f"no model directory to serve for {spec.revision} ({spec.model_dir or 'none'})")
+        router = self._router(spec)
+        if router.state() is not None and not router.running():
+            router.ensure(log)  # a dead router comes back on its port with its last configuration
         state = self._state(spec)
         if state and _alive(state["pid"], state["model_dir"]):
             log(f"scoring server of {spec.revision} already runs (pid {state['pid']}, port {state['port']})")
@@ -123,6 +140,7 @@ class LocalProcessTarget(DeploymentTarget):
         )
         tmp.replace(self._state_path(spec))
         log(f"started scoring server of {spec.revision} (pid {process.pid}) on {self.host}:{port}")
+        self._follow_port(spec, port, log)
 
     def _port_free(self, port: int) -> bool:
         with socket.socket() as sock:
@@ -166,14 +184,21 @@ class LocalProcessTarget(DeploymentTarget):
         return f"http://{self.host}:{state['port']}" if state else ""
 
     def retire(self, spec: ServingSpec, log: Log) -> None:
+        """Stop the revision's process; the router stops sending it requests first (see ``_unroute``)."""
+        self._unroute(spec, log)
         state = self._state(spec)
         if state:
             self._stop(state, log)
             self._state_path(spec).unlink(missing_ok=True)
 
     def delete(self, spec: ServingSpec, log: Log) -> None:
+        """The router first (clients get refused connections rather than errors from half-stopped revisions), then
+        every revision's process; the files of all of them go."""
         directory = self._dir(spec)
+        self._router(spec).remove(log)
         for path in sorted(directory.glob("*.json")) if directory.exists() else []:
+            if path.name in ROUTER_FILES:
+                continue
             try:
                 state = json.loads(path.read_text())
             except (OSError, ValueError):
@@ -193,3 +218,92 @@ class LocalProcessTarget(DeploymentTarget):
         if _alive(pid, state["model_dir"]):
             os.kill(pid, signal.SIGKILL)
         log(f"stopped scoring server pid {pid}")
+
+    # ------------------------------------------------------------------ the stable endpoint
+    def stable_url(self, spec: ServingSpec) -> str:
+        """The router's URL, the same for every revision; starts the router when it does not run."""
+        return self._router(spec).ensure(lambda line: None, initial=self._config(TrafficSplit(stable=spec)))
+
+    def traffic_refusal(self, strategy: str) -> str | None:
+        return None  # the router does weights and mirroring for every strategy
+
+    def set_traffic(self, split: TrafficSplit, log: Log) -> None:
+        spec = split.stable or split.candidate
+        if spec is None:
+            return
+        config = self._config(split, strict=True)
+        self._router(spec).configure(config, log)
+        shares = ", ".join(f"{label} {weight}%" for label, weight in config["weights"].items())
+        if mirror := config.get("mirror"):
+            shares += f"; {mirror['percent']}% mirrored to {mirror['to']}"
+        log(f"traffic of {spec.deployment}: {shares}")
+
+    def traffic(self, spec: ServingSpec) -> dict[str, int]:
+        """The weights the router serves now; while it is down, those it serves when it comes back (its file)."""
+        router = self._router(spec)
+        status = router.status()
+        config = status["config"] if status is not None else router.written()
+        if not config:
+            return {}
+        shares = dict(config.get("weights", {}))
+        if config.get("mirror"):
+            shares["mirror"] = config["mirror"]["percent"]
+        return shares
+
+    def promote(self, candidate: ServingSpec, log: Log, *, timeout_seconds: float) -> Readiness:
+        """The candidate already is a full revision process: once it is ready, it takes all the traffic."""
+        readiness = self.wait_ready(candidate, log, timeout_seconds=timeout_seconds)
+        if not readiness.ok:
+            return readiness
+        primary = ServingSpec(**{**candidate.__dict__, "role": PRIMARY})
+        self.set_traffic(TrafficSplit(stable=primary), log)
+        return Readiness(True, f"{candidate.revision} serves all traffic", endpoint_url=self.stable_url(primary))
+
+    def _config(self, split: TrafficSplit, *, strict: bool = False) -> dict:
+        """The router configuration for ``split``; ``strict``: a revision never started is an error."""
+        backends: dict[str, str] = {}
+        weights: dict[str, int] = {}
+        both = split.stable is not None and split.candidate is not None
+        shares = ((split.stable, 100 - split.weight if both else 100), (split.candidate, split.weight if both else 100))
+        for spec, weight in shares:
+            if spec is None:
+                continue
+            state = self._state(spec)
+            if state is None:
+                if strict:
+                    raise PermanentBackendError(f"{spec.revision} of {spec.deployment} was never started here")
+                continue
+            backends[spec.revision] = f"http://{self.host}:{state['port']}"
+            weights[spec.revision] = weight
+        config: dict = {"backends": backends, "weights": weights}
+        if both and split.mirror_percent and split.candidate.revision in backends:
+            config["mirror"] = {"to": split.candidate.revision, "percent": split.mirror_percent}
+        return config
+
+    def _follow_port(self, spec: ServingSpec, port: int, log: Log) -> None:
+        """A revision restarted on another port (its own was taken): the router sends its share there."""
+        router = self._router(spec)
+        config = router.written()
+        url = f"http://{self.host}:{port}"
+        if config and config.get("backends", {}).get(spec.revision, url) != url:
+            config["backends"][spec.revision] = url
+            router.configure(config, log)
+
+    def _unroute(self, spec: ServingSpec, log: Log) -> None:
+        """Before a revision stops: if the router still sends it anything while another revision has weight, drop
+        it from the configuration (a retired revision takes no traffic, whatever the order of the calls)."""
+        router = self._router(spec)
+        config = router.written()
+        if not config or spec.revision not in config.get("backends", {}):
+            return
+        others = {label: w for label, w in config.get("weights", {}).items() if label != spec.revision and w > 0}
+        if not others:
+            return  # nothing else to send its clients to: leave the router as it is
+        config["backends"].pop(spec.revision)
+        config["weights"] = {label: w for label, w in config["weights"].items() if label != spec.revision}
+        if len(others) == 1:
+            config["weights"] = {label: 100 for label in others}  # it serves everything: say so
+        if config.get("mirror", {}).get("to") == spec.revision:
+            config.pop("mirror")
+        if router.running() or router.state() is not None:
+            router.configure(config, log)
