@@ -224,7 +224,7 @@ class LocalProcessTarget(DeploymentTarget):
         """The router's URL, the same for every revision; starts the router when it does not run."""
         return self._router(spec).ensure(lambda line: None, initial=self._config(TrafficSplit(stable=spec)))
 
-    def traffic_refusal(self, strategy: str) -> str | None:
+    def traffic_refusal(self, strategy: str, *, gateway: str = "") -> str | None:
         return None  # the router does weights and mirroring for every strategy
 
     def set_traffic(self, split: TrafficSplit, log: Log) -> None:
