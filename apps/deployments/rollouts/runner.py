@@ -83,6 +83,7 @@ def traffic_step(rollout: Rollout, *, tick_seconds: float | None = None) -> str:
     weights = strategy.weights()
     applied: tuple[int, int] | None = None  # (step, weight) this worker has set_traffic'd
     synthetic: SyntheticTraffic | bool | None = None
+    next_look = None  # after a "wait" verdict, when to read the telemetry again (not at every tick)
     while True:
         revision.refresh_from_db(
             fields=["control", "control_by", "paused_at", "rollout_step", "step_started_at", "failed_checks"]
@@ -113,12 +114,13 @@ def traffic_step(rollout: Rollout, *, tick_seconds: float | None = None) -> str:
             synthetic = SyntheticTraffic.for_rollout(rollout) if rollout.synthetic else False
         if synthetic:
             synthetic.send(tick)
-        if now < due:
-            time.sleep(min(tick, (due - now).total_seconds()))
+        if now < due or (next_look is not None and now < next_look):
+            time.sleep(tick)
             continue
         outcome = _judge(rollout, step, weight, now)
         if outcome is not None:
             raise RolloutFailed(outcome)
+        next_look = now + timedelta(seconds=max(min(strategy.step_seconds, 60) / 4, tick))
     return _promote(rollout)
 
 
