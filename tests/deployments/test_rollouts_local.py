@@ -40,9 +40,11 @@ def rollout_env(worker_env) -> dict[str, str]:
 class SteadyClient:
     """Posts the sample request to one URL, back to back, from a thread; records every answer."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, credit_limit: int | None = None) -> None:
         self.url = f"{url.rstrip('/')}/invocations"
         self.body = json.loads(SAMPLE.read_text())
+        if credit_limit is not None:  # traffic unlike the input example
+            self.body = [{**row, "credit_limit": credit_limit} for row in self.body]
         self.statuses: Counter = Counter()
         self.revisions: Counter = Counter()
         self.failures: list[str] = []
@@ -169,7 +171,7 @@ def test_a_version_failing_under_traffic_is_rolled_back_by_the_analysis(
     with running_worker(log, env=rollout_env):
         assert _finished(lead_api, _deploy(lead_api, "1"), log)["status"] == "live"
         url = Deployment.objects.get().endpoint_url
-        with SteadyClient(url) as client:
+        with SteadyClient(url, credit_limit=25000) as client:
             bad = _finished(
                 lead_api,
                 _deploy(lead_api, failing, {"type": "canary", "steps": [50], "max_failed_checks": 0, **QUICK}),
@@ -198,7 +200,7 @@ def test_shadow_answers_never_reach_a_client(lead_api, environments, registry, r
     with running_worker(log, env=rollout_env):
         assert _finished(lead_api, _deploy(lead_api, "1"), log)["status"] == "live"
         url = Deployment.objects.get().endpoint_url
-        with SteadyClient(url) as client:
+        with SteadyClient(url, credit_limit=25000) as client:
             shadow = _finished(
                 lead_api,
                 _deploy(lead_api, failing, {"type": "shadow", "intervals": 1, "max_failed_checks": 0, **QUICK}),
