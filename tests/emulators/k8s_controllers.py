@@ -153,6 +153,11 @@ class DeploymentController(_OnTheClock):
             old.remove(victim)
             ready_old -= _ready(victim)
             progressed = True
+        if not old and len(new) > desired:  # scaled down: the ReplicaSet deletes pods, those not ready first
+            for victim in sorted(new, key=_ready)[: len(new) - desired]:
+                self.emulator._delete(resource_of("Pod"), self.namespace, victim["metadata"]["name"])
+                new.remove(victim)
+            progressed = True
         if len(new) < desired and len(new) + len(old) < desired + 1:  # maxSurge 1
             new.append(self._create_pod(deployment, template_hash, rollout, now))
             progressed = True

@@ -114,7 +114,7 @@ def strategy_parse(data: object, *, default: dict | None = None) -> Strategy:
     elif isinstance(data, str):
         data = {"type": data}
     elif not isinstance(data, dict):
-        raise StrategyError("strategy must be an object such as {\"type\": \"canary\", \"steps\": [20, 50]}.")
+        raise StrategyError('strategy must be an object such as {"type": "canary", "steps": [20, 50]}.')
     known = {f.name for f in fields(Strategy)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -157,5 +157,3 @@ def strategy_of(stored: dict | None) -> Strategy:
     if "steps" in data:
         data["steps"] = tuple(data["steps"])
     return Strategy(**data)
-
-
