@@ -9,12 +9,16 @@ import copy
 import json
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import kubernetes.client
 import pytest
+import yaml
 from kubernetes.client.exceptions import ApiException
 
 from apps.deployments.backends import PermanentBackendError
+from apps.deployments.clusters import Cluster
+from apps.deployments.kube import ClusterAccessError
 from apps.deployments.naming import candidate_name, deployment_name_error
 from apps.deployments.targets.base import CANDIDATE, ServingSpec, TrafficSplit
 from apps.deployments.targets.kubernetes import (
@@ -533,3 +537,54 @@ class ReplicaRatioTests:
             "(gateway.networking.k8s.io/v1 httproutes): install its CRDs (v1.3 or later for a mirror percent), or "
             "clear the environment's gateway."
         )
+
+
+# ---------------------------------------------------------------------------------------------- RBAC
+RBAC_YAML = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "base" / "rbac-targets.yaml"
+WORKER = "system:serviceaccount:modelplane:modelplane-worker"
+
+
+def _shipped_roles(namespace: str, *names: str) -> list[dict]:
+    """The shipped Roles and RoleBindings ``names``, as the file says to install them in a target namespace."""
+    docs = [doc for doc in yaml.safe_load_all(RBAC_YAML.read_text()) if doc]
+    chosen = [copy.deepcopy(d) for d in docs if d["kind"] in ("Role", "RoleBinding") and d["metadata"]["name"] in names]
+    for doc in chosen:
+        doc["metadata"]["namespace"] = namespace
+    return chosen
+
+
+class RouterRoleTests:
+    def test_a_canary_needs_the_router_role_and_uses_each_of_its_grants(self, stable: ServingSpec, tmp_path) -> None:
+        runner = EmulatorThread(strict=True).start()
+        try:
+            k8s = Controller(runner)
+            k8s.create_namespace(stable.namespace)
+            token = tmp_path / "token"
+            token.write_text(runner.emulator.auth.service_account_token("modelplane", "modelplane-worker"))
+            target = KubernetesTarget(
+                cluster=Cluster(name="aks", auth="token", server=runner.url, token_file=str(token)),
+                poll_interval_seconds=0.02,
+            )
+            candidate = _candidate(stable)
+            for doc in _shipped_roles(stable.namespace, "modelplane-deployer"):
+                k8s.create(doc)
+            target.apply(stable, Logs())
+            with pytest.raises(ClusterAccessError) as refused:
+                target.set_traffic(TrafficSplit(stable=stable), Logs())
+            assert (
+                f'httproutes.gateway.networking.k8s.io "iris" is forbidden: User "{WORKER}" cannot get resource '
+                f'"httproutes" in API group "gateway.networking.k8s.io" in the namespace "{stable.namespace}"'
+            ) in refused.value.message
+
+            for doc in _shipped_roles(stable.namespace, "modelplane-router"):
+                k8s.create(doc)
+            target.apply(candidate, Logs())
+            target.set_traffic(TrafficSplit(stable=stable, candidate=candidate, weight=20), Logs())
+            target.set_traffic(TrafficSplit(stable=stable, candidate=candidate, weight=50), Logs())
+            assert target.traffic(stable) == {"r3": 50, "r4": 50}
+            target.delete(stable, Logs())
+
+            router = {(v, "gateway.networking.k8s.io", "httproutes") for v in ("get", "create", "patch", "delete")}
+            assert runner.emulator.rbac.granted(WORKER) & router == router
+        finally:
+            runner.stop()
