@@ -448,7 +448,7 @@ class GatewayEmulatorTests:
 @pytest.fixture(scope="module")
 def bare_api() -> Iterator[EmulatorThread]:
     """A cluster without the Gateway API CRDs."""
-    runner = EmulatorThread(gateway_api=False).start()
+    runner = EmulatorThread(gateway_api="").start()
     yield runner
     runner.stop()
 
@@ -586,5 +586,32 @@ class RouterRoleTests:
 
             router = {(v, "gateway.networking.k8s.io", "httproutes") for v in ("get", "create", "patch", "delete")}
             assert runner.emulator.rbac.granted(WORKER) & router == router
+        finally:
+            runner.stop()
+
+
+class OlderGatewayApiTests:
+    """AKS's managed Gateway API installs v1.2.1 below Kubernetes 1.34: HTTPRoute v1 without a mirror percent."""
+
+    def test_a_full_mirror_works_on_gateway_api_1_2_and_a_partial_one_is_refused_by_name(
+        self, stable: ServingSpec, candidate: ServingSpec
+    ) -> None:
+        runner = EmulatorThread(gateway_api="v1.2.1").start()
+        try:
+            k8s = Controller(runner)
+            k8s.create_namespace(stable.namespace)
+            target = KubernetesTarget(api_url=runner.url)
+            target.apply(stable, Logs())
+            target.apply(candidate, Logs())
+            target.set_traffic(TrafficSplit(stable=stable, candidate=candidate, mirror_percent=100), Logs())
+            assert target.traffic(stable) == {"r3": 100, "r4": 0, "mirror": 100}
+            with pytest.raises(PermanentBackendError) as refused:
+                target.set_traffic(TrafficSplit(stable=stable, candidate=candidate, mirror_percent=50), Logs())
+            assert refused.value.message.startswith(
+                "The Gateway API of environment prod's cluster is older than v1.3 and cannot mirror 50% of requests"
+            )
+            assert _mirror(k8s.get("HTTPRoute", stable.namespace, "iris")) == {
+                "backendRef": {"group": "", "kind": "Service", "name": "iris-canary", "port": 80}
+            }
         finally:
             runner.stop()

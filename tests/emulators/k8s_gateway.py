@@ -1,8 +1,9 @@
 """Gateway API for the Kubernetes emulator (``k8s.py``): what the API server admits as an HTTPRoute once the
 Gateway API CRDs are installed, and refuses as it would.
 
-The rules are the CRD's own: ``schemas/httproute-v1.3.0.json`` is the ``openAPIV3Schema`` of
-``httproutes.gateway.networking.k8s.io`` v1 from Gateway API v1.3.0 (standard channel; the file says where from),
+The rules are the CRD's own: ``schemas/httproute-<version>.json`` is the ``openAPIV3Schema`` of
+``httproutes.gateway.networking.k8s.io`` v1 from that Gateway API release (standard channel; the file says where
+from): v1.3.0, and v1.2.1, which AKS's managed Gateway API installs below Kubernetes 1.34 (no mirror percent),
 checked with ``jsonschema`` and answered in the API server's words (apiextensions-apiserver / kube-openapi). On top:
 the structural schema's pruning of unknown fields (refused with ``fieldValidation=Strict``, dropped otherwise), its
 defaults, and, of the CRD's CEL rules (``x-kubernetes-validations``), those a route of ours can meet: a Service
@@ -22,10 +23,20 @@ from typing import Any
 import jsonschema
 from kmock import KubernetesError
 
-__all__ = ["GATEWAY_GROUP", "route_schema", "strict_fields", "admit_route", "route_errors", "no_gateway_api"]
+__all__ = [
+    "GATEWAY_GROUP",
+    "VERSIONS",
+    "route_schema",
+    "strict_fields",
+    "admit_route",
+    "route_errors",
+    "no_gateway_api",
+]
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
-SCHEMA_FILE = Path(__file__).parent / "schemas" / "httproute-v1.3.0.json"
+SCHEMAS = Path(__file__).parent / "schemas"
+VERSIONS = ("v1.3.0", "v1.2.1")
+LATEST = VERSIONS[0]
 _FILTER_FIELDS = {
     "RequestHeaderModifier": "requestHeaderModifier",
     "ResponseHeaderModifier": "responseHeaderModifier",
@@ -37,8 +48,8 @@ _FILTER_FIELDS = {
 
 
 @cache
-def route_schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_FILE.read_text())["openAPIV3Schema"]
+def route_schema(version: str = LATEST) -> dict[str, Any]:
+    return json.loads((SCHEMAS / f"httproute-{version}.json").read_text())["openAPIV3Schema"]
 
 
 def no_gateway_api() -> KubernetesError:
@@ -69,11 +80,11 @@ def _unknown(obj: Any, schema: dict[str, Any], path: tuple[Any, ...]) -> list[tu
     return found
 
 
-def strict_fields(body: Any, field_validation: str | None) -> None:
+def strict_fields(body: Any, field_validation: str | None, version: str = LATEST) -> None:
     """``fieldValidation=Strict`` (kubectl's default): a field the CRD does not declare fails the request (400)."""
     if (field_validation or "").lower() != "strict" or not isinstance(body, dict):
         return
-    unknown = _unknown(body, route_schema(), ())
+    unknown = _unknown(body, route_schema(version), ())
     if unknown:
         fields = ", ".join(f'unknown field "{_path(p)}"' for p in unknown)
         raise KubernetesError(status=400, reason="BadRequest", message=f"strict decoding error: {fields}")
@@ -201,9 +212,9 @@ def _filter_errors(at: str, filters: list[dict[str, Any]]) -> list[str]:
     return errors
 
 
-def route_errors(obj: dict[str, Any]) -> list[str]:
+def route_errors(obj: dict[str, Any], version: str = LATEST) -> list[str]:
     """What the API server says is wrong with the (defaulted) HTTPRoute ``obj``, in its words; [] when valid."""
-    validator = jsonschema.Draft7Validator(route_schema())
+    validator = jsonschema.Draft7Validator(route_schema(version))
     errors: list[str] = []
     for error in sorted(validator.iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path]):
         errors += _schema_error(error)
@@ -212,12 +223,12 @@ def route_errors(obj: dict[str, Any]) -> list[str]:
     return errors
 
 
-def admit_route(obj: dict[str, Any]) -> dict[str, Any]:
+def admit_route(obj: dict[str, Any], version: str = LATEST) -> dict[str, Any]:
     """``obj`` as stored: unknown fields pruned, defaults set; or the API server's 422 naming every problem."""
     admitted = copy.deepcopy(obj)
-    _prune(admitted, route_schema())
-    _default(admitted, route_schema())
-    errors = route_errors(admitted)
+    _prune(admitted, route_schema(version))
+    _default(admitted, route_schema(version))
+    errors = route_errors(admitted, version)
     if errors:
         name = (admitted.get("metadata") or {}).get("name", "")
         detail = errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"

@@ -742,6 +742,12 @@ class KubernetesTarget(DeploymentTarget):
                     f"no Gateway API ({GATEWAY_GROUP}/{ROUTE_VERSION} {ROUTE_PLURAL}): install its CRDs (v1.3 or "
                     "later for a mirror percent), or clear the environment's gateway."
                 ) from exc
+            if status_of(exc) == 400 and "requestMirror.percent" in exc.message:
+                raise PermanentBackendError(
+                    f"The Gateway API of environment {base.environment}'s cluster is older than v1.3 and cannot "
+                    f"mirror {split.mirror_percent}% of requests (only all of them): use mirror_percent 100, or "
+                    "upgrade its Gateway API CRDs (AKS installs v1.3.0 from Kubernetes 1.34)."
+                ) from exc
             raise
         shares = ", ".join(f"{ref['name']} {ref['weight']}%" for ref in route["spec"]["rules"][0]["backendRefs"])
         mirror = next(
