@@ -28,7 +28,7 @@ from apps.deployments.targets.kubernetes import (
     render_route,
     render_service,
 )
-from apps.deployments.targets.kubernetes_traffic import candidate_replicas
+from apps.deployments.targets.kubernetes_traffic import candidate_replicas, route_shares
 from tests.emulators.k8s import Controller, EmulatorThread, label_selector_matches
 from tests.emulators.k8s_controllers import DeploymentController, Stage
 from tests.emulators.k8s_gateway import admit_route, strict_fields
@@ -198,6 +198,15 @@ class CandidateRenderingTests:
         )
         assert _backends(render_route(TrafficSplit(stable=stable))) == [("iris", 100)]
 
+    def test_weights_read_back_are_percents_of_their_sum_and_a_fraction_mirror_is_a_percent(self) -> None:
+        # A route someone else edited: Gateway API weights are relative, and a mirror may be a fraction.
+        mirror = {"backendRef": {"name": "iris-canary", "port": 80}, "fraction": {"numerator": 1, "denominator": 4}}
+        rule = {
+            "backendRefs": [{"name": "iris", "weight": 3}, {"name": "iris-canary"}],  # weight defaults to 1
+            "filters": [{"type": "RequestMirror", "requestMirror": mirror}],
+        }
+        assert route_shares({"spec": {"rules": [rule]}}) == ({"iris": 75, "iris-canary": 25}, 25)
+
     @pytest.mark.parametrize(
         ("primary", "weight", "expected"),
         [(4, 20, 1), (4, 50, 4), (1, 10, 1), (2, 20, 1), (4, 75, 8), (3, 0, 0)],
@@ -304,6 +313,21 @@ class GatewayTrafficTests:
         for kind, name in (("HTTPRoute", "iris"), ("Deployment", "iris-canary"), ("Deployment", "iris")):
             assert k8s_controller.get(kind, ns, name) is None, kind
         assert target.traffic(stable) == {}
+
+    def test_a_later_candidate_replaces_an_earlier_one_in_place_under_the_same_selector(
+        self, target: KubernetesTarget, stable: ServingSpec, candidate: ServingSpec, k8s_controller: Controller
+    ) -> None:
+        # The API server refuses a changed Deployment selector (422): a candidate left by a worker that died before
+        # retiring it is updated by the next rollout's candidate, in either traffic mode.
+        target.apply(stable, Logs())
+        target.apply(candidate, Logs())
+        first = k8s_controller.get("Deployment", stable.namespace, "iris-canary")
+        later = replace(candidate, revision="r5", image=IMAGE + "-5", gateway="")
+        target.apply(later, Logs())
+        live = k8s_controller.get("Deployment", stable.namespace, "iris-canary")
+        assert live["spec"]["selector"] == first["spec"]["selector"]
+        assert live["metadata"]["annotations"]["modelplane.io/revision"] == "r5"
+        assert live["metadata"]["generation"] == first["metadata"]["generation"] + 1
 
     def test_another_environments_route_of_that_name_is_refused(
         self, target: KubernetesTarget, stable: ServingSpec, k8s_controller: Controller
