@@ -48,6 +48,12 @@ def deployment_name_error(name: str) -> str:
         return f"The deployment name is empty; it must be {DNS1035_RULE}."
     if len(name) > NAME_MAX or not _DNS1035.match(name):
         return f"{name!r} is not a valid deployment name: it must be {DNS1035_RULE}."
+    if name.endswith(CANDIDATE_SUFFIX):
+        return (
+            f"{name!r} ends in {CANDIDATE_SUFFIX!r}, which names the new revision's objects beside a deployment's "
+            f"live ones during a canary, blue-green or shadow rollout ({candidate_name('churn-model')!r} for "
+            "'churn-model'); choose another name."
+        )
     return ""
 
 
@@ -87,7 +93,7 @@ def derive_deployment_name(model_name: str, *, taken: set[str] | frozenset[str] 
         base = f"m-{base}"
     base = _cut(base, NAME_MAX)
     name, n = base, 2
-    while name in taken:
+    while name in taken or name.endswith(CANDIDATE_SUFFIX):
         suffix = f"-{n}"
         name, n = _cut(base, NAME_MAX - len(suffix)) + suffix, n + 1
     return name

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from apps.deployments.backends import PermanentBackendError
 from apps.deployments.clusters import Cluster
 from apps.deployments.kube import ClusterAccessError
-from apps.deployments.naming import candidate_name, deployment_name_error
+from apps.deployments.naming import candidate_name, deployment_name_error, derive_deployment_name
 from apps.deployments.targets.base import CANDIDATE, ServingSpec, TrafficSplit
 from apps.deployments.targets.kubernetes import (
     KubernetesTarget,
@@ -33,6 +34,7 @@ from tests.emulators.k8s import Controller, EmulatorThread, label_selector_match
 from tests.emulators.k8s_controllers import DeploymentController, Stage
 from tests.emulators.k8s_gateway import admit_route, strict_fields
 
+DNS1035_LABEL = r"[a-z]([-a-z0-9]*[a-z0-9])?"  # a Service name (the API server's rule)
 IMAGE = "registry.example.com/scoring/iris:ctx-3f2a"
 GATEWAY = "gateway-system/public"
 
@@ -113,11 +115,14 @@ class CandidateRenderingTests:
         assert candidate_name("iris") == "iris-canary"
         long_a, long_b = "a" * 60 + "-one", "a" * 60 + "-two"
         derived = candidate_name(long_a)
-        assert len(derived) == 63 and derived.endswith("-canary") and deployment_name_error(derived) == ""
+        assert len(derived) == 63 and derived.endswith("-canary") and re.fullmatch(DNS1035_LABEL, derived)
         assert derived != candidate_name(long_b) and derived == candidate_name(long_a)
-        assert (
-            deployment_name_error(candidate_name("m" * 56)) == "" and candidate_name("m" * 56) == "m" * 56 + "-canary"
-        )
+        assert candidate_name("m" * 56) == "m" * 56 + "-canary"  # exactly 63: no hash needed
+
+    def test_no_deployment_may_take_a_name_a_candidate_uses(self) -> None:
+        assert "choose another name" in deployment_name_error("iris-canary")
+        assert derive_deployment_name("fraud_canary") == "fraud-canary-2"
+        assert derive_deployment_name("fraud_canary", taken={"fraud-canary-2"}) == "fraud-canary-3"
 
     def test_a_candidate_has_its_own_deployment_and_service_selecting_its_own_pods(
         self, stable: ServingSpec, candidate: ServingSpec
@@ -256,6 +261,23 @@ class GatewayTrafficTests:
 
         again = target.promote(candidate, Logs(), timeout_seconds=10)  # a worker killed after promoting: the same
         assert again.ok and target.traffic(stable) == {"r4": 100}
+
+    def test_a_promotion_replaces_a_primary_whose_own_rollout_never_finished(
+        self, k8s_api: EmulatorThread, target: KubernetesTarget, stable: ServingSpec, candidate: ServingSpec
+    ) -> None:
+        # The live revision's pods are stuck starting (60 s); the promotion's rolling update must not wait for them:
+        # pods that are not ready serve nothing, and the deployment controller removes them first.
+        slow = {stable.image: 60.0, candidate.image: 0.05}
+        script = lambda pod: [Stage(slow[pod["spec"]["containers"][0]["image"]])]  # noqa: E731
+        cluster = DeploymentController(k8s_api, stable.namespace, script).start()
+        try:
+            target.apply(stable, Logs())
+            target.apply(candidate, Logs())
+            assert target.wait_ready(candidate, Logs(), timeout_seconds=10).ok
+            promoted = target.promote(candidate, Logs(), timeout_seconds=10)
+            assert promoted.ok, promoted.message
+        finally:
+            cluster.stop()
 
     def test_a_shadow_mirror_is_applied_and_removed(
         self, target: KubernetesTarget, stable: ServingSpec, candidate: ServingSpec, k8s_controller: Controller
