@@ -717,7 +717,7 @@ class KubernetesTarget(DeploymentTarget):
             return
         with self._access(base):
             if base.gateway:
-                self._apply_route(split, log)
+                self._apply_route(split, self._route_spec(base), log)
             else:
                 self._share_by_replicas(split, log)
 
@@ -725,8 +725,7 @@ class KubernetesTarget(DeploymentTarget):
         """The spec whose object name is the route's (the deployment's own)."""
         return replace(spec, role=PRIMARY)
 
-    def _apply_route(self, split: TrafficSplit, log: Log) -> None:
-        base = self._route_spec(split.stable or split.candidate)  # type: ignore[arg-type]
+    def _apply_route(self, split: TrafficSplit, base: ServingSpec, log: Log) -> None:
         names = {"deployment": base.deployment, "namespace": base.namespace}
         hostnames = (self.route_hostname_template.format(**names),) if self.route_hostname_template else ()
         route = render_route(split, path_prefix=self.route_path_template.format(**names), hostnames=hostnames)
@@ -765,15 +764,18 @@ class KubernetesTarget(DeploymentTarget):
         if stable is None:
             return
         shared = candidate is not None and split.weight > 0
+        count, replicas = 0, 0
         if candidate is not None:
             primary = self._read_deployment(stable)
             count = int(((primary or {}).get("spec") or {}).get("replicas") or stable.replicas)
-            replicas = candidate_replicas(count, split.weight, most=candidate.max_replicas) if shared else None
+            replicas = candidate_replicas(count, split.weight, most=candidate.max_replicas) if shared else 0
             for kind in ("Deployment", "Service"):
                 live = self._read(kind, candidate)
                 if live is not None and (refusal := ownership_refusal(live, candidate, "overwrite")):
                     raise PermanentBackendError(refusal)
-            deployment = render_deployment(candidate, replicas=replicas, image_pull_secrets=self.image_pull_secrets)
+            deployment = render_deployment(
+                candidate, replicas=replicas or None, image_pull_secrets=self.image_pull_secrets
+            )
             self._apply_one(candidate, deployment, log)
         service = self._read("Service", stable)
         if service is None:
@@ -783,10 +785,10 @@ class KubernetesTarget(DeploymentTarget):
         wanted = render_service(stable, shared=shared)
         if (service.get("spec") or {}).get("selector") != wanted["spec"]["selector"]:
             self._apply_one(stable, wanted, log)
-        if shared:
+        if shared and candidate is not None:
             log(
                 f"Service {stable.namespace}/{stable.deployment} shared by {count} primary and {replicas} candidate "
-                f"replicas: about {replica_shares(count, replicas or 0)[1]}% to {candidate.revision}"  # type: ignore[union-attr]
+                f"replicas: about {replica_shares(count, replicas)[1]}% to {candidate.revision}"
             )
         else:
             log(f"Service {stable.namespace}/{stable.deployment} selects {stable.revision} (primary) only")
