@@ -279,6 +279,18 @@ class GatewayTrafficTests:
         finally:
             cluster.stop()
 
+    def test_a_stable_revision_from_before_the_gateway_was_set_still_routes_through_it(
+        self, target: KubernetesTarget, stable: ServingSpec, candidate: ServingSpec, k8s_controller: Controller
+    ) -> None:
+        # The live revision was deployed before the environment had a gateway: the candidate's word counts.
+        older = replace(stable, gateway="")
+        target.apply(older, Logs())
+        target.apply(candidate, Logs())
+        target.set_traffic(TrafficSplit(stable=older, candidate=candidate, weight=20), Logs())
+        route = k8s_controller.get("HTTPRoute", stable.namespace, "iris")
+        assert route["spec"]["parentRefs"][0]["name"] == "public"
+        assert _backends(route) == [("iris", 80), ("iris-canary", 20)]
+
     def test_a_shadow_mirror_is_applied_and_removed(
         self, target: KubernetesTarget, stable: ServingSpec, candidate: ServingSpec, k8s_controller: Controller
     ) -> None:

@@ -42,6 +42,7 @@ from apps.deployments.targets.kubernetes_traffic import (
     replica_shares,
     route_manifest,
     route_shares,
+    split_gateway,
 )
 
 __all__ = [
@@ -710,14 +711,15 @@ class KubernetesTarget(DeploymentTarget):
         return super().traffic_refusal(strategy)
 
     def set_traffic(self, split: TrafficSplit, log: Log) -> None:
-        """With Gateway API (the spec's ``gateway``): server-side apply of the deployment's HTTPRoute. Without:
-        the candidate's replicas and the primary Service's selector (``_share_by_replicas``)."""
+        """With Gateway API (``split_gateway``: the candidate's ``gateway``, else the stable revision's): server-side
+        apply of the deployment's HTTPRoute. Without: the candidate's replicas and the primary Service's selector
+        (``_share_by_replicas``)."""
         base = split.stable or split.candidate
         if base is None:
             return
         with self._access(base):
-            if base.gateway:
-                self._apply_route(split, self._route_spec(base), log)
+            if split_gateway(split):
+                self._apply_route(split, self._route_spec(replace(base, gateway=split_gateway(split))), log)
             else:
                 self._share_by_replicas(split, log)
 

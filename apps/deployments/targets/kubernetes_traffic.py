@@ -22,6 +22,7 @@ __all__ = [
     "ROUTE_PLURAL",
     "object_name",
     "gateway_parent",
+    "split_gateway",
     "route_manifest",
     "route_shares",
     "candidate_replicas",
@@ -51,6 +52,13 @@ def gateway_parent(gateway: str) -> dict[str, str]:
     if namespace:
         parent["namespace"] = namespace
     return parent
+
+
+def split_gateway(split: TrafficSplit) -> str:
+    """The gateway a split goes through: the candidate's (the newest word on the environment's setting), else the
+    stable revision's."""
+    newest = split.candidate or split.stable
+    return newest.gateway if newest is not None else ""
 
 
 def _backend(name: str, port: int, weight: int) -> dict[str, Any]:
@@ -97,7 +105,7 @@ def route_manifest(
     if filters:
         rule["filters"] = filters
     rule["backendRefs"] = backends
-    spec: dict[str, Any] = {"parentRefs": [gateway_parent(base.gateway)], "rules": [rule]}
+    spec: dict[str, Any] = {"parentRefs": [gateway_parent(split_gateway(split))], "rules": [rule]}
     if hostnames:
         spec["hostnames"] = list(hostnames)
     return {
