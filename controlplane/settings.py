@@ -365,6 +365,11 @@ KUBERNETES_ENDPOINT_TEMPLATE = env_str(
     "KUBERNETES_ENDPOINT_TEMPLATE", "http://{deployment}.{namespace}.svc.cluster.local"
 )
 KUBERNETES_IMAGE_PULL_SECRETS = env_list("KUBERNETES_IMAGE_PULL_SECRETS")
+# Progressive rollouts through Gateway API (docs/deploy-aks.md, "Traffic splitting on Kubernetes"): what each
+# deployment's HTTPRoute matches on the environment's Gateway, and the one URL clients use (default: the Service's).
+KUBERNETES_ROUTE_PATH_TEMPLATE = env_str("KUBERNETES_ROUTE_PATH_TEMPLATE", "/{namespace}/{deployment}")
+KUBERNETES_ROUTE_HOSTNAME_TEMPLATE = env_str("KUBERNETES_ROUTE_HOSTNAME_TEMPLATE")
+KUBERNETES_STABLE_URL_TEMPLATE = env_str("KUBERNETES_STABLE_URL_TEMPLATE")
 
 # --- deployment targets
 # Keyword options of each deployment target (apps/deployments/targets/), used only by the target an environment
@@ -380,6 +385,9 @@ DEPLOY_TARGET_OPTIONS = {
         "verify_ssl": KUBERNETES_VERIFY_SSL,
         "endpoint_url_template": KUBERNETES_ENDPOINT_TEMPLATE,
         "image_pull_secrets": KUBERNETES_IMAGE_PULL_SECRETS,
+        "route_path_template": KUBERNETES_ROUTE_PATH_TEMPLATE,
+        "route_hostname_template": KUBERNETES_ROUTE_HOSTNAME_TEMPLATE,
+        "stable_url_template": KUBERNETES_STABLE_URL_TEMPLATE,
         # Pods the scheduler cannot place fail after this long unless the cluster autoscaler triggered a scale-up.
         "unschedulable_grace_seconds": env_int("KUBERNETES_UNSCHEDULABLE_GRACE_SECONDS", 180),
         # Image pulls are retried by the kubelet (ACR throttling, role propagation): fail once they kept failing.

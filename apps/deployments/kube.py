@@ -122,6 +122,9 @@ class KubernetesClient:
     def autoscaling(self) -> kubernetes.client.AutoscalingV2Api:
         return kubernetes.client.AutoscalingV2Api(self.api_client)
 
+    def custom(self) -> kubernetes.client.CustomObjectsApi:
+        return kubernetes.client.CustomObjectsApi(self.api_client)
+
     # ------------------------------------------------------------------ calls
     def call(self, what: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call a typed API method and return the JSON answer as plain dicts (or text for logs).

@@ -10,6 +10,7 @@ an image build. Each function returns the broken rule as a sentence, or "" when 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 
@@ -18,6 +19,8 @@ __all__ = [
     "DNS1035_RULE",
     "deployment_name_error",
     "derive_deployment_name",
+    "candidate_name",
+    "CANDIDATE_SUFFIX",
     "dns1123_label_error",
     "label_value",
     "label_value_error",
@@ -25,6 +28,7 @@ __all__ = [
 ]
 
 NAME_MAX = 63
+CANDIDATE_SUFFIX = "-canary"
 DNS1035_RULE = (
     "a DNS-1035 label (Kubernetes Service names): at most 63 characters, lowercase letters, digits and '-', "
     "starting with a letter and ending with a letter or digit, e.g. 'churn-model'"
@@ -44,6 +48,12 @@ def deployment_name_error(name: str) -> str:
         return f"The deployment name is empty; it must be {DNS1035_RULE}."
     if len(name) > NAME_MAX or not _DNS1035.match(name):
         return f"{name!r} is not a valid deployment name: it must be {DNS1035_RULE}."
+    if name.endswith(CANDIDATE_SUFFIX):
+        return (
+            f"{name!r} ends in {CANDIDATE_SUFFIX!r}, which names the new revision's objects beside a deployment's "
+            f"live ones during a canary, blue-green or shadow rollout ({candidate_name('churn-model')!r} for "
+            "'churn-model'); choose another name."
+        )
     return ""
 
 
@@ -83,10 +93,23 @@ def derive_deployment_name(model_name: str, *, taken: set[str] | frozenset[str] 
         base = f"m-{base}"
     base = _cut(base, NAME_MAX)
     name, n = base, 2
-    while name in taken:
+    while name in taken or name.endswith(CANDIDATE_SUFFIX):
         suffix = f"-{n}"
         name, n = _cut(base, NAME_MAX - len(suffix)) + suffix, n + 1
     return name
+
+
+def candidate_name(deployment: str) -> str:
+    """The name of the objects a deployment's candidate revision serves from, beside the primary's (progressive
+    rollouts on Kubernetes): ``iris`` -> ``iris-canary``. A name too long for the suffix is cut and keeps a short
+    hash of the whole name, so two long names that share a prefix never share a candidate: the result is always a
+    valid deployment name (``deployment_name_error``) of at most 63 characters."""
+    name = f"{deployment}{CANDIDATE_SUFFIX}"
+    if len(name) <= NAME_MAX:
+        return name
+    digest = hashlib.sha256(deployment.encode()).hexdigest()[:6]
+    tail = f"-{digest}{CANDIDATE_SUFFIX}"
+    return _cut(deployment, NAME_MAX - len(tail)) + tail
 
 
 def image_repository_error(repository: str) -> str:

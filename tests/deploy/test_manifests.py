@@ -308,6 +308,8 @@ class TestRbac:
             for verb in ("get", "create", "patch", "delete"):  # read, server-side apply, tear down
                 assert (group, plural, verb) in deployer
         assert {("", "pods", "list"), ("", "events", "list"), ("", "pods/log", "get")} <= deployer
+        router = _grants(roles[TARGET_NAMESPACE, "modelplane-router"])  # HTTPRoutes of progressive rollouts
+        assert router == {("gateway.networking.k8s.io", "httproutes", v) for v in ("get", "create", "patch", "delete")}
         builder = _grants(roles[BUILD_NAMESPACE, "modelplane-builder"])
         assert {("", "pods", v) for v in ("get", "create", "delete")} <= builder
         assert {("", "events", "list"), ("", "pods/log", "get")} <= builder

@@ -35,6 +35,7 @@ import yaml
 from kmock import KubernetesError, KubernetesObjectNotFoundError
 
 from tests.emulators.k8s_auth import ANONYMOUS, Authenticator, Rbac, UserInfo, forbidden
+from tests.emulators.k8s_gateway import GATEWAY_GROUP, VERSIONS, admit_route, no_gateway_api, strict_fields
 from tests.emulators.k8s_pod_security import admit_pod
 from tests.emulators.k8s_rules import FieldOwners, validate
 
@@ -52,6 +53,7 @@ KINDS = {
     "configmaps": "ConfigMap",
     "secrets": "Secret",
     "jobs": "Job",
+    "httproutes": "HTTPRoute",
 }
 RESOURCES = {
     "Deployment": ("apps", "v1", "deployments"),
@@ -61,8 +63,10 @@ RESOURCES = {
     "Event": ("", "v1", "events"),
     "HorizontalPodAutoscaler": ("autoscaling", "v2", "horizontalpodautoscalers"),
     "PodDisruptionBudget": ("policy", "v1", "poddisruptionbudgets"),
+    "HTTPRoute": (GATEWAY_GROUP, "v1", "httproutes"),
 }
 WITH_STATUS = {"deployments", "replicasets", "pods", "services", "horizontalpodautoscalers", "poddisruptionbudgets"}
+WITH_STATUS |= {"httproutes"}
 # Strategic merge: lists of objects merged by key, as the built-in types declare (x-kubernetes-patch-merge-key).
 MERGE_KEYS = {
     "containers": "name",
@@ -207,6 +211,8 @@ class ModelplaneEmulator(kmock.KubernetesEmulator):
     # development API server; ``EmulatorThread(strict=True)`` wants a token and applies the stored RBAC objects.
     auth: Authenticator = attrs.field(factory=Authenticator, init=False)
     rbac: Rbac = attrs.field(factory=Rbac, init=False)
+    # The Gateway API release whose CRDs are installed (k8s_gateway.VERSIONS); "": none, their group answers 404.
+    gateway_api: str = attrs.field(default=VERSIONS[0], init=False)
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         try:
@@ -276,6 +282,8 @@ class ModelplaneEmulator(kmock.KubernetesEmulator):
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         self.authorize(request)
         res = request.resource
+        if res is not None and res.group == GATEWAY_GROUP and not self.gateway_api:
+            raise no_gateway_api()
         if res is None or not res.plural or request.action == kmock.action.WATCH:
             return await super()._handle(request)
         if request.params.get("watch") in ("true", "1"):
@@ -297,6 +305,9 @@ class ModelplaneEmulator(kmock.KubernetesEmulator):
             return 200, self._with_managed_fields(res, ns, self._require(res, ns, name))
         if method in ("POST", "PUT", "PATCH") and ns is not None and self.get(NAMESPACES, None, ns) is None:
             raise KubernetesObjectNotFoundError(reason="NotFound", message=f'namespaces "{ns}" not found')
+        content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip()
+        if res.group == GATEWAY_GROUP and method in ("POST", "PUT", "PATCH") and "json-patch" not in content_type:
+            strict_fields(_body(request), request.params.get("fieldValidation"), self.gateway_api)
         if method == "POST" and name is None:
             return 201, self._create(res, ns, _body(request), _manager(request))
         if method == "PUT" and name is not None:
@@ -425,6 +436,7 @@ class ModelplaneEmulator(kmock.KubernetesEmulator):
 
     def write(self, res: kmock.resource, ns: str | None, new: dict[str, Any], old: dict[str, Any] | None, manager: str):
         """A non-apply write, as the API server admits it: validated, and ``manager`` owns the fields it changed."""
+        new = self._admitted(res, new)
         validate(new.get("kind") or KINDS.get(res.plural, res.plural), new, old)
         self.owners.update((res, ns, new["metadata"]["name"]), old, new, manager)
         return self.store(res, ns, new)
@@ -446,6 +458,7 @@ class ModelplaneEmulator(kmock.KubernetesEmulator):
             owners_before = copy.deepcopy(self.owners.by_object.get(key))
             new = self.owners.apply(key, old, body, manager=request.params["fieldManager"], force=force)
             try:  # the merged object is what must be valid
+                new = self._admitted(res, new)
                 validate(body.get("kind") or KINDS.get(res.plural, res.plural), new, old)
             except KubernetesError:
                 self.owners.by_object[key] = owners_before or {}
@@ -478,6 +491,12 @@ class ModelplaneEmulator(kmock.KubernetesEmulator):
         if "status" in old:
             result["status"] = old["status"]
         return result
+
+    def _admitted(self, res: kmock.resource, obj: dict[str, Any]) -> dict[str, Any]:
+        """A custom resource as its CRD admits it (pruned, defaulted, validated); built-in kinds as they are."""
+        if res.group == GATEWAY_GROUP and res.plural == "httproutes":
+            return admit_route(obj, self.gateway_api)
+        return obj
 
     def _delete(self, res: kmock.resource, ns: str | None, name: str) -> dict[str, Any]:
         obj = self._require(res, ns, name)
@@ -520,11 +539,13 @@ class EmulatorThread:
     """The emulator on 127.0.0.1 on a free port, served from a daemon thread with its own event loop.
 
     ``strict``: as an AKS API server, not a development one: requests need a token (k8s_auth.Authenticator) and
-    are authorized by the RBAC objects stored in it. ``tls_dir``: served over HTTPS with a certificate made there
+    are authorized by the RBAC objects stored in it. ``gateway_api``: the Gateway API release whose CRDs are installed
+    ("" none; HTTPRoutes, k8s_gateway.py). ``tls_dir``: served over HTTPS with a certificate made there
     for IP:127.0.0.1 (``ca`` is its path), so a client must be given the CA or told not to verify."""
 
-    def __init__(self, *, strict: bool = False, tls_dir: Path | None = None) -> None:
+    def __init__(self, *, strict: bool = False, tls_dir: Path | None = None, gateway_api: str = VERSIONS[0]) -> None:
         self.emulator = ModelplaneEmulator()
+        self.emulator.gateway_api = gateway_api
         if strict:
             self.emulator.auth.anonymous = False
             self.emulator.rbac.mode = "RBAC"

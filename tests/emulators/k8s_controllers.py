@@ -147,11 +147,20 @@ class DeploymentController(_OnTheClock):
             progressed |= self._advance(pod, rollout, now)
         ready_new = sum(_ready(p) for p in new)
         ready_old = sum(_ready(p) for p in old)
-        if old and ready_new + ready_old > desired:  # maxUnavailable 0: an old pod goes once a new one serves
+        # maxUnavailable 0: an old pod goes once a new one serves; an old pod that is not ready (a rollout replaced
+        # before it finished) serves nothing and goes as soon as the surge is used (the controller's
+        # cleanupUnhealthyReplicas: all pods - desired - new pods not ready > 0).
+        unready_old = len(old) - ready_old
+        if old and (ready_new + ready_old > desired or (unready_old and len(new) - ready_new + desired < len(pods))):
             victim = next((p for p in old if not _ready(p)), old[0])
             self.emulator._delete(resource_of("Pod"), self.namespace, victim["metadata"]["name"])
             old.remove(victim)
             ready_old -= _ready(victim)
+            progressed = True
+        if not old and len(new) > desired:  # scaled down: the ReplicaSet deletes pods, those not ready first
+            for victim in sorted(new, key=_ready)[: len(new) - desired]:
+                self.emulator._delete(resource_of("Pod"), self.namespace, victim["metadata"]["name"])
+                new.remove(victim)
             progressed = True
         if len(new) < desired and len(new) + len(old) < desired + 1:  # maxSurge 1
             new.append(self._create_pod(deployment, template_hash, rollout, now))

@@ -19,7 +19,7 @@ from kmock import KubernetesError
 __all__ = ["validate", "FieldOwners", "GROUPS"]
 
 GROUPS = {"Deployment": "apps", "ReplicaSet": "apps", "HorizontalPodAutoscaler": "autoscaling"}
-GROUPS |= {"PodDisruptionBudget": "policy", "Job": "batch"}
+GROUPS |= {"PodDisruptionBudget": "policy", "Job": "batch", "HTTPRoute": "gateway.networking.k8s.io"}
 _DNS1123_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS1123_SUBDOMAIN = rf"{_DNS1123_LABEL}(\.{_DNS1123_LABEL})*"
 _DNS1035_LABEL = "[a-z]([-a-z0-9]*[a-z0-9])?"

@@ -16,14 +16,34 @@ import contextlib
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from apps.deployments.backends import PermanentBackendError
 from apps.deployments.kube import ClusterAccessError, KubernetesClient, status_of
 from apps.deployments.naming import label_value
-from apps.deployments.targets.base import DeploymentTarget, Log, Readiness, ServingSpec
+from apps.deployments.targets.base import (
+    CANDIDATE,
+    PRIMARY,
+    DeploymentTarget,
+    Log,
+    Readiness,
+    ServingSpec,
+    TrafficSplit,
+)
 from apps.deployments.targets.kubernetes_pods import conditions, diagnose_pods, involved, latest_warning, unschedulable
+from apps.deployments.targets.kubernetes_traffic import (
+    GATEWAY_GROUP,
+    ROUTE_PLURAL,
+    ROUTE_VERSION,
+    candidate_replicas,
+    object_name,
+    replica_shares,
+    route_manifest,
+    route_shares,
+    split_gateway,
+)
 
 __all__ = [
     "KubernetesTarget",
@@ -38,6 +58,9 @@ __all__ = [
     "render_service",
     "render_hpa",
     "render_pdb",
+    "render_route",
+    "shared_selector",
+    "ROLE_LABEL",
     "recommended_labels",
     "selector_labels",
     "diagnose_pods",
@@ -56,11 +79,14 @@ CPU_TARGET_PERCENT = 70
 TMP_VOLUME = "tmp"
 TMP_SIZE_LIMIT = "1Gi"
 REVISION_LABEL = "modelplane.io/revision"
+ROLE_LABEL = "modelplane.io/role"  # on a candidate's objects and pods only (the primary's pods keep their labels)
 ANNOTATION_MODEL_URI = "modelplane.io/model-uri"
 ANNOTATION_REVISION = "modelplane.io/revision"
 ANNOTATION_IMAGE_DIGEST = "modelplane.io/image-digest"
+ANNOTATION_CANDIDATE_REVISION = "modelplane.io/candidate-revision"  # on the HTTPRoute, while it splits
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 DEFAULT_ENDPOINT = "http://{deployment}.{namespace}.svc.cluster.local"
+DEFAULT_ROUTE_PATH = "/{namespace}/{deployment}"  # an HTTPRoute's path prefix on the Gateway, rewritten to "/"
 
 Manifest = dict[str, Any]
 
@@ -96,12 +122,18 @@ def ownership_refusal(live: Manifest, spec: ServingSpec, verb: str) -> str | Non
 
 
 def selector_labels(spec: ServingSpec) -> dict[str, str]:
-    """The immutable part: a Deployment's selector cannot change after creation, so no version in it."""
-    return {"app.kubernetes.io/name": "scoring-server", "app.kubernetes.io/instance": spec.deployment}
+    """The immutable part: a Deployment's selector cannot change after creation, so no version in it. A candidate's
+    pods are an instance of their own (``<name>-canary``), apart from the primary Deployment's and Service's."""
+    return {"app.kubernetes.io/name": "scoring-server", "app.kubernetes.io/instance": object_name(spec)}
+
+
+def shared_selector(spec: ServingSpec) -> dict[str, str]:
+    """The primary Service's selector while a canary shares it without Gateway API: primary and candidate pods."""
+    return {"app.kubernetes.io/name": "scoring-server", **ownership_labels(spec)}
 
 
 def recommended_labels(spec: ServingSpec) -> dict[str, str]:
-    return {
+    labels = {
         **selector_labels(spec),
         **ownership_labels(spec),
         "app.kubernetes.io/version": _label_value(spec.model_version),
@@ -109,6 +141,9 @@ def recommended_labels(spec: ServingSpec) -> dict[str, str]:
         "app.kubernetes.io/part-of": "modelplane",
         "app.kubernetes.io/managed-by": "modelplane",
     }
+    if spec.role == CANDIDATE:
+        labels[ROLE_LABEL] = CANDIDATE
+    return labels
 
 
 def _annotations(spec: ServingSpec) -> dict[str, str]:
@@ -121,7 +156,7 @@ def _annotations(spec: ServingSpec) -> dict[str, str]:
 
 def _metadata(spec: ServingSpec) -> dict[str, Any]:
     return {
-        "name": spec.deployment,
+        "name": object_name(spec),
         "namespace": spec.namespace,
         "labels": recommended_labels(spec),
         "annotations": _annotations(spec),
@@ -190,11 +225,13 @@ def render_deployment(
     image_pull_secrets: tuple[str, ...] = (),
     autoscaled: bool = False,
 ) -> Manifest:
-    """The Deployment. ``replicas`` defaults to the spec's, clamped to the autoscaling bounds; left out when
-    ``autoscaled`` (the HorizontalPodAutoscaler owns the field, and applying it would fight the autoscaler)."""
+    """The Deployment. ``replicas`` defaults to the spec's, clamped to the autoscaling bounds (a candidate's to
+    1..max: the traffic split sizes it); left out when ``autoscaled`` (the HorizontalPodAutoscaler owns the field,
+    and applying it would fight the autoscaler)."""
     if replicas is None:
         replicas = spec.replicas
-    replicas = min(max(replicas, spec.min_replicas), max(spec.max_replicas, spec.min_replicas))
+    least = 1 if spec.role == CANDIDATE else spec.min_replicas
+    replicas = min(max(replicas, least), max(spec.max_replicas, least))
     pod_labels = {**recommended_labels(spec), REVISION_LABEL: _label_value(spec.revision)}
     pod_spec: dict[str, Any] = {
         "containers": [_container(spec)],
@@ -245,14 +282,15 @@ def render_deployment(
     return manifest
 
 
-def render_service(spec: ServingSpec) -> Manifest:
+def render_service(spec: ServingSpec, *, shared: bool = False) -> Manifest:
+    """The revision's Service; ``shared``: the primary's, selecting the candidate's pods too (``shared_selector``)."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": _metadata(spec),
         "spec": {
             "type": "ClusterIP",
-            "selector": selector_labels(spec),
+            "selector": shared_selector(spec) if shared else selector_labels(spec),
             "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
         },
     }
@@ -264,7 +302,7 @@ def render_hpa(spec: ServingSpec) -> Manifest:
         "kind": "HorizontalPodAutoscaler",
         "metadata": _metadata(spec),
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.deployment},
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": object_name(spec)},
             "minReplicas": spec.min_replicas,
             "maxReplicas": max(spec.max_replicas, spec.min_replicas),
             "metrics": [
@@ -302,11 +340,32 @@ def render_manifests(
     image_pull_secrets: tuple[str, ...] = (),
     autoscaled: bool = False,
 ) -> list[Manifest]:
-    """Everything ``apply`` sends, in the order it sends it."""
+    """Everything ``apply`` sends, in the order it sends it. A candidate gets its Service and Deployment only: it
+    serves for the length of a rollout, sized by the traffic split, and is not autoscaled."""
     deployment = render_deployment(
         spec, replicas=replicas, image_pull_secrets=image_pull_secrets, autoscaled=autoscaled
     )
+    if spec.role == CANDIDATE:
+        return [render_service(spec), deployment]
     return [render_service(spec), render_pdb(spec), deployment, render_hpa(spec)]
+
+
+def render_route(split: TrafficSplit, *, path_prefix: str = "/", hostnames: tuple[str, ...] = ()) -> Manifest:
+    """The deployment's HTTPRoute for ``split`` (``kubernetes_traffic.route_manifest``), owned like its objects."""
+    base = split.stable or split.candidate
+    if base is None:
+        raise ValueError("a traffic split needs a stable or a candidate revision")
+    labels = {
+        **ownership_labels(base),
+        "app.kubernetes.io/part-of": "modelplane",
+        "app.kubernetes.io/managed-by": "modelplane",
+    }
+    annotations = {ANNOTATION_REVISION: (split.stable or base).revision}
+    if split.candidate is not None:
+        annotations[ANNOTATION_CANDIDATE_REVISION] = split.candidate.revision
+    return route_manifest(
+        split, labels=labels, annotations=annotations, port=SERVICE_PORT, path_prefix=path_prefix, hostnames=hostnames
+    )
 
 
 def owned_by_another(live: Manifest, manager: str, *path: str) -> bool:
@@ -320,12 +379,39 @@ def owned_by_another(live: Manifest, manager: str, *path: str) -> bool:
     return False
 
 
+class RouteApi:
+    """HTTPRoutes through ``CustomObjectsApi`` with the typed APIs' method shapes (``*_namespaced_route(name,
+    namespace, ...)``), so the target reads, applies and deletes them as it does its other objects."""
+
+    def __init__(self, custom: Any) -> None:
+        self.custom = custom
+
+    def read_namespaced_route(self, name: str, namespace: str, **kwargs: Any) -> Any:
+        return self.custom.get_namespaced_custom_object(
+            GATEWAY_GROUP, ROUTE_VERSION, namespace, ROUTE_PLURAL, name, **kwargs
+        )
+
+    def patch_namespaced_route(self, name: str, namespace: str, body: Manifest, **kwargs: Any) -> Any:
+        # Strict: a field this Gateway API version does not know is refused rather than silently dropped.
+        return self.custom.patch_namespaced_custom_object(
+            GATEWAY_GROUP, ROUTE_VERSION, namespace, ROUTE_PLURAL, name, body, field_validation="Strict", **kwargs
+        )
+
+    def delete_namespaced_route(self, name: str, namespace: str, **kwargs: Any) -> Any:
+        return self.custom.delete_namespaced_custom_object(
+            GATEWAY_GROUP, ROUTE_VERSION, namespace, ROUTE_PLURAL, name, **kwargs
+        )
+
+
 # ---------------------------------------------------------------------------------------------- the target
 class KubernetesTarget(DeploymentTarget):
     """Options: the cluster's (``kube.CONNECTION_OPTIONS``: ``cluster``, a name in ``KUBERNETES_CLUSTERS``; else the
     default cluster's ``api_url`` + ``token``, ``verify_ssl``, ``ca_cert``, else ``kubeconfig`` + ``context``, else
     the in-cluster service account). Also ``endpoint_url_template``
-    (``{deployment}``, ``{namespace}``), ``image_pull_secrets``, ``poll_interval_seconds``,
+    (``{deployment}``, ``{namespace}``: a revision's own URL), ``stable_url_template`` (the deployment's URL for
+    clients, default ``endpoint_url_template``; with Gateway API, the Gateway's address and the route's path),
+    ``route_path_template`` and ``route_hostname_template`` (what the deployment's HTTPRoute matches),
+    ``image_pull_secrets``, ``poll_interval_seconds``,
     ``request_timeout_seconds``, ``log_tail_lines``, ``unschedulable_grace_seconds``, ``image_pull_grace_seconds``
     (``diagnose_pods``)."""
 
@@ -334,6 +420,9 @@ class KubernetesTarget(DeploymentTarget):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.endpoint_url_template: str = options.get("endpoint_url_template") or DEFAULT_ENDPOINT
+        self.stable_url_template: str = options.get("stable_url_template") or self.endpoint_url_template
+        self.route_path_template: str = options.get("route_path_template") or DEFAULT_ROUTE_PATH
+        self.route_hostname_template: str = options.get("route_hostname_template") or ""
         secrets = options.get("image_pull_secrets") or ()
         if isinstance(secrets, str):
             secrets = [s.strip() for s in secrets.split(",") if s.strip()]
@@ -358,12 +447,19 @@ class KubernetesTarget(DeploymentTarget):
 
     def _read_deployment(self, spec: ServingSpec) -> Manifest | None:
         read = self.cluster.apps().read_namespaced_deployment
-        return self.cluster.read("read the Deployment", read, spec.deployment, spec.namespace)
+        return self.cluster.read("read the Deployment", read, object_name(spec), spec.namespace)
+
+    def _api(self, kind: str) -> tuple[Any, str]:
+        """(typed API, method suffix) of ``kind``; HTTPRoute only when asked, as a cluster without Gateway API
+        (or a Role without httproutes) must still serve environments that use none."""
+        if kind == "HTTPRoute":
+            return RouteApi(self.cluster.custom()), "route"
+        return self._apis()[kind]
 
     def _read(self, kind: str, spec: ServingSpec) -> Manifest | None:
-        api, suffix = self._apis()[kind]
+        api, suffix = self._api(kind)
         found = self.cluster.read(
-            f"read the {kind}", getattr(api, f"read_namespaced_{suffix}"), spec.deployment, spec.namespace
+            f"read the {kind}", getattr(api, f"read_namespaced_{suffix}"), object_name(spec), spec.namespace
         )
         if found is not None:
             found.setdefault("kind", kind)
@@ -372,7 +468,8 @@ class KubernetesTarget(DeploymentTarget):
     def _check_ownership(self, spec: ServingSpec) -> Manifest | None:
         """Refuse (before writing anything) when an object of that name belongs to another deployment; returns
         the live Deployment."""
-        live: dict[str, Manifest | None] = {kind: self._read(kind, spec) for kind in self._apis()}
+        kinds = ("Service", "Deployment") if spec.role == CANDIDATE else tuple(self._apis())
+        live: dict[str, Manifest | None] = {kind: self._read(kind, spec) for kind in kinds}
         for obj in live.values():
             if obj is not None and (refusal := ownership_refusal(obj, spec, "overwrite")):
                 raise PermanentBackendError(refusal)
@@ -383,9 +480,10 @@ class KubernetesTarget(DeploymentTarget):
         person's or a controller's edit (kubectl, the autoscaler) is taken over, as before; one with another
         environment's manager is refused, naming it."""
         kind = manifest["kind"]
-        api, suffix = self._apis()[kind]
+        api, suffix = self._api(kind)
         patch = getattr(api, f"patch_namespaced_{suffix}")
-        args = (f"apply the {kind}", patch, spec.deployment, spec.namespace, manifest)
+        name = manifest["metadata"]["name"]
+        args = (f"apply the {kind}", patch, name, spec.namespace, manifest)
         options = {"field_manager": field_manager(spec), "_content_type": APPLY_CONTENT_TYPE}
         try:
             return self.cluster.call(*args, **options)
@@ -396,10 +494,10 @@ class KubernetesTarget(DeploymentTarget):
             rivals = sorted(m for m in managers if m.startswith(f"{FIELD_MANAGER}-") and m != field_manager(spec))
             if rivals:
                 raise PermanentBackendError(
-                    f"{kind} {spec.namespace}/{spec.deployment} is also managed by {', '.join(rivals)}; "
+                    f"{kind} {spec.namespace}/{name} is also managed by {', '.join(rivals)}; "
                     f"{spec.environment} will not take it over: {exc.message}"
                 ) from exc
-            log(f"taking over fields of {kind} {spec.namespace}/{spec.deployment} from {', '.join(sorted(managers))}")
+            log(f"taking over fields of {kind} {spec.namespace}/{name} from {', '.join(sorted(managers))}")
             return self.cluster.call(*args, force=True, **options)
 
     @contextlib.contextmanager
@@ -433,7 +531,7 @@ class KubernetesTarget(DeploymentTarget):
             result = self._apply_one(spec, manifest, log)
             meta = result.get("metadata") or {}
             kind = manifest["kind"]
-            log(f"applied {kind} {spec.namespace}/{spec.deployment} (resourceVersion {meta.get('resourceVersion')})")
+            log(f"applied {kind} {spec.namespace}/{meta.get('name')} (resourceVersion {meta.get('resourceVersion')})")
 
     def wait_ready(self, spec: ServingSpec, log: Log, *, timeout_seconds: float) -> Readiness:
         with self._access(spec):
@@ -462,7 +560,7 @@ class KubernetesTarget(DeploymentTarget):
         """One look at the rollout: (a final result or None, a progress line)."""
         deployment = self._read_deployment(spec)
         if deployment is None:
-            message = f"Deployment {spec.namespace}/{spec.deployment} does not exist"
+            message = f"Deployment {spec.namespace}/{object_name(spec)} does not exist"
             return Readiness(ok=False, message=message), message
         status = deployment.get("status") or {}
         desired = int((deployment.get("spec") or {}).get("replicas", 1))
@@ -544,7 +642,7 @@ class KubernetesTarget(DeploymentTarget):
         return ""
 
     def endpoint_url(self, spec: ServingSpec) -> str:
-        return self.endpoint_url_template.format(deployment=spec.deployment, namespace=spec.namespace).rstrip("/")
+        return self.endpoint_url_template.format(deployment=object_name(spec), namespace=spec.namespace).rstrip("/")
 
     def delete(self, spec: ServingSpec, log: Log) -> None:
         """Deletes this deployment's objects only: one of that name owned by another environment's deployment
@@ -553,10 +651,25 @@ class KubernetesTarget(DeploymentTarget):
             self._delete(spec, log)
 
     def _delete(self, spec: ServingSpec, log: Log) -> None:
+        primary, candidate = replace(spec, role=PRIMARY), replace(spec, role=CANDIDATE)
+        if spec.gateway:
+            self._delete_route(primary, log)
+        self._delete_objects(candidate, log)
+        self._delete_objects(primary, log)
+
+    def _delete_objects(self, spec: ServingSpec, log: Log) -> None:
+        """The objects ``spec`` serves from (its role's), those of another owner left alone."""
         apis = self._apis()
-        for kind in ("HorizontalPodAutoscaler", "Deployment", "PodDisruptionBudget", "Service"):
+        if spec.role == CANDIDATE:
+            kinds: tuple[str, ...] = ("Deployment", "Service")
+        else:
+            kinds = ("HorizontalPodAutoscaler", "Deployment", "PodDisruptionBudget", "Service")
+        for kind in kinds:
             api, suffix = apis[kind]
+            name = object_name(spec)
             live = self._read(kind, spec)
+            if live is None and spec.role == CANDIDATE:
+                continue  # most deployments never had one: no "already gone" lines for them
             if live is not None and (refusal := ownership_refusal(live, spec, "delete")):
                 log(f"left alone: {refusal}")
                 continue
@@ -564,16 +677,187 @@ class KubernetesTarget(DeploymentTarget):
                 self.cluster.call(
                     f"delete the {kind}",
                     getattr(api, f"delete_namespaced_{suffix}"),
-                    spec.deployment,
+                    name,
                     spec.namespace,
                     propagation_policy="Background",
                 )
             except PermanentBackendError as exc:
                 if status_of(exc) != 404:
                     raise
-                log(f"{kind} {spec.namespace}/{spec.deployment} already gone")
+                log(f"{kind} {spec.namespace}/{name} already gone")
             else:
-                log(f"deleted {kind} {spec.namespace}/{spec.deployment}")
+                log(f"deleted {kind} {spec.namespace}/{name}")
 
     def retire(self, spec: ServingSpec, log: Log) -> None:
-        """A rolling update replaced the older revision's pods in place: nothing is left to stop."""
+        """A candidate's objects are deleted (a rollout aborted, or promoted into the primary). A primary's: a
+        rolling update replaced the older revision's pods in place, nothing is left to stop."""
+        if spec.role == CANDIDATE:
+            with self._access(spec):
+                self._delete_objects(spec, log)
+
+    # ------------------------------------------------------------------ progressive delivery
+    def stable_url(self, spec: ServingSpec) -> str:
+        return self.stable_url_template.format(deployment=spec.deployment, namespace=spec.namespace).rstrip("/")
+
+    def traffic_refusal(self, strategy: str, *, gateway: str = "") -> str | None:
+        if strategy == "shadow" and not gateway:
+            return (
+                "A shadow rollout mirrors live requests to the new revision, which needs Gateway API on the "
+                "cluster, and this environment has no gateway. Install Gateway API and set the environment's "
+                "gateway (namespace/name of the Gateway), or choose canary or blue_green."
+            )
+        if strategy in ("all_at_once", "canary", "blue_green", "shadow"):
+            return None
+        return super().traffic_refusal(strategy)
+
+    def set_traffic(self, split: TrafficSplit, log: Log) -> None:
+        """With Gateway API (``split_gateway``: the candidate's ``gateway``, else the stable revision's): server-side
+        apply of the deployment's HTTPRoute. Without: the candidate's replicas and the primary Service's selector
+        (``_share_by_replicas``)."""
+        base = split.stable or split.candidate
+        if base is None:
+            return
+        with self._access(base):
+            if split_gateway(split):
+                self._apply_route(split, self._route_spec(replace(base, gateway=split_gateway(split))), log)
+            else:
+                self._share_by_replicas(split, log)
+
+    def _route_spec(self, spec: ServingSpec) -> ServingSpec:
+        """The spec whose object name is the route's (the deployment's own)."""
+        return replace(spec, role=PRIMARY)
+
+    def _apply_route(self, split: TrafficSplit, base: ServingSpec, log: Log) -> None:
+        names = {"deployment": base.deployment, "namespace": base.namespace}
+        hostnames = (self.route_hostname_template.format(**names),) if self.route_hostname_template else ()
+        route = render_route(split, path_prefix=self.route_path_template.format(**names), hostnames=hostnames)
+        live = self._read("HTTPRoute", base)
+        if live is not None and (refusal := ownership_refusal(live, base, "overwrite")):
+            raise PermanentBackendError(refusal)
+        try:
+            self._apply_one(base, route, log)
+        except PermanentBackendError as exc:
+            if status_of(exc) == 404:
+                raise PermanentBackendError(
+                    f"Environment {base.environment} routes through the Gateway {base.gateway}, but the cluster has "
+                    f"no Gateway API ({GATEWAY_GROUP}/{ROUTE_VERSION} {ROUTE_PLURAL}): install its CRDs (v1.3 or "
+                    "later for a mirror percent), or clear the environment's gateway."
+                ) from exc
+            if status_of(exc) == 400 and "requestMirror.percent" in exc.message:
+                raise PermanentBackendError(
+                    f"The Gateway API of environment {base.environment}'s cluster is older than v1.3 and cannot "
+                    f"mirror {split.mirror_percent}% of requests (only all of them): use mirror_percent 100, or "
+                    "upgrade its Gateway API CRDs (AKS installs v1.3.0 from Kubernetes 1.34)."
+                ) from exc
+            raise
+        shares = ", ".join(f"{ref['name']} {ref['weight']}%" for ref in route["spec"]["rules"][0]["backendRefs"])
+        mirror = next(
+            (f["requestMirror"] for f in route["spec"]["rules"][0].get("filters", []) if f["type"] == "RequestMirror"),
+            None,
+        )
+        mirrored = f", mirroring {mirror.get('percent', 100)}% to {mirror['backendRef']['name']}" if mirror else ""
+        log(f"HTTPRoute {base.namespace}/{base.deployment}: {shares}{mirrored}")
+
+    def _share_by_replicas(self, split: TrafficSplit, log: Log) -> None:
+        """Without Gateway API a canary shares the primary Service: its selector widens to the candidate's pods,
+        and the candidate gets ``weight`` percent of the pods (approximate; ``candidate_replicas``). With no
+        weight (blue-green, or back to the stable revision) the Service selects the primary's pods only."""
+        stable, candidate = split.stable, split.candidate
+        if stable is None:
+            return
+        shared = candidate is not None and split.weight > 0
+        count, replicas = 0, 0
+        if candidate is not None:
+            primary = self._read_deployment(stable)
+            count = int(((primary or {}).get("spec") or {}).get("replicas") or stable.replicas)
+            replicas = candidate_replicas(count, split.weight, most=candidate.max_replicas) if shared else 0
+            for kind in ("Deployment", "Service"):
+                live = self._read(kind, candidate)
+                if live is not None and (refusal := ownership_refusal(live, candidate, "overwrite")):
+                    raise PermanentBackendError(refusal)
+            deployment = render_deployment(
+                candidate, replicas=replicas or None, image_pull_secrets=self.image_pull_secrets
+            )
+            self._apply_one(candidate, deployment, log)
+        service = self._read("Service", stable)
+        if service is None:
+            raise PermanentBackendError(f"Service {stable.namespace}/{stable.deployment} does not exist")
+        if refusal := ownership_refusal(service, stable, "overwrite"):
+            raise PermanentBackendError(refusal)
+        wanted = render_service(stable, shared=shared)
+        if (service.get("spec") or {}).get("selector") != wanted["spec"]["selector"]:
+            self._apply_one(stable, wanted, log)
+        if shared and candidate is not None:
+            log(
+                f"Service {stable.namespace}/{stable.deployment} shared by {count} primary and {replicas} candidate "
+                f"replicas: about {replica_shares(count, replicas)[1]}% to {candidate.revision}"
+            )
+        else:
+            log(f"Service {stable.namespace}/{stable.deployment} selects {stable.revision} (primary) only")
+
+    def traffic(self, spec: ServingSpec) -> dict[str, int]:
+        """Revision -> percent, as applied: from the HTTPRoute's weights, or from the replica counts behind the
+        shared Service (labelled by the ``modelplane.io/revision`` annotation of each side's objects)."""
+        with self._access(spec):
+            return self._route_traffic(spec) if spec.gateway else self._replica_traffic(spec)
+
+    def _revision_of(self, kind: str, spec: ServingSpec, name: str) -> str:
+        live = self._read(kind, replace(spec, role=CANDIDATE if name != spec.deployment else PRIMARY))
+        return ((live or {}).get("metadata", {}).get("annotations") or {}).get(ANNOTATION_REVISION) or name
+
+    def _route_traffic(self, spec: ServingSpec) -> dict[str, int]:
+        route = self._read("HTTPRoute", self._route_spec(spec))
+        if route is None:
+            return {}
+        shares, mirror = route_shares(route)
+        weights: dict[str, int] = {}
+        for name, percent in shares.items():
+            revision = self._revision_of("Service", spec, name)
+            weights[revision] = weights.get(revision, 0) + percent
+        return {**weights, "mirror": mirror} if mirror else weights
+
+    def _replica_traffic(self, spec: ServingSpec) -> dict[str, int]:
+        primary_spec, candidate_spec = replace(spec, role=PRIMARY), replace(spec, role=CANDIDATE)
+        service, primary = self._read("Service", primary_spec), self._read_deployment(primary_spec)
+        if service is None or primary is None:
+            return {}
+        stable = ((primary.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_REVISION) or spec.deployment
+        candidate = self._read_deployment(candidate_spec)
+        if candidate is None:
+            return {stable: 100}
+        revision = ((candidate.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_REVISION) or "candidate"
+        if (service.get("spec") or {}).get("selector") != shared_selector(primary_spec):
+            return {stable: 100, revision: 0}
+        kept, moved = replica_shares(
+            int((primary.get("spec") or {}).get("replicas") or 0),
+            int((candidate.get("spec") or {}).get("replicas") or 0),
+        )
+        return {stable: kept, revision: moved} if stable != revision else {stable: 100}
+
+    def promote(self, candidate: ServingSpec, log: Log, *, timeout_seconds: float) -> Readiness:
+        """Flagger's primary/canary: the candidate's spec is applied to the primary Deployment (a rolling update,
+        the primary's pods serving throughout), and once it is ready all traffic goes to ``<name>`` and the
+        candidate's objects are deleted."""
+        primary = replace(candidate, role=PRIMARY)
+        self.apply(primary, log)
+        readiness = self.wait_ready(primary, log, timeout_seconds=timeout_seconds)
+        if readiness.ok:
+            self.set_traffic(TrafficSplit(stable=primary), log)
+            self.retire(replace(candidate, role=CANDIDATE), log)
+        return readiness
+
+    def _delete_route(self, spec: ServingSpec, log: Log) -> None:
+        live = self._read("HTTPRoute", spec)
+        if live is None:
+            log(f"HTTPRoute {spec.namespace}/{spec.deployment} already gone")
+            return
+        if refusal := ownership_refusal(live, spec, "delete"):
+            log(f"left alone: {refusal}")
+            return
+        api, _ = self._api("HTTPRoute")
+        try:
+            self.cluster.call("delete the HTTPRoute", api.delete_namespaced_route, spec.deployment, spec.namespace)
+        except PermanentBackendError as exc:
+            if status_of(exc) != 404:
+                raise
+        log(f"deleted HTTPRoute {spec.namespace}/{spec.deployment}")
