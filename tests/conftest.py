@@ -13,12 +13,16 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import requests
+from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection
@@ -33,7 +37,7 @@ from apps.deployments.models import Deployment, Environment, Revision
 from apps.deployments.services import environment_ensure
 from tests.emulators.k8s import Controller, EmulatorThread
 from tests.promotions.helpers import MODEL
-from tests.registries import Registry, http_registry, sqlite_registry
+from tests.registries import Registry, free_port, http_registry, sqlite_registry
 from tests.telemetry import line, write_lines
 
 PASSWORD = "correct horse battery staple"
@@ -258,6 +262,42 @@ def k8s_namespace(k8s_controller: Controller) -> str:
     name = f"test-{next(_namespaces)}"
     k8s_controller.create_namespace(name)
     return name
+
+
+@pytest.fixture
+def scoring_server(registry, local_dirs):
+    """A real scoring server for credit-default v1: what a Kubernetes Service would route to (the target's
+    ``endpoint_url_template`` points at it), so that smoke tests on the emulated cluster score for real."""
+    from apps.registry import selectors as registry_selectors
+    from tests.workers import wait_for
+
+    model_dir = registry_selectors.model_files_get(name="credit-default", version="1", cache_dir=local_dirs / "m")
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(django_settings.SCORING_IMAGE_DIR),
+        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scoring", "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _serves(url), timeout=90, what="the stand-in scoring server")
+        yield url, model_dir
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _serves(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/health/ready", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 # ---------------------------------------------------------------------------- a monitored deployment

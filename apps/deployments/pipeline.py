@@ -95,7 +95,7 @@ def serving_spec(revision: Revision) -> ServingSpec:
     deployment, config = revision.deployment, revision.config
     return ServingSpec(
         role=CANDIDATE if is_candidate(revision) else PRIMARY,
-        gateway=config.get("gateway", ""),
+        gateway=deployment.environment.gateway,  # the route is the deployment's: always the current gateway
         deployment=deployment.name,
         namespace=config.get("namespace") or "default",
         environment=deployment.environment.name,

@@ -4,21 +4,14 @@ for the Service (the target's ``endpoint_url_template`` points at it)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 from dataclasses import replace
 
 import pytest
-import requests
-from django.conf import settings as django_settings
 
 from apps.deployments import pipeline, services
 from apps.deployments.choices import DeploymentStatus, RevisionStatus
 from apps.deployments.models import Deployment, Environment, Revision
-from apps.registry import selectors as registry_selectors
-from tests.registries import free_port
 from tests.workers import wait_for
 
 pytestmark = pytest.mark.django_db
@@ -60,38 +53,6 @@ class PlayedController:
                     self.controller.create_pod(self.namespace, name, f"g{generation}", container_state=state)
                 else:
                     self.controller.complete_rollout(self.namespace, name)
-
-
-@pytest.fixture
-def scoring_server(registry, local_dirs):
-    """A real scoring server for credit-default v1: what the Service would route to."""
-    model_dir = registry_selectors.model_files_get(name="credit-default", version="1", cache_dir=local_dirs / "m")
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(django_settings.SCORING_IMAGE_DIR),
-        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "scoring", "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: _ready(url), timeout=90, what="the stand-in scoring server")
-        yield url, model_dir
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _ready(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/health/ready", timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 @pytest.fixture
