@@ -1,4 +1,5 @@
-// Live progress of a revision: polls its JSON and updates the steps in place until it is final.
+// Live progress of a revision: polls its JSON and updates the steps in place until it is final; other scripts of
+// the page hear each answer as a "revision:update" event.
 (function () {
   "use strict";
   const list = document.getElementById("steps");
@@ -36,6 +37,7 @@
     const error = document.getElementById("revision-error");
     error.hidden = !revision.error;
     error.textContent = revision.error;
+    document.dispatchEvent(new CustomEvent("revision:update", {detail: revision}));  // rollout.js redraws its card
     return ["live", "failed", "rolled_back", "superseded"].includes(revision.status);
   }
 
