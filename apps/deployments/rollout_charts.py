@@ -117,19 +117,20 @@ def _figure(metric: str, checks: list, *, candidate: str) -> dict:
             xanchor="right",
             yanchor="bottom",
             font={"size": 11, "color": _THRESHOLD},
+            name="threshold",
             bgcolor="rgba(255,255,255,0.8)",
         )
     fig.update_layout(
         height=230,
-        margin={"l": 52, "r": 12, "t": 10, "b": 34},
+        margin={"l": 52, "r": 12, "t": 26, "b": 30},
         font=_FONT,
         paper_bgcolor="rgba(0,0,0,0)",
         plot_bgcolor="#ffffff",
-        legend={"orientation": "h", "y": -0.22, "x": 0},
+        legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0, "font": {"size": 11}},
         showlegend=True,
         hovermode="closest",
     )
-    fig.update_xaxes(gridcolor="#eef0f3")
+    fig.update_xaxes(gridcolor="#eef0f3", tickformat="%H:%M:%S", nticks=5, tickangle=0)
     fig.update_yaxes(
         gridcolor="#eef0f3",
         rangemode="tozero" if info.limit == "max" else "normal",  # agreement near 100%: show the gap, not the 0

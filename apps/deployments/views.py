@@ -164,7 +164,7 @@ _CONTROL_DONE = {
     PROMOTE: "{label} is promoted now: it takes all traffic at the rollout's next tick.",
     PAUSE: "{label} is paused at {weight}% of traffic; no interval is judged until it resumes.",
     RESUME: "{label} resumes; the current interval starts again.",
-    ABORT: "Aborting {label}: all traffic goes back to the live revision and {label} rolls back.",
+    ABORT: "Aborting {label}: all traffic goes back to {stable} and {label} rolls back.",
 }
 
 
@@ -177,7 +177,10 @@ def _revision_control(request: HttpRequest, pk: int, action: str) -> HttpRespons
     except ApplicationError as exc:
         flash_error(request, exc)
         return _revision_page(request, selectors.revision_get(pk=pk), status=exc.status_code)
-    messages.success(request, _CONTROL_DONE[action].format(label=revision.label, weight=revision.canary_weight))
+    live = revision.deployment.live_revision
+    stable = live.label if live and live.pk != revision.pk else "the live revision"
+    done = _CONTROL_DONE[action].format(label=revision.label, weight=revision.canary_weight, stable=stable)
+    messages.success(request, done)
     return redirect("deployments:revision_detail", pk=pk)
 
 

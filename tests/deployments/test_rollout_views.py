@@ -31,7 +31,9 @@ def _post(client, revision: Revision, action: str, **kwargs):
 
 
 class RevisionPageRolloutTests:
-    def test_a_lead_sees_the_traffic_bar_the_plan_the_checks_the_charts_and_the_buttons(self, client, alice, deployment):
+    def test_a_lead_sees_the_traffic_bar_the_plan_the_checks_the_charts_and_the_buttons(
+        self, client, alice, deployment
+    ):
         revision = canary_in_progress(deployment, requested_by=alice)
         client.force_login(alice)
         response = _page(client, revision)
@@ -46,7 +48,7 @@ class RevisionPageRolloutTests:
         due = re.search(r'data-due="([^"]+)"', html)
         assert due and due.group(1) == (revision.step_started_at + timezone.timedelta(seconds=60)).isoformat()
         # the checks, newest first; the failed one stands out and says by how much it missed
-        rows = re.findall(r'<tr class="check-(\w+)" data-metric="(\w+)"', html)
+        rows = re.findall(r"<tr class=\"check-(\w+)[^\"]*\" data-metric=\"(\w+)\"", html)
         assert len(rows) == 12
         assert [m for v, m in rows if v == "fail"] == ["p99_ms"]
         assert "730 ms" in html and "max 500 ms" in html and "230 ms over the maximum" in html
@@ -99,7 +101,9 @@ class RevisionPageRolloutTests:
         failed = re.search(r'<div class="callout rollout-note bad" id="rollout-failed">(.*?)</div>', html, re.S)
         assert failed, "the failed checks are called out"
         assert "what failed at 50% (interval 2)" in failed.group(1)
-        assert "<b>Error rate</b> of r3: 12.0% against max 1.00%, <b>11.0 points over the maximum</b>" in failed.group(1)
+        assert "<b>Error rate</b> of r3: 12.0% against max 1.00%, <b>11.0 points over the maximum</b>" in failed.group(
+            1
+        )
         assert 'data-stable="100" data-candidate="0"' in html and _buttons(html) == set()
 
     def test_the_card_alone_is_served_for_the_live_refresh_with_the_key_the_page_compares(
@@ -121,7 +125,11 @@ class RolloutControlViewTests:
         [
             ("promote", {"control": "promote"}, "r3 is promoted now"),
             ("pause", {"paused_by__username": "alice"}, "r3 is paused at 50% of traffic"),
-            ("abort", {"control": "abort", "control_by__username": "alice"}, "Aborting r3: all traffic goes back"),
+            (
+                "abort",
+                {"control": "abort", "control_by__username": "alice"},
+                "Aborting r3: all traffic goes back to r2",
+            ),
         ],
     )
     def test_each_button_asks_the_rollout_and_says_so(self, client, alice, deployment, action, fields, message):
