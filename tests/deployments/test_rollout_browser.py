@@ -93,3 +93,20 @@ def test_a_no_to_the_question_aborts_nothing(live_server, revision, page):
     page.wait_for_timeout(500)
     expect(page.locator("#rollout-phase")).to_have_text("Analysing")
     assert _in_thread(lambda: Revision.objects.get(pk=revision.pk).control) == ""
+
+
+def test_a_refused_strategy_comes_back_at_its_field(live_server, alice, environments, registry, page):
+    log_in(page, live_server.url, "alice", PASSWORD)
+    page.goto(f"{live_server.url}/models/credit-default/versions/2/")
+    page.select_option("#id_strategy", "canary")
+    page.click("#strategy-options summary")
+    page.fill("#id_steps", "50, 20")
+    page.fill("#id_max_error_rate", "2")
+    page.click("#deploy")
+    page.wait_for_url("**/models/credit-default/versions/2/")
+    field = page.locator(".strategy-field.has-error")
+    expect(field).to_contain_text("strategy.steps must rise strictly")
+    expect(page.locator("#id_steps")).to_have_value("50, 20")
+    expect(page.locator("#id_max_error_rate")).to_have_value("2")
+    expect(page.locator("#id_strategy")).to_have_value("canary")
+    shot(page, "deploy-strategy-error")
