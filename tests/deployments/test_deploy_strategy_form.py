@@ -70,6 +70,18 @@ class DeployFromTheVersionPageWithAStrategyTests:
             assert f'name="{name}"' in _field(html, name)
         assert 'id="strategy-options" open' not in html  # folded until there is something to show
 
+    def test_a_canary_from_the_form_is_the_revision_s_strategy(self, client, alice, environments, registry):
+        """Needs a target that splits traffic: the local target does with its router (wip/router)."""
+        client.force_login(alice)
+        response = _deploy(client, strategy="canary", steps="20, 50", step_seconds="30", max_error_rate="2")
+        revision = Revision.objects.get()
+        assert response.redirect_chain[-1][0] == reverse("deployments:revision_detail", kwargs={"pk": revision.pk})
+        strategy = revision.strategy
+        assert (strategy["type"], strategy["steps"], strategy["step_seconds"]) == ("canary", [20, 50], 30)
+        assert strategy["max_error_rate"] == 0.02 and strategy["max_p99_ms"] == 500.0  # the rest: defaults
+        html = response.content.decode()
+        assert 'id="rollout"' in html and "20% → 50% → 100% of traffic, each step held 30 s" in html
+
     def test_the_chosen_strategy_reaches_the_service_over_the_environment_default(
         self, client, alice, environments, registry
     ):
