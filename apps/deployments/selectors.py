@@ -337,7 +337,7 @@ class RolloutView:
     control_by: str
     skipped_because: str
     checks: list[CheckRow]  # newest first
-    failed: list[CheckRow]  # the failed checks of the last failed interval
+    failed: list[CheckRow]  # the failed checks of the last analysis that failed
     figures: list[tuple[str, str, dict]]
     key: str
     permissions: RolloutPermissions
@@ -434,7 +434,7 @@ def rollout_view(*, revision: Revision, user: User) -> RolloutView | None:
     phase = _rollout_phase(revision, strategy, traffic)
     weight = {"promoted": 100, "aborted": 0, "rolled_back": 0, "waiting": 0}.get(phase, revision.canary_weight)
     rows = [_check_row(c) for c in checks]
-    failed_steps = [c.step for c in checks if c.verdict == CheckVerdict.FAIL]
+    last_failure = max((c.checked_at for c in checks if c.verdict == CheckVerdict.FAIL), default=None)
     due = None
     if phase == "analysing" and revision.step_started_at:
         due = revision.step_started_at + timedelta(seconds=strategy.step_seconds)
@@ -453,7 +453,7 @@ def rollout_view(*, revision: Revision, user: User) -> RolloutView | None:
         control_by=revision.control_by.get_username() if revision.control_by else "",
         skipped_because=traffic.message if traffic and traffic.status == StepStatus.SKIPPED else "",
         checks=rows[::-1],
-        failed=[r for r, c in zip(rows, checks, strict=True) if failed_steps and c.step == failed_steps[-1] and r.over],
+        failed=[r for r, c in zip(rows, checks, strict=True) if c.checked_at == last_failure and r.over],
         figures=analysis_figures(checks, candidate=revision.label),
         key=rollout_key(revision, len(checks)),
         permissions=rollout_permissions(revision=revision, user=user),

@@ -78,7 +78,7 @@ def rolled_back_by_analysis(deployment: Deployment) -> Revision:
     revision.status = "rolled_back"
     revision.canary_weight = 0
     revision.error = (
-        "analysis failed at 50% (2 failed intervals, 1 tolerated): error rate 12.0% on r3; rolled back to r2"
+        "analysis failed at 50% (3 failed intervals, 2 tolerated): error rate 12.0% on r3; rolled back to r2"
     )
     revision.save()
     revision.steps.filter(name="traffic").update(status="failed")

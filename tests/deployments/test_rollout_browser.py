@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from apps.deployments.models import AnalysisCheck, Revision
 from tests.browser import log_in, shot
 from tests.conftest import PASSWORD
-from tests.deployments.canary import canary_in_progress
+from tests.deployments.canary import canary_in_progress, rolled_back_by_analysis
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -110,3 +110,20 @@ def test_a_refused_strategy_comes_back_at_its_field(live_server, alice, environm
     expect(page.locator("#id_max_error_rate")).to_have_value("2")
     expect(page.locator("#id_strategy")).to_have_value("canary")
     shot(page, "deploy-strategy-error")
+
+
+@pytest.fixture
+def rolled_back(deployment, carol) -> Revision:
+    return rolled_back_by_analysis(deployment)
+
+
+def test_a_viewer_sees_why_a_canary_was_rolled_back(live_server, rolled_back, page):
+    log_in(page, live_server.url, "carol", PASSWORD)
+    page.goto(f"{live_server.url}/revisions/{rolled_back.pk}/")
+    expect(page.locator("#rollout-phase")).to_have_text("Rolled back by analysis")
+    expect(page.locator("#rollout-failed")).to_contain_text("Error rate of r3: 12.0% against max 1.00%")
+    expect(page.locator("#rollout-failed")).to_contain_text("11.0 points over the maximum")
+    expect(page.locator("#revision-error")).to_contain_text("analysis failed at 50%")
+    expect(page.locator("#chart-error_rate")).to_have_attribute("data-rendered", "true", timeout=15_000)
+    expect(page.locator(".rollout-actions")).to_have_count(0)
+    shot(page, "rollout-rolled-back")
