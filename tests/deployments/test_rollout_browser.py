@@ -127,3 +127,17 @@ def test_a_viewer_sees_why_a_canary_was_rolled_back(live_server, rolled_back, pa
     expect(page.locator("#chart-error_rate")).to_have_attribute("data-rendered", "true", timeout=15_000)
     expect(page.locator(".rollout-actions")).to_have_count(0)
     shot(page, "rollout-rolled-back")
+
+
+def test_a_button_refused_meanwhile_says_why_and_the_page_follows_the_rollout_to_its_end(live_server, revision, page):
+    log_in(page, live_server.url, "alice", PASSWORD)
+    page.goto(f"{live_server.url}/revisions/{revision.pk}/")
+    expect(page.locator("#rollout-pause")).to_be_visible()
+    _in_thread(lambda: Revision.objects.filter(pk=revision.pk).update(control="abort"))  # someone else aborted
+    page.click("#rollout-pause")
+    expect(page.locator(".messages .status-409")).to_contain_text("r3 is being aborted.")
+    assert page.url.endswith(f"/revisions/{revision.pk}/pause/")
+    _in_thread(lambda: Revision.objects.filter(pk=revision.pk).update(status="rolled_back", canary_weight=0))
+    # final: the page shows the final revision by GET, not by re-sending the refused POST
+    page.wait_for_url(f"**/revisions/{revision.pk}/", timeout=15_000)
+    expect(page.locator("#rollout-phase")).to_have_text("Aborted")

@@ -45,7 +45,9 @@
     try {
       const response = await fetch(list.dataset.statusUrl, {headers: {Accept: "application/json"}, credentials: "same-origin"});
       if (response.ok && render(await response.json())) {
-        window.setTimeout(() => window.location.reload(), 600);  // show the final page (endpoint, actions)
+        // show the final page (endpoint, actions); by GET, also when this page answered a refused button's POST
+        const page = list.dataset.pageUrl;
+        window.setTimeout(() => (window.location.pathname === page ? window.location.reload() : window.location.assign(page)), 600);
         return;
       }
     } catch (e) { /* network blip: try again */ }
