@@ -26,6 +26,10 @@ PAIRS: list[tuple[str, str]] = [
     ("deployments:deployment_rollback", "deployments_rollback"),
     ("deployments:deployment_delete", "deployments_destroy"),
     ("deployments:deployment_test", "deployments_test"),
+    ("deployments:revision_promote", "revisions_promote"),
+    ("deployments:revision_pause", "revisions_pause"),
+    ("deployments:revision_resume", "revisions_resume"),
+    ("deployments:revision_abort", "revisions_abort"),
     # access: apps/deployments/access.py
     ("deployments:access_grant_add", "grants_create"),
     ("deployments:access_grant_remove", "grants_destroy"),

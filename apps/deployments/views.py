@@ -19,8 +19,10 @@ from apps.common.flash import flash_error
 from apps.common.forms import form_errors
 from apps.deployments import selectors, services
 from apps.deployments.access import access_rows, grant_add, grant_get, grant_remove
+from apps.deployments.drafts import deploy_draft_keep
 from apps.deployments.filtersets import DeploymentFilterSet, UserAccessFilterSet
 from apps.deployments.forms import DeployForm, GrantForm, RoleForm, RollbackForm
+from apps.deployments.rollouts.control import ABORT, PAUSE, PROMOTE, RESUME, rollout_control
 
 
 @require_GET
@@ -32,9 +34,12 @@ def deployment_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 def deployment_create(request: HttpRequest) -> HttpResponse:
     form = DeployForm(request.POST)
+    model, version = request.POST.get("model", ""), request.POST.get("version", "")
+    back = redirect("registry:version_detail", name=model, version=version) if model and version.isdigit() else None
     if not form.is_valid():
         messages.error(request, f"Cannot deploy: {form_errors(form)}")
-        return redirect("registry:model_list")
+        deploy_draft_keep(request, form.errors)
+        return back or redirect("registry:model_list")
     model, version = form.cleaned_data["model"], form.cleaned_data["version"]
     try:
         revision = services.deployment_create(
@@ -44,9 +49,13 @@ def deployment_create(request: HttpRequest) -> HttpResponse:
             environment=form.cleaned_data["environment"].name,
             name=form.cleaned_data["name"],
             input_validation=form.cleaned_data["input_validation"],
+            strategy=form.strategy_request(),
         )
     except ApplicationError as exc:
         flash_error(request, exc)
+        if exc.code in ("invalid_strategy", "strategy_unsupported"):
+            form.add_strategy_error(exc.message)
+        deploy_draft_keep(request, form.errors)
         return redirect("registry:version_detail", name=model, version=version)
     messages.success(
         request, f"Deploying {model} v{version} to {revision.deployment.environment.name} ({revision.label})."
@@ -119,16 +128,80 @@ def deployment_delete(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(reverse("deployments:deployment_detail", kwargs={"pk": pk}))
 
 
-@require_GET
-def revision_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    revision = selectors.revision_get(pk=pk)
+def _revision_page(request: HttpRequest, revision, *, status: int = 200) -> HttpResponse:
+    from apps.monitoring.views import plotly_js_version  # monitoring reads deployments, not the reverse, at import
+
     deployment = revision.deployment
     example = None
     if deployment.endpoint_url and deployment.live_revision_id == revision.pk:
         example = selectors.input_example_get(deployment=deployment)
     snippet = selectors.score_snippet(endpoint_url=deployment.endpoint_url, example=example) if example else ""
-    context = {"revision": revision, "deployment": deployment, "snippet": snippet}
-    return render(request, "deployments/revision_detail.html", context)
+    rollout = selectors.rollout_view(revision=revision, user=request.user)
+    context = {
+        "revision": revision,
+        "deployment": deployment,
+        "snippet": snippet,
+        "rollout": rollout,
+        "plotly_version": plotly_js_version() if rollout else "",
+    }
+    return render(request, "deployments/revision_detail.html", context, status=status)
+
+
+@require_GET
+def revision_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _revision_page(request, selectors.revision_get(pk=pk))
+
+
+@require_GET
+def revision_rollout(request: HttpRequest, pk: int) -> HttpResponse:
+    """The rollout card of the revision page alone, for the page to swap in when the rollout moved."""
+    revision = selectors.revision_get(pk=pk)
+    context = {"revision": revision, "rollout": selectors.rollout_view(revision=revision, user=request.user)}
+    return render(request, "deployments/_rollout.html", context)
+
+
+_CONTROL_DONE = {
+    PROMOTE: "{label} is promoted now: it takes all traffic at the rollout's next tick.",
+    PAUSE: "{label} is paused at {weight}% of traffic; no interval is judged until it resumes.",
+    RESUME: "{label} resumes; the current interval starts again.",
+    ABORT: "Aborting {label}: all traffic goes back to {stable} and {label} rolls back.",
+}
+
+
+def _revision_control(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """Promote now, pause, resume or abort a progressive rollout; a refusal (403, 409) is shown on the revision page
+    with its status."""
+    revision = selectors.revision_get(pk=pk)
+    try:
+        revision = rollout_control(actor=request.user, revision=revision, action=action)
+    except ApplicationError as exc:
+        flash_error(request, exc)
+        return _revision_page(request, selectors.revision_get(pk=pk), status=exc.status_code)
+    live = revision.deployment.live_revision
+    stable = live.label if live and live.pk != revision.pk else "the live revision"
+    done = _CONTROL_DONE[action].format(label=revision.label, weight=revision.canary_weight, stable=stable)
+    messages.success(request, done)
+    return redirect("deployments:revision_detail", pk=pk)
+
+
+@require_POST
+def revision_promote(request: HttpRequest, pk: int) -> HttpResponse:
+    return _revision_control(request, pk, PROMOTE)
+
+
+@require_POST
+def revision_pause(request: HttpRequest, pk: int) -> HttpResponse:
+    return _revision_control(request, pk, PAUSE)
+
+
+@require_POST
+def revision_resume(request: HttpRequest, pk: int) -> HttpResponse:
+    return _revision_control(request, pk, RESUME)
+
+
+@require_POST
+def revision_abort(request: HttpRequest, pk: int) -> HttpResponse:
+    return _revision_control(request, pk, ABORT)
 
 
 @require_GET

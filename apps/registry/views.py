@@ -14,7 +14,8 @@ from django.views.decorators.http import require_GET
 from apps.common.paging import TokenCursor
 from apps.common.timefmt import ago
 from apps.deployments import selectors as deployment_selectors
-from apps.deployments.forms import DeployForm
+from apps.deployments.drafts import deploy_draft_take
+from apps.deployments.forms import STRATEGY_FIELDS, DeployForm
 from apps.monitoring.views import plotly_js_version
 from apps.promotions import selectors as promotion_selectors
 from apps.promotions.drafts import draft_take
@@ -159,10 +160,12 @@ def version_detail(request: HttpRequest, name: str, version: str) -> HttpRespons
         "detail": detail,
         "version": detail.version,
         "run": detail.run,
-        "deploy_form": DeployForm(
+        "deploy_form": DeployForm.again(
+            deploy_draft_take(request, model=name, version=detail.version.version),
             initial={"model": name, "version": detail.version.version},
             environments=deployment_selectors.deploy_targets(user=request.user),
         ),
+        "strategy_fields": STRATEGY_FIELDS,
         "revisions": deployment_selectors.revisions_of_version(model_name=name, version=detail.version.version)[:10],
         "promotion_form": PromotionRequestForm(
             initial={"model": name, "version": detail.version.version},

@@ -1,4 +1,5 @@
-// Live progress of a revision: polls its JSON and updates the steps in place until it is final.
+// Live progress of a revision: polls its JSON and updates the steps in place until it is final; other scripts of
+// the page hear each answer as a "revision:update" event.
 (function () {
   "use strict";
   const list = document.getElementById("steps");
@@ -36,6 +37,7 @@
     const error = document.getElementById("revision-error");
     error.hidden = !revision.error;
     error.textContent = revision.error;
+    document.dispatchEvent(new CustomEvent("revision:update", {detail: revision}));  // rollout.js redraws its card
     return ["live", "failed", "rolled_back", "superseded"].includes(revision.status);
   }
 
@@ -43,7 +45,9 @@
     try {
       const response = await fetch(list.dataset.statusUrl, {headers: {Accept: "application/json"}, credentials: "same-origin"});
       if (response.ok && render(await response.json())) {
-        window.setTimeout(() => window.location.reload(), 600);  // show the final page (endpoint, actions)
+        // show the final page (endpoint, actions); by GET, also when this page answered a refused button's POST
+        const page = list.dataset.pageUrl;
+        window.setTimeout(() => (window.location.pathname === page ? window.location.reload() : window.location.assign(page)), 600);
         return;
       }
     } catch (e) { /* network blip: try again */ }
