@@ -94,7 +94,7 @@ def is_candidate(revision: Revision) -> bool:
 def serving_spec(revision: Revision) -> ServingSpec:
     deployment, config = revision.deployment, revision.config
     return ServingSpec(
-        role=CANDIDATE if is_candidate(revision) else PRIMARY,
+        placement=CANDIDATE if is_candidate(revision) else PRIMARY,
         gateway=deployment.environment.gateway,  # the route is the deployment's: always the current gateway
         deployment=deployment.name,
         namespace=config.get("namespace") or "default",

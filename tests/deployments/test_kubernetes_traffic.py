@@ -65,7 +65,7 @@ def stable(k8s_namespace: str) -> ServingSpec:
 
 def _candidate(stable: ServingSpec) -> ServingSpec:
     return replace(
-        stable, revision="r4", model_version="4", model_uri="models:/iris/4", image=IMAGE + "-4", role=CANDIDATE
+        stable, revision="r4", model_version="4", model_uri="models:/iris/4", image=IMAGE + "-4", placement=CANDIDATE
     )
 
 

@@ -42,7 +42,7 @@ def target(tmp_path):
             pass
 
 
-def _spec(model_dir, revision: str, role: str = "primary") -> ServingSpec:
+def _spec(model_dir, revision: str, placement: str = "primary") -> ServingSpec:
     return ServingSpec(
         deployment="scale",
         namespace="",
@@ -52,7 +52,7 @@ def _spec(model_dir, revision: str, role: str = "primary") -> ServingSpec:
         model_version=revision[1:],
         model_uri=f"models:/scale/{revision[1:]}",
         model_dir=str(model_dir),
-        role=role,
+        placement=placement,
     )
 
 

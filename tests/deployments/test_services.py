@@ -34,6 +34,7 @@ class DeploymentCreateTests:
             StepName.APPLY,
             StepName.ROLLOUT,
             StepName.SMOKE_TEST,
+            StepName.TRAFFIC,
             StepName.LIVE,
         ]
         assert revision.deployment.name == "credit-default" and revision.deployment.status == DeploymentStatus.PENDING

@@ -55,7 +55,7 @@ class ServingSpec:
     memory_limit: str = "1Gi"
     env: dict[str, str] = field(default_factory=dict)  # extra SCORING_* settings
     progress_deadline_seconds: int = 600
-    role: str = PRIMARY  # PRIMARY or CANDIDATE: where the revision's objects live (Kubernetes: ``<name>-canary``)
+    placement: str = PRIMARY  # PRIMARY or CANDIDATE: where the revision's objects live (Kubernetes: ``<name>-canary``)
     gateway: str = ""  # Kubernetes: the Gateway API Gateway (namespace/name) routes attach to; "": none installed
 
 
@@ -150,7 +150,7 @@ class DeploymentTarget(abc.ABC):
         """Make ``candidate`` (serving as CANDIDATE) the deployment's primary: afterwards it serves all traffic of
         the stable endpoint with no candidate objects left. Targets whose candidate already is a full revision of
         its own (local processes) only route to it. Never raises for a failed rollout (see ``wait_ready``)."""
-        primary = ServingSpec(**{**candidate.__dict__, "role": PRIMARY})
+        primary = ServingSpec(**{**candidate.__dict__, "placement": PRIMARY})
         self.apply(primary, log)
         readiness = self.wait_ready(primary, log, timeout_seconds=timeout_seconds)
         if readiness.ok:

@@ -141,7 +141,7 @@ def recommended_labels(spec: ServingSpec) -> dict[str, str]:
         "app.kubernetes.io/part-of": "modelplane",
         "app.kubernetes.io/managed-by": "modelplane",
     }
-    if spec.role == CANDIDATE:
+    if spec.placement == CANDIDATE:
         labels[ROLE_LABEL] = CANDIDATE
     return labels
 
@@ -230,7 +230,7 @@ def render_deployment(
     and applying it would fight the autoscaler)."""
     if replicas is None:
         replicas = spec.replicas
-    least = 1 if spec.role == CANDIDATE else spec.min_replicas
+    least = 1 if spec.placement == CANDIDATE else spec.min_replicas
     replicas = min(max(replicas, least), max(spec.max_replicas, least))
     pod_labels = {**recommended_labels(spec), REVISION_LABEL: _label_value(spec.revision)}
     pod_spec: dict[str, Any] = {
@@ -345,7 +345,7 @@ def render_manifests(
     deployment = render_deployment(
         spec, replicas=replicas, image_pull_secrets=image_pull_secrets, autoscaled=autoscaled
     )
-    if spec.role == CANDIDATE:
+    if spec.placement == CANDIDATE:
         return [render_service(spec), deployment]
     return [render_service(spec), render_pdb(spec), deployment, render_hpa(spec)]
 
@@ -468,7 +468,7 @@ class KubernetesTarget(DeploymentTarget):
     def _check_ownership(self, spec: ServingSpec) -> Manifest | None:
         """Refuse (before writing anything) when an object of that name belongs to another deployment; returns
         the live Deployment."""
-        kinds = ("Service", "Deployment") if spec.role == CANDIDATE else tuple(self._apis())
+        kinds = ("Service", "Deployment") if spec.placement == CANDIDATE else tuple(self._apis())
         live: dict[str, Manifest | None] = {kind: self._read(kind, spec) for kind in kinds}
         for obj in live.values():
             if obj is not None and (refusal := ownership_refusal(obj, spec, "overwrite")):
@@ -651,7 +651,7 @@ class KubernetesTarget(DeploymentTarget):
             self._delete(spec, log)
 
     def _delete(self, spec: ServingSpec, log: Log) -> None:
-        primary, candidate = replace(spec, role=PRIMARY), replace(spec, role=CANDIDATE)
+        primary, candidate = replace(spec, placement=PRIMARY), replace(spec, placement=CANDIDATE)
         if spec.gateway:
             self._delete_route(primary, log)
         self._delete_objects(candidate, log)
@@ -660,7 +660,7 @@ class KubernetesTarget(DeploymentTarget):
     def _delete_objects(self, spec: ServingSpec, log: Log) -> None:
         """The objects ``spec`` serves from (its role's), those of another owner left alone."""
         apis = self._apis()
-        if spec.role == CANDIDATE:
+        if spec.placement == CANDIDATE:
             kinds: tuple[str, ...] = ("Deployment", "Service")
         else:
             kinds = ("HorizontalPodAutoscaler", "Deployment", "PodDisruptionBudget", "Service")
@@ -668,7 +668,7 @@ class KubernetesTarget(DeploymentTarget):
             api, suffix = apis[kind]
             name = object_name(spec)
             live = self._read(kind, spec)
-            if live is None and spec.role == CANDIDATE:
+            if live is None and spec.placement == CANDIDATE:
                 continue  # most deployments never had one: no "already gone" lines for them
             if live is not None and (refusal := ownership_refusal(live, spec, "delete")):
                 log(f"left alone: {refusal}")
@@ -691,7 +691,7 @@ class KubernetesTarget(DeploymentTarget):
     def retire(self, spec: ServingSpec, log: Log) -> None:
         """A candidate's objects are deleted (a rollout aborted, or promoted into the primary). A primary's: a
         rolling update replaced the older revision's pods in place, nothing is left to stop."""
-        if spec.role == CANDIDATE:
+        if spec.placement == CANDIDATE:
             with self._access(spec):
                 self._delete_objects(spec, log)
 
@@ -725,7 +725,7 @@ class KubernetesTarget(DeploymentTarget):
 
     def _route_spec(self, spec: ServingSpec) -> ServingSpec:
         """The spec whose object name is the route's (the deployment's own)."""
-        return replace(spec, role=PRIMARY)
+        return replace(spec, placement=PRIMARY)
 
     def _apply_route(self, split: TrafficSplit, base: ServingSpec, log: Log) -> None:
         names = {"deployment": base.deployment, "namespace": base.namespace}
@@ -802,7 +802,7 @@ class KubernetesTarget(DeploymentTarget):
             return self._route_traffic(spec) if spec.gateway else self._replica_traffic(spec)
 
     def _revision_of(self, kind: str, spec: ServingSpec, name: str) -> str:
-        live = self._read(kind, replace(spec, role=CANDIDATE if name != spec.deployment else PRIMARY))
+        live = self._read(kind, replace(spec, placement=CANDIDATE if name != spec.deployment else PRIMARY))
         return ((live or {}).get("metadata", {}).get("annotations") or {}).get(ANNOTATION_REVISION) or name
 
     def _route_traffic(self, spec: ServingSpec) -> dict[str, int]:
@@ -817,7 +817,7 @@ class KubernetesTarget(DeploymentTarget):
         return {**weights, "mirror": mirror} if mirror else weights
 
     def _replica_traffic(self, spec: ServingSpec) -> dict[str, int]:
-        primary_spec, candidate_spec = replace(spec, role=PRIMARY), replace(spec, role=CANDIDATE)
+        primary_spec, candidate_spec = replace(spec, placement=PRIMARY), replace(spec, placement=CANDIDATE)
         service, primary = self._read("Service", primary_spec), self._read_deployment(primary_spec)
         if service is None or primary is None:
             return {}
@@ -838,12 +838,12 @@ class KubernetesTarget(DeploymentTarget):
         """Flagger's primary/canary: the candidate's spec is applied to the primary Deployment (a rolling update,
         the primary's pods serving throughout), and once it is ready all traffic goes to ``<name>`` and the
         candidate's objects are deleted."""
-        primary = replace(candidate, role=PRIMARY)
+        primary = replace(candidate, placement=PRIMARY)
         self.apply(primary, log)
         readiness = self.wait_ready(primary, log, timeout_seconds=timeout_seconds)
         if readiness.ok:
             self.set_traffic(TrafficSplit(stable=primary), log)
-            self.retire(replace(candidate, role=CANDIDATE), log)
+            self.retire(replace(candidate, placement=CANDIDATE), log)
         return readiness
 
     def _delete_route(self, spec: ServingSpec, log: Log) -> None:

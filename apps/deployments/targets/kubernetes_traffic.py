@@ -42,7 +42,7 @@ Manifest = dict[str, Any]
 def object_name(spec: ServingSpec) -> str:
     """The name of the Deployment and Service ``spec`` serves from: the deployment's own for the primary,
     ``<name>-canary`` for a candidate."""
-    return candidate_name(spec.deployment) if spec.role == CANDIDATE else spec.deployment
+    return candidate_name(spec.deployment) if spec.placement == CANDIDATE else spec.deployment
 
 
 def gateway_parent(gateway: str) -> dict[str, str]:

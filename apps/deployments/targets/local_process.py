@@ -255,7 +255,7 @@ class LocalProcessTarget(DeploymentTarget):
         readiness = self.wait_ready(candidate, log, timeout_seconds=timeout_seconds)
         if not readiness.ok:
             return readiness
-        primary = ServingSpec(**{**candidate.__dict__, "role": PRIMARY})
+        primary = ServingSpec(**{**candidate.__dict__, "placement": PRIMARY})
         self.set_traffic(TrafficSplit(stable=primary), log)
         return Readiness(True, f"{candidate.revision} serves all traffic", endpoint_url=self.stable_url(primary))
 
