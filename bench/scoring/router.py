@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import orjson
@@ -43,25 +44,63 @@ def start_router(config: dict, port: int, tmp: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
-def measure(ports: dict[str, int], body: bytes, args) -> dict[str, dict[int, dict]]:
-    """Per way of reaching the server and concurrency: the median over the rounds of req/s, p50, p99 and errors."""
+def server_p50(telemetry: Path | None, since: int) -> tuple[int, float | None]:
+    """Lines of the live server's telemetry so far, and the median ``latency_ms`` of those after ``since``: the
+    server's own time (first byte read to answer written), so client p50 minus it is what the path adds."""
+    if telemetry is None or not telemetry.exists():
+        return since, None
+    lines = telemetry.read_bytes().splitlines()
+    latencies = [orjson.loads(line)["latency_ms"] for line in lines[since:]]
+    return len(lines), statistics.median(latencies) if latencies else None
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time the process used so far (0 when there is no process to ask)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(
+    ports: dict[str, int], body: bytes, args, telemetry: Path | None = None, routers: dict[str, int] | None = None
+) -> dict[str, dict[int, dict]]:
+    """Per way of reaching the server and concurrency: the median over the rounds of req/s, p50, p99, the server's
+    own p50 (from its telemetry), the client's p50 minus it, and the router's CPU time per request (``routers``:
+    way -> router pid). CPU time does not depend on how busy the machine is; waiting for a core does."""
     out: dict[str, dict[int, dict]] = {name: {} for name in ports}
+    seen = server_p50(telemetry, 0)[0]
     for c in CONCURRENCY:
         rounds: dict[str, list[dict]] = {name: [] for name in ports}
         for _ in range(args.rounds):
             for name, port in ports.items():
+                pid = (routers or {}).get(name)
+                cpu = cpu_seconds(pid)
                 result = run_load(port, body, concurrency=c, duration=args.duration, warmup=args.warmup)
                 result.rows_per_request = 1  # type: ignore[attr-defined]
                 result.server = None  # type: ignore[attr-defined]
-                rounds[name].append(row(result))
+                time.sleep(0.2)  # the server's last telemetry lines
+                seen, own = server_p50(telemetry, seen)
+                run = row(result)
+                run["server_p50"] = own
+                run["path_p50"] = run["p50"] - own if own is not None else None
+                done = result.requests + result.errors
+                run["router_cpu_us"] = (cpu_seconds(pid) - cpu) / done * 1e6 if pid and done else None
+                rounds[name].append(run)
         for name, runs in rounds.items():
-            out[name][c] = {key: statistics.median(run[key] for run in runs) for key in ("req_s", "p50", "p99")} | {
-                "errors": sum(run["errors"] for run in runs),
-                "rounds": len(runs),
-            }
+            medians = {}
+            for key in ("req_s", "p50", "p99", "server_p50", "path_p50", "router_cpu_us"):
+                values = [run[key] for run in runs if run[key] is not None]
+                medians[key] = statistics.median(values) if values else None
+            out[name][c] = medians | {"errors": sum(run["errors"] for run in runs), "rounds": len(runs)}
             m = out[name][c]
+            path = ""
+            if m["path_p50"] is not None:
+                path = f"  server p50 {m['server_p50']:.2f} ms, path adds {m['path_p50']:.2f} ms"
+            if m["router_cpu_us"] is not None:
+                path += f"  router CPU {m['router_cpu_us']:.0f} us/request"
             print(f"{name:32} c={c:<3} {m['req_s']:7.0f} req/s  p50 {m['p50']:6.2f} ms  p99 {m['p99']:6.2f} ms  "
-                  f"errors {m['errors']}", flush=True)  # fmt: skip
+                  f"errors {m['errors']}{path}", flush=True)  # fmt: skip
     return out
 
 
@@ -98,8 +137,12 @@ def main() -> int:
             for port, proc in zip((live, shadow, echo, routed, mirrored, echo_routed), procs, strict=True):
                 wait_ready(f"http://127.0.0.1:{port}/health/ready" if port != echo else url[echo] + "/", proc)
             report |= measure({"model direct": live, "model via router": routed,
-                               "model via router, 100% mirrored": mirrored}, body, args)  # fmt: skip
-            report |= measure({"echo direct": echo, "echo via router": echo_routed}, body, args)
+                               "model via router, 100% mirrored": mirrored}, body, args,
+                               telemetry=tmp / "telemetry.jsonl",
+                               routers={"model via router": procs[3].pid,
+                                        "model via router, 100% mirrored": procs[4].pid})  # fmt: skip
+            report |= measure({"echo direct": echo, "echo via router": echo_routed}, body, args,
+                              routers={"echo via router": procs[5].pid})  # fmt: skip
         finally:
             for proc in procs:
                 stop(proc)

@@ -180,6 +180,14 @@ def test_the_reconcile_brings_a_dead_router_back_on_its_port(
     assert tasks.reconcile_local() == 0
 
 
+def _bound(sock: socket.socket, port: int) -> bool:
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
+
+
 def test_a_revision_restarted_on_another_port_keeps_its_share(target, revisions):
     stable, candidate = revisions
     target.set_traffic(TrafficSplit(stable=stable, candidate=candidate, weight=50), lambda line: None)
@@ -187,7 +195,10 @@ def test_a_revision_restarted_on_another_port_keeps_its_share(target, revisions)
     os.kill(state["pid"], signal.SIGKILL)
     wait_for(lambda: not _alive(state["pid"], state["model_dir"]), timeout=10, what="r1 to die")
     with socket.socket() as squatter:  # someone else took r1's port meanwhile
-        squatter.bind(("127.0.0.1", state["port"]))
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the dead server's TIME_WAIT sockets
+        # The killed server's threads may still hold its listening socket for a moment after the process shows dead.
+        wait_for(lambda: _bound(squatter, state["port"]), timeout=10, what="r1's port to be free")
+        squatter.listen()
         target.apply(stable, lambda line: None)
         assert target.wait_ready(stable, lambda line: None, timeout_seconds=120).ok
         port = target._state(stable)["port"]

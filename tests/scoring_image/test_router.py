@@ -258,3 +258,20 @@ def test_a_bad_configuration_is_refused_and_the_one_in_force_kept(pair, routers)
         status["digest"] == digest and "backends.r1 must look like http://HOST:PORT" in status["reloads"]["last_error"]
     )
     assert _who(requests.post(router.url + "/invocations", json=ONE_ROW)) == "r1"
+
+
+def test_sigterm_drains_a_request_in_flight_then_refuses_new_connections(trouble, log_dir):
+    router = RouterProcess({"backends": {"t": trouble.url}, "weights": {"t": 100}}, log_dir)
+    slow = {"dataframe_split": {"columns": ["x", "tag"], "data": [[1.5, "slow"]]}}
+    answers: list[requests.Response] = []
+    client = threading.Thread(target=lambda: answers.append(requests.post(router.url + "/invocations", json=slow)))
+    client.start()
+    deadline = time.monotonic() + 10
+    while router.status()["in_flight"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    router.proc.send_signal(signal.SIGTERM)
+    client.join(timeout=30)
+    assert answers and answers[0].status_code == 200 and answers[0].json()["predictions"] == [3.0]
+    assert router.stop() == 0
+    with pytest.raises(requests.ConnectionError):
+        requests.get(router.url + "/-/router/status", timeout=5)

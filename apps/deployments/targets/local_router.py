@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -32,7 +33,19 @@ __all__ = ["LocalRouter", "ROUTER_FILES"]
 ROUTER_FILES = ("router.json", "router.conf", "router.log", "router.lock", "router.json.tmp", "router.conf.tmp")
 _START_TIMEOUT_S = 15.0
 _APPLY_TIMEOUT_S = 5.0
+_PORT_WAIT_S = 5.0
 STATUS_PATH = "/-/router/status"
+
+
+def _bindable(host: str, port: int) -> bool:
+    """Whether the router could bind ``port`` now (as it does: with SO_REUSEADDR, so TIME_WAIT does not count)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 class LocalRouter:
@@ -127,6 +140,9 @@ class LocalRouter:
         if state and self._alive(state["pid"], str(self.config_path)):
             return False
         port = state["port"] if state else self._free_port()
+        deadline = time.monotonic() + _PORT_WAIT_S
+        while not _bindable(self.host, port) and time.monotonic() < deadline:
+            time.sleep(0.05)  # a killed router's last threads may hold its socket a moment after it shows dead
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(settings.SCORING_IMAGE_DIR), os.environ.get("PYTHONPATH", "")]),
