@@ -97,13 +97,13 @@ class DeployFromTheVersionPageWithAStrategyTests:
         self, client, alice, environments, registry
     ):
         client.force_login(alice)
-        response = _deploy(client, strategy="canary", steps="50, 20", step_seconds="45", name="credit-canary")
+        response = _deploy(client, strategy="canary", steps="50, 20", step_seconds="45", name="credit-trial")
         html = response.content.decode()
         assert response.redirect_chain[-1][0] == reverse(VERSION_PAGE[0], kwargs=VERSION_PAGE[1])
         steps = _field(html, "steps")
         assert 'class="strategy-field has-error"' in steps and 'value="50, 20"' in steps
         assert "strategy.steps must rise strictly, each below 100, not [50, 20]." in steps
-        assert 'value="45"' in _field(html, "step_seconds") and 'value="credit-canary"' in html
+        assert 'value="45"' in _field(html, "step_seconds") and 'value="credit-trial"' in html
         assert re.search(r'<option value="canary" selected>', html) and 'id="strategy-options" open' in html
         assert "code-invalid_strategy" in html and not Revision.objects.exists()
         # shown once: the next visit is a blank form
