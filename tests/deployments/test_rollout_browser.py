@@ -141,3 +141,56 @@ def test_a_button_refused_meanwhile_says_why_and_the_page_follows_the_rollout_to
     # final: the page shows the final revision by GET, not by re-sending the refused POST
     page.wait_for_url(f"**/revisions/{revision.pk}/", timeout=15_000)
     expect(page.locator("#rollout-phase")).to_have_text("Aborted")
+
+
+# ---------------------------------------------------------------------------- a real canary, a real worker
+@pytest.fixture
+def real_canary(lead_api, environments, registry, worker_env, teardown_local, tmp_path):
+    """credit-default v1 live on the local target and v2 held at 20 % by a real worker (long intervals)."""
+    from tests.workers import running_worker, wait_for
+
+    log = tmp_path / "worker.log"
+    with running_worker(log, env={**worker_env, "ROLLOUT_TICK_SECONDS": "0.2"}):
+
+        def deploy(version: str, strategy: dict | None = None) -> dict:
+            body = {"model": "credit-default", "version": version, "environment": "dev"}
+            response = lead_api.post("/api/v1/deployments/", {**body, "strategy": strategy or {}}, format="json")
+            assert response.status_code == 202, response.content
+            return response.json()
+
+        first = deploy("1")
+        wait_for(lambda: lead_api.get(first["url"]).json()["status"] == "live", timeout=180, what="r1", log=log)
+        canary = deploy("2", {"type": "canary", "steps": [20, 50], "step_seconds": 600, "min_requests": 5})
+        wait_for(
+            lambda: Revision.objects.filter(pk=canary["id"], canary_weight=20).exists(),
+            timeout=180,
+            what="the canary at 20%",
+            log=log,
+        )
+        yield Revision.objects.get(pk=canary["id"]), log
+
+
+def test_a_real_canary_is_seen_live_and_aborted_back_to_the_live_revision(live_server, real_canary, page):
+    import requests
+
+    revision, log = real_canary
+    log_in(page, live_server.url, "alice", PASSWORD)
+    page.goto(f"{live_server.url}/revisions/{revision.pk}/")
+    bar = page.locator("#traffic-bar")
+    expect(bar).to_have_attribute("data-candidate", "20")
+    expect(bar.locator(".seg.candidate")).to_have_text("r2 · 20%")
+    expect(page.locator("#rollout-next")).to_contain_text("next analysis in")
+    shot(page, "rollout-real-canary")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#rollout-abort")
+    expect(page.locator("#rollout-phase")).to_have_text("Aborted", timeout=60_000)
+    shot(page, "rollout-real-canary-aborted")
+    status, error, weight = _in_thread(
+        lambda: Revision.objects.values_list("status", "error", "canary_weight").get(pk=revision.pk)
+    )
+    assert (status, weight) == ("rolled_back", 0) and "aborted by alice at interval 1 of 2 (20% of traffic)" in error
+    url = _in_thread(lambda: revision.deployment.__class__.objects.get(pk=revision.deployment_id).endpoint_url)
+    for _ in range(10):  # every request is the live revision's again
+        answer = requests.post(f"{url}/invocations", json={"dataframe_split": {"columns": [], "data": []}}, timeout=10)
+        assert answer.headers["x-modelplane-revision"] == "r1"
