@@ -245,3 +245,36 @@ def test_a_worker_killed_mid_canary_is_resumed_where_it_was(
     assert client.failures == []
     target = pipeline.target_for(Deployment.objects.get(), Revision.objects.get(pk=queued["id"]).config)
     assert target.traffic(pipeline.serving_spec(Revision.objects.get(pk=queued["id"]))) == {"r2": 100}
+
+
+def test_blue_green_switches_at_once_and_keeps_the_old_revision_warm_for_a_while(
+    lead_api, environments, registry, rollout_env, teardown_local, tmp_path
+):
+    from apps.deployments.targets.local_process import _alive
+
+    log = tmp_path / "worker.log"
+    with running_worker(log, env=rollout_env):
+        assert _finished(lead_api, _deploy(lead_api, "1"), log)["status"] == "live"
+        deployment = Deployment.objects.get()
+        url = deployment.endpoint_url
+        old = json.loads((Path(rollout_env["DEPLOY_LOCAL_DIR"]) / "dev" / deployment.name / "r1.json").read_text())
+        with SteadyClient(url) as client:
+            green = _deploy(lead_api, "2", {"type": "blue_green", "intervals": 1, "keep_warm_seconds": 8, **QUICK})
+            wait_for(
+                lambda: AnalysisCheck.objects.filter(revision_id=green["id"], verdict="pass").exists(),
+                timeout=180,
+                what="an analysed interval of mirrored traffic",
+                log=log,
+            )
+            assert client.revisions["r2"] == 0, "no client request reached the new revision before the switch"
+            live = _finished(lead_api, green, log)
+            assert live["status"] == "live", live
+            assert _alive(old["pid"], old["model_dir"]), "the old revision is kept warm after the switch"
+            switched = sum(client.statuses.values())
+            wait_for(lambda: client.revisions["r2"] > 10, timeout=30, what="requests on the new revision")
+            wait_for(
+                lambda: not _alive(old["pid"], old["model_dir"]), timeout=60, what="the warm revision to stop", log=log
+            )
+    requests_ = [c for c in live["analysis"] if c["metric"] == "requests" and c["subject"] == "r2"]
+    assert requests_ and requests_[-1]["verdict"] == "pass"
+    assert client.failures == [] and sum(client.statuses.values()) > switched
