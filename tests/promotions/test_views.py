@@ -262,3 +262,38 @@ def test_the_request_page_shows_its_audit_trail_down_to_the_rollout(client, bob,
     assert "<code>deployment.deploy</code> by bob" in trail and "approvers bob" in trail
     assert "executed on approval by bob, requested by alice" in trail
     assert f'href="/revisions/{pending.executed_revision_id}/"' in trail
+
+
+def test_the_request_shows_the_candidates_shadow_agreement_where_it_proved_itself(client, bob, pending, environments):
+    from django.utils import timezone
+
+    from apps.deployments.models import AnalysisCheck
+
+    make_live(environments["dev"], "1")
+    shadowed = make_live(environments["dev"], "2")
+    shadowed.strategy = {"type": "shadow"}
+    shadowed.save()
+    for step, value in enumerate([0.995, 0.9875]):
+        AnalysisCheck.objects.create(
+            revision=shadowed,
+            checked_at=timezone.now(),
+            step=step,
+            weight=0,
+            metric="agreement",
+            subject="r2",
+            value=value,
+            threshold=0.99,
+            verdict="pass" if value >= 0.99 else "fail",
+            message=f"agreement {value:.1%} on r2 vs r1",
+        )
+    client.force_login(bob)
+    html = client.get(f"/promotions/{pending.pk}/").content.decode()
+    row = html[html.index('id="shadow-evidence"') :]
+    row = row[: row.index("</tr>")]
+    assert "0.988 in the last of 2 intervals of mirrored traffic (lowest 0.988)" in row
+    assert f'href="/revisions/{shadowed.pk}/"' in row and "agreement 98.8% on r2 vs r1" in row
+
+
+def test_a_request_without_shadow_evidence_shows_no_such_row(client, bob, pending):
+    client.force_login(bob)
+    assert 'id="shadow-evidence"' not in client.get(f"/promotions/{pending.pk}/").content.decode()
