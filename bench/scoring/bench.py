@@ -1,6 +1,7 @@
 """Benchmark: `mlflow models serve --env-manager local` vs our scoring server, same model, same workers.
 
     .venv/bin/python bench/scoring/bench.py [--duration 10] [--workers 1] [--json out.json]
+        [--scenario '64-row, c=8'] [--skip-mlflow] [--skip-echo] [--profile [--profile-scenario '64-row, c=8']]
 
 Trains the credit-default pipeline (one-hot + RandomForest, 200 trees), saves it as an MLflow model,
 starts both servers on it (127.0.0.1, free ports), drives each with the same closed-loop load
@@ -32,6 +33,7 @@ sys.path[:0] = [str(REPO), str(HERE)]
 from loadgen import LoadResult, run_load  # noqa: E402
 
 SCENARIOS = [("1-row, c=1", 1, 1), ("1-row, c=8", 1, 8), ("1-row, c=32", 1, 32), ("64-row, c=8", 64, 8)]
+_ALL_SCENARIOS = list(SCENARIOS)
 
 
 def free_port() -> int:
@@ -251,8 +253,23 @@ def main() -> int:
     parser.add_argument("--trees", type=int, default=200)
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--skip-mlflow", action="store_true", help="only our server, original and compiled")
-    parser.add_argument("--profile", action="store_true", help="also profile the compiled server at 1-row c=32")
+    parser.add_argument("--profile", action="store_true", help="also profile the compiled server (--profile-scenario)")
+    parser.add_argument(
+        "--scenario", action="append", help="only these scenarios (e.g. '64-row, c=8'; spaces optional)"
+    )
+    parser.add_argument("--skip-echo", action="store_true", help="skip the HTTP layer alone (echo handler)")
+    parser.add_argument(
+        "--profile-scenario", default="1-row, c=32", help="the scenario --profile runs (default: 1-row, c=32)"
+    )
     args = parser.parse_args()
+    if args.scenario:
+        wanted = {s.replace(" ", "") for s in args.scenario}
+        SCENARIOS[:] = [s for s in SCENARIOS if s[0].replace(" ", "") in wanted]
+    profiled = next(
+        (s for s in _ALL_SCENARIOS if s[0].replace(" ", "") == args.profile_scenario.replace(" ", "")), None
+    )
+    if profiled is None:
+        parser.error(f"unknown --profile-scenario {args.profile_scenario!r}")
     os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
 
     with tempfile.TemporaryDirectory(prefix="scoring-bench-") as tmpdir:
@@ -290,19 +307,23 @@ def main() -> int:
             finally:
                 stop(proc)
 
-        port = free_port()
-        proc = start_echo(port)
-        try:
-            wait_ready(f"http://127.0.0.1:{port}/", proc)
-            body = orjson.dumps({"dataframe_records": rows.head(1).to_dict(orient="records")},
-                                option=orjson.OPT_SERIALIZE_NUMPY)  # fmt: skip
-            echo = {c: run_load(port, body, concurrency=c, duration=args.duration, warmup=args.warmup) for c in (1, 32)}
-        finally:
-            stop(proc)
+        echo = {}
+        if not args.skip_echo:
+            port = free_port()
+            proc = start_echo(port)
+            try:
+                wait_ready(f"http://127.0.0.1:{port}/", proc)
+                body = orjson.dumps({"dataframe_records": rows.head(1).to_dict(orient="records")},
+                                    option=orjson.OPT_SERIALIZE_NUMPY)  # fmt: skip
+                echo = {c: run_load(port, body, concurrency=c, duration=args.duration, warmup=args.warmup)
+                        for c in (1, 32)}  # fmt: skip
+            finally:
+                stop(proc)
 
         shares: dict[str, float] = {}
         if args.profile:
-            body = orjson.dumps({"dataframe_records": rows.head(1).to_dict(orient="records")},
+            _, profile_rows, profile_c = profiled
+            body = orjson.dumps({"dataframe_records": rows.head(profile_rows).to_dict(orient="records")},
                                 option=orjson.OPT_SERIALIZE_NUMPY)  # fmt: skip
             for name in ("idle", "loaded"):
                 port = free_port()
@@ -310,7 +331,7 @@ def main() -> int:
                 try:
                     wait_ready(f"http://127.0.0.1:{port}/health/ready", proc)
                     if name == "loaded":
-                        run_load(port, body, concurrency=32, duration=args.duration, warmup=1)
+                        run_load(port, body, concurrency=profile_c, duration=args.duration, warmup=1)
                     else:
                         time.sleep(args.duration + 1)
                 finally:
@@ -355,7 +376,7 @@ def main() -> int:
               f"p50 {result.percentile(50):.2f} ms, p99 {result.percentile(99):.2f} ms")  # fmt: skip
     if shares:
         print()
-        print("Profile of the compiled server at 1-row c=32 (share of busy time by part):")
+        print(f"Profile of the compiled server at {profiled[0]} (share of busy time by part):")
         for part, share in shares.items():
             print(f"- {part}: {share:.0%}")
     print()

@@ -169,7 +169,7 @@ def decision_lines(decision: Mapping[str, Any]) -> list[str]:
 
 def _write_decision(out: Path, decision: Mapping[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("model.onnx", "model.treelite", "preprocess.json"):
+    for name in ("model.onnx", "model.nonan.onnx", "model.treelite", "preprocess.json"):
         (out / name).unlink(missing_ok=True)
     (out / "requirements.txt").write_text("# the original model's runtime only\n")
     (out / "decision.json").write_text(json.dumps(dict(decision), indent=2, sort_keys=True) + "\n")

@@ -37,6 +37,8 @@ from typing import Any
 
 __all__ = ["compile_model", "ATOL", "RTOL"]
 
+NONAN_ONNX = "model.nonan.onnx"
+
 log = logging.getLogger("scoring.compiler")
 
 ATOL = 1e-5
@@ -249,14 +251,22 @@ def describe(model: Any) -> str:
 
 
 # ---------------------------------------------------------------------------- candidates
-def _to_onnx(estimator: Any, width: int, out: Path, *, tree: bool) -> tuple[str, str]:
-    """Write model.onnx; (the output to read: probabilities or variable, the input dtype).
+def _to_onnx(estimator: Any, width: int, out: Path, *, tree: bool) -> dict[str, str]:
+    """Write model.onnx (and, for trees, model.nonan.onnx); the preprocess spec's ONNX keys: ``onnx_output`` (the
+    output to read: probabilities or variable), ``onnx_input`` (the input dtype), ``onnx_nonan`` (the file for
+    inputs without NaN).
 
     Trees take float32 input (scikit-learn's trees compare float32 features too) with every threshold set to
     the largest float32 not above scikit-learn's float64 threshold, so ``x <= threshold`` decides exactly as
     scikit-learn does for every float32 ``x``; skl2onnx rounds thresholds to the nearest float32 (even for
     double input), which sends a feature equal to a rounded-up threshold down the wrong branch. Linear models
     take float64 input.
+
+    Two rewrites make ONNX Runtime's tree walk cheaper (measured on the 200-tree demo forest, 512 rows, one
+    thread: about 1.5x together); the verification below covers both, as it scores through them:
+    - a binary forest classifier becomes a regressor of P(class 1) (ONNX Runtime's classifier aggregates each
+      row's scores in a per-class vector; the regressor in one number; ``CompiledModel`` answers [1 - p, p]);
+    - ``model.nonan.onnx`` is the same trees without the NaN branches, scored when the input has no NaN.
     """
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
@@ -264,12 +274,78 @@ def _to_onnx(estimator: Any, width: int, out: Path, *, tree: bool) -> tuple[str,
     options = {id(estimator): {"zipmap": False}} if hasattr(estimator, "classes_") else None
     tensor = FloatTensorType if tree else DoubleTensorType
     onx = to_onnx(estimator, initial_types=[("X", tensor([None, width]))], options=options)
-    if tree:
-        _exact_thresholds(onx, estimator)
-    (out / "model.onnx").write_bytes(onx.SerializeToString())
     names = [o.name for o in onx.graph.output]
     name = ("probabilities" if "probabilities" in names else names[-1]) if hasattr(estimator, "classes_") else names[0]
-    return name, "float32" if tree else "float64"
+    keys = {"onnx_input": "float32" if tree else "float64"}
+    if tree:
+        _exact_thresholds(onx, estimator)
+        name = _binary_forest_as_regressor(onx) or name
+        nonan = _without_nan_branches(onx)
+        if nonan is not None:
+            (out / NONAN_ONNX).write_bytes(nonan.SerializeToString())
+            keys["onnx_nonan"] = NONAN_ONNX
+    (out / "model.onnx").write_bytes(onx.SerializeToString())
+    keys["onnx_output"] = name
+    return keys
+
+
+def _binary_forest_as_regressor(onx: Any) -> str | None:
+    """Rewrite a binary forest classifier (one TreeEnsembleClassifier node whose leaves hold non-negative weights
+    of one class, averaged without a transform: skl2onnx's random forests and extra trees) into a
+    TreeEnsembleRegressor of the same trees and weights, i.e. P(class 1) as ONNX Runtime's binary classifier
+    computes it. Returns the new output's name, or None when the graph is not of that shape."""
+    from onnx import TensorProto, helper
+
+    graph = onx.graph
+    if len(graph.node) != 1 or graph.node[0].op_type != "TreeEnsembleClassifier":
+        return None
+    node = graph.node[0]
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    labels = attrs.get("classlabels_int64s") or attrs.get("classlabels_strings") or []
+    if (
+        len(labels) != 2
+        or set(attrs.get("class_ids", [])) != {0}
+        or attrs.get("post_transform", b"NONE") not in (b"NONE", "NONE")
+        or attrs.get("base_values")
+        or min(attrs.get("class_weights", [-1.0])) < 0
+    ):
+        return None
+    kept = {k: v for k, v in attrs.items() if k.startswith("nodes_")}
+    regressor = helper.make_node(
+        "TreeEnsembleRegressor",
+        [node.input[0]],
+        ["p1"],
+        domain="ai.onnx.ml",
+        n_targets=1,
+        aggregate_function="SUM",
+        post_transform="NONE",
+        target_ids=attrs["class_ids"],
+        target_nodeids=attrs["class_nodeids"],
+        target_treeids=attrs["class_treeids"],
+        target_weights=attrs["class_weights"],
+        **kept,
+    )
+    del graph.node[:]
+    graph.node.append(regressor)
+    del graph.output[:]
+    graph.output.append(helper.make_tensor_value_info("p1", TensorProto.FLOAT, [None, 1]))
+    return "p1"
+
+
+def _without_nan_branches(onx: Any) -> Any | None:
+    """A copy of a tree ensemble without ``nodes_missing_value_tracks_true`` (every NaN takes the false branch):
+    ONNX Runtime then walks the trees without a NaN test per node. Equal to the original for inputs without
+    NaN; None when no node sends NaN to its true branch."""
+    import copy
+
+    found = False
+    nonan = copy.deepcopy(onx)
+    for node in nonan.graph.node:
+        for attr in list(node.attribute):
+            if attr.name == "nodes_missing_value_tracks_true":
+                found = found or any(attr.ints)
+                node.attribute.remove(attr)
+    return nonan if found else None
 
 
 def _sklearn_trees(estimator: Any) -> list[Any]:
@@ -436,7 +512,7 @@ def compile_model(
     the decision: ``{"runtime": "onnxruntime" | "treelite" | "original", "reason", "max_abs_diff", ...}``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("model.onnx", "model.treelite", "preprocess.json", "requirements.txt"):
+    for name in ("model.onnx", NONAN_ONNX, "model.treelite", "preprocess.json", "requirements.txt"):
         (out / name).unlink(missing_ok=True)
     started = time.monotonic()
     try:
@@ -448,11 +524,11 @@ def compile_model(
         decision = {"runtime": "original", "reason": f"not compiled: {type(exc).__name__}: {exc}"}
     decision["seconds"] = round(time.monotonic() - started, 2)
     if decision["runtime"] == "original":
-        for name in ("model.onnx", "model.treelite", "preprocess.json"):
+        for name in ("model.onnx", NONAN_ONNX, "model.treelite", "preprocess.json"):
             (out / name).unlink(missing_ok=True)
     else:
-        for name in ("model.onnx", "model.treelite"):
-            if not name.startswith("model." + ("onnx" if decision["runtime"] == "onnxruntime" else "treelite")):
+        for name in ("model.onnx", NONAN_ONNX, "model.treelite"):
+            if not name.endswith("onnx" if decision["runtime"] == "onnxruntime" else "treelite"):
                 (out / name).unlink(missing_ok=True)
     (out / "requirements.txt").write_text(_requirements(decision["runtime"]))
     (out / "decision.json").write_text(json.dumps(decision, indent=2, sort_keys=True) + "\n")
@@ -570,9 +646,9 @@ def _compile(model_dir: Path, out: Path, reference: Path | None, sample_rows: in
         candidates[runtime] = entry
         try:
             if runtime == "onnxruntime":
-                output_name, input_dtype = _to_onnx(estimator, spec["width"], out, tree=family[0] == "tree")
-                preprocess["onnx_output"] = output_name
-                preprocess["onnx_input"] = input_dtype
+                for key in ("onnx_output", "onnx_input", "onnx_nonan"):
+                    preprocess.pop(key, None)
+                preprocess.update(_to_onnx(estimator, spec["width"], out, tree=family[0] == "tree"))
                 (out / "preprocess.json").write_text(json.dumps(preprocess, sort_keys=True))
             elif runtime == "treelite":
                 if not family[1]:

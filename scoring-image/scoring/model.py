@@ -43,6 +43,7 @@ _FLOAT_MAX = 1.7976931348623157e308
 _INT_RANGES = {"long": (-(2**63), 2**63 - 1), "integer": (-(2**31), 2**31 - 1)}
 _EXACT_INT = 2**53  # ints up to this convert to float64 exactly
 _JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+_FLOAT, _INT, _STR, _BOOL, _FLOAT_INT = {float}, {int}, {str}, {bool}, {float, int}
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,16 +360,21 @@ def _merge(parts: list[list[list[Any]]]) -> list[list[Any]]:
 
 def _exact_column(kind: str, values: list[Any]) -> bool:
     """Whether every value has exactly the JSON type MLflow's parser turns into this kind unchanged."""
+    types = set(map(type, values))  # C loops (map, set, min, max) rather than a Python loop per value
     if kind == "double":
-        if all(type(v) is float for v in values):
+        if types == _FLOAT or not values:
             return True
-        return all(type(v) is float or (type(v) is int and -_EXACT_INT <= v <= _EXACT_INT) for v in values)
+        if not types <= _FLOAT_INT:
+            return False
+        if -_EXACT_INT <= min(values) and max(values) <= _EXACT_INT:
+            return True
+        return all(type(v) is float or -_EXACT_INT <= v <= _EXACT_INT for v in values)
     if kind == "long":
-        return all(type(v) is int and -(2**63) <= v < 2**63 for v in values)
+        return not values or (types == _INT and -(2**63) <= min(values) and max(values) < 2**63)
     if kind == "string":
-        return all(type(v) is str for v in values)
+        return types <= _STR
     if kind == "boolean":
-        return all(type(v) is bool for v in values)
+        return types <= _BOOL
     return False
 
 
@@ -402,15 +408,16 @@ def _json_type(value: Any) -> str:
 def _check_column(spec: ColumnSpec, values: list[Any]) -> tuple[list[Any], str | None]:
     """(values converted where lossless, first problem or None). Fast when every value is fine."""
     kind = spec.kind
+    types = set(map(type, values))
     if kind == "string":
-        if all(type(v) is str for v in values):
+        if types == _STR:
             return values, None
         for i, v in enumerate(values):
             if type(v) is not str and not (v is None and not spec.required):
                 return values, _bad(spec, i, v)
         return values, None
     if kind in ("double", "float"):
-        if all(type(v) is float for v in values):
+        if types == _FLOAT:
             return values, None
         for i, v in enumerate(values):
             if type(v) is float or (v is None and not spec.required):
@@ -423,7 +430,7 @@ def _check_column(spec: ColumnSpec, values: list[Any]) -> tuple[list[Any], str |
         return values, None
     if kind in ("long", "integer"):
         low, high = _INT_RANGES[kind]
-        if all(type(v) is int and low <= v <= high for v in values):
+        if types == _INT and low <= min(values) and max(values) <= high:
             return values, None
         converted = []
         for i, v in enumerate(values):
@@ -439,6 +446,8 @@ def _check_column(spec: ColumnSpec, values: list[Any]) -> tuple[list[Any], str |
                 return values, _bad(spec, i, v)
         return converted, None
     if kind == "boolean":
+        if types == _BOOL:
+            return values, None
         for i, v in enumerate(values):
             if type(v) is not bool and not (v is None and not spec.required):
                 return values, _bad(spec, i, v)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -138,6 +139,9 @@ def _from_split(value: Any) -> ParsedInput:
     if len(set(columns)) != len(columns):
         raise BadRequest("'dataframe_split.columns' has duplicate names")
     width = len(columns)
+    if width and set(map(type, data)) == {list} and set(map(len, data)) == {width}:
+        transposed = map(list, zip(*data, strict=True))
+        return ParsedInput(columns=dict(zip(columns, transposed, strict=True)), rows=len(data), positional=positional)
     for i, row in enumerate(data):
         if not isinstance(row, list):
             if width == 1:  # a single column may be given as a flat list of values
@@ -161,6 +165,15 @@ def _from_records(records: list[Any], where: str) -> ParsedInput:
     names = list(first)
     if len(records) == 1:
         return ParsedInput(columns={k: [v] for k, v in first.items()}, rows=1)
+    if len(names) > 1 and set(map(type, records)) == {dict} and set(map(len, records)) == {len(names)}:
+        # Every record has as many keys as the first: if each has the first's keys, all have the same keys.
+        try:
+            rows = list(map(itemgetter(*names), records))
+        except KeyError:
+            pass
+        else:
+            transposed = map(list, zip(*rows, strict=True))
+            return ParsedInput(columns=dict(zip(names, transposed, strict=True)), rows=len(records))
     known = set(names)
     for i, rec in enumerate(records):
         if not isinstance(rec, dict):

@@ -81,6 +81,7 @@ def estimator(kind: str):
     return {
         "decision_tree": lambda: tree.DecisionTreeClassifier(max_depth=6, random_state=0),
         "random_forest": lambda: ensemble.RandomForestClassifier(n_estimators=15, max_depth=6, random_state=0),
+        "binary_forest": lambda: ensemble.RandomForestClassifier(n_estimators=15, random_state=0),
         "extra_trees_regressor": lambda: ensemble.ExtraTreesRegressor(n_estimators=10, max_depth=6, random_state=0),
         "random_forest_regressor": lambda: ensemble.RandomForestRegressor(n_estimators=10, random_state=0),
         "gradient_boosting": lambda: ensemble.GradientBoostingClassifier(n_estimators=15, random_state=0),
@@ -94,6 +95,7 @@ def estimator(kind: str):
 KINDS = [
     "decision_tree",
     "random_forest",
+    "binary_forest",
     "extra_trees_regressor",
     "random_forest_regressor",
     "gradient_boosting",
@@ -103,6 +105,7 @@ KINDS = [
     "ridge",
 ]
 REGRESSORS = {"extra_trees_regressor", "random_forest_regressor", "gradient_boosting_regressor", "linear", "ridge"}
+BINARY = {"binary_forest"}  # fitted on two classes (label > 0) instead of three
 
 
 def save_kind(path: Path, kind: str, *, reference: Path | None = None, **save_options) -> Path:
@@ -113,7 +116,7 @@ def save_kind(path: Path, kind: str, *, reference: Path | None = None, **save_op
     from sklearn.pipeline import Pipeline
 
     data, label, score = frame(600, seed=1)
-    target = score if kind in REGRESSORS else label
+    target = score if kind in REGRESSORS else (label > 0).astype("int64") if kind in BINARY else label
     model = Pipeline([("pre", preprocessing()), ("model", estimator(kind))]).fit(data, target)
     if reference is not None:
         frame(300, seed=2)[0].to_parquet(reference)

@@ -119,6 +119,24 @@ def test_each_supported_kind_compiles_verifies_and_answers_like_the_original(com
         assert all(type(v) is int for part in mine for v in part)
 
 
+def test_a_binary_forest_runs_as_one_score_and_without_nan_tests_when_no_value_is_missing(compiled_kind):
+    model_dir, out, decision = compiled_kind("binary_forest")
+    spec = json.loads((out / "preprocess.json").read_text())
+    assert decision["runtime"] == "onnxruntime", decision["reason"]
+    assert spec["onnx_output"] == "p1" and spec["onnx_nonan"] == "model.nonan.onnx"
+    assert (out / "model.onnx").is_file() and (out / "model.nonan.onnx").is_file()
+    compiled, original = _loaded(model_dir, out), _loaded(model_dir, out, runtime="original")
+    proba = original._pyfunc.get_raw_model().predict_proba
+    columns = _tricky_columns()  # rows 12-13: a null count, i.e. NaN reaches the trees; the others: no NaN
+    for rows in (range(0, 12), range(12, 14), range(0, 40)):
+        part = [[c[i] for i in rows] for c in columns]
+        expected = proba(original.frame([part], [len(rows)]))
+        got = compiled.compiled.raw(part, len(rows))
+        assert got.shape == expected.shape == (len(rows), 2)
+        assert np.allclose(got, expected, rtol=RTOL, atol=ATOL)
+        assert compiled.predict_batch([part], [len(rows)]) == original.predict_batch([part], [len(rows)])
+
+
 def test_a_string_imputer_with_nan_as_missing_is_compiled_not_refused(compiled_kind):
     """skl2onnx refuses this step; the compiled runtime replays it in numpy."""
     _, out, decision = compiled_kind("random_forest")
