@@ -18,4 +18,4 @@ export REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/1}
 export CELERY_BROKER_URL=$REDIS_URL
 export MODELPLANE_VAR_DIR=${MODELPLANE_VAR_DIR:-$PWD/var/test}
 
-.venv/bin/pytest -n "${PYTEST_WORKERS:-2}" --dist load "$@"
+.venv/bin/pytest -n "${PYTEST_WORKERS:-2}" --dist load --durations=40 "$@"

@@ -16,7 +16,9 @@ def test_each_policy_webhook_becomes_a_promotion_channel_of_its_environment(migr
     graph = executor.loader.graph
     copy = _node(graph, "events", "promotion_webhooks")
     drop = _node(graph, "promotions", "remove_policy_webhook_url")
+    # and deployments as it was then: rows made in the old state must fit the old tables
     before = sorted(parent.key for parent in graph.node_map[copy].parents)
+    before.append(_node(graph, "deployments", "revision_publish_failed"))
     executor.migrate(before)
     old = executor.loader.project_state(before).apps
     Environment, Policy = old.get_model("deployments", "Environment"), old.get_model("promotions", "PromotionPolicy")

@@ -1,7 +1,7 @@
 """Issue 17, fault suite: the scoring process of a live deployment on the local target SIGKILLed. The deployment
 page (and its API, ``serving``) says it is not running and that the control plane restarts it; the reconcile the
 beat runs every DEPLOY_RECONCILE_SECONDS restarts it (audited once as ``deployment.restarted``), the endpoint
-answers again and the page reports the restart. Nothing else changes: one revision, still live, one live audit
+answers again (on the same stable URL: the router in front of the revision) and the page reports the restart. Nothing else changes: one revision, still live, one live audit
 event."""
 
 from __future__ import annotations
@@ -41,16 +41,19 @@ def test_a_killed_scoring_process_is_reported_and_restarted_once(
     state = target._state(spec)
     os.kill(state["pid"], signal.SIGKILL)
     wait_for(lambda: not _alive(state["pid"], state["model_dir"]), timeout=10, what="the process to die")
-    with pytest.raises(requests.ConnectionError):
-        requests.get(f"{deployment.endpoint_url}/health/ready", timeout=5)
+    # The deployment's stable endpoint (its router) still answers, and says that no revision answers behind it.
+    down = requests.post(f"{deployment.endpoint_url}/invocations", json={"inputs": [[1]]}, timeout=5)
+    assert down.status_code == 502 and f"Revision {spec.revision} gave no answer" in down.json()["message"]
     text = client.get(page).content.decode()
     assert "not running" in text and "the control plane restarts it within 30 s" in text
     assert 'id="serving-restarts"' not in text
     assert lead_api.get(api).json()["serving"] == {"running": False, "restarts": 0, "last_restart": None}
 
     assert tasks.reconcile_local() == 1  # what the beat runs every DEPLOY_RECONCILE_SECONDS
+    url = deployment.endpoint_url
     deployment.refresh_from_db()
-    assert requests.get(f"{deployment.endpoint_url}/health/ready", timeout=10).status_code == 200
+    assert deployment.endpoint_url == url, "the restart keeps the deployment's one URL"
+    assert requests.get(f"{url}/health/ready", timeout=10).status_code == 200
     assert target._state(spec)["pid"] != state["pid"]
     assert tasks.reconcile_local() == 0, "a running process is left alone"
     text = client.get(page).content.decode()
