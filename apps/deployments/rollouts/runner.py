@@ -186,6 +186,7 @@ def _judge(rollout: Rollout, step: int, weight: int, now) -> str | None:
     if verdict == CheckVerdict.WAIT and waited >= strategy.max_wait_seconds:
         verdict = CheckVerdict.FAIL
         analysis = Analysis([_timed_out(c, waited) if c.verdict == CheckVerdict.WAIT else c for c in analysis.checks])
+    rollout.save(revision, updated_at=now)  # still ours (LeaseLost otherwise): an interval is judged by one worker
     _store(revision, analysis, step=step, weight=weight, at=now)
     if verdict == CheckVerdict.WAIT:
         waiting = [c.message for c in analysis.checks if c.verdict == CheckVerdict.WAIT]
