@@ -1,8 +1,8 @@
 """Issue 17, fault suite: the scoring process of a live deployment on the local target SIGKILLed. The deployment
 page (and its API, ``serving``) says it is not running and that the control plane restarts it; the reconcile the
 beat runs every DEPLOY_RECONCILE_SECONDS restarts it (audited once as ``deployment.restarted``), the endpoint
-answers again (on the same stable URL: the router in front of the revision) and the page reports the restart. Nothing else changes: one revision, still live, one live audit
-event."""
+answers again (on the same stable URL: the router in front of the revision) and the page reports the restart.
+Nothing else changes: one revision, still live, one live audit event."""
 
 from __future__ import annotations
 
