@@ -46,7 +46,9 @@ def compiled_kind(kinds_root):
             reference = kinds_root / f"{kind}.parquet"
             model_dir = save_kind(kinds_root / kind, kind, reference=reference)
             out = kinds_root / f"{kind}.compiled"
-            done[kind] = (model_dir, out, compile_model(model_dir, out, reference=reference))
+            # the binary-forest rewrite is ONNX Runtime's: compiled for it alone, whatever Treelite would time
+            runtimes = ("onnxruntime",) if kind == "binary_forest" else ("onnxruntime", "treelite")
+            done[kind] = (model_dir, out, compile_model(model_dir, out, reference=reference, runtimes=runtimes))
         return done[kind]
 
     return get
@@ -243,7 +245,8 @@ def test_a_compiled_model_that_disagrees_at_start_up_is_not_served(compiled_kind
 
 def test_the_server_reports_the_runtime_and_can_be_forced_to_the_original(ours, model_dir, log_dir):
     runtime = ours.version()["runtime"]
-    assert runtime["active"] == "onnxruntime", runtime
+    assert runtime["active"] in ("onnxruntime", "treelite"), runtime
+    assert runtime["build"]["runtime"] == runtime["active"], runtime
     assert runtime["build"]["model_kind"] == (
         "Pipeline(ColumnTransformer(FunctionTransformer, OneHotEncoder), RandomForestClassifier)"
     )
@@ -268,15 +271,18 @@ def test_build_context_compiles_without_changing_the_digest(model_dir, tmp_path)
     assert plain.build_args["COMPILED_RUNTIME"] == "original"
     lines = []
     decision = compile_context(plain, log=lines.append)
-    assert decision["runtime"] == "onnxruntime"
-    assert plain.build_args["COMPILED_RUNTIME"] == "onnxruntime"
+    chosen = decision["runtime"]  # the faster of the two here and now; both verify
+    assert chosen in ("onnxruntime", "treelite")
+    assert plain.build_args["COMPILED_RUNTIME"] == chosen
     assert float(plain.build_args["COMPILED_MAX_ABS_DIFF"]) <= ATOL
-    assert (plain.path / "compiled" / "model.onnx").is_file()
-    assert lines[0].startswith("model runtime: onnxruntime (verified on")
+    artifact = {"onnxruntime": "model.onnx", "treelite": "model.treelite"}[chosen]
+    assert (plain.path / "compiled" / artifact).is_file()
+    assert lines[0].startswith(f"model runtime: {chosen} (verified on")
     assert any(line.startswith("  candidate treelite:") for line in lines)
+    assert any(line.startswith("  candidate onnxruntime:") for line in lines)
     compiled = assemble_build_context(model_dir, tmp_path / "compiled", compile=True)
     assert compiled.digest == plain.digest
-    assert compiled.build_args["COMPILED_RUNTIME"] == "onnxruntime"
+    assert compiled.build_args["COMPILED_RUNTIME"] in ("onnxruntime", "treelite")
 
 
 def test_probes_answer_while_a_long_predict_blocks_the_event_loop(trouble_model_dir, log_dir):

@@ -35,7 +35,9 @@ def test_build_push_pull_run_and_score(build_env, image_registry, model_dir, tmp
         compile=True,
     )
     decision = json.loads((ctx.path / "compiled" / "decision.json").read_text())
-    assert decision["runtime"] == "onnxruntime", decision["reason"]
+    # Whichever measured faster on this machine now (both verified); the image must say and serve that one.
+    chosen = decision["runtime"]
+    assert chosen in ("onnxruntime", "treelite"), decision["reason"]
     local = f"localhost/modelplane-test/credit-default:{ctx.tag}"
     remote = f"{registry}/scoring/credit-default:{ctx.tag}"
     started = time.monotonic()
@@ -67,7 +69,7 @@ def test_build_push_pull_run_and_score(build_env, image_registry, model_dir, tmp
         assert labels["io.modelplane.context-digest"] == ctx.digest
         assert labels["org.opencontainers.image.version"] == "1"
         assert inspect["Config"]["User"] == "10001"
-        assert labels["io.modelplane.runtime"] == "onnxruntime"
+        assert labels["io.modelplane.runtime"] == chosen
         assert float(labels["io.modelplane.runtime.max-abs-diff"]) <= 1e-5
 
         port, health_port = free_port(), free_port()
@@ -99,8 +101,8 @@ def test_build_push_pull_run_and_score(build_env, image_registry, model_dir, tmp
         expected = mlflow.pyfunc.load_model(str(model_dir)).predict(rows).tolist()
         assert answer.json() == {"predictions": expected}
         version = requests.get(url + "/version", timeout=10).json()
-        assert version["runtime"]["active"] == "onnxruntime", version["runtime"]
-        assert version["runtime"]["build"]["runtime"] == "onnxruntime" and version["runtime"]["startup_check"]
+        assert version["runtime"]["active"] == chosen, version["runtime"]
+        assert version["runtime"]["build"]["runtime"] == chosen and version["runtime"]["startup_check"]
         assert requests.get(f"http://127.0.0.1:{health_port}/health/ready", timeout=5).json() == {"status": "ready"}
         assert version["image_digest"] == ctx.digest
         assert version["model_name"] == "credit-default" and version["model_version"] == "1"
