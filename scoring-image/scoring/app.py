@@ -14,7 +14,6 @@ queued (they are reading their last answer and about to send the next), it waits
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import gc
 import logging
 import os
@@ -45,10 +44,6 @@ _perf = time.perf_counter
 _SCORING_ROUTES = ("/invocations", "/predict")
 _RECENT_CLIENT_S = 1.0  # a keep-alive connection that scored this recently is expected to score again
 _JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-# A compiled batch of at least this many rows is scored in a thread (bench/scoring/README.md, 64-row requests);
-# smaller ones inline, where a thread hop would cost more than it frees.
-_THREAD_ROWS = 32
-_IN_THREAD = object()  # _batch_handle while a batch is scored in the thread
 
 
 @dataclass(slots=True)
@@ -98,8 +93,7 @@ class ScoringApp:
         # Moving average of one predict call's duration (s): waiting for more clients only pays when a call costs
         # more than the wait itself.
         self.predict_s = 1.0
-        self._batch_handle: asyncio.Handle | asyncio.TimerHandle | object | None = None
-        self._predict_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="predict")
+        self._batch_handle: asyncio.Handle | asyncio.TimerHandle | None = None
         self._in_predict = False
         self._general_running = 0  # requests on the general path (in threads, as MLflow's server runs them)
         self.stopped: asyncio.Future[int] = self.loop.create_future()
@@ -332,27 +326,17 @@ class ScoringApp:
         rows = sum(j.rows for j in jobs)
         started = _perf()
         self._in_predict = True
-        if rows >= _THREAD_ROWS and self.model.compiled is not None:
-            # ONNX Runtime / Treelite walk the trees without the GIL: meanwhile the loop reads the next requests.
-            self._batch_handle = _IN_THREAD  # no other batch starts until this one is answered
-            future = self.loop.run_in_executor(self._predict_thread, self._predict_jobs, jobs)
-            future.add_done_callback(lambda done: self._finish_batch(jobs, rows, started, done.result()))
-            return
-        self._finish_batch(jobs, rows, started, self._predict_jobs(jobs))
-
-    def _predict_jobs(self, jobs: list[_Job]) -> list[Any]:
+        results: list[Any]
         try:
-            return self.model.predict_batch([j.columns for j in jobs], [j.rows for j in jobs])
+            results = self.model.predict_batch([j.columns for j in jobs], [j.rows for j in jobs])
         except ScoringError as exc:
             # One bad request must not fail its neighbours: retry each on its own.
-            return [exc] if len(jobs) == 1 else [self._predict_alone(job) for job in jobs]
+            results = [exc] if len(jobs) == 1 else [self._predict_alone(job) for job in jobs]
         except Exception as exc:  # a bug, not the model: still answer every request
             log.exception("batch of %d request(s) failed", len(jobs))
-            return [ModelError(f"Internal error: {type(exc).__name__}: {exc}")] * len(jobs)
-
-    def _finish_batch(self, jobs: list[_Job], rows: int, started: float, results: list[Any]) -> None:
-        self._in_predict = False
-        self._batch_handle = None
+            results = [ModelError(f"Internal error: {type(exc).__name__}: {exc}")] * len(jobs)
+        finally:
+            self._in_predict = False
         took = _perf() - started
         self.predict_s += 0.1 * (took - self.predict_s)
         self.metrics.observe_batch(rows, len(jobs), took)
