@@ -293,6 +293,52 @@ def scoring_server(registry, local_dirs):
         process.wait(timeout=30)
 
 
+@pytest.fixture
+def kube_deployment(registry, settings, k8s_api, k8s_namespace, scoring_server):
+    """Makes credit-default in a Kubernetes environment ("aks-dev") of the emulated cluster whose versions went
+    live in turn, ``{version: image}`` (the last one is live): ``(deployment, [revisions])``. Keyword arguments
+    are the target's options."""
+    from apps.deployments import services
+    from apps.deployments.choices import DeploymentStatus, RevisionStatus
+
+    url, model_dir = scoring_server
+
+    def make(images: dict[str, str], *, gateway: str = "", ready_timeout: float = 30, **options):
+        settings.DEPLOY_TARGET_OPTIONS = {
+            **settings.DEPLOY_TARGET_OPTIONS,
+            "kubernetes": {"api_url": k8s_api.url, "endpoint_url_template": url, **options},
+        }
+        settings.DEPLOY_READY_TIMEOUT = ready_timeout
+        environment = Environment.objects.create(
+            name="aks-dev",
+            target="kubernetes",
+            namespace=k8s_namespace,
+            gateway=gateway,
+            image_builder="local",
+            image_registry="registry.example/models",
+        )
+        deployment = Deployment.objects.create(
+            environment=environment, model_name="credit-default", name="credit-default"
+        )
+        config = services._config(environment)
+        revisions = [
+            Revision.objects.create(
+                deployment=deployment,
+                number=number,
+                model_version=version,
+                image=image,
+                model_dir=str(model_dir),
+                status=RevisionStatus.LIVE if number == len(images) else RevisionStatus.SUPERSEDED,
+                config=config,
+            )
+            for number, (version, image) in enumerate(images.items(), start=1)
+        ]
+        Deployment.objects.filter(pk=deployment.pk).update(live_revision=revisions[-1], status=DeploymentStatus.LIVE)
+        return Deployment.objects.get(pk=deployment.pk), revisions
+
+    return make
+
+
 def _serves(url: str) -> bool:
     try:
         return requests.get(f"{url}/health/ready", timeout=1).status_code == 200

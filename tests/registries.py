@@ -108,3 +108,33 @@ def http_registry(directory: Path) -> Iterator[Registry]:
         registry = Registry(tracking_uri=url, artifact_root="")
         demo_models_ensure(tracking_uri=url, registry_uri=url, artifact_root="", rows=TEST_ROWS, log=lambda line: None)
         yield registry
+
+
+def register_pyfunc_version(
+    registry: Registry,
+    python_model,
+    *,
+    model_name: str,
+    input_example,
+    code_paths: list[str] | None = None,
+    experiment: str = "demo/credit-default",
+) -> str:
+    """Log ``python_model`` as a pyfunc in a run of ``experiment`` and register it as a new version of
+    ``model_name``; returns the version."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(registry.tracking_uri)
+    mlflow.set_registry_uri(registry.tracking_uri)
+    client = MlflowClient(tracking_uri=registry.tracking_uri, registry_uri=registry.tracking_uri)
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    with mlflow.start_run(experiment_id=experiment_id):
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=python_model,
+            code_paths=code_paths,
+            input_example=input_example,
+            pip_requirements=["mlflow"],
+            registered_model_name=model_name,
+        )
+    return str(info.registered_model_version)

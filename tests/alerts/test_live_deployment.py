@@ -15,7 +15,6 @@ import pytest
 import requests
 from django.core.management import call_command
 from django.utils import timezone
-from mlflow import MlflowClient
 
 from apps.alerts import services
 from apps.alerts.models import Alert
@@ -23,6 +22,7 @@ from apps.deployments import pipeline
 from apps.deployments import services as deployments
 from apps.deployments.choices import RevisionStatus
 from apps.deployments.models import Revision
+from tests.registries import register_pyfunc_version
 from tests.workers import wait_for
 
 pytestmark = pytest.mark.django_db
@@ -43,19 +43,12 @@ def _register_trouble_model(registry) -> str:
                 _time.sleep(float(slow.max()))
             return (model_input["x"] * 2).to_numpy()
 
-    mlflow.set_tracking_uri(registry.tracking_uri)
-    mlflow.set_registry_uri(registry.tracking_uri)
-    client = MlflowClient(tracking_uri=registry.tracking_uri, registry_uri=registry.tracking_uri)
-    experiment = client.get_experiment_by_name("demo/credit-default")
-    with mlflow.start_run(experiment_id=experiment.experiment_id):
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=Trouble(),
-            input_example=pd.DataFrame({"x": [1.0, 2.0], "tag": ["a", "b"]}),
-            pip_requirements=["mlflow"],
-            registered_model_name="trouble",
-        )
-    return str(info.registered_model_version)
+    return register_pyfunc_version(
+        registry,
+        Trouble(),
+        model_name="trouble",
+        input_example=pd.DataFrame({"x": [1.0, 2.0], "tag": ["a", "b"]}),
+    )
 
 
 def _score(url: str, x: float, tag: str) -> int:

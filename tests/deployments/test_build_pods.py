@@ -26,7 +26,7 @@ from apps.deployments.builders import BuildRequest, configured_builder, get_buil
 from apps.deployments.builders.buildah import AUTH_SCRIPT, BuildahImageBuilder, render_pod
 from apps.deployments.builders.image_registry import ImageRegistryClient
 from apps.deployments.targets.base import ServingSpec
-from apps.deployments.targets.kubernetes import render_deployment
+from apps.deployments.targets.kubernetes_manifests import render_deployment
 from controlplane.env import env_renamed
 from tests.emulators.acr import AcrEmulator, FakeCredential
 from tests.emulators.k8s import Controller, EmulatorThread

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 from apps.deployments.choices import RevisionStatus
 from apps.deployments.models import Revision
 from apps.deployments.pipeline import serving_spec
-from apps.deployments.targets.kubernetes import render_deployment
+from apps.deployments.targets.kubernetes_manifests import render_deployment
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,8 @@ from dataclasses import replace
 import pytest
 
 from apps.deployments import pipeline, services
-from apps.deployments.choices import DeploymentStatus, RevisionStatus
-from apps.deployments.models import Deployment, Environment, Revision
+from apps.deployments.choices import RevisionStatus
+from apps.deployments.models import Deployment
 from tests.workers import wait_for
 
 pytestmark = pytest.mark.django_db
@@ -56,44 +56,13 @@ class PlayedController:
 
 
 @pytest.fixture
-def cluster_history(alice, registry, settings, k8s_api, k8s_namespace, scoring_server):
+def cluster_history(kube_deployment):
     """credit-default in a Kubernetes environment whose r1 (v1) and r2 (v2) went live earlier."""
-    url, model_dir = scoring_server
-    settings.DEPLOY_TARGET_OPTIONS = {
-        **settings.DEPLOY_TARGET_OPTIONS,
-        # A pull that keeps failing for half a second is persistent here (180 s by default).
-        "kubernetes": {"api_url": k8s_api.url, "endpoint_url_template": url, "image_pull_grace_seconds": 0.5},
-    }
-    settings.DEPLOY_READY_TIMEOUT = 20
-    environment = Environment.objects.create(
-        name="aks-dev",
-        target="kubernetes",
-        namespace=k8s_namespace,
-        image_builder="local",
-        image_registry="registry.example/models",
+    # A pull that keeps failing for half a second is persistent here (180 s by default).
+    deployment, (r1, r2) = kube_deployment(
+        {"1": IMAGE_V1, "2": IMAGE_V2}, ready_timeout=20, image_pull_grace_seconds=0.5
     )
-    deployment = Deployment.objects.create(environment=environment, model_name="credit-default", name="credit-default")
-    config = services._config(environment)
-    r1 = Revision.objects.create(
-        deployment=deployment,
-        number=1,
-        model_version="1",
-        image=IMAGE_V1,
-        model_dir=str(model_dir),
-        status=RevisionStatus.SUPERSEDED,
-        config=config,
-    )
-    r2 = Revision.objects.create(
-        deployment=deployment,
-        number=2,
-        model_version="2",
-        image=IMAGE_V2,
-        model_dir=str(model_dir),
-        status=RevisionStatus.LIVE,
-        config=config,
-    )
-    Deployment.objects.filter(pk=deployment.pk).update(live_revision=r2, status=DeploymentStatus.LIVE)
-    return Deployment.objects.get(pk=deployment.pk), r1, r2
+    return deployment, r1, r2
 
 
 def _image_in_cluster(controller, namespace: str) -> str:

@@ -19,14 +19,9 @@ import pytest
 
 from apps.deployments.backends import PermanentBackendError, TransientBackendError
 from apps.deployments.targets.base import ServingSpec, get_target, rollout_time_limit
-from apps.deployments.targets.kubernetes import (
-    FIELD_MANAGER,
-    KubernetesTarget,
-    diagnose_pods,
-    render_deployment,
-    render_manifests,
-    render_pdb,
-)
+from apps.deployments.targets.kubernetes import KubernetesTarget
+from apps.deployments.targets.kubernetes_manifests import FIELD_MANAGER, render_deployment, render_manifests, render_pdb
+from apps.deployments.targets.kubernetes_pods import diagnose_pods
 from tests.emulators.k8s import Controller, EmulatorThread, resource_of
 from tests.emulators.k8s_controllers import DeploymentController, Stage
 

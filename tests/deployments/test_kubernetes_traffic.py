@@ -22,8 +22,8 @@ from apps.deployments.clusters import Cluster
 from apps.deployments.kube import ClusterAccessError
 from apps.deployments.naming import candidate_name, deployment_name_error, derive_deployment_name
 from apps.deployments.targets.base import CANDIDATE, ServingSpec, TrafficSplit
-from apps.deployments.targets.kubernetes import (
-    KubernetesTarget,
+from apps.deployments.targets.kubernetes import KubernetesTarget
+from apps.deployments.targets.kubernetes_manifests import (
     render_deployment,
     render_manifests,
     render_route,

@@ -8,12 +8,10 @@ import os
 import signal
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 import pytest
 import requests
 from django.utils import timezone
-from mlflow import MlflowClient
 
 from apps.accounts.models import AuditEvent
 from apps.deployments import lease, pipeline, services, tasks
@@ -21,6 +19,7 @@ from apps.deployments.choices import DeploymentStatus, RevisionStatus, StepStatu
 from apps.deployments.models import Deployment, Revision
 from apps.deployments.targets.local_process import _alive
 from tests.deployments.broken_model import UnimportableModel
+from tests.registries import register_pyfunc_version
 from tests.workers import wait_for
 
 pytestmark = pytest.mark.django_db
@@ -150,20 +149,9 @@ class LocalRolloutTests:
 
 
 def _register_unimportable_version(registry) -> str:
-    mlflow.set_tracking_uri(registry.tracking_uri)
-    mlflow.set_registry_uri(registry.tracking_uri)
-    client = MlflowClient(tracking_uri=registry.tracking_uri, registry_uri=registry.tracking_uri)
-    experiment = client.get_experiment_by_name("demo/credit-default")
-    with mlflow.start_run(experiment_id=experiment.experiment_id):
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=UnimportableModel(),
-            input_example=pd.DataFrame({"x": [1.0]}),
-            pip_requirements=["mlflow"],
-            registered_model_name="credit-default",
-        )
-    version = str(info.registered_model_version)
-    return version
+    return register_pyfunc_version(
+        registry, UnimportableModel(), model_name="credit-default", input_example=pd.DataFrame({"x": [1.0]})
+    )
 
 
 class ReconcileLocalTests:

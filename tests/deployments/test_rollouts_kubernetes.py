@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from apps.deployments import pipeline, services
-from apps.deployments.choices import DeploymentStatus, RevisionStatus, StepName
-from apps.deployments.models import Deployment, Environment, Revision
+from apps.deployments.choices import RevisionStatus, StepName
+from apps.deployments.models import Deployment, Revision
 from tests.emulators.k8s_controllers import DeploymentController, Stage
 from tests.emulators.log_analytics import FakeCredential, LogAnalyticsEmulator, table
 
@@ -21,6 +21,7 @@ pytestmark = pytest.mark.django_db
 
 IMAGE_V1 = "registry.example/models/credit-default:aaa111"
 IMAGE_V2 = "registry.example/models/credit-default:bbb222"
+
 GATEWAY = "gateway-system/public"
 WINDOW_COLUMNS = [
     ("revision", "string"),
@@ -82,35 +83,11 @@ class RouteRecorder:
 
 
 @pytest.fixture
-def canary_cluster(alice, registry, settings, k8s_api, k8s_controller, k8s_namespace, scoring_server):
+def canary_cluster(alice, settings, k8s_api, k8s_namespace, kube_deployment):
     """credit-default r1 (v1) live on an emulated cluster with Gateway API, and r2 (v2) asked for as a canary."""
-    url, model_dir = scoring_server
-    settings.DEPLOY_TARGET_OPTIONS = {
-        **settings.DEPLOY_TARGET_OPTIONS,
-        "kubernetes": {"api_url": k8s_api.url, "endpoint_url_template": url, "poll_interval_seconds": 0.05},
-    }
-    settings.DEPLOY_READY_TIMEOUT = 30
+    deployment, (r1,) = kube_deployment({"1": IMAGE_V1}, gateway=GATEWAY, poll_interval_seconds=0.05)
     settings.ROLLOUT_TICK_SECONDS = 0.05
-    environment = Environment.objects.create(
-        name="aks-dev",
-        target="kubernetes",
-        namespace=k8s_namespace,
-        gateway=GATEWAY,
-        image_builder="local",
-        image_registry="registry.example/models",
-    )
-    deployment = Deployment.objects.create(environment=environment, model_name="credit-default", name="credit-default")
-    config = services._config(environment)
-    r1 = Revision.objects.create(
-        deployment=deployment,
-        number=1,
-        model_version="1",
-        image=IMAGE_V1,
-        model_dir=str(model_dir),
-        status=RevisionStatus.LIVE,
-        config=config,
-    )
-    Deployment.objects.filter(pk=deployment.pk).update(live_revision=r1, status=DeploymentStatus.LIVE)
+    environment, config, model_dir = deployment.environment, r1.config, r1.model_dir
     controller = DeploymentController(k8s_api, k8s_namespace, lambda pod: [Stage(0.05)]).start()
     try:
         deployment.refresh_from_db()
@@ -127,7 +104,7 @@ def canary_cluster(alice, registry, settings, k8s_api, k8s_controller, k8s_names
             steps=STEPS,
             model_version="2",
             image=IMAGE_V2,
-            model_dir=str(model_dir),
+            model_dir=model_dir,
             config=config,
             requested_by=alice,
             strategy=strategy.as_dict(),

@@ -13,14 +13,13 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 import pytest
 import requests
-from mlflow import MlflowClient
 
 from apps.deployments import pipeline, tasks
 from apps.deployments.models import AnalysisCheck, Deployment, Revision
+from tests.registries import register_pyfunc_version
 from tests.workers import running_worker, start_worker, stop_worker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -111,20 +110,13 @@ def _register_failing_version(registry) -> str:
         from rollout_pymodels import FailsUnderTraffic
     finally:
         sys.path.remove(str(HERE))
-    mlflow.set_tracking_uri(registry.tracking_uri)
-    mlflow.set_registry_uri(registry.tracking_uri)
-    client = MlflowClient(tracking_uri=registry.tracking_uri, registry_uri=registry.tracking_uri)
-    experiment = client.get_experiment_by_name("demo/credit-default")
-    with mlflow.start_run(experiment_id=experiment.experiment_id):
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=FailsUnderTraffic(),
-            code_paths=[str(HERE / "rollout_pymodels.py")],
-            input_example=pd.DataFrame(json.loads(SAMPLE.read_text())),
-            pip_requirements=["mlflow"],
-            registered_model_name="credit-default",
-        )
-    return str(info.registered_model_version)
+    return register_pyfunc_version(
+        registry,
+        FailsUnderTraffic(),
+        model_name="credit-default",
+        input_example=pd.DataFrame(json.loads(SAMPLE.read_text())),
+        code_paths=[str(HERE / "rollout_pymodels.py")],
+    )
 
 
 def test_a_good_canary_goes_20_50_100_behind_one_url_with_no_failed_request(

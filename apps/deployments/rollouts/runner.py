@@ -76,9 +76,9 @@ class Rollout:
         )
 
 
-def traffic_step(rollout: Rollout, *, tick_seconds: float | None = None) -> str:
+def traffic_step(rollout: Rollout) -> str:
     """Drive the rollout to its promotion. Returns what happened; raises ``RolloutFailed`` to roll back."""
-    tick = settings.ROLLOUT_TICK_SECONDS if tick_seconds is None else tick_seconds
+    tick = settings.ROLLOUT_TICK_SECONDS
     revision, strategy, log = rollout.revision, rollout.strategy, rollout.log
     weights = strategy.weights()
     applied: tuple[int, int] | None = None  # (step, weight) this worker has set_traffic'd
