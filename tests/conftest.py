@@ -238,6 +238,27 @@ def teardown_local(local_dirs):
             pass
 
 
+# ---------------------------------------------------------------------------- xdist groups
+def pytest_collection_modifyitems(config, items):
+    """Tests sharing an expensive per-process session fixture run on one xdist worker (``--dist loadgroup``), so
+    it is built once rather than once per worker: the scoring-image tests (their trained models, a scoring server
+    and an MLflow server, and the MLflow parity fixture's fourteen servers) and the tests of the registry over
+    HTTP (an ``mlflow server`` seeded with the demo models)."""
+    for item in items:
+        group = _xdist_group(item)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _xdist_group(item) -> str | None:
+    if item.nodeid.startswith("tests/scoring_image/"):
+        return "scoring-image"
+    callspec = getattr(item, "callspec", None)
+    if "http_registry_session" in item.fixturenames or (callspec and callspec.params.get("any_registry") == "http"):
+        return "http-registry"
+    return None
+
+
 # ---------------------------------------------------------------------------- the Kubernetes API emulator
 _namespaces = itertools.count(1)
 
