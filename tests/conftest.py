@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -239,24 +240,48 @@ def teardown_local(local_dirs):
 
 
 # ---------------------------------------------------------------------------- xdist groups
-def pytest_collection_modifyitems(config, items):
-    """Tests sharing an expensive per-process session fixture run on one xdist worker (``--dist loadgroup``), so
-    it is built once rather than once per worker: the scoring-image tests (their trained models, a scoring server
-    and an MLflow server, and the MLflow parity fixture's fourteen servers) and the tests of the registry over
-    HTTP (an ``mlflow server`` seeded with the demo models)."""
-    for item in items:
-        group = _xdist_group(item)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
+# Tests sharing an expensive per-process session fixture run on one xdist worker, so that it is built once rather
+# than once per worker: the scoring-image tests (trained models, a scoring server and an MLflow server, the MLflow
+# parity fixture's fourteen servers) and the tests of the registry over HTTP (an ``mlflow server`` seeded with the
+# demo models: ``any_registry``'s "http" parameter). Not ``--dist loadgroup``: with pytest 9.2 its marks no longer
+# reach the scheduler (pytest-xdist#1386), and its scopes drop tests sharing a node id (the API fuzzer's).
+_HTTP_REGISTRY = re.compile(r"\[(?:[^\]]*-)?http(?:-[^\]]*)?\]$")
 
 
-def _xdist_group(item) -> str | None:
-    if item.nodeid.startswith("tests/scoring_image/"):
+def xdist_group(nodeid: str) -> str | None:
+    if nodeid.startswith("tests/scoring_image/"):
         return "scoring-image"
-    callspec = getattr(item, "callspec", None)
-    if "http_registry_session" in item.fixturenames or (callspec and callspec.params.get("any_registry") == "http"):
+    if _HTTP_REGISTRY.search(nodeid):
         return "http-registry"
     return None
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getoption("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScheduling
+
+    class GroupedLoadScheduling(LoadScheduling):
+        """``--dist load``, with each group's tests sent whole to one worker before the rest is shared out."""
+
+        grouped_sent = False
+
+        def _send_tests(self, node, num: int) -> None:
+            if not self.grouped_sent:  # the first call: the collection is known, nothing is sent yet
+                self.grouped_sent = True
+                groups: dict[str, list[int]] = {}
+                for index in self.pending:
+                    if group := xdist_group(self.collection[index]):
+                        groups.setdefault(group, []).append(index)
+                grouped = {index for indexes in groups.values() for index in indexes}
+                self.pending[:] = [index for index in self.pending if index not in grouped]
+                for number, group in enumerate(sorted(groups)):
+                    target = self.nodes[number % len(self.nodes)]
+                    self.node2pending[target].extend(groups[group])
+                    target.send_runtest_some(groups[group])
+            super()._send_tests(node, num)
+
+    return GroupedLoadScheduling(config, log)
 
 
 # ---------------------------------------------------------------------------- the Kubernetes API emulator

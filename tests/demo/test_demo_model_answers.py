@@ -18,6 +18,7 @@ def test_the_classifiers_answer_the_class_label_they_describe(registry, monkeypa
     description = client.get_registered_model(name).description
     assert "Answers a class label per row" in description and labels in description
     assert "Probability that" not in description
+    mlflow.set_tracking_uri(registry.tracking_uri)  # the logged model's metadata is read from the tracking store
     mlflow.set_registry_uri(registry.tracking_uri)
     info = mlflow.models.get_model_info(f"models:/{name}/1")
     outputs = info.signature.outputs.to_dict()
