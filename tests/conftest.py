@@ -256,13 +256,21 @@ def xdist_group(nodeid: str) -> str | None:
     return None
 
 
+# Modules whose tests start real workers, servers, browsers or image builds (tens of seconds each): sent out first,
+# so that the short tests fill the end of the run instead of one long test holding it up.
+_SLOW_FIRST = re.compile(
+    r"^tests/(faults/|.*(browser|end_to_end|rollouts_local|image_build|builders|local_traffic)\.py)"
+)
+
+
 def pytest_xdist_make_scheduler(config, log):
     if config.getoption("dist") != "load":
         return None
     from xdist.scheduler import LoadScheduling
 
     class GroupedLoadScheduling(LoadScheduling):
-        """``--dist load``, with each group's tests sent whole to one worker before the rest is shared out."""
+        """``--dist load``, with each group's tests sent whole to one worker before the rest is shared out, slow
+        modules first."""
 
         grouped_sent = False
 
@@ -275,6 +283,7 @@ def pytest_xdist_make_scheduler(config, log):
                         groups.setdefault(group, []).append(index)
                 grouped = {index for indexes in groups.values() for index in indexes}
                 self.pending[:] = [index for index in self.pending if index not in grouped]
+                self.pending.sort(key=lambda index: not _SLOW_FIRST.match(self.collection[index]))
                 for number, group in enumerate(sorted(groups)):
                     target = self.nodes[number % len(self.nodes)]
                     self.node2pending[target].extend(groups[group])
