@@ -269,25 +269,29 @@ def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScheduling
 
     class GroupedLoadScheduling(LoadScheduling):
-        """``--dist load``, with each group's tests sent whole to one worker before the rest is shared out, slow
-        modules first."""
+        """``--dist load``, slow modules first, with each group's tests sent whole to a worker of its own (the last
+        ones) as its first work: the others share out the rest, and it is given more once its group is done."""
 
-        grouped_sent = False
+        grouped: dict | None = None  # worker -> whether its first share was its group
 
         def _send_tests(self, node, num: int) -> None:
-            if not self.grouped_sent:  # the first call: the collection is known, nothing is sent yet
-                self.grouped_sent = True
+            if self.grouped is None:  # the first call: the collection is known, nothing is sent yet
+                self.grouped = {}
                 groups: dict[str, list[int]] = {}
                 for index in self.pending:
                     if group := xdist_group(self.collection[index]):
                         groups.setdefault(group, []).append(index)
-                grouped = {index for indexes in groups.values() for index in indexes}
-                self.pending[:] = [index for index in self.pending if index not in grouped]
+                in_groups = {index for indexes in groups.values() for index in indexes}
+                self.pending[:] = [index for index in self.pending if index not in in_groups]
                 self.pending.sort(key=lambda index: not _SLOW_FIRST.match(self.collection[index]))
-                for number, group in enumerate(sorted(groups)):
-                    target = self.nodes[number % len(self.nodes)]
+                for number, group in enumerate(sorted(groups, key=lambda g: -len(groups[g]))):
+                    target = self.nodes[-1 - number % len(self.nodes)]
                     self.node2pending[target].extend(groups[group])
                     target.send_runtest_some(groups[group])
+                    self.grouped[target] = False
+            if self.grouped.get(node) is False:  # the initial share of a worker given a group: the group it is
+                self.grouped[node] = True
+                return
             super()._send_tests(node, num)
 
     return GroupedLoadScheduling(config, log)

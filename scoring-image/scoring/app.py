@@ -72,6 +72,7 @@ class ScoringApp:
             batching=settings.batching,
             runtime=settings.runtime,
             compiled_dir=settings.compiled_dir or None,
+            compiled_threads=settings.compiled_threads,
         )
         self.metrics = Metrics()
         self.loop = asyncio.get_running_loop()

@@ -213,8 +213,11 @@ class CompiledModel:
     """A compiled estimator behind its preprocessing; ``predict`` answers what the sklearn pipeline's
     ``predict_fn`` answers (same dtype, same labels)."""
 
-    def __init__(self, compiled_dir: str | Path, decision: dict[str, Any], *, runtime: str | None = None) -> None:
+    def __init__(
+        self, compiled_dir: str | Path, decision: dict[str, Any], *, runtime: str | None = None, threads: int = 1
+    ) -> None:
         self.dir = Path(compiled_dir)
+        self.threads = threads
         self.decision = decision
         self.runtime = runtime or decision["runtime"]
         spec = json.loads((self.dir / "preprocess.json").read_text())
@@ -233,11 +236,12 @@ class CompiledModel:
             import onnxruntime as ort
 
             options = ort.SessionOptions()
-            # One thread: one worker = one core's worth, no thread pool handoffs per call. Measured with 64-row
-            # requests at c=8 on the shared 2-core machine, two threads (ONNX Runtime then splits the trees of
-            # batches over 50 rows between them) gave 0.76x the rows/s of one.
-            options.intra_op_num_threads = 1
+            # One thread by default: one worker = one core's worth, no thread pool handoffs per call
+            # (SCORING_COMPILED_THREADS; bench/scoring/README.md has what two threads did on two cores). Idle pool
+            # threads sleep rather than spin: a spinning thread takes the core the event loop needs next.
+            options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
 
             def session(path: Path) -> Any:
@@ -267,7 +271,7 @@ class CompiledModel:
             gtil_predict = treelite.gtil.predict
 
             def predict(x: np.ndarray) -> np.ndarray:
-                out = gtil_predict(model, x.astype(np.float64, copy=False), nthread=1)
+                out = gtil_predict(model, x.astype(np.float64, copy=False), nthread=self.threads)
                 return out.reshape(x.shape[0], -1)
 
             return predict

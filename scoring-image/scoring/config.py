@@ -98,6 +98,9 @@ class Settings:
     # "original": always the model's own runtime (scikit-learn).
     runtime: str = "auto"
     compiled_dir: str = ""
+    # ONNX Runtime / Treelite threads per worker for one compiled predict call. 1: the worker's one core; more only
+    # where each worker has cores of its own (bench/scoring/README.md has the measurements).
+    compiled_threads: int = 1
     # Health probes on their own port, answered by a thread outside the event loop (0 = off).
     health_port: int = 0
     # /health/live fails once the event loop has not run for this long (a wedged worker gets restarted).
@@ -136,6 +139,7 @@ class Settings:
             log_level=_env_choice("SCORING_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             runtime=_env_choice("SCORING_RUNTIME", cls.runtime, ("auto", "original")),
             compiled_dir=_env_str("SCORING_COMPILED_DIR", ""),
+            compiled_threads=_env_int("SCORING_COMPILED_THREADS", cls.compiled_threads, minimum=1),
             health_port=_env_int("SCORING_HEALTH_PORT", cls.health_port),
             liveness_stall_s=_env_float("SCORING_LIVENESS_STALL_S", cls.liveness_stall_s, minimum=1.0),
         )

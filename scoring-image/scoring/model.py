@@ -77,10 +77,12 @@ class LoadedModel:
         batching: str = "sklearn",
         runtime: str = "auto",
         compiled_dir: str | os.PathLike[str] | None = None,
+        compiled_threads: int = 1,
     ) -> None:
         self.model_dir = Path(model_dir)
         self.runtime_setting = runtime
         self.compiled_dir = Path(compiled_dir) if compiled_dir else None
+        self.compiled_threads = compiled_threads
         self.compiled: Any = None  # a scoring.compiled.CompiledModel when the fast path runs compiled
         self.runtime_info: dict[str, Any] = {"active": "original"}
         self.strict = validation == "strict"
@@ -165,7 +167,7 @@ class LoadedModel:
             info["reason"] = decision.get("reason", "not compiled")
             return
         try:
-            self.compiled = CompiledModel(self.compiled_dir, decision)  # type: ignore[arg-type]
+            self.compiled = CompiledModel(self.compiled_dir, decision, threads=self.compiled_threads)  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 - e.g. the runtime package missing: serve the original
             log.warning("compiled model not loaded, serving the original: %s", exc)
             info["reason"] = f"compiled model not loaded: {type(exc).__name__}: {exc}"

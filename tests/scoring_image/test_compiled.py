@@ -139,6 +139,21 @@ def test_a_binary_forest_runs_as_one_score_and_without_nan_tests_when_no_value_i
         assert compiled.predict_batch([part], [len(rows)]) == original.predict_batch([part], [len(rows)])
 
 
+def test_more_compiled_threads_give_the_same_answers(compiled_kind):
+    """SCORING_COMPILED_THREADS splits a batch's tree walk between threads (ONNX Runtime does from ~100 rows on):
+    the answers must not change."""
+    model_dir, out, _ = compiled_kind("binary_forest")
+    one = _loaded(model_dir, out)
+    two = LoadedModel(model_dir, compiled_dir=out, compiled_threads=2)
+    two.load()
+    two.warm_up()
+    assert two.compiled.threads == 2 and one.compiled.threads == 1
+    columns = _tricky_columns()
+    part = [c * 8 for c in columns]  # 320 rows, NaN in some
+    assert np.allclose(two.compiled.raw(part, 320), one.compiled.raw(part, 320), rtol=1e-6, atol=1e-7)  # sums split
+    assert two.predict_batch([part], [320]) == one.predict_batch([part], [320])
+
+
 def test_a_string_imputer_with_nan_as_missing_is_compiled_not_refused(compiled_kind):
     """skl2onnx refuses this step; the compiled runtime replays it in numpy."""
     _, out, decision = compiled_kind("random_forest")
