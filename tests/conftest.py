@@ -256,42 +256,29 @@ def xdist_group(nodeid: str) -> str | None:
     return None
 
 
-# Modules whose tests start real workers, servers, browsers or image builds (tens of seconds each): sent out first,
-# so that the short tests fill the end of the run instead of one long test holding it up.
-_SLOW_FIRST = re.compile(
-    r"^tests/(faults/|.*(browser|end_to_end|rollouts_local|image_build|builders|local_traffic)\.py)"
-)
-
-
 def pytest_xdist_make_scheduler(config, log):
     if config.getoption("dist") != "load":
         return None
     from xdist.scheduler import LoadScheduling
 
     class GroupedLoadScheduling(LoadScheduling):
-        """``--dist load``, slow modules first, with each group's tests sent whole to a worker of its own (the last
-        ones) as its first work: the others share out the rest, and it is given more once its group is done."""
+        """``--dist load``, with each group's tests sent whole to one worker before the rest is shared out."""
 
-        grouped: dict | None = None  # worker -> whether its first share was its group
+        grouped_sent = False
 
         def _send_tests(self, node, num: int) -> None:
-            if self.grouped is None:  # the first call: the collection is known, nothing is sent yet
-                self.grouped = {}
+            if not self.grouped_sent:  # the first call: the collection is known, nothing is sent yet
+                self.grouped_sent = True
                 groups: dict[str, list[int]] = {}
                 for index in self.pending:
                     if group := xdist_group(self.collection[index]):
                         groups.setdefault(group, []).append(index)
-                in_groups = {index for indexes in groups.values() for index in indexes}
-                self.pending[:] = [index for index in self.pending if index not in in_groups]
-                self.pending.sort(key=lambda index: not _SLOW_FIRST.match(self.collection[index]))
-                for number, group in enumerate(sorted(groups, key=lambda g: -len(groups[g]))):
-                    target = self.nodes[-1 - number % len(self.nodes)]
+                grouped = {index for indexes in groups.values() for index in indexes}
+                self.pending[:] = [index for index in self.pending if index not in grouped]
+                for number, group in enumerate(sorted(groups)):
+                    target = self.nodes[number % len(self.nodes)]
                     self.node2pending[target].extend(groups[group])
                     target.send_runtest_some(groups[group])
-                    self.grouped[target] = False
-            if self.grouped.get(node) is False:  # the initial share of a worker given a group: the group it is
-                self.grouped[node] = True
-                return
             super()._send_tests(node, num)
 
     return GroupedLoadScheduling(config, log)
