@@ -8,7 +8,9 @@ batch size follows the load by itself: one row at a time when idle, dozens under
 One refinement keeps concurrent clients in one batch instead of two alternating halves: when a
 batch is about to start while other keep-alive connections that scored recently have no request
 queued (they are reading their last answer and about to send the next), it waits for them, at most
-``max_batch_wait_ms``, and starts as soon as they are all in. A lone client never waits.
+``max_batch_wait_ms``, and starts as soon as they are all in. A lone client never waits, and by default
+neither does a model whose one-row call costs less than the wait (a compiled model's cost is per row, so
+splitting a batch in two costs it less than the wait would).
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class ScoringApp:
             batching=settings.batching,
             runtime=settings.runtime,
             compiled_dir=settings.compiled_dir or None,
-            compiled_threads=settings.compiled_threads,
+            compiled_threads=settings.effective_compiled_threads,
         )
         self.metrics = Metrics()
         self.loop = asyncio.get_running_loop()
@@ -91,9 +93,6 @@ class ScoringApp:
         self.queue: deque[_Job] = deque()
         self.queued_rows = 0
         self.last_tick = time.monotonic()
-        # Moving average of one predict call's duration (s): waiting for more clients only pays when a call costs
-        # more than the wait itself.
-        self.predict_s = 1.0
         self._batch_handle: asyncio.Handle | asyncio.TimerHandle | None = None
         self._in_predict = False
         self._general_running = 0  # requests on the general path (in threads, as MLflow's server runs them)
@@ -298,8 +297,8 @@ class ScoringApp:
         wait_ms = self.settings.max_batch_wait_ms
         if wait_ms <= 0 or not self.model.batchable:
             return False
-        if self.settings.batch_wait_auto and self.predict_s * 1000.0 < wait_ms:
-            return False  # running now and again later costs less than waiting
+        if self.settings.batch_wait_auto and self.model.one_row_s * 1000.0 < wait_ms:
+            return False  # a second, smaller call costs less than the wait: a call's cost is its rows, not the call
         if self.queued_rows >= self.settings.max_batch_rows:
             return False
         recent = time.monotonic() - _RECENT_CLIENT_S
@@ -339,7 +338,6 @@ class ScoringApp:
         finally:
             self._in_predict = False
         took = _perf() - started
-        self.predict_s += 0.1 * (took - self.predict_s)
         self.metrics.observe_batch(rows, len(jobs), took)
         for job, result in zip(jobs, results, strict=True):
             if isinstance(result, ScoringError):

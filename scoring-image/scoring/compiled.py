@@ -236,9 +236,8 @@ class CompiledModel:
             import onnxruntime as ort
 
             options = ort.SessionOptions()
-            # One thread by default: one worker = one core's worth, no thread pool handoffs per call
-            # (SCORING_COMPILED_THREADS; bench/scoring/README.md has what two threads did on two cores). Idle pool
-            # threads sleep rather than spin: a spinning thread takes the core the event loop needs next.
+            # SCORING_COMPILED_THREADS (by default the worker's share of the CPUs it may use). Idle pool threads
+            # sleep rather than spin: a spinning thread takes the core the event loop needs next.
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, fields
+from pathlib import Path
 
-__all__ = ["Settings", "SettingsError"]
+__all__ = ["Settings", "SettingsError", "usable_cpus"]
 
 
 class SettingsError(ValueError):
@@ -49,6 +51,31 @@ def _env_choice(name: str, default: str, choices: tuple[str, ...], *, allow_empt
     return value
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity mask, capped by a cgroup CPU quota (a pod's CPU limit)."""
+    cpus = len(os.sched_getaffinity(0))
+    quota = _cgroup_quota()
+    return max(1, min(cpus, math.ceil(quota))) if quota else cpus
+
+
+def _cgroup_quota() -> float | None:
+    """The cgroup's CPU limit in CPUs (v2 ``cpu.max``, else v1 ``cpu.cfs_quota_us``), None when unlimited."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        try:
+            quota = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text().strip()
+            period = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    if quota in ("max", "-1"):
+        return None
+    try:
+        return int(quota) / int(period)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of the server. ``from_env()`` reads them; the CLI may override host/port/workers."""
@@ -59,8 +86,9 @@ class Settings:
     # Micro-batching: rows merged into one predict call, and how long a batch may wait for recently active clients.
     max_batch_rows: int = 1024
     max_batch_wait_ms: float = 2.0
-    # SCORING_MAX_BATCH_WAIT_MS unset or "auto": wait only while a predict call costs more than the wait
-    # (a compiled model's calls cost microseconds: no request pays for a window); a number: always.
+    # SCORING_MAX_BATCH_WAIT_MS unset or "auto": wait only when a one-row predict call (timed at warm-up) costs more
+    # than the wait, i.e. when merging saves a call's fixed cost (a compiled model's cost is per row: it never
+    # waits); a number: always.
     batch_wait_auto: bool = True
     # Which models get concurrent requests merged into one predict call: "sklearn" (row-wise estimators),
     # "row-aligned" (any model whose warm-up output has one row per input row), or "off".
@@ -98,9 +126,9 @@ class Settings:
     # "original": always the model's own runtime (scikit-learn).
     runtime: str = "auto"
     compiled_dir: str = ""
-    # ONNX Runtime / Treelite threads per worker for one compiled predict call. 1: the worker's one core; more only
-    # where each worker has cores of its own (bench/scoring/README.md has the measurements).
-    compiled_threads: int = 1
+    # ONNX Runtime / Treelite threads per worker for one compiled predict call. 0 ("auto"): the CPUs this process may
+    # use (affinity, cgroup quota) divided among the workers, at least 1 (bench/scoring/README.md has the measurements).
+    compiled_threads: int = 0
     # Health probes on their own port, answered by a thread outside the event loop (0 = off).
     health_port: int = 0
     # /health/live fails once the event loop has not run for this long (a wedged worker gets restarted).
@@ -139,10 +167,16 @@ class Settings:
             log_level=_env_choice("SCORING_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             runtime=_env_choice("SCORING_RUNTIME", cls.runtime, ("auto", "original")),
             compiled_dir=_env_str("SCORING_COMPILED_DIR", ""),
-            compiled_threads=_env_int("SCORING_COMPILED_THREADS", cls.compiled_threads, minimum=1),
+            compiled_threads=0
+            if os.environ.get("SCORING_COMPILED_THREADS", "auto") in ("", "auto")
+            else _env_int("SCORING_COMPILED_THREADS", cls.compiled_threads, minimum=1),
             health_port=_env_int("SCORING_HEALTH_PORT", cls.health_port),
             liveness_stall_s=_env_float("SCORING_LIVENESS_STALL_S", cls.liveness_stall_s, minimum=1.0),
         )
+
+    @property
+    def effective_compiled_threads(self) -> int:
+        return self.compiled_threads or max(1, usable_cpus() // self.workers)
 
     @property
     def effective_unknown_columns(self) -> str:

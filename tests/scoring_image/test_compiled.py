@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -14,6 +17,7 @@ import requests
 from scoring.build_context import assemble_build_context, compile_context
 from scoring.compiled import CompiledModel
 from scoring.compiler import ATOL, RTOL, compile_model
+from scoring.config import Settings, SettingsError, usable_cpus
 from scoring.errors import ScoringError
 from scoring.model import LoadedModel
 
@@ -27,7 +31,7 @@ from .compiled_models import (
     save_numeric,
     save_overridden_predict,
 )
-from .helpers import ServerProcess, compiled_dir_for, wait_for
+from .helpers import SCORING_IMAGE, ServerProcess, compiled_dir_for, wait_for
 from .models import credit_rows
 
 
@@ -152,6 +156,40 @@ def test_more_compiled_threads_give_the_same_answers(compiled_kind):
     part = [c * 8 for c in columns]  # 320 rows, NaN in some
     assert np.allclose(two.compiled.raw(part, 320), one.compiled.raw(part, 320), rtol=1e-6, atol=1e-7)  # sums split
     assert two.predict_batch([part], [320]) == one.predict_batch([part], [320])
+
+
+def test_compiled_threads_default_to_the_cpus_the_worker_may_use(monkeypatch):
+    """SCORING_COMPILED_THREADS unset or "auto": the CPUs of the process's affinity (and cgroup quota) shared among
+    the workers; a number is taken as it is; 0 or a word is refused naming the variable."""
+    monkeypatch.delenv("SCORING_COMPILED_THREADS", raising=False)
+    cpus = len(os.sched_getaffinity(0))
+    assert Settings.from_env().compiled_threads == 0
+    assert Settings.from_env().effective_compiled_threads == usable_cpus() <= cpus
+    assert Settings.from_env().replace(workers=cpus + 1).effective_compiled_threads == 1
+    monkeypatch.setenv("SCORING_COMPILED_THREADS", "3")
+    assert Settings.from_env().replace(workers=8).effective_compiled_threads == 3
+    for bad in ("0", "two"):
+        monkeypatch.setenv("SCORING_COMPILED_THREADS", bad)
+        with pytest.raises(SettingsError, match="SCORING_COMPILED_THREADS"):
+            Settings.from_env()
+    # A process pinned to one CPU (taskset, a cpuset) gets one thread.
+    code = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+        "from scoring.config import usable_cpus; print(usable_cpus())"
+    )
+    env = dict(os.environ, PYTHONPATH=str(SCORING_IMAGE))
+    pinned = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert pinned.stdout.strip() == "1"
+
+
+def test_a_compiled_model_does_not_wait_to_merge_requests(model_dir):
+    """By default a batch waits for more clients only when a one-row call costs more than the wait (the call's
+    fixed cost, which merging saves): the compiled forest's one-row call costs microseconds, the original's more."""
+    out = compiled_dir_for(model_dir)
+    compiled, original = _loaded(model_dir, out), _loaded(model_dir, out, runtime="original")
+    assert compiled.batchable and original.batchable
+    assert 0 < compiled.one_row_s < original.one_row_s
+    assert compiled.one_row_s * 1000 < Settings().max_batch_wait_ms
 
 
 def test_a_string_imputer_with_nan_as_missing_is_compiled_not_refused(compiled_kind):
