@@ -231,24 +231,30 @@ class LoadedModel:
         if parsed is None and body is None and self.specs:
             parsed = ParsedInput(columns={s.name: [_synthetic(s.kind)] for s in self.specs}, rows=1, fmt="predict")
         columns = self.fast_columns(parsed) if parsed is not None else None
+        exact = columns is not None
+        if not exact and parsed is not None and parsed.columns is not None and self.specs:
+            # The example takes MLflow's general path (nulls, coercions): its columns still show what the model
+            # answers, whether that is row-aligned (batching) and whether the compiled model agrees.
+            named = [parsed.columns.get(s.name) for s in self.specs]
+            columns = named if all(c is not None for c in named) else None
+        out = None
         if columns is not None and parsed is not None:
-            out = self._predict_frame(self.frame([columns], [parsed.rows]))
+            try:
+                out = self._predict_frame(self.frame([columns], [parsed.rows]))
+            except Exception as exc:
+                if exact:
+                    raise
+                log.warning("the model cannot score its example's columns as the fast path builds them: %s", exc)
+        if out is not None and parsed is not None:
             self.batchable = self._may_merge and _plain_rows(out, parsed.rows) is not None
             if self.compiled is not None:
-                self._startup_check(columns, parsed.rows, out)
+                self._startup_check(columns, parsed.rows, out)  # type: ignore[arg-type]
             if self.batchable:
-                self.one_row_s = self._time_one_row([[c[0]] for c in columns])
+                self.one_row_s = self._time_one_row([[c[0]] for c in columns])  # type: ignore[union-attr]
         if self.compiled is not None and "startup_check" not in self.runtime_info:
-            # The example takes MLflow's general path (nulls, coercions): compare on its columns all the same.
-            example_columns = None
-            if parsed is not None and parsed.columns is not None and self.specs:
-                example_columns = [parsed.columns.get(s.name) for s in self.specs]
-            if example_columns is not None and all(c is not None for c in example_columns):
-                expected = self._predict_frame(self.frame([example_columns], [parsed.rows]))  # type: ignore[union-attr]
-                self._startup_check(example_columns, parsed.rows, expected)  # type: ignore[union-attr]
-            else:
-                self.runtime_info["startup_check"] = "no warm-up input in the signature's columns to compare on"
-            rows = parsed.rows
+            self.runtime_info["startup_check"] = "no warm-up input in the signature's columns to compare on"
+        if exact and body is None:
+            rows = parsed.rows  # type: ignore[union-attr]
         elif body is not None:
             self.score_general(body, "application/json")
             rows = parsed.rows if parsed is not None else 1

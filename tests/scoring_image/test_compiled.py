@@ -192,6 +192,21 @@ def test_a_compiled_model_does_not_wait_to_merge_requests(model_dir):
     assert compiled.one_row_s * 1000 < Settings().max_batch_wait_ms
 
 
+def test_a_model_whose_example_has_nulls_still_merges_requests(compiled_kind):
+    """The example (three rows, NaN among them) takes MLflow's general path; its columns still show the
+    forest answers row by row, so exact-typed requests are merged, on either runtime, with unchanged answers."""
+    model_dir, out, _ = compiled_kind("binary_forest")
+    example = json.loads((model_dir / "serving_input_example.json").read_text())
+    assert any(v != v for row in example["dataframe_split"]["data"] for v in row)  # NaN
+    columns = _tricky_columns()
+    parts = [[c[i : i + 10] for c in columns] for i in range(0, 40, 10)]
+    for runtime in ("auto", "original"):
+        model = _loaded(model_dir, out, runtime=runtime)
+        assert model.batchable and model.one_row_s > 0
+        merged = model.predict_batch(parts, [10] * 4)
+        assert merged == [model.predict_batch([part], [10])[0] for part in parts]
+
+
 def test_a_string_imputer_with_nan_as_missing_is_compiled_not_refused(compiled_kind):
     """skl2onnx refuses this step; the compiled runtime replays it in numpy."""
     _, out, decision = compiled_kind("random_forest")
