@@ -56,7 +56,6 @@ Manifest = dict[str, Any]
 
 
 # ---------------------------------------------------------------------------------------------- rendering
-_label_value = label_value  # the rule lives in naming.py
 
 
 def field_manager(spec: ServingSpec) -> str:
@@ -65,7 +64,7 @@ def field_manager(spec: ServingSpec) -> str:
 
 
 def ownership_labels(spec: ServingSpec) -> dict[str, str]:
-    return {OWNER_ENVIRONMENT_LABEL: _label_value(spec.environment), OWNER_DEPLOYMENT_LABEL: spec.deployment}
+    return {OWNER_ENVIRONMENT_LABEL: label_value(spec.environment), OWNER_DEPLOYMENT_LABEL: spec.deployment}
 
 
 def ownership_refusal(live: Manifest, spec: ServingSpec, verb: str) -> str | None:
@@ -100,7 +99,7 @@ def recommended_labels(spec: ServingSpec) -> dict[str, str]:
     labels = {
         **selector_labels(spec),
         **ownership_labels(spec),
-        "app.kubernetes.io/version": _label_value(spec.model_version),
+        "app.kubernetes.io/version": label_value(spec.model_version),
         "app.kubernetes.io/component": "model-server",
         "app.kubernetes.io/part-of": "modelplane",
         "app.kubernetes.io/managed-by": "modelplane",
@@ -196,7 +195,7 @@ def render_deployment(
         replicas = spec.replicas
     least = 1 if spec.placement == CANDIDATE else spec.min_replicas
     replicas = min(max(replicas, least), max(spec.max_replicas, least))
-    pod_labels = {**recommended_labels(spec), REVISION_LABEL: _label_value(spec.revision)}
+    pod_labels = {**recommended_labels(spec), REVISION_LABEL: label_value(spec.revision)}
     pod_spec: dict[str, Any] = {
         "containers": [_container(spec)],
         "securityContext": {
