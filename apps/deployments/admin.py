@@ -24,7 +24,8 @@ class EnvironmentForm(forms.ModelForm):
                 'Examples: {"type": "canary", "steps": [10, 25, 50], "step_seconds": 60}, '
                 '{"type": "blue_green", "intervals": 3, "keep_warm_seconds": 300}, {"type": "shadow", '
                 '"mirror_percent": 50}; thresholds: max_error_rate (0.01 = 1%), max_p99_ms, max_drift, '
-                "min_agreement, min_requests, max_failed_checks. {} means all at once. docs/deployments.md."
+                "min_agreement, min_compared, min_requests, max_failed_checks. {} means all at once. "
+                "docs/deployments.md."
             ),
             "gateway": (
                 "Kubernetes only: namespace/name of the Gateway API Gateway the deployments' HTTPRoutes attach to "

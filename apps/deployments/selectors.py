@@ -399,7 +399,7 @@ def strategy_summary(strategy: Strategy, *, stable: str = "the old revision") ->
     if strategy.max_drift is not None:
         limits.append(f"drift (PSI) ≤ {strategy.max_drift:g}")
     if strategy.min_agreement is not None and strategy.mirror():
-        limits.append(f"agreement ≥ {strategy.min_agreement * 100:g}%")
+        limits.append(f"agreement ≥ {strategy.min_agreement * 100:g}% (from {strategy.min_compared} compared requests)")
     return [
         ("Strategy", STRATEGY_LABELS.get(strategy.type, strategy.type)),
         ("Plan", plan),

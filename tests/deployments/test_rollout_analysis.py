@@ -252,6 +252,24 @@ def test_agreement_is_skipped_when_no_mirrored_request_was_compared(path, deploy
     assert analysis.verdict == "pass"
 
 
+def test_agreement_is_not_judged_on_fewer_compared_requests_than_min_compared(path, deployment):
+    stable = requests("r2", 5, sampled=True, outputs=lambda i: 7)  # five sampled on both, all predicted otherwise
+    write_lines(path, stable + requests("r3", 60, shadow=True, sampled=True))
+
+    analysis = _analyse(deployment, {"type": "shadow", "max_drift": None})
+
+    agreement = _by_metric(analysis)["agreement"]
+    assert (agreement.verdict, agreement.value) == ("skip", 0.0)
+    assert agreement.message == (
+        "only 5 mirrored requests were sampled on both r2 and r3 (20 needed): agreement not judged "
+        "(0 predicted the same)"
+    )
+    assert analysis.verdict == "pass"
+    # With a lower minimum the same five requests are judged, and fail.
+    (failed,) = _analyse(deployment, {"type": "shadow", "max_drift": None, "min_compared": 5}).failed()
+    assert (failed.metric, failed.value) == ("agreement", 0.0)
+
+
 def test_a_canary_compares_no_predictions(path, deployment):
     write_lines(path, requests("r2", 60, sampled=True) + requests("r3", 60, sampled=True))
     analysis = _analyse(deployment, CANARY)

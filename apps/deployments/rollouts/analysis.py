@@ -193,6 +193,12 @@ def _agreement(strategy, source, deployment, w: RevisionWindow, stable: str, sta
     if not result.compared:
         message = f"no mirrored request was sampled on both {stable} and {w.revision}: agreement not measured"
         return Check("agreement", w.revision, None, limit, "skip", message)
+    if result.compared < strategy.min_compared:
+        message = (
+            f"only {result.compared} mirrored requests were sampled on both {stable} and {w.revision} "
+            f"({strategy.min_compared} needed): agreement not judged ({result.equal} predicted the same)"
+        )
+        return Check("agreement", w.revision, result.rate, limit, "skip", message)
     rate = result.rate
     failed = rate < limit
     difference = f"; largest numeric difference {result.max_abs_difference:.3g}" if result.max_abs_difference else ""

@@ -49,6 +49,7 @@ class Strategy:
     max_p50_ms: float | None = None
     max_drift: float | None = 0.25  # PSI of the candidate's inputs against the model's baseline, worst feature
     min_agreement: float | None = 0.99  # shadow and blue_green on mirrored traffic: share of equal predictions
+    min_compared: int = 20  # mirrored requests sampled on both revisions before agreement is judged; fewer: skipped
     max_failed_checks: int = 2  # failed intervals tolerated; one more rolls back
     max_wait_seconds: int = 600  # an interval without min_requests for this long fails
     # blue_green: how long the old revision keeps running after the switch, so Roll back is instant.
@@ -80,6 +81,7 @@ _INT_RANGES = {
     "intervals": (1, 100),
     "mirror_percent": (1, 100),
     "min_requests": (0, 1_000_000),
+    "min_compared": (1, 1_000_000),
     "max_failed_checks": (0, 100),
     "max_wait_seconds": (1, 86_400),
     "keep_warm_seconds": (0, 86_400),
