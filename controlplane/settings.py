@@ -388,6 +388,8 @@ DEPLOY_TARGET_OPTIONS = {
         "route_path_template": KUBERNETES_ROUTE_PATH_TEMPLATE,
         "route_hostname_template": KUBERNETES_ROUTE_HOSTNAME_TEMPLATE,
         "stable_url_template": KUBERNETES_STABLE_URL_TEMPLATE,
+        # How long a traffic step waits for the Gateway's controller to accept the HTTPRoute it applied.
+        "route_accept_timeout_seconds": env_int("KUBERNETES_ROUTE_ACCEPT_TIMEOUT_SECONDS", 30),
         # Pods the scheduler cannot place fail after this long unless the cluster autoscaler triggered a scale-up.
         "unschedulable_grace_seconds": env_int("KUBERNETES_UNSCHEDULABLE_GRACE_SECONDS", 180),
         # Image pulls are retried by the kubelet (ACR throttling, role propagation): fail once they kept failing.

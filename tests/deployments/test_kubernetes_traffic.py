@@ -32,7 +32,7 @@ from apps.deployments.targets.kubernetes_manifests import (
 from apps.deployments.targets.kubernetes_traffic import candidate_replicas, route_shares
 from tests.emulators.k8s import Controller, EmulatorThread, label_selector_matches
 from tests.emulators.k8s_controllers import DeploymentController, Stage
-from tests.emulators.k8s_gateway import admit_route, strict_fields
+from tests.emulators.k8s_gateway import GatewayController, admit_route, strict_fields
 
 DNS1035_LABEL = r"[a-z]([-a-z0-9]*[a-z0-9])?"  # a Service name (the API server's rule)
 IMAGE = "registry.example.com/scoring/iris:ctx-3f2a"
@@ -247,6 +247,7 @@ class GatewayTrafficTests:
             assert route["spec"]["parentRefs"][0]["name"] == "public"
             assert target.traffic(stable) == {"r3": 100 - weight, "r4": weight}
         assert f"HTTPRoute {ns}/iris: iris 50%, iris-canary 50%" in logs
+        assert logs.count(f"HTTPRoute {ns}/iris: accepted by the Gateway {GATEWAY}") == 3
 
         promoted = target.promote(candidate, logs, timeout_seconds=10)
 
@@ -380,6 +381,49 @@ class GatewayTrafficTests:
         logs = Logs()
         target.delete(stable, logs)
         assert logs[0].startswith("left alone: HTTPRoute") and k8s_controller.get("HTTPRoute", stable.namespace, "iris")
+
+
+class RouteAcceptanceTests:
+    """The weights are in effect only once the Gateway's controller accepts the route (its ``status.parents``)."""
+
+    def test_a_route_the_gateway_does_not_accept_fails_with_its_reason(
+        self, target: KubernetesTarget, stable: ServingSpec, k8s_api: EmulatorThread, monkeypatch
+    ) -> None:
+        ns = stable.namespace
+        monkeypatch.setattr(k8s_api.emulator, "gateway_controller", GatewayController({GATEWAY: {"team-other"}}))
+        target.apply(stable, Logs())
+        with pytest.raises(PermanentBackendError) as refused:
+            target.set_traffic(TrafficSplit(stable=stable), Logs())
+        assert refused.value.message == (
+            f"The Gateway {GATEWAY} did not accept HTTPRoute {ns}/iris: NotAllowedByListeners: No listener of "
+            f"Gateway {GATEWAY} allows routes from {ns} (let the Gateway's listeners allow routes from namespace "
+            f"{ns}: allowedRoutes)"
+        )
+
+    def test_a_route_to_a_missing_service_fails_naming_it(
+        self, target: KubernetesTarget, stable: ServingSpec, candidate: ServingSpec
+    ) -> None:
+        target.apply(stable, Logs())  # the candidate's Service is never created
+        with pytest.raises(PermanentBackendError) as refused:
+            target.set_traffic(TrafficSplit(stable=stable, candidate=candidate, weight=20), Logs())
+        assert refused.value.message == (
+            f"The Gateway {GATEWAY} cannot route HTTPRoute {stable.namespace}/iris to its backends: BackendNotFound: "
+            "Service iris-canary not found"
+        )
+
+    def test_without_a_controller_the_route_is_applied_and_the_wait_is_logged(
+        self, stable: ServingSpec, k8s_api: EmulatorThread, k8s_controller: Controller, monkeypatch
+    ) -> None:
+        monkeypatch.setattr(k8s_api.emulator, "gateway_controller", None)
+        target = KubernetesTarget(api_url=k8s_api.url, poll_interval_seconds=0.02, route_accept_timeout_seconds=0.3)
+        target.apply(stable, Logs())
+        logs = Logs()
+        target.set_traffic(TrafficSplit(stable=stable), logs)
+        assert _backends(k8s_controller.get("HTTPRoute", stable.namespace, "iris")) == [("iris", 100)]
+        assert logs[-1] == (
+            f"HTTPRoute {stable.namespace}/iris: no controller of the Gateway {GATEWAY} reported on it within 0.3 s; "
+            "the weights take effect when one accepts it"
+        )
 
 
 class GatewayEmulatorTests:

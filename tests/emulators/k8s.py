@@ -35,7 +35,14 @@ import yaml
 from kmock import KubernetesError, KubernetesObjectNotFoundError
 
 from tests.emulators.k8s_auth import ANONYMOUS, Authenticator, Rbac, UserInfo, forbidden
-from tests.emulators.k8s_gateway import GATEWAY_GROUP, VERSIONS, admit_route, no_gateway_api, strict_fields
+from tests.emulators.k8s_gateway import (
+    GATEWAY_GROUP,
+    VERSIONS,
+    GatewayController,
+    admit_route,
+    no_gateway_api,
+    strict_fields,
+)
 from tests.emulators.k8s_pod_security import admit_pod
 from tests.emulators.k8s_rules import FieldOwners, validate
 
@@ -213,6 +220,8 @@ class ModelplaneEmulator(kmock.KubernetesEmulator):
     rbac: Rbac = attrs.field(factory=Rbac, init=False)
     # The Gateway API release whose CRDs are installed (k8s_gateway.VERSIONS); "": none, their group answers 404.
     gateway_api: str = attrs.field(default=VERSIONS[0], init=False)
+    # The Gateway implementation's controller writing HTTPRoute status (k8s_gateway.py); None: no controller runs.
+    gateway_controller: GatewayController | None = attrs.field(factory=GatewayController, init=False)
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         try:
@@ -353,6 +362,11 @@ class ModelplaneEmulator(kmock.KubernetesEmulator):
                 meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
             if new == old:
                 return old
+        if res.group == GATEWAY_GROUP and res.plural == "httproutes" and self.gateway_controller is not None:
+            services = {o["metadata"]["name"] for o in self._list(resource_of("Service"), ns, {})["items"]}
+            status = self.gateway_controller.status(new, services)
+            if status is not None:
+                new["status"] = status
         self._resource_version += 1
         meta["resourceVersion"] = str(self._resource_version)
         key = (res, ns, name)

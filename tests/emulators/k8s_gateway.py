@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ __all__ = [
     "admit_route",
     "route_errors",
     "no_gateway_api",
+    "GatewayController",
 ]
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
@@ -236,3 +238,53 @@ def admit_route(obj: dict[str, Any], version: str = LATEST) -> dict[str, Any]:
             status=422, reason="Invalid", message=f'HTTPRoute.{GATEWAY_GROUP} "{name}" is invalid: {detail}'
         )
     return admitted
+
+
+@dataclass
+class GatewayController:
+    """What a Gateway implementation's controller writes on an HTTPRoute: ``status.parents``, one entry per
+    parentRef it owns, with ``Accepted`` (``NotAllowedByListeners`` when no listener of that Gateway allows routes
+    from the route's namespace) and ``ResolvedRefs`` (``BackendNotFound`` for a Service that does not exist), each
+    with the route's ``observedGeneration``. ``gateways``: "namespace/name" -> the namespaces its listeners allow
+    routes from (None: all); a parentRef to any other Gateway is not this controller's and gets no status. Written
+    as the route is stored, as if the controller reconciled at once."""
+
+    gateways: dict[str, set[str] | None] | None = None  # None: every Gateway is ours and allows every namespace
+    name: str = "example.net/gateway-controller"
+
+    def status(self, route: dict[str, Any], services: set[str]) -> dict[str, Any] | None:
+        namespace = route["metadata"]["namespace"]
+        generation = route["metadata"].get("generation", 1)
+        parents = []
+        for ref in route["spec"].get("parentRefs", []):
+            key = f"{ref.get('namespace', namespace)}/{ref['name']}"
+            if self.gateways is not None and key not in self.gateways:
+                continue
+            allowed = None if self.gateways is None else self.gateways[key]
+            if allowed is None or namespace in allowed:
+                accepted = ("True", "Accepted", "Route is accepted")
+            else:
+                refusal = f"No listener of Gateway {key} allows routes from {namespace}"
+                accepted = ("False", "NotAllowedByListeners", refusal)
+            missing = sorted(
+                backend["name"]
+                for rule in route["spec"].get("rules", [])
+                for backend in [*rule.get("backendRefs", []), *_mirrors(rule)]
+                if backend.get("kind", "Service") == "Service" and backend["name"] not in services
+            )
+            resolved = (
+                ("False", "BackendNotFound", f"Service {missing[0]} not found")
+                if missing
+                else ("True", "ResolvedRefs", "Resolved all the Object references for the Route")
+            )
+            conditions = [
+                {"type": kind, "status": state, "reason": reason, "message": message,
+                 "observedGeneration": generation, "lastTransitionTime": "2026-01-01T00:00:00Z"}
+                for kind, (state, reason, message) in (("Accepted", accepted), ("ResolvedRefs", resolved))
+            ]  # fmt: skip
+            parents.append({"parentRef": ref, "controllerName": self.name, "conditions": conditions})
+        return {"parents": parents} if parents else None
+
+
+def _mirrors(rule: dict[str, Any]) -> list[dict[str, Any]]:
+    return [f["requestMirror"]["backendRef"] for f in rule.get("filters", []) if f.get("type") == "RequestMirror"]

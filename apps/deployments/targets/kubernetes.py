@@ -58,6 +58,7 @@ from apps.deployments.targets.kubernetes_traffic import (
     candidate_replicas,
     object_name,
     replica_shares,
+    route_conditions,
     route_shares,
     split_gateway,
 )
@@ -97,6 +98,7 @@ class KubernetesTarget(DeploymentTarget):
     (``{deployment}``, ``{namespace}``: a revision's own URL), ``stable_url_template`` (the deployment's URL for
     clients, default ``endpoint_url_template``; with Gateway API, the Gateway's address and the route's path),
     ``route_path_template`` and ``route_hostname_template`` (what the deployment's HTTPRoute matches),
+    ``route_accept_timeout_seconds`` (how long to wait for the Gateway's controller to accept a route, 30 s),
     ``image_pull_secrets``, ``poll_interval_seconds``,
     ``request_timeout_seconds``, ``log_tail_lines``, ``unschedulable_grace_seconds``, ``image_pull_grace_seconds``
     (``diagnose_pods``)."""
@@ -109,6 +111,7 @@ class KubernetesTarget(DeploymentTarget):
         self.stable_url_template: str = options.get("stable_url_template") or self.endpoint_url_template
         self.route_path_template: str = options.get("route_path_template") or DEFAULT_ROUTE_PATH
         self.route_hostname_template: str = options.get("route_hostname_template") or ""
+        self.route_accept_timeout: float = float(options.get("route_accept_timeout_seconds", 30.0))
         secrets = options.get("image_pull_secrets") or ()
         if isinstance(secrets, str):
             secrets = [s.strip() for s in secrets.split(",") if s.strip()]
@@ -443,6 +446,39 @@ class KubernetesTarget(DeploymentTarget):
         )
         mirrored = f", mirroring {mirror.get('percent', 100)}% to {mirror['backendRef']['name']}" if mirror else ""
         log(f"HTTPRoute {base.namespace}/{base.deployment}: {shares}{mirrored}")
+        self._await_route_acceptance(base, log)
+
+    def _await_route_acceptance(self, base: ServingSpec, log: Log) -> None:
+        """The weights are in effect only once the Gateway's controller accepts the route (``status.parents``): a
+        refusal fails the step with the controller's reason; no word within ``route_accept_timeout_seconds`` is
+        logged and tolerated (the analysis then waits for the candidate's traffic)."""
+        name = f"{base.namespace}/{base.deployment}"
+        deadline = time.monotonic() + self.route_accept_timeout
+        while (conditions := route_conditions(self._read("HTTPRoute", base) or {"metadata": {}}, base.gateway)) is None:
+            if time.monotonic() >= deadline:
+                log(
+                    f"HTTPRoute {name}: no controller of the Gateway {base.gateway} reported on it within "
+                    f"{self.route_accept_timeout:g} s; the weights take effect when one accepts it"
+                )
+                return
+            time.sleep(self.poll_interval)
+        status, reason, message = conditions["Accepted"]
+        if status != "True":
+            hint = (
+                f" (let the Gateway's listeners allow routes from namespace {base.namespace}: allowedRoutes)"
+                if reason == "NotAllowedByListeners"
+                else ""
+            )
+            raise PermanentBackendError(
+                f"The Gateway {base.gateway} did not accept HTTPRoute {name}: {reason}: {message}{hint}"
+            )
+        resolved = conditions.get("ResolvedRefs")
+        if resolved is not None and resolved[0] != "True":
+            _, reason, message = resolved
+            raise PermanentBackendError(
+                f"The Gateway {base.gateway} cannot route HTTPRoute {name} to its backends: {reason}: {message}"
+            )
+        log(f"HTTPRoute {name}: accepted by the Gateway {base.gateway}")
 
     def _share_by_replicas(self, split: TrafficSplit, log: Log) -> None:
         """Without Gateway API a canary shares the primary Service: its selector widens to the candidate's pods,

@@ -25,6 +25,7 @@ __all__ = [
     "split_gateway",
     "route_manifest",
     "route_shares",
+    "route_conditions",
     "candidate_replicas",
     "replica_shares",
 ]
@@ -119,6 +120,27 @@ def route_manifest(
         },
         "spec": spec,
     }
+
+
+def route_conditions(route: Manifest, gateway: str) -> dict[str, tuple[str, str, str]] | None:
+    """What the Gateway's controller says of the route's current spec: condition type -> (status, reason, message)
+    from the ``status.parents`` entry of ``gateway``, or None while no controller has reported on this generation."""
+    namespace = route["metadata"].get("namespace", "")
+    generation = route["metadata"].get("generation", 1)
+    wanted = gateway_parent(gateway)
+    wanted_key = (wanted.get("namespace", namespace), wanted["name"])
+    for parent in (route.get("status") or {}).get("parents") or []:
+        ref = parent.get("parentRef") or {}
+        if (ref.get("namespace", namespace), ref.get("name")) != wanted_key:
+            continue
+        conditions = {
+            c["type"]: (c.get("status", ""), c.get("reason", ""), c.get("message", ""))
+            for c in parent.get("conditions") or []
+            if c.get("observedGeneration", generation) >= generation
+        }
+        if "Accepted" in conditions:
+            return conditions
+    return None
 
 
 def route_shares(route: Manifest) -> tuple[dict[str, int], int]:
