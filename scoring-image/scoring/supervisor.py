@@ -34,6 +34,7 @@ def supervise(model_dir: str, settings: Settings) -> int:
     env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     env["SCORING_HOST"] = settings.host
     env["SCORING_PORT"] = str(settings.port)
+    env["SCORING_WORKERS"] = str(settings.workers)  # each worker's share of the CPUs (SCORING_COMPILED_THREADS=auto)
     if settings.compiled_dir:
         env["SCORING_COMPILED_DIR"] = settings.compiled_dir
     cmd = [sys.executable, "-m", "scoring", "_worker", model_dir]

@@ -14,6 +14,7 @@ import jsonschema
 import orjson
 import pytest
 import requests
+from scoring.config import usable_cpus
 
 from .helpers import REPO_ROOT, ServerProcess, metric_value, wait_for
 from .models import credit_rows
@@ -274,6 +275,9 @@ def test_several_workers_share_the_port_and_aggregate_metrics(model_dir, log_dir
         assert metric_value(text, "scoring_requests_total", 'route="/predict",status="200"') == 200
         pids = {line.split("[")[1].split("]")[0] for line in server.stderr().splitlines() if "model ready" in line}
         assert len(pids) == 2
+        # Each worker's compiled model gets its share of the CPUs, not all of them.
+        runtimes = [requests.get(server.url + "/version").json()["runtime"] for _ in range(10)]
+        assert {(r["active"], r["threads"]) for r in runtimes} == {("onnxruntime", max(1, usable_cpus() // 2))}
     finally:
         assert server.stop() == 0
     lines = [json.loads(line) for line in server.stdout_lines()]
