@@ -94,6 +94,7 @@ class ScoringApp:
         self.queued_rows = 0
         self.last_tick = time.monotonic()
         self._batch_handle: asyncio.Handle | asyncio.TimerHandle | None = None
+        self._wait_ms = 0.0  # set once the model is warm (batching_info)
         self._in_predict = False
         self._general_running = 0  # requests on the general path (in threads, as MLflow's server runs them)
         self.stopped: asyncio.Future[int] = self.loop.create_future()
@@ -127,6 +128,8 @@ class ScoringApp:
         gc.collect()
         gc.freeze()
         compact_warning_filters()
+        # A second, smaller call costs less than waiting unless a call has a fixed cost above the wait (auto).
+        self._wait_ms = self.batching_info()["wait_ms"]
         if self.state == "loading":
             self.state = "ready"
             self.metrics.ready.set(1)
@@ -205,6 +208,20 @@ class ScoringApp:
             "mlflow_version": self.model.info.get("mlflow_version"),
             "flavors": self.model.info.get("flavors"),
             "runtime": self.model.runtime_info,
+            "batching": self.batching_info(),
+        }
+
+    def batching_info(self) -> dict[str, Any]:
+        """Whether concurrent requests are merged, and the window a batch may wait for more clients (ms)."""
+        s, model = self.settings, self.model
+        waits = model.batchable and s.max_batch_wait_ms > 0
+        if waits and s.batch_wait_auto:
+            waits = model.one_row_s * 1000.0 >= s.max_batch_wait_ms
+        return {
+            "merged": model.batchable,
+            "max_rows": s.max_batch_rows,
+            "wait_ms": s.max_batch_wait_ms if waits else 0.0,
+            "one_row_ms": round(model.one_row_s * 1000.0, 3),
         }
 
     def _simple(self, req: Request, route: str, status: int, payload: dict[str, Any]) -> None:
@@ -285,7 +302,7 @@ class ScoringApp:
         self.queued_rows += job.rows
         if self._batch_handle is None:
             if self._worth_waiting():
-                self._batch_handle = self.loop.call_later(self.settings.max_batch_wait_ms / 1000.0, self._run_batch)
+                self._batch_handle = self.loop.call_later(self._wait_ms / 1000.0, self._run_batch)
             else:
                 self._batch_handle = self.loop.call_soon(self._run_batch)
         elif isinstance(self._batch_handle, asyncio.TimerHandle) and not self._worth_waiting():
@@ -294,11 +311,8 @@ class ScoringApp:
 
     def _worth_waiting(self) -> bool:
         """Whether a client that scored within the last second has no request queued yet."""
-        wait_ms = self.settings.max_batch_wait_ms
-        if wait_ms <= 0 or not self.model.batchable:
+        if not self._wait_ms:
             return False
-        if self.settings.batch_wait_auto and self.model.one_row_s * 1000.0 < wait_ms:
-            return False  # a second, smaller call costs less than the wait: a call's cost is its rows, not the call
         if self.queued_rows >= self.settings.max_batch_rows:
             return False
         recent = time.monotonic() - _RECENT_CLIENT_S

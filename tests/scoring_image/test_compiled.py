@@ -323,6 +323,11 @@ def test_the_server_reports_the_runtime_and_can_be_forced_to_the_original(ours, 
     try:
         assert forced.version()["runtime"]["active"] == "original"
         assert forced.version()["runtime"]["reason"] == "SCORING_RUNTIME=original"
+        # Both merge concurrent requests; only the original forest, whose call has a fixed cost, waits for more.
+        compiled_batching, original_batching = ours.version()["batching"], forced.version()["batching"]
+        assert compiled_batching["merged"] and original_batching["merged"]
+        assert (compiled_batching["wait_ms"], original_batching["wait_ms"]) == (0.0, 2.0)
+        assert compiled_batching["one_row_ms"] < 2.0 <= original_batching["one_row_ms"]
         rows = credit_rows(50, seed=4).to_dict(orient="records")
         body = orjson.dumps(rows, option=orjson.OPT_SERIALIZE_NUMPY)
         headers = {"Content-Type": "application/json"}
