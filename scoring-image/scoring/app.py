@@ -34,7 +34,7 @@ import orjson
 from . import __version__
 from .config import Settings
 from .errors import BadRequest, NotReady, PayloadTooLarge, RequestTimeout, ScoringError
-from .http import HttpServer, Request, make_socket
+from .http import HttpServer, Request, ignore_stop_signals, make_socket
 from .model import LoadedModel, ModelError
 from .protocol import media_type, parse_invocations, parse_predict
 from .telemetry import SHADOW_HEADER
@@ -462,6 +462,7 @@ async def _serve(model_dir: str, settings: Settings, reuse_port: bool) -> int:
     app.start_ticking()
     app.start_loading()
     code = await app.stopped
+    ignore_stop_signals(app.loop)
     if health is not None:
         health.stop()
     app.telemetry.close()

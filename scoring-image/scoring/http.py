@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 import time
 from collections import deque
@@ -25,7 +26,7 @@ from typing import Any
 
 import httptools
 
-__all__ = ["Request", "Connection", "HttpServer", "make_socket"]
+__all__ = ["Request", "Connection", "HttpServer", "make_socket", "ignore_stop_signals"]
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 _perf = time.perf_counter
@@ -376,3 +377,12 @@ def make_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.soc
     sock.listen(2048)
     sock.setblocking(False)
     return sock
+
+
+def ignore_stop_signals(loop: asyncio.AbstractEventLoop) -> None:
+    """Once a server has drained: SIGTERM/SIGINT are ignored while the process exits. Closing the loop would
+    restore their default action, and a second SIGTERM (a supervisor's, a test's) would then kill the process
+    mid-exit (status -15) instead of letting it end with its own exit code."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)

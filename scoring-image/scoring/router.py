@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from .config import Settings
-from .http import HttpServer, Request, make_socket
+from .http import HttpServer, Request, ignore_stop_signals, make_socket
 from .routing import ConfigError, EveryPercent, RouteConfig, SmoothWeighted, parse_config
 from .telemetry import SHADOW_HEADER
 from .upstream import Pool, UpstreamError, UpstreamResponse
@@ -315,6 +315,7 @@ async def _route(config_path: str, settings: Settings, timeout_s: float, mirror_
         router.loop.add_signal_handler(sig, router.begin_shutdown, settings.shutdown_timeout_s)
     router.loop.call_later(_CHECK_EVERY_S, router.watch)
     code = await router.stopped
+    ignore_stop_signals(router.loop)
     log.info("stopped (exit %d)", code)
     return code
 

@@ -260,6 +260,19 @@ def test_a_bad_configuration_is_refused_and_the_one_in_force_kept(pair, routers)
     assert _who(requests.post(router.url + "/invocations", json=ONE_ROW)) == "r1"
 
 
+def test_sigterms_repeated_while_it_exits_do_not_kill_it(trouble, log_dir):
+    """A supervisor (or a test) that sends SIGTERM again while the drained router is exiting must still see exit 0:
+    once drained it ignores them, where the closed event loop would have restored their default action."""
+    router = RouterProcess({"backends": {"t": trouble.url}, "weights": {"t": 100}}, log_dir)
+    deadline = time.monotonic() + 30
+    sent = 0
+    while router.proc.poll() is None and time.monotonic() < deadline:
+        router.proc.send_signal(signal.SIGTERM)
+        sent += 1
+        time.sleep(0.002)
+    assert router.proc.wait(timeout=5) == 0 and sent > 1
+
+
 def test_sigterm_drains_a_request_in_flight_then_refuses_new_connections(trouble, log_dir):
     router = RouterProcess({"backends": {"t": trouble.url}, "weights": {"t": 100}}, log_dir)
     slow = {"dataframe_split": {"columns": ["x", "tag"], "data": [[1.5, "slow"]]}}
