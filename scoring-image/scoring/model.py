@@ -202,6 +202,36 @@ class LoadedModel:
         else:
             self.runtime_info["startup_check"] = f"equal on {rows} warm-up row(s)"
 
+    def _warm_up_columns(self, parsed: ParsedInput | None) -> tuple[list[list[Any]] | None, bool]:
+        """The warm-up input's columns in signature order, and whether they take the fast path as they are. An
+        example that takes MLflow's general path (nulls, coercions) still shows what the model answers: whether
+        that is row-aligned (batching) and whether the compiled model agrees."""
+        if parsed is None:
+            return None, False
+        columns = self.fast_columns(parsed)
+        if columns is not None:
+            return columns, True
+        if parsed.columns is None or not self.specs:
+            return None, False
+        named = [parsed.columns[s.name] for s in self.specs if s.name in parsed.columns]
+        return (named if len(named) == len(self.specs) else None), False
+
+    def _learn_from(self, columns: list[list[Any]], rows: int, *, exact: bool) -> None:
+        """Score the warm-up columns: whether requests may be merged, the compiled model's start-up check, and the
+        cost of a one-row call (the batching window's decision)."""
+        try:
+            out = self._predict_frame(self.frame([columns], [rows]))
+        except Exception as exc:
+            if exact:
+                raise
+            log.warning("the model cannot score its example's columns as the fast path builds them: %s", exc)
+            return
+        self.batchable = self._may_merge and _plain_rows(out, rows) is not None
+        if self.compiled is not None:
+            self._startup_check(columns, rows, out)
+        if self.batchable:
+            self.one_row_s = self._time_one_row([[c[0]] for c in columns])
+
     def _time_one_row(self, row: list[list[Any]]) -> float:
         """The fastest of up to five one-row calls, within about half a second (a slow model is timed once)."""
         best, spent = math.inf, 0.0
@@ -234,34 +264,16 @@ class LoadedModel:
                 log.warning("%s is not a fast-path input (%s)", example, exc.message)
         if parsed is None and body is None and self.specs:
             parsed = ParsedInput(columns={s.name: [_synthetic(s.kind)] for s in self.specs}, rows=1, fmt="predict")
-        columns = self.fast_columns(parsed) if parsed is not None else None
-        exact = columns is not None
-        if not exact and parsed is not None and parsed.columns is not None and self.specs:
-            # The example takes MLflow's general path (nulls, coercions): its columns still show what the model
-            # answers, whether that is row-aligned (batching) and whether the compiled model agrees.
-            named = [parsed.columns.get(s.name) for s in self.specs]
-            columns = named if all(c is not None for c in named) else None
-        out = None
+        columns, exact = self._warm_up_columns(parsed)
         if columns is not None and parsed is not None:
-            try:
-                out = self._predict_frame(self.frame([columns], [parsed.rows]))
-            except Exception as exc:
-                if exact:
-                    raise
-                log.warning("the model cannot score its example's columns as the fast path builds them: %s", exc)
-        if out is not None and parsed is not None:
-            self.batchable = self._may_merge and _plain_rows(out, parsed.rows) is not None
-            if self.compiled is not None:
-                self._startup_check(columns, parsed.rows, out)  # type: ignore[arg-type]
-            if self.batchable:
-                self.one_row_s = self._time_one_row([[c[0]] for c in columns])  # type: ignore[union-attr]
+            self._learn_from(columns, parsed.rows, exact=exact)
         if self.compiled is not None and "startup_check" not in self.runtime_info:
             self.runtime_info["startup_check"] = "no warm-up input in the signature's columns to compare on"
-        if exact and body is None:
-            rows = parsed.rows  # type: ignore[union-attr]
-        elif body is not None:
+        if body is not None:
             self.score_general(body, "application/json")
             rows = parsed.rows if parsed is not None else 1
+        elif exact and parsed is not None:
+            rows = parsed.rows  # the synthetic row
         else:
             log.warning("no fast-path signature and no serving example: skipping warm-up")
             return 0
