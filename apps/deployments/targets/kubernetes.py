@@ -424,7 +424,7 @@ class KubernetesTarget(DeploymentTarget):
         if live is not None and (refusal := ownership_refusal(live, base, "overwrite")):
             raise PermanentBackendError(refusal)
         try:
-            self._apply_one(base, route, log)
+            applied = self._apply_one(base, route, log)
         except PermanentBackendError as exc:
             if status_of(exc) == 404:
                 raise PermanentBackendError(
@@ -446,15 +446,16 @@ class KubernetesTarget(DeploymentTarget):
         )
         mirrored = f", mirroring {mirror.get('percent', 100)}% to {mirror['backendRef']['name']}" if mirror else ""
         log(f"HTTPRoute {base.namespace}/{base.deployment}: {shares}{mirrored}")
-        self._await_route_acceptance(base, log)
+        self._await_route_acceptance(base, applied, log)
 
-    def _await_route_acceptance(self, base: ServingSpec, log: Log) -> None:
-        """The weights are in effect only once the Gateway's controller accepts the route (``status.parents``): a
-        refusal fails the step with the controller's reason; no word within ``route_accept_timeout_seconds`` is
-        logged and tolerated (the analysis then waits for the candidate's traffic)."""
+    def _await_route_acceptance(self, base: ServingSpec, route: Manifest | None, log: Log) -> None:
+        """The weights are in effect only once the Gateway's controller accepts ``route`` (the apply's answer, then
+        re-read; its ``status.parents``): a refusal fails the step with the controller's reason; no word within
+        ``route_accept_timeout_seconds`` is logged and tolerated (the analysis then waits for the candidate's
+        traffic)."""
         name = f"{base.namespace}/{base.deployment}"
         deadline = time.monotonic() + self.route_accept_timeout
-        while (conditions := route_conditions(self._read("HTTPRoute", base) or {"metadata": {}}, base.gateway)) is None:
+        while (conditions := route_conditions(route, base.gateway)) is None:
             if time.monotonic() >= deadline:
                 log(
                     f"HTTPRoute {name}: no controller of the Gateway {base.gateway} reported on it within "
@@ -462,6 +463,7 @@ class KubernetesTarget(DeploymentTarget):
                 )
                 return
             time.sleep(self.poll_interval)
+            route = self._read("HTTPRoute", base)
         status, reason, message = conditions["Accepted"]
         if status != "True":
             hint = (

@@ -122,9 +122,12 @@ def route_manifest(
     }
 
 
-def route_conditions(route: Manifest, gateway: str) -> dict[str, tuple[str, str, str]] | None:
+def route_conditions(route: Manifest | None, gateway: str) -> dict[str, tuple[str, str, str]] | None:
     """What the Gateway's controller says of the route's current spec: condition type -> (status, reason, message)
-    from the ``status.parents`` entry of ``gateway``, or None while no controller has reported on this generation."""
+    from the ``status.parents`` entry of ``gateway``, or None while no controller has reported on this generation
+    (or there is no route)."""
+    if route is None:
+        return None
     namespace = route["metadata"].get("namespace", "")
     generation = route["metadata"].get("generation", 1)
     wanted = gateway_parent(gateway)
