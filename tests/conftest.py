@@ -440,6 +440,7 @@ def traffic(telemetry_dir, deployment, registry):
         shifted = {**row, "age": 95}
         lines.append(line(when, latency_ms=20.0 + i, sampled=True, inputs=[shifted], outputs=[1]))
     write_lines(telemetry_dir / "dev--credit-default.jsonl", lines)
+    reference.attrs["now"] = now  # the minute the two minutes end at, for tests that ask for a window around them
     return reference
 
 
