@@ -6,6 +6,7 @@ Screenshots land in ``$MODELPLANE_VAR_DIR/screenshots`` for a human to look at.
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser import shot
 from tests.conftest import PASSWORD
@@ -26,7 +27,8 @@ def test_a_viewer_logs_in_and_browses_the_registry(live_server, carol, registry,
 
     page.fill("input[name=q]", "credit")
     page.click("form[role=search] button")
-    assert page.locator("#models tbody tr").count() == 1
+    page.wait_for_url("**/models/?q=credit*")
+    expect(page.locator("#models tbody tr")).to_have_count(1)
     page.click("text=credit-default")
     page.wait_for_selector("#versions")
     assert page.locator("#versions tbody tr").count() == 2
@@ -45,5 +47,5 @@ def test_a_wrong_password_is_refused(live_server, carol, page):
     page.fill("#id_username", "carol")
     page.fill("#id_password", "wrong")
     page.click("button[type=submit]")
-    assert page.locator(".error-message").is_visible()
+    expect(page.locator(".error-message")).to_be_visible()
     assert "/accounts/login/" in page.url
