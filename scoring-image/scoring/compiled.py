@@ -27,10 +27,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CompiledModel", "Preprocessor", "DECISION_FILE", "RUNTIMES", "load_decision"]
+__all__ = ["CompiledModel", "Preprocessor", "COMPILED_FLAVORS", "DECISION_FILE", "RUNTIMES", "load_decision"]
 
 DECISION_FILE = "decision.json"
 RUNTIMES = ("onnxruntime", "treelite")
+# The pyfunc loader modules whose models may compile (scoring/compiler.py) and be served compiled (model.py).
+COMPILED_FLAVORS = ("mlflow.sklearn", "mlflow.xgboost", "mlflow.lightgbm")
 _MISSING = object()
 # From this many rows on, a column is encoded with a few numpy calls; below, a value at a time is cheaper.
 _VECTOR_ROWS = 16
@@ -223,6 +225,7 @@ class CompiledModel:
         spec = json.loads((self.dir / "preprocess.json").read_text())
         self.pre = Preprocessor(spec["preprocess"])
         self.output: str = spec["output"]  # "label", "proba" or "value"
+        self.dtype = np.dtype(spec.get("dtype") or "float64")  # of probabilities and values
         classes = spec.get("classes")
         self.classes = None if classes is None else np.array(classes, dtype=spec["classes_dtype"])
         self.label_band: float = decision.get("label_band", 0.0)
@@ -254,12 +257,15 @@ class CompiledModel:
             run = full.run
             run_nonan = nonan.run if nonan is not None else None
             isnan = np.isnan
+            column = spec.get("onnx_column")  # one column of the output (a binary XGBoost Booster's P(class 1))
 
             def predict(x: np.ndarray) -> np.ndarray:
                 x = x.astype(dtype, copy=False)
                 if run_nonan is not None and not isnan(x).any():
-                    return run_nonan(wanted, {name: x})[0]
-                return run(wanted, {name: x})[0]
+                    out = run_nonan(wanted, {name: x})[0]
+                else:
+                    out = run(wanted, {name: x})[0]
+                return out if column is None else out[:, column]
 
             return predict
         if self.runtime == "treelite":
@@ -304,7 +310,7 @@ class CompiledModel:
             return original(np.arange(rows))
         out = self.raw(columns, rows)
         if self.output != "label":
-            return out
+            return out.astype(self.dtype, copy=False)
         assert self.classes is not None
         best = out.argmax(axis=1)
         labels = self.classes.take(best)

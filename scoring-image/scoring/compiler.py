@@ -1,19 +1,22 @@
-"""Compile an MLflow sklearn model to a fast runtime, verify it, and record the decision (image build time).
+"""Compile an MLflow scikit-learn, XGBoost or LightGBM model to a fast runtime, verify it, and record the decision
+(image build time).
 
     python -m scoring compile MODEL_DIR OUT_DIR [--reference FILE.parquet|csv] [--sample-rows 1000]
 
 What compiles: a scikit-learn estimator, or a ``Pipeline`` of an optional ``ColumnTransformer`` (whose parts are
-``SimpleImputer`` (numeric or string, ``NaN`` or a value as missing, any strategy), ``OneHotEncoder`` (no
-``drop``, no infrequent categories), ``OrdinalEncoder``, ``StandardScaler``, ``MinMaxScaler``, passthrough /
-drop, or ``Pipeline`` chains of those) and of column-wise steps, ending in a tree, forest, gradient boosting,
-linear or logistic model (the ``_ESTIMATORS`` below). The preprocessing becomes ``preprocess.json`` (replayed
-in numpy by ``scoring/compiled.py``: this is how string imputers with ``NaN`` as the missing value, which
+``SimpleImputer`` (numeric or string, ``NaN`` or a value as missing, any strategy), ``OneHotEncoder`` (no ``drop``,
+no infrequent categories), ``OrdinalEncoder``, ``StandardScaler``, ``MinMaxScaler``, passthrough / drop, or
+``Pipeline`` chains of those) and of column-wise steps, ending in a tree, forest, gradient boosting, linear or
+logistic model (the ``_ESTIMATORS`` below) or in XGBoost's or LightGBM's estimators; also the xgboost and lightgbm
+flavors (their estimators, and Boosters answering one value per row). The preprocessing becomes ``preprocess.json``
+(replayed in numpy by ``scoring/compiled.py``: this is how string imputers with ``NaN`` as the missing value, which
 skl2onnx refuses, are handled); the estimator becomes ONNX (skl2onnx, double-precision input) and, for tree
-ensembles, a Treelite model. Each candidate is timed on 1 and 64 rows; the fastest one that verifies wins.
+ensembles, a Treelite model (XGBoost: ONNX through onnxmltools and Treelite; LightGBM: Treelite only, see
+``_boosting_to_onnx``). Each candidate is timed on 1 and 64 rows; the fastest one that verifies wins.
 
-Verification, before anything is served: the candidate and the original MLflow model (``predict_fn`` of the
-sklearn flavor) score the same rows: the model's input example, up to ``sample_rows`` rows of the logged
-reference data, and derived rows with a missing value in each column and an unseen category in each string
+Verification, before anything is served: the candidate and the original MLflow model (``predict_fn`` of the sklearn
+flavor, the pyfunc of the others) score the same rows: the model's input example, up to ``sample_rows`` rows of the
+logged reference data, and derived rows with a missing value in each column and an unseen category in each string
 column. Labels must be equal exactly; probabilities and regression values within ``ATOL + RTOL * |value|`` (1e-5).
 The tolerance: ONNX Runtime's tree ensembles keep leaf values as float32 and add them up in float32 (unit
 roundoff u = 2^-24 = 6e-8): the average of n trees' probabilities is off by at most about n*u in the worst case
@@ -35,6 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .compiled import COMPILED_FLAVORS, CompiledModel
+
 __all__ = ["compile_model", "ATOL", "RTOL"]
 
 NONAN_ONNX = "model.nonan.onnx"
@@ -44,24 +49,30 @@ log = logging.getLogger("scoring.compiler")
 ATOL = 1e-5
 RTOL = 1e-5
 _FLOAT32_UNIT = 2.0**-24  # float32's unit roundoff
+# scikit-learn estimators by family: "tree" (ONNX and Treelite candidates) or "linear" (ONNX). XGBoost's and
+# LightGBM's estimators and Boosters are families of their own (``_family``).
 _ESTIMATORS = {
-    "DecisionTreeClassifier": ("tree", True),
-    "DecisionTreeRegressor": ("tree", True),
-    "ExtraTreeClassifier": ("tree", True),
-    "ExtraTreeRegressor": ("tree", True),
-    "RandomForestClassifier": ("tree", True),
-    "RandomForestRegressor": ("tree", True),
-    "ExtraTreesClassifier": ("tree", True),
-    "ExtraTreesRegressor": ("tree", True),
-    "GradientBoostingClassifier": ("tree", True),
-    "GradientBoostingRegressor": ("tree", True),
-    "LinearRegression": ("linear", False),
-    "Ridge": ("linear", False),
-    "Lasso": ("linear", False),
-    "ElasticNet": ("linear", False),
-    "LogisticRegression": ("linear", False),
-    "SGDClassifier": ("linear", False),
-    "LinearSVC": ("linear", False),
+    "DecisionTreeClassifier": "tree",
+    "DecisionTreeRegressor": "tree",
+    "ExtraTreeClassifier": "tree",
+    "ExtraTreeRegressor": "tree",
+    "RandomForestClassifier": "tree",
+    "RandomForestRegressor": "tree",
+    "ExtraTreesClassifier": "tree",
+    "ExtraTreesRegressor": "tree",
+    "GradientBoostingClassifier": "tree",
+    "GradientBoostingRegressor": "tree",
+    "LinearRegression": "linear",
+    "Ridge": "linear",
+    "Lasso": "linear",
+    "ElasticNet": "linear",
+    "LogisticRegression": "linear",
+    "SGDClassifier": "linear",
+    "LinearSVC": "linear",
+}
+_BOOSTING = {
+    "xgboost": ("XGBClassifier", "XGBRegressor", "Booster"),
+    "lightgbm": ("LGBMClassifier", "LGBMRegressor", "Booster"),
 }
 
 
@@ -199,7 +210,7 @@ def _preprocess_spec(pipeline: Any, inputs: list[str], kinds: dict[str, str]) ->
                     raise NotCompilable(f"column {col!r} is not in the signature")
                 columns.append({"index": position[col], "steps": chain})
     else:
-        fitted_names = getattr(pipeline, "feature_names_in_", None)
+        fitted_names = _feature_names(pipeline)
         names_in = inputs if fitted_names is None else [str(n) for n in fitted_names]
         columns = [{"index": position[c], "steps": []} for c in names_in if c in position]
         if len(columns) != len(names_in):
@@ -221,20 +232,71 @@ def _preprocess_spec(pipeline: Any, inputs: list[str], kinds: dict[str, str]) ->
             raise NotCompilable(f"column type {kind}")
     width = sum(len(c["steps"][-1]["categories"]) if c["steps"] and c["steps"][-1]["op"] == "onehot" else 1
                 for c in columns)  # fmt: skip
-    if getattr(estimator, "n_features_in_", width) != width:
-        raise NotCompilable(f"the estimator takes {estimator.n_features_in_} features, preprocessing gives {width}")
-    family = _ESTIMATORS.get(type(estimator).__name__)
-    if family is None:
-        raise NotCompilable(f"{type(estimator).__name__} is not a supported estimator")
+    takes = _feature_count(estimator)
+    if takes is not None and takes != width:
+        raise NotCompilable(f"the estimator takes {takes} features, preprocessing gives {width}")
+    family = _family(estimator)
     strings = [i for i, name in enumerate(inputs) if kinds.get(name) == "string"]
     spec = {
         "inputs": inputs,
         "columns": columns,
         "width": width,
-        "float32": family[0] == "tree",
+        # XGBoost, like scikit-learn's trees, compares float32 features; LightGBM compares float64 ones.
+        "float32": family in ("tree", "xgboost"),
         "string_inputs": strings,
     }
     return spec, estimator
+
+
+def _family(estimator: Any) -> str:
+    """The estimator's family: tree or linear (scikit-learn), xgboost or lightgbm (estimators and Boosters)."""
+    name = type(estimator).__name__
+    library = type(estimator).__module__.split(".")[0]
+    if name in _BOOSTING.get(library, ()):
+        return library
+    if name not in _ESTIMATORS or library != "sklearn":
+        raise NotCompilable(f"{name} is not a supported estimator")
+    return _ESTIMATORS[name]
+
+
+def _booster(estimator: Any) -> Any:
+    """The Booster of an XGBoost or LightGBM model, limited to the rounds its ``predict`` uses."""
+    family = _family(estimator)
+    if family == "xgboost":
+        booster = estimator if type(estimator).__name__ == "Booster" else estimator.get_booster()
+        missing = getattr(estimator, "missing", math.nan)
+        if missing == missing:  # not NaN
+            raise NotCompilable(f"missing={estimator.missing!r} (only NaN as the missing value compiles)")
+        best = getattr(estimator, "best_iteration", None) if type(estimator).__name__ != "Booster" else None
+        if best is not None and best + 1 < booster.num_boosted_rounds():  # early stopping: predict stops there
+            booster = booster[: best + 1]
+        return booster
+    if family == "lightgbm":
+        # LightGBM's predict and model_to_string (which Treelite reads) both stop at the best iteration, if any.
+        return estimator if type(estimator).__name__ == "Booster" else estimator.booster_
+    raise NotCompilable(f"{type(estimator).__name__} has no Booster")
+
+
+def _feature_names(model: Any) -> list[str] | None:
+    """The column names the model was fitted on, if it kept them."""
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        return list(names)
+    if type(model).__name__ == "Booster":
+        library = type(model).__module__.split(".")[0]
+        names = model.feature_names if library == "xgboost" else model.feature_name()
+        if library == "lightgbm" and names == [f"Column_{i}" for i in range(len(names))]:
+            return None  # fitted on an unnamed matrix: LightGBM takes the columns in order
+        return list(names) if names else None
+    return None
+
+
+def _feature_count(model: Any) -> int | None:
+    if hasattr(model, "n_features_in_"):
+        return int(model.n_features_in_)
+    if type(model).__name__ == "Booster":
+        return int(model.num_features() if hasattr(model, "num_features") else model.num_feature())
+    return None
 
 
 def describe(model: Any) -> str:
@@ -247,7 +309,10 @@ def describe(model: Any) -> str:
     if isinstance(model, ColumnTransformer):
         parts = sorted({describe(t) for _, t, _ in model.transformers_ if t != "drop"})
         return "ColumnTransformer(" + ", ".join(parts) + ")"
-    return model if isinstance(model, str) else type(model).__name__
+    if isinstance(model, str):
+        return model
+    name = type(model).__name__
+    return f"{type(model).__module__.split('.')[0]}.{name}" if name == "Booster" else name
 
 
 # ---------------------------------------------------------------------------- candidates
@@ -403,10 +468,55 @@ def _exact_thresholds(onx: Any, estimator: Any) -> None:
     log.info("%d tree threshold(s) rounded down to match scikit-learn", changed)
 
 
-def _to_treelite(estimator: Any, out: Path) -> None:
-    import treelite.sklearn
+def _boosting_to_onnx(estimator: Any, width: int, out: Path) -> dict[str, Any]:
+    """XGBoost's trees in ONNX (onnxmltools), float32 input: XGBoost compares float32 features with float32
+    thresholds (``x < t``), as the converted trees do (``BRANCH_LT``), so every row takes the same branches.
+    LightGBM compares float64 features with float64 thresholds, which ONNX's tree ensembles cannot hold: its
+    models are left to Treelite."""
+    if _family(estimator) != "xgboost":
+        raise NotCompilable("LightGBM's float64 thresholds do not fit ONNX's float32 tree ensembles")
+    from onnxmltools import convert_xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType
 
-    treelite.sklearn.import_model(estimator).serialize(str(out / "model.treelite"))
+    booster = _booster(estimator).copy()
+    booster.feature_names = None  # onnxmltools reads features by position (f0, f1, ...), as the matrix has them
+    onx = convert_xgboost(booster, initial_types=[("X", FloatTensorType([None, width]))])
+    names = [o.name for o in onx.graph.output]
+    keys: dict[str, Any] = {"onnx_input": "float32"}
+    keys["onnx_output"] = "probabilities" if "probabilities" in names else names[0]
+    if keys["onnx_output"] == "probabilities" and not hasattr(estimator, "classes_"):
+        keys["onnx_column"] = 1  # a binary Booster: its predict answers P(class 1)
+    nonan = _without_nan_branches(onx)
+    if nonan is not None:
+        (out / NONAN_ONNX).write_bytes(nonan.SerializeToString())
+        keys["onnx_nonan"] = NONAN_ONNX
+    (out / "model.onnx").write_bytes(onx.SerializeToString())
+    return keys
+
+
+def _to_treelite(estimator: Any, out: Path) -> None:
+    import treelite
+
+    family = _family(estimator)
+    if family == "tree":
+        import treelite.sklearn
+
+        model = treelite.sklearn.import_model(estimator)
+    elif family == "xgboost":
+        model = treelite.frontend.from_xgboost(_booster(estimator))
+    elif family == "lightgbm":
+        model = treelite.frontend.from_lightgbm(_booster(estimator))
+    else:
+        raise NotCompilable(f"Treelite does not import {type(estimator).__name__}")
+    model.serialize(str(out / "model.treelite"))
+
+
+def _tree_count(estimator: Any, family: str) -> int:
+    if family == "xgboost":
+        return len(_booster(estimator).get_dump())
+    if family == "lightgbm":
+        return int(_booster(estimator).num_trees())
+    return len(_sklearn_trees(estimator))
 
 
 # ---------------------------------------------------------------------------- verification rows
@@ -551,21 +661,21 @@ def _compile(model_dir: Path, out: Path, reference: Path | None, sample_rows: in
     import numpy as np
     from mlflow.types.schema import ColSpec
 
-    from .compiled import CompiledModel
     from .model import _to_array
 
     pyfunc = mlflow.pyfunc.load_model(str(model_dir))
     meta = pyfunc.metadata
     conf = meta.flavors.get("python_function", {})
-    if conf.get("loader_module") != "mlflow.sklearn":
-        raise NotCompilable(f"flavor {conf.get('loader_module')} (only scikit-learn models compile)")
+    loader = conf.get("loader_module")
+    if loader not in COMPILED_FLAVORS:
+        raise NotCompilable(f"flavor {loader} (scikit-learn, XGBoost and LightGBM models compile)")
     schema = meta.get_input_schema()
     if schema is None or not schema.has_input_names() or not all(isinstance(s, ColSpec) for s in schema.inputs):
         raise NotCompilable("no column signature")
     inputs = [s.name for s in schema.inputs]
     kinds = {s.name: getattr(s.type, "name", str(s.type)) for s in schema.inputs}
     raw = pyfunc.get_raw_model()
-    predict_fn = conf.get("predict_fn", "predict")
+    predict_fn = conf.get("predict_fn", "predict") if loader == "mlflow.sklearn" else "predict"
     kind = describe(raw)
     spec, estimator = _preprocess_spec(raw, inputs, kinds)
     is_classifier = hasattr(estimator, "classes_")
@@ -584,7 +694,9 @@ def _compile(model_dir: Path, out: Path, reference: Path | None, sample_rows: in
     columns, edges = _rows(model_dir, reference, inputs, kinds, sample_rows)
     columns = _plain(columns, kinds, inputs)
     rows = len(columns[0])
-    predict = getattr(raw, predict_fn)
+    # The sklearn flavor's pyfunc calls the estimator's predict_fn after its schema checks; XGBoost's and
+    # LightGBM's wrap it (a DMatrix, validated feature names): the whole pyfunc is the reference for those.
+    predict = getattr(raw, predict_fn) if loader == "mlflow.sklearn" else pyfunc.predict
 
     def frame(cols: list[list[Any]]):
         import pandas as pd
@@ -592,6 +704,8 @@ def _compile(model_dir: Path, out: Path, reference: Path | None, sample_rows: in
         return pd.DataFrame({n: _to_array(kinds[n], v, np, pd) for n, v in zip(inputs, cols, strict=True)})
 
     expected = predict(frame(columns))
+    if output == "value" and np.ndim(expected) != 1:
+        raise NotCompilable(f"predictions of shape {np.shape(expected)} (one value per row compiles)")
     proba = None
     if output == "label" and hasattr(raw, "predict_proba"):
 
@@ -614,11 +728,14 @@ def _compile(model_dir: Path, out: Path, reference: Path | None, sample_rows: in
 
         return original
 
+    family = _family(estimator)
     try:
-        allow_nan = bool(estimator.__sklearn_tags__().input_tags.allow_nan)
+        allow_nan = family in _BOOSTING or bool(estimator.__sklearn_tags__().input_tags.allow_nan)
     except AttributeError:
         allow_nan = False
     preprocess = {
+        # the original's float dtype (XGBoost answers float32): the compiled answer is cast to it
+        "dtype": None if output == "label" else str(np.asarray(expected).dtype),
         "allow_nan": allow_nan,
         "preprocess": spec,
         "output": output,
@@ -626,11 +743,10 @@ def _compile(model_dir: Path, out: Path, reference: Path | None, sample_rows: in
         "classes_dtype": None if classes is None else str(classes.dtype),
     }
     (out / "preprocess.json").write_text(json.dumps(preprocess, sort_keys=True))
-    family = _ESTIMATORS[type(estimator).__name__]
     band = 2 * ATOL
-    if family[0] == "tree":
+    if family != "linear":
         try:
-            band = 2 * max(ATOL, len(_sklearn_trees(estimator)) * _FLOAT32_UNIT)
+            band = 2 * max(ATOL, _tree_count(estimator, family) * _FLOAT32_UNIT)
         except NotCompilable:
             band = 2 * max(ATOL, 1000 * _FLOAT32_UNIT)
     candidates: dict[str, dict[str, Any]] = {}
@@ -646,13 +762,14 @@ def _compile(model_dir: Path, out: Path, reference: Path | None, sample_rows: in
         candidates[runtime] = entry
         try:
             if runtime == "onnxruntime":
-                for key in ("onnx_output", "onnx_input", "onnx_nonan"):
+                for key in ("onnx_output", "onnx_input", "onnx_nonan", "onnx_column"):
                     preprocess.pop(key, None)
-                preprocess.update(_to_onnx(estimator, spec["width"], out, tree=family[0] == "tree"))
+                if family in _BOOSTING:
+                    preprocess.update(_boosting_to_onnx(estimator, spec["width"], out))
+                else:
+                    preprocess.update(_to_onnx(estimator, spec["width"], out, tree=family == "tree"))
                 (out / "preprocess.json").write_text(json.dumps(preprocess, sort_keys=True))
             elif runtime == "treelite":
-                if not family[1]:
-                    raise NotCompilable(f"Treelite does not import {type(estimator).__name__}")
                 _to_treelite(estimator, out)
             decision = {"runtime": runtime, "label_band": band}
             compiled = CompiledModel(out, decision)

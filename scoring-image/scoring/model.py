@@ -5,7 +5,7 @@ or ``/predict`` bodies, no ``params``): requests are checked column by column in
 merged into one pandas DataFrame per batch, and handed to ``PyFuncModel.predict`` or, for the
 sklearn flavor, to the estimator's own predict function (the flavor's ``predict_fn``; pyfunc's
 sklearn wrapper calls that same method after its schema enforcement). Requests are merged only for
-sklearn models (their predict is row by row) unless ``batching`` says ``row-aligned``.
+scikit-learn, XGBoost and LightGBM models (their predict is row by row) unless ``batching`` says ``row-aligned``.
 
 In the default ``mlflow`` validation mode a request takes the fast path only when every value
 already has the signature's exact JSON type, so the frame is the one MLflow would build; anything
@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from .compiled import COMPILED_FLAVORS
 from .errors import BadRequest, InvalidInput, ScoringError
 from .general import ModelError, ModelRejectedInput, mlflow_encode, model_failure, score_general
 from .protocol import ParsedInput, parse_invocations
@@ -140,9 +141,10 @@ class LoadedModel:
             # pyfunc's sklearn wrapper calls this same method after its own schema enforcement.
             raw = self._pyfunc.get_raw_model()
             self._predict_frame = getattr(raw, pyfunc_conf.get("predict_fn", "predict"))
-        if self.specs and pyfunc_conf.get("loader_module") == "mlflow.sklearn":
+        if self.specs and pyfunc_conf.get("loader_module") in COMPILED_FLAVORS:
             self._load_compiled()
-        merge = {"sklearn": pyfunc_conf.get("loader_module") == "mlflow.sklearn", "row-aligned": True}
+        # scikit-learn's, XGBoost's and LightGBM's predict score each row on its own: requests may be merged.
+        merge = {"sklearn": pyfunc_conf.get("loader_module") in COMPILED_FLAVORS, "row-aligned": True}
         self._may_merge = merge.get(self.batching, False)
         log.info(
             "loaded model %s (flavors %s, %s)",
@@ -190,8 +192,10 @@ class LoadedModel:
             same = isinstance(original, np.ndarray) and got.shape == original.shape and got.dtype == original.dtype
             if same and self.compiled.output == "label":
                 same = bool((got == original).all())
-            elif same:
-                same = bool(np.allclose(got, original, rtol=1e-6, atol=1e-6))
+            elif same:  # within the tolerance the image build verified with
+                tolerance = self.compiled.decision.get("tolerance", {})
+                atol, rtol = tolerance.get("atol", 1e-6), tolerance.get("rtol", 1e-6)
+                same = bool(np.allclose(got, original, rtol=rtol, atol=atol))
         except Exception as exc:  # noqa: BLE001
             same = False
             log.warning("compiled model failed on the warm-up input: %s", exc)

@@ -76,6 +76,8 @@ def preprocessing():
 
 
 def estimator(kind: str):
+    import lightgbm
+    import xgboost
     from sklearn import ensemble, linear_model, tree
 
     return {
@@ -89,6 +91,11 @@ def estimator(kind: str):
         "logistic": lambda: linear_model.LogisticRegression(max_iter=500),
         "linear": lambda: linear_model.LinearRegression(),
         "ridge": lambda: linear_model.Ridge(alpha=0.5),
+        "xgboost": lambda: xgboost.XGBClassifier(n_estimators=20, max_depth=4, n_jobs=1),
+        "xgboost_binary": lambda: xgboost.XGBClassifier(n_estimators=20, max_depth=4, n_jobs=1),
+        "xgboost_regressor": lambda: xgboost.XGBRegressor(n_estimators=20, max_depth=4, n_jobs=1),
+        "lightgbm": lambda: lightgbm.LGBMClassifier(n_estimators=20, num_leaves=15, n_jobs=1, verbose=-1),
+        "lightgbm_regressor": lambda: lightgbm.LGBMRegressor(n_estimators=20, num_leaves=15, n_jobs=1, verbose=-1),
     }[kind]()
 
 
@@ -103,9 +110,23 @@ KINDS = [
     "logistic",
     "linear",
     "ridge",
+    "xgboost",
+    "xgboost_binary",
+    "xgboost_regressor",
+    "lightgbm",
+    "lightgbm_regressor",
 ]
-REGRESSORS = {"extra_trees_regressor", "random_forest_regressor", "gradient_boosting_regressor", "linear", "ridge"}
-BINARY = {"binary_forest"}  # fitted on two classes (label > 0) instead of three
+REGRESSORS = {
+    "extra_trees_regressor",
+    "random_forest_regressor",
+    "gradient_boosting_regressor",
+    "linear",
+    "ridge",
+    "xgboost_regressor",
+    "lightgbm_regressor",
+}
+BINARY = {"binary_forest", "xgboost_binary"}  # fitted on two classes (label > 0) instead of three
+BOOSTING = {"xgboost", "xgboost_binary", "xgboost_regressor", "lightgbm", "lightgbm_regressor"}
 
 
 def save_kind(path: Path, kind: str, *, reference: Path | None = None, **save_options) -> Path:
@@ -120,12 +141,17 @@ def save_kind(path: Path, kind: str, *, reference: Path | None = None, **save_op
     model = Pipeline([("pre", preprocessing()), ("model", estimator(kind))]).fit(data, target)
     if reference is not None:
         frame(300, seed=2)[0].to_parquet(reference)
+    if kind in BOOSTING:  # skops does not take XGBoost's and LightGBM's estimators
+        save_options.setdefault("serialization_format", "cloudpickle")
+    else:
+        save_options.setdefault(
+            "skops_trusted_types", [*TRUSTED_TYPES, "numpy.dtype", "sklearn._loss.loss.HalfBinomialLoss"]
+        )
     mlflow.sklearn.save_model(
         model,
         str(path),
         signature=infer_signature(data, model.predict(data)),
         input_example=data.head(3),
-        skops_trusted_types=[*TRUSTED_TYPES, "numpy.dtype", "sklearn._loss.loss.HalfBinomialLoss"],
         **save_options,
     )
     return path
@@ -194,4 +220,37 @@ def save_numeric(path: Path, kind: str) -> Path:
         input_example=data.head(5),
         serialization_format="cloudpickle",
     )
+    return path
+
+
+def save_boosting_flavor(path: Path, flavor: str) -> Path:
+    """A model logged with XGBoost's or LightGBM's own MLflow flavor, on numbers only:
+    - "xgboost": an ``XGBClassifier`` stopped early (its predict uses the first ``best_iteration + 1`` rounds of
+      more), answering labels;
+    - "xgboost_booster": a ``Booster`` of ``xgboost.train`` on a binary objective, answering P(class 1);
+    - "lightgbm": a ``Booster`` of ``lightgbm.train`` on a binary objective, answering P(class 1)."""
+    import lightgbm
+    import mlflow.lightgbm
+    import mlflow.xgboost
+    import xgboost
+    from mlflow.models import infer_signature
+
+    data, label, _ = frame(500, seed=1)
+    data = data[["num1", "num2", "count"]]
+    held_out, held_out_label, _ = frame(200, seed=3)
+    held_out = held_out[["num1", "num2", "count"]]
+    binary = (label > 0).astype("int64")
+    save = mlflow.lightgbm.save_model if flavor == "lightgbm" else mlflow.xgboost.save_model
+    if flavor == "xgboost":
+        model = xgboost.XGBClassifier(n_estimators=200, learning_rate=0.5, early_stopping_rounds=2, n_jobs=1)
+        model.fit(data, label, eval_set=[(held_out, held_out_label)], verbose=False)
+        assert model.best_iteration + 1 < 200, "the classifier must stop early for this model to mean anything"
+    elif flavor == "xgboost_booster":
+        params = {"objective": "binary:logistic", "max_depth": 4, "nthread": 1}
+        model = xgboost.train(params, xgboost.DMatrix(data, binary), num_boost_round=25)
+    else:
+        params = {"objective": "binary", "num_leaves": 15, "verbose": -1, "num_threads": 1}
+        model = lightgbm.train(params, lightgbm.Dataset(data, binary), num_boost_round=25)
+    scored = model.predict(xgboost.DMatrix(data) if flavor == "xgboost_booster" else data)
+    save(model, str(path), signature=infer_signature(data, scored), input_example=data.head(3))
     return path

@@ -26,6 +26,7 @@ from .compiled_models import (
     KINDS,
     REGRESSORS,
     frame,
+    save_boosting_flavor,
     save_kind,
     save_knn,
     save_numeric,
@@ -261,7 +262,7 @@ def test_near_ties_are_decided_by_the_original_model(compiled_kind):
 def test_a_custom_pyfunc_is_served_by_the_original(trouble_model_dir, tmp_path):
     decision = compile_model(trouble_model_dir, tmp_path / "out")
     assert decision["runtime"] == "original"
-    assert "only scikit-learn models compile" in decision["reason"]
+    assert "(scikit-learn, XGBoost and LightGBM models compile)" in decision["reason"]
     assert not (tmp_path / "out" / "model.onnx").exists()
     assert (tmp_path / "out" / "requirements.txt").read_text().startswith("#")
 
@@ -417,3 +418,37 @@ def test_models_without_a_column_transformer_compile(kind, tmp_path):
     assert np.allclose(json.loads(mine[0][0])["predictions"], json.loads(theirs[0][0])["predictions"], atol=ATOL)
     columns[0][3] = None  # the forest takes NaN, the logistic regression refuses it: compiled or not
     assert _outcome(compiled, [columns], [4]) == _outcome(original, [columns], [4])
+
+
+@pytest.mark.parametrize(
+    "flavor,runtime",
+    [
+        ("xgboost", "onnxruntime"),
+        ("xgboost", "treelite"),
+        ("xgboost_booster", "onnxruntime"),
+        ("xgboost_booster", "treelite"),
+        ("lightgbm", "treelite"),
+    ],
+)
+def test_xgboost_and_lightgbm_flavors_compile_and_answer_like_the_original(flavor, runtime, tmp_path):
+    model_dir = save_boosting_flavor(tmp_path / flavor, flavor)
+    decision = compile_model(model_dir, tmp_path / "out", runtimes=(runtime,))
+    assert decision["runtime"] == runtime, decision["reason"]
+    assert decision["output"] == ("label" if flavor == "xgboost" else "value")
+    compiled, original = _loaded(model_dir, tmp_path / "out"), _loaded(model_dir, None)
+    assert compiled.runtime_info["active"] == runtime and compiled.runtime_info["startup_check"].startswith("equal")
+    data, _, _ = frame(60, seed=9)
+    columns = [_columns(data)[i] for i in (0, 1, 2)]  # num1 (with missing values), num2, count
+    columns[1][:3] = [None, 0.0, 1e9]
+    mine = json.loads(compiled.predict_batch([columns], [60])[0][0])["predictions"]
+    theirs = json.loads(original.predict_batch([columns], [60])[0][0])["predictions"]
+    if flavor == "xgboost":
+        assert mine == theirs and all(type(v) is int for v in mine)
+    else:
+        assert np.allclose(mine, theirs, rtol=RTOL, atol=ATOL) and 0 < min(mine) <= max(mine) < 1
+
+
+def test_lightgbm_is_not_converted_to_onnx_whose_trees_compare_in_float32(compiled_kind):
+    _, _, decision = compiled_kind("lightgbm")
+    assert decision["runtime"] == "treelite"
+    assert "float64 thresholds" in decision["candidates"]["onnxruntime"]["error"]
