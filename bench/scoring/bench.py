@@ -1,9 +1,10 @@
 """Benchmark: `mlflow models serve --env-manager local` vs our scoring server, same model, same workers.
 
-    .venv/bin/python bench/scoring/bench.py [--duration 10] [--workers 1] [--json out.json]
+    .venv/bin/python bench/scoring/bench.py [--duration 10] [--workers 1] [--json out.json] [--estimator forest]
         [--scenario '64-row, c=8'] [--skip-mlflow] [--skip-echo] [--profile [--profile-scenario '64-row, c=8']]
 
-Trains the credit-default pipeline (one-hot + RandomForest, 200 trees), saves it as an MLflow model,
+Trains the credit-default pipeline (one-hot + RandomForest, 200 trees; ``--estimator xgboost`` or ``lightgbm``
+puts an XGBClassifier or LGBMClassifier of as many trees in the forest's place), saves it as an MLflow model,
 starts both servers on it (127.0.0.1, free ports), drives each with the same closed-loop load
 (1-row requests at concurrency 1, 8, 32; 64-row requests at concurrency 8) and prints throughput and
 latency percentiles, plus the in-process predict time of a batch (the limit). One run, one machine.
@@ -56,7 +57,7 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
     raise TimeoutError(url)
 
 
-def train(model_dir: Path, trees: int):
+def train(model_dir: Path, trees: int, estimator: str = "forest"):
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
@@ -64,13 +65,25 @@ def train(model_dir: Path, trees: int):
 
     frame = make_frame(5000, seed=1)
     features = frame[INPUT_COLUMNS]
-    pipeline = build_pipeline(n_estimators=trees).fit(features, frame[TARGET])
+    pipeline = build_pipeline(n_estimators=trees)
+    save_options: dict = {"skops_trusted_types": ["sklearn.tree._tree.Tree"]}
+    if estimator == "xgboost":
+        from xgboost import XGBClassifier
+
+        pipeline.steps[-1] = ("model", XGBClassifier(n_estimators=trees, max_depth=6, n_jobs=1))
+        save_options = {"serialization_format": "cloudpickle"}
+    elif estimator == "lightgbm":
+        from lightgbm import LGBMClassifier
+
+        pipeline.steps[-1] = ("model", LGBMClassifier(n_estimators=trees, num_leaves=63, n_jobs=1, verbose=-1))
+        save_options = {"serialization_format": "cloudpickle"}
+    pipeline.fit(features, frame[TARGET])
     mlflow.sklearn.save_model(
         pipeline,
         str(model_dir),
         signature=infer_signature(features, pipeline.predict(features)),
         input_example=features.head(3),
-        skops_trusted_types=["sklearn.tree._tree.Tree"],
+        **save_options,
     )
     return make_frame(64, seed=3)[INPUT_COLUMNS]
 
@@ -251,6 +264,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring")
     parser.add_argument("--workers", type=int, default=1, help="workers for both servers")
     parser.add_argument("--trees", type=int, default=200)
+    parser.add_argument("--estimator", choices=["forest", "xgboost", "lightgbm"], default="forest")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--skip-mlflow", action="store_true", help="only our server, original and compiled")
     parser.add_argument("--profile", action="store_true", help="also profile the compiled server (--profile-scenario)")
@@ -275,8 +289,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="scoring-bench-") as tmpdir:
         tmp = Path(tmpdir)
         model_dir = tmp / "model"
-        print(f"training credit-default ({args.trees} trees) ...", flush=True)
-        rows = train(model_dir, args.trees)
+        print(f"training credit-default ({args.estimator}, {args.trees} trees) ...", flush=True)
+        rows = train(model_dir, args.trees, args.estimator)
         limit = in_process_limit(model_dir, rows)
         compact = in_process_limit(model_dir, rows, compact_warnings=True)
         print("in-process predict (median ms): " + ", ".join(f"{n} rows {ms:.1f}" for n, ms in limit.items()))

@@ -7,7 +7,9 @@
 - ``Preprocessor`` replays the fitted ColumnTransformer column by column (imputation, one-hot, ordinal codes,
   scaling, passthrough) into one matrix, each feature computed in float64 as scikit-learn computes it; for
   tree models the matrix is float32 (each feature rounded when stored), as scikit-learn's trees round their
-  input before comparing with their thresholds, and goes to ONNX Runtime without another copy;
+  input before comparing with their thresholds, and goes to ONNX Runtime without another copy; for XGBoost
+  after a ColumnTransformer with sparse output, zeros become NaN (XGBoost takes a sparse matrix's unstored
+  entries as missing values);
 - the estimator runs in ONNX Runtime or Treelite's GTIL;
 - a batch with a null in a string column is scored by the original model (what scikit-learn makes of it
   depends on the DataFrame pandas builds around it);
@@ -193,6 +195,7 @@ class Preprocessor:
         self.string_inputs: list[int] = spec.get("string_inputs", [])
         self.width: int = spec["width"]
         self.float32: bool = spec["float32"]
+        self.zero_is_missing: bool = spec.get("zero_is_missing", False)
         offsets = []
         offset = 0
         for col in self.columns:
@@ -208,6 +211,8 @@ class Preprocessor:
         out = np.zeros((rows, self.width), dtype=np.float32 if self.float32 else np.float64)
         for col, offset in zip(self.columns, self.offsets, strict=True):
             col.write(columns[col.index], out, offset)
+        if self.zero_is_missing:
+            out[out == 0] = np.nan
         return out
 
 

@@ -244,6 +244,8 @@ def _preprocess_spec(pipeline: Any, inputs: list[str], kinds: dict[str, str]) ->
         # XGBoost, like scikit-learn's trees, compares float32 features; LightGBM compares float64 ones.
         "float32": family in ("tree", "xgboost"),
         "string_inputs": strings,
+        # XGBoost takes the entries a sparse matrix does not store (a sparse ColumnTransformer's zeros) as missing
+        "zero_is_missing": family == "xgboost" and bool(getattr(first, "sparse_output_", False)),
     }
     return spec, estimator
 

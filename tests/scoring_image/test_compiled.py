@@ -448,6 +448,18 @@ def test_xgboost_and_lightgbm_flavors_compile_and_answer_like_the_original(flavo
         assert np.allclose(mine, theirs, rtol=RTOL, atol=ATOL) and 0 < min(mine) <= max(mine) < 1
 
 
+def test_xgboost_after_a_sparse_column_transformer_takes_zeros_as_missing(compiled_kind):
+    model_dir, out, decision = compiled_kind("xgboost_sparse")
+    assert json.loads((out / "preprocess.json").read_text())["preprocess"]["zero_is_missing"] is True
+    _, dense_out, _ = compiled_kind("xgboost")
+    assert json.loads((dense_out / "preprocess.json").read_text())["preprocess"]["zero_is_missing"] is False
+    compiled, original = _loaded(model_dir, out), _loaded(model_dir, None)
+    columns = _tricky_columns()
+    columns[0] = [0.0 if v is None else v for v in columns[0]]
+    columns[2] = [0] * 20 + [1] * 20  # zeros: missing to XGBoost in a sparse matrix
+    assert _outcome(compiled, [columns], [40]) == _outcome(original, [columns], [40])
+
+
 def test_lightgbm_is_not_converted_to_onnx_whose_trees_compare_in_float32(compiled_kind):
     _, _, decision = compiled_kind("lightgbm")
     assert decision["runtime"] == "treelite"
