@@ -281,16 +281,17 @@ def _booster(estimator: Any) -> Any:
 
 def _feature_names(model: Any) -> list[str] | None:
     """The column names the model was fitted on, if it kept them."""
-    names = getattr(model, "feature_names_in_", None)
-    if names is not None:
-        return list(names)
-    if type(model).__name__ == "Booster":
-        library = type(model).__module__.split(".")[0]
+    library = type(model).__module__.split(".")[0]
+    try:
+        names = getattr(model, "feature_names_in_", None)
+    except Exception:  # noqa: BLE001 - LightGBM's property raises when the model was not fitted on named columns
+        names = None
+    if names is None and type(model).__name__ == "Booster":
         names = model.feature_names if library == "xgboost" else model.feature_name()
-        if library == "lightgbm" and names == [f"Column_{i}" for i in range(len(names))]:
-            return None  # fitted on an unnamed matrix: LightGBM takes the columns in order
-        return list(names) if names else None
-    return None
+    names = [str(n) for n in names] if names is not None and len(names) else None
+    if library == "lightgbm" and names == [f"Column_{i}" for i in range(len(names or []))]:
+        return None  # fitted on an unnamed matrix: LightGBM takes the columns in order
+    return names
 
 
 def _feature_count(model: Any) -> int | None:
